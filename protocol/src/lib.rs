@@ -1,0 +1,1 @@
+//! protocol (see the project's issues).

@@ -1,0 +1,1 @@
+//! reader-otsstream (see the project's issues).

@@ -1,0 +1,1 @@
+//! reader-stream (see the project's issues).

@@ -1,0 +1,1 @@
+//! writer-stream (see the project's issues).

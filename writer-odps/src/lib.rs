@@ -1,0 +1,1 @@
+//! writer-odps (see the project's issues).

@@ -1,0 +1,1 @@
+//! writer-oss (see the project's issues).
