@@ -1,1 +1,26 @@
-//! protocol (see the project's issues).
+//! The wire contract between the engine and its plugins, and the plugin-side runtime.
+//!
+//! This crate is the normative description of the protocol:
+//!
+//! * [`value`]: the record and column model, DataX byte sizes, conversions.
+//! * [`records`]: the MessagePack encoding of records.
+//! * [`message`]: every message, its direction and contract, and the order of a stream.
+//! * [`frame`]: the preamble and frames (length, body, CRC-32), decoders and writers,
+//!   the `hello` compatibility rule.
+//! * [`jsonl`]: the JSON-lines form of records (`--format jsonl`).
+//! * [`jobfile`]: reading `--config` job files as the vendor documentation writes them.
+//! * [`runtime`]: the command line and modes every plugin shares.
+//!
+//! Golden frames of every message type are in `testdata/golden/` (see `tests/golden.rs`).
+
+pub mod frame;
+pub mod jobfile;
+pub mod jsonl;
+pub mod message;
+pub mod records;
+pub mod runtime;
+pub mod value;
+
+pub use frame::{FrameDecoder, FrameError, FrameReader, FrameWriter};
+pub use message::{Message, Role};
+pub use value::{Record, Value};

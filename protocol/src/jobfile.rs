@@ -1,0 +1,341 @@
+//! Reading job files as the vendor documentation writes them, for `--config`.
+//!
+//! * [`parse_lenient`]: JSON with `//`, `#` and `/* */` comments and trailing commas.
+//! * [`substitute`]: `${name}` and `$name` variables, before parsing (as DataX does).
+//! * [`plugin_parameter`]: a plugin's own `parameter` object from a DataX job
+//!   (`job.content[0].reader.parameter`), a Data Integration script job
+//!   (`configuration.reader.parameter`, or the `steps` form), or a bare parameter object.
+//!   Keys are matched ignoring case and surrounding spaces (`"Configuration "`).
+
+use serde_json::{Map, Value};
+
+use crate::message::Role;
+
+/// A job file that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JobFileError {
+    #[error("{source_name}: not valid JSON at line {line}, column {column}: {message}")]
+    Syntax {
+        source_name: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{source_name}: variable ${{{name}}} is not set (give it with -p {name}=VALUE)")]
+    UnsetVariable { source_name: String, name: String },
+    #[error("{source_name}: {message}")]
+    Shape {
+        source_name: String,
+        message: String,
+    },
+}
+
+/// Removes comments and trailing commas, leaving strings untouched, then parses.
+/// Line and column numbers in errors refer to the original text.
+pub fn parse_lenient(text: &str, source_name: &str) -> Result<Value, JobFileError> {
+    let cleaned = strip_comments_and_trailing_commas(text);
+    serde_json::from_str(&cleaned).map_err(|e| JobFileError::Syntax {
+        source_name: source_name.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: e
+            .to_string()
+            .split(" at line")
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
+/// Comments become spaces (newlines kept) so positions stay the same.
+fn strip_comments_and_trailing_commas(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let mut in_string = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            out.push(b);
+            if b == b'\\' && i + 1 < bytes.len() {
+                out.push(bytes[i + 1]);
+                i += 2;
+                continue;
+            }
+            if b == b'"' {
+                in_string = false;
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                out.push(b);
+                i += 1;
+            }
+            b'#' => i = blank_until_newline(bytes, i, &mut out),
+            b'/' if bytes.get(i + 1) == Some(&b'/') => i = blank_until_newline(bytes, i, &mut out),
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = text[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |p| i + 2 + p + 2);
+                for &c in &bytes[i..end] {
+                    out.push(if c == b'\n' { b'\n' } else { b' ' });
+                }
+                i = end;
+            }
+            b']' | b'}' => {
+                // Drop a comma that only whitespace separates from this closing bracket.
+                if let Some(pos) = out.iter().rposition(|c| !c.is_ascii_whitespace()) {
+                    if out[pos] == b',' {
+                        out[pos] = b' ';
+                    }
+                }
+                out.push(b);
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    // Only ASCII bytes were replaced by ASCII bytes: still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn blank_until_newline(bytes: &[u8], mut i: usize, out: &mut Vec<u8>) -> usize {
+    while i < bytes.len() && bytes[i] != b'\n' {
+        out.push(b' ');
+        i += 1;
+    }
+    i
+}
+
+/// Replaces `${name}` and `$name` (name: letters, digits, `_`, `.`, `-`, starting with a
+/// letter or `_`) using `lookup`. A variable `lookup` does not know is an error naming
+/// it. `$$` stands for a literal `$`. Text such as `$[...]` that is not a variable is
+/// left for later stages.
+pub fn substitute(
+    text: &str,
+    source_name: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, JobFileError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(stripped) = after.strip_prefix('$') {
+            out.push('$');
+            rest = stripped;
+            continue;
+        }
+        let (name, consumed) = if let Some(inner) = after.strip_prefix('{') {
+            match inner.find('}') {
+                Some(end) if is_name(&inner[..end]) => (&inner[..end], end + 2),
+                _ => ("", 0),
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if end > 0 && is_name(&after[..end]) {
+                (&after[..end], end)
+            } else {
+                ("", 0)
+            }
+        };
+        if name.is_empty() {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        match lookup(name) {
+            Some(value) => out.push_str(&value),
+            None => {
+                return Err(JobFileError::UnsetVariable {
+                    source_name: source_name.to_owned(),
+                    name: name.to_owned(),
+                })
+            }
+        }
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Parses `-p` arguments: `name=value`, or DataX's `-Dname=value -Dother=v` in one string.
+pub fn parse_params(args: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut params = Vec::new();
+    for arg in args {
+        let items: Vec<&str> = if arg.trim_start().starts_with("-D") {
+            arg.split_whitespace().collect()
+        } else {
+            vec![arg.as_str()]
+        };
+        for item in items {
+            let item = item.strip_prefix("-D").unwrap_or(item);
+            let (name, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("-p {item:?}: expected name=value"))?;
+            if !is_name(name) {
+                return Err(format!("-p {item:?}: {name:?} is not a variable name"));
+            }
+            params.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    Ok(params)
+}
+
+/// Looks up `key` in `map` ignoring ASCII case and surrounding spaces.
+pub fn get_key<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    map.get(key).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// The plugin's own parameter object in a job document (or the document itself when it
+/// is a bare parameter object).
+pub fn plugin_parameter(doc: &Value, role: Role, source_name: &str) -> Result<Value, JobFileError> {
+    let shape = |message: String| JobFileError::Shape {
+        source_name: source_name.to_owned(),
+        message,
+    };
+    let Value::Object(top) = doc else {
+        return Err(shape(
+            "a job file or parameter must be a JSON object".into(),
+        ));
+    };
+    let side = role.name();
+    let section = if let Some(job) = get_key(top, "job") {
+        let content = job
+            .as_object()
+            .and_then(|j| get_key(j, "content"))
+            .and_then(Value::as_array)
+            .ok_or_else(|| shape("job.content must be an array".into()))?;
+        let first = content
+            .first()
+            .and_then(Value::as_object)
+            .ok_or_else(|| shape("job.content is empty".into()))?;
+        get_key(first, side).ok_or_else(|| shape(format!("job.content[0] has no {side}")))?
+    } else if let Some(configuration) = get_key(top, "configuration") {
+        configuration
+            .as_object()
+            .and_then(|c| get_key(c, side))
+            .ok_or_else(|| shape(format!("configuration has no {side}")))?
+    } else if let Some(steps) = get_key(top, "steps") {
+        steps
+            .as_array()
+            .and_then(|steps| {
+                steps.iter().find(|s| {
+                    s.as_object()
+                        .and_then(|s| get_key(s, "category"))
+                        .and_then(Value::as_str)
+                        .is_some_and(|c| c.eq_ignore_ascii_case(side))
+                })
+            })
+            .ok_or_else(|| shape(format!("no step with category {side:?}")))?
+    } else {
+        return Ok(doc.clone());
+    };
+    section
+        .as_object()
+        .and_then(|s| get_key(s, "parameter"))
+        .filter(|p| p.is_object())
+        .cloned()
+        .ok_or_else(|| shape(format!("the {side} section has no parameter object")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn comments_and_trailing_commas() {
+        let text = r#"{
+            "a": "x // not a comment # nor this", // comment
+            "b": [1, 2,], # another
+            /* block */ "c": {"d": 1,},
+        }"#;
+        let v = parse_lenient(text, "job.json").unwrap();
+        assert_eq!(
+            v,
+            json!({"a": "x // not a comment # nor this", "b": [1, 2], "c": {"d": 1}})
+        );
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_original_line() {
+        let err = parse_lenient("{\n  // c\n  \"a\": nope\n}", "job.json").unwrap_err();
+        match err {
+            JobFileError::Syntax { line, .. } => assert_eq!(line, 3),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn variables() {
+        let lookup = |n: &str| (n == "start_time").then(|| "20240101".to_owned());
+        assert_eq!(
+            substitute("a ${start_time} $start_time $$ $[yyyymmdd] $", "j", &lookup).unwrap(),
+            "a 20240101 20240101 $ $[yyyymmdd] $"
+        );
+        let err = substitute("${end_time}", "job.json", &lookup).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "job.json: variable ${end_time} is not set (give it with -p end_time=VALUE)"
+        );
+    }
+
+    #[test]
+    fn params_in_both_forms() {
+        let p = parse_params(&["a=1".into(), "-Db=2 -Dc=x=y".into()]).unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "2".into()),
+                ("c".into(), "x=y".into())
+            ]
+        );
+        assert!(parse_params(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn sections_in_every_job_shape() {
+        let datax = json!({"job": {"content": [{"reader": {"name": "r", "parameter": {"x": 1}}, "writer": {"parameter": {"y": 2}}}]}});
+        assert_eq!(
+            plugin_parameter(&datax, Role::Reader, "j").unwrap(),
+            json!({"x": 1})
+        );
+        assert_eq!(
+            plugin_parameter(&datax, Role::Writer, "j").unwrap(),
+            json!({"y": 2})
+        );
+        let di = json!({"type": "job", "Configuration ": {"reader": {"plugin": "otsstream", "parameter": {"x": 1}}}});
+        assert_eq!(
+            plugin_parameter(&di, Role::Reader, "j").unwrap(),
+            json!({"x": 1})
+        );
+        let steps = json!({"steps": [{"category": "reader", "parameter": {"x": 3}}, {"category": "writer", "parameter": {"y": 4}}]});
+        assert_eq!(
+            plugin_parameter(&steps, Role::Writer, "j").unwrap(),
+            json!({"y": 4})
+        );
+        let bare = json!({"sliceRecordCount": 3});
+        assert_eq!(plugin_parameter(&bare, Role::Reader, "j").unwrap(), bare);
+        assert!(plugin_parameter(&json!({"job": {"content": []}}), Role::Reader, "j").is_err());
+    }
+}

@@ -1,0 +1,326 @@
+//! MessagePack encoding of records.
+//!
+//! A batch of records is one MessagePack array of records; a record is an array of
+//! values; each value uses the MessagePack type that fits it:
+//!
+//! | value | MessagePack |
+//! |---|---|
+//! | null | nil |
+//! | bool | bool |
+//! | long | int (smallest form) |
+//! | double | float 64 |
+//! | string | str |
+//! | bytes | bin |
+//! | decimal | ext type 1, the decimal text in UTF-8 |
+//! | date | ext type 2, 8 bytes: epoch milliseconds, big-endian two's complement |
+//!
+//! Decoding accepts float 32 as a double and any int form that fits in an i64 (a uint
+//! above `i64::MAX` is an error). The encoding is written with `rmp`'s primitives, not
+//! through serde, because it is the hot path of every pipeline.
+
+use crate::value::{Record, Value};
+
+/// MessagePack ext type of a decimal.
+pub const EXT_DECIMAL: i8 = 1;
+/// MessagePack ext type of a date.
+pub const EXT_DATE: i8 = 2;
+
+/// A malformed record encoding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad record encoding at byte {offset}: {message}")]
+pub struct RecordDecodeError {
+    pub offset: usize,
+    pub message: String,
+}
+
+/// Appends one value.
+pub fn encode_value(value: &Value, out: &mut Vec<u8>) {
+    use rmp::encode::*;
+    // Writing into a Vec cannot fail: the results below are all Ok.
+    let _ = match value {
+        Value::Null => write_nil(out).map_err(drop),
+        Value::Bool(b) => write_bool(out, *b).map_err(drop),
+        Value::Long(v) => write_sint(out, *v).map(drop).map_err(drop),
+        Value::Double(d) => write_f64(out, *d).map_err(drop),
+        Value::String(s) => write_str(out, s).map_err(drop),
+        Value::Bytes(b) => write_bin(out, b).map_err(drop),
+        Value::Decimal(s) => {
+            let r = write_ext_meta(out, s.len() as u32, EXT_DECIMAL)
+                .map(drop)
+                .map_err(drop);
+            out.extend_from_slice(s.as_bytes());
+            r
+        }
+        Value::Date(ms) => {
+            let r = write_ext_meta(out, 8, EXT_DATE).map(drop).map_err(drop);
+            out.extend_from_slice(&ms.to_be_bytes());
+            r
+        }
+    };
+}
+
+/// Appends one record.
+pub fn encode_record(record: &[Value], out: &mut Vec<u8>) {
+    let _ = rmp::encode::write_array_len(out, record.len() as u32);
+    for value in record {
+        encode_value(value, out);
+    }
+}
+
+/// Encodes records as one array.
+pub fn encode_records<R: AsRef<[Value]>>(records: &[R], out: &mut Vec<u8>) {
+    let _ = rmp::encode::write_array_len(out, records.len() as u32);
+    for record in records {
+        encode_record(record.as_ref(), out);
+    }
+}
+
+/// Decodes an array of records. The whole input must be consumed.
+pub fn decode_records(bytes: &[u8]) -> Result<Vec<Record>, RecordDecodeError> {
+    let mut cursor = Cursor { bytes, pos: 0 };
+    let count = cursor.array_len()?;
+    // Each record takes at least one byte: a count beyond the input is a lie.
+    if count > bytes.len() {
+        return Err(cursor.error(format!("array of {count} records in {} bytes", bytes.len())));
+    }
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        records.push(cursor.record()?);
+    }
+    cursor.finish()?;
+    Ok(records)
+}
+
+/// Decodes one record. The whole input must be consumed.
+pub fn decode_record(bytes: &[u8]) -> Result<Record, RecordDecodeError> {
+    let mut cursor = Cursor { bytes, pos: 0 };
+    let record = cursor.record()?;
+    cursor.finish()?;
+    Ok(record)
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn error(&self, message: String) -> RecordDecodeError {
+        RecordDecodeError {
+            offset: self.pos,
+            message,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordDecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or_else(|| self.error(format!("needs {n} more bytes, input ends")))?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn byte(&mut self) -> Result<u8, RecordDecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn be<const N: usize>(&mut self) -> Result<[u8; N], RecordDecodeError> {
+        let mut array = [0u8; N];
+        array.copy_from_slice(self.take(N)?);
+        Ok(array)
+    }
+
+    fn finish(&self) -> Result<(), RecordDecodeError> {
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(self.error(format!("{} trailing bytes", self.bytes.len() - self.pos)))
+        }
+    }
+
+    fn array_len(&mut self) -> Result<usize, RecordDecodeError> {
+        let at = self.pos;
+        match self.byte()? {
+            m @ 0x90..=0x9f => Ok(usize::from(m & 0x0f)),
+            0xdc => Ok(usize::from(u16::from_be_bytes(self.be()?))),
+            0xdd => Ok(u32::from_be_bytes(self.be()?) as usize),
+            m => Err(RecordDecodeError {
+                offset: at,
+                message: format!("expected an array, found marker 0x{m:02x}"),
+            }),
+        }
+    }
+
+    fn record(&mut self) -> Result<Record, RecordDecodeError> {
+        let len = self.array_len()?;
+        if len > self.bytes.len() - self.pos {
+            return Err(self.error(format!("record of {len} values in the remaining input")));
+        }
+        let mut record = Vec::with_capacity(len);
+        for _ in 0..len {
+            record.push(self.value()?);
+        }
+        Ok(record)
+    }
+
+    fn text(&mut self, len: usize) -> Result<String, RecordDecodeError> {
+        let at = self.pos;
+        let raw = self.take(len)?;
+        std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|e| RecordDecodeError {
+                offset: at,
+                message: format!("string is not UTF-8: {e}"),
+            })
+    }
+
+    fn ext(&mut self, len: usize) -> Result<Value, RecordDecodeError> {
+        let at = self.pos;
+        let ext_type = self.byte()? as i8;
+        match ext_type {
+            EXT_DECIMAL => Ok(Value::Decimal(self.text(len)?)),
+            EXT_DATE if len == 8 => Ok(Value::Date(i64::from_be_bytes(self.be()?))),
+            EXT_DATE => Err(RecordDecodeError {
+                offset: at,
+                message: format!("date ext of {len} bytes, expected 8"),
+            }),
+            other => Err(RecordDecodeError {
+                offset: at,
+                message: format!("unknown ext type {other}"),
+            }),
+        }
+    }
+
+    fn value(&mut self) -> Result<Value, RecordDecodeError> {
+        let at = self.pos;
+        let marker = self.byte()?;
+        let value = match marker {
+            0x00..=0x7f => Value::Long(i64::from(marker)),
+            0xe0..=0xff => Value::Long(i64::from(marker as i8)),
+            0xc0 => Value::Null,
+            0xc2 => Value::Bool(false),
+            0xc3 => Value::Bool(true),
+            0xcc => Value::Long(i64::from(self.byte()?)),
+            0xcd => Value::Long(i64::from(u16::from_be_bytes(self.be()?))),
+            0xce => Value::Long(i64::from(u32::from_be_bytes(self.be()?))),
+            0xcf => {
+                let v = u64::from_be_bytes(self.be()?);
+                Value::Long(i64::try_from(v).map_err(|_| RecordDecodeError {
+                    offset: at,
+                    message: format!("integer {v} is out of the long range"),
+                })?)
+            }
+            0xd0 => Value::Long(i64::from(self.byte()? as i8)),
+            0xd1 => Value::Long(i64::from(i16::from_be_bytes(self.be()?))),
+            0xd2 => Value::Long(i64::from(i32::from_be_bytes(self.be()?))),
+            0xd3 => Value::Long(i64::from_be_bytes(self.be()?)),
+            0xca => Value::Double(f64::from(f32::from_be_bytes(self.be()?))),
+            0xcb => Value::Double(f64::from_be_bytes(self.be()?)),
+            0xa0..=0xbf => Value::String(self.text(usize::from(marker & 0x1f))?),
+            0xd9 => {
+                let len = usize::from(self.byte()?);
+                Value::String(self.text(len)?)
+            }
+            0xda => {
+                let len = usize::from(u16::from_be_bytes(self.be()?));
+                Value::String(self.text(len)?)
+            }
+            0xdb => {
+                let len = u32::from_be_bytes(self.be()?) as usize;
+                Value::String(self.text(len)?)
+            }
+            0xc4 => {
+                let len = usize::from(self.byte()?);
+                Value::Bytes(self.take(len)?.to_vec())
+            }
+            0xc5 => {
+                let len = usize::from(u16::from_be_bytes(self.be()?));
+                Value::Bytes(self.take(len)?.to_vec())
+            }
+            0xc6 => {
+                let len = u32::from_be_bytes(self.be()?) as usize;
+                Value::Bytes(self.take(len)?.to_vec())
+            }
+            0xd4 => self.ext(1)?,
+            0xd5 => self.ext(2)?,
+            0xd6 => self.ext(4)?,
+            0xd7 => self.ext(8)?,
+            0xd8 => self.ext(16)?,
+            0xc7 => {
+                let len = usize::from(self.byte()?);
+                self.ext(len)?
+            }
+            0xc8 => {
+                let len = usize::from(u16::from_be_bytes(self.be()?));
+                self.ext(len)?
+            }
+            0xc9 => {
+                let len = u32::from_be_bytes(self.be()?) as usize;
+                self.ext(len)?
+            }
+            other => {
+                return Err(RecordDecodeError {
+                    offset: at,
+                    message: format!("marker 0x{other:02x} is not a column value"),
+                })
+            }
+        };
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_round_trips() {
+        let record = vec![
+            Value::Null,
+            Value::Bool(true),
+            Value::Long(-1),
+            Value::Long(i64::MIN),
+            Value::Long(i64::MAX),
+            Value::Double(0.1),
+            Value::Double(f64::INFINITY),
+            Value::Decimal("-12.3400".into()),
+            Value::String("héllo, \"world\"\n".into()),
+            Value::Bytes(vec![0, 255, 10]),
+            Value::Date(-1),
+            Value::Date(1_705_307_400_000),
+        ];
+        let mut out = Vec::new();
+        encode_records(&[record.clone(), vec![]], &mut out);
+        assert_eq!(decode_records(&out).unwrap(), vec![record, vec![]]);
+    }
+
+    #[test]
+    fn foreign_int_and_float_forms_are_accepted() {
+        // uint8 200, int16 -300, float32 1.5
+        let bytes = [0x93, 0xcc, 200, 0xd1, 0xfe, 0xd4, 0xca, 0x3f, 0xc0, 0, 0];
+        assert_eq!(
+            decode_record(&bytes).unwrap(),
+            vec![Value::Long(200), Value::Long(-300), Value::Double(1.5)]
+        );
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_with_an_offset() {
+        assert!(
+            decode_record(&[0x91, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+                .unwrap_err()
+                .message
+                .contains("out of the long range")
+        );
+        let e = decode_record(&[0x91, 0xa5, b'a']).unwrap_err();
+        assert_eq!(e.offset, 2);
+        assert!(decode_record(&[0x92, 0xc0]).is_err());
+        assert!(decode_record(&[0x91, 0xa2, 0xff, 0xfe]).is_err());
+        assert!(decode_record(&[0x91, 0xd5, 9, 0, 0]).is_err());
+        assert!(decode_record(&[0x91, 0xc0, 0xc0]).is_err());
+        assert!(decode_records(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+}

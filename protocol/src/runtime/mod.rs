@@ -1,0 +1,244 @@
+//! The plugin-side runtime: what makes every plugin binary behave the same.
+//!
+//! A plugin implements [`Plugin`] plus [`Reader`] or [`Writer`] and calls
+//! [`run_reader`] or [`run_writer`] from `main`. The runtime provides the command line
+//! (see [`cli`]), standalone and engine modes, stdout ownership, panics turned into
+//! `error` frames, and exit codes: 0 success, 1 failure, 2 usage or configuration error.
+//!
+//! Job-level steps (`check`, `prepare`, `split`, `post`, `abort`) are short stateless
+//! processes: with `--engine` they read one [`StepRequest`] as JSON on stdin and answer
+//! one [`StepResponse`] as JSON on stdout; without it they take `--config` (and
+//! `--state`, `--reports`) files and print their result as JSON.
+
+pub mod cli;
+mod sink;
+mod source;
+
+use serde::{Deserialize, Serialize};
+
+pub use cli::{run_reader, run_writer};
+pub use sink::RecordSink;
+pub use source::{RecordSource, WriterOutput};
+
+use crate::message::{ErrorKind, ErrorMessage, JobContext, Role};
+
+/// What a plugin says about itself.
+#[derive(Clone, Copy, Debug)]
+pub struct PluginInfo {
+    /// The executable's name, e.g. `reader-otsstream`.
+    pub name: &'static str,
+    pub version: &'static str,
+    pub role: Role,
+    /// One line for `--help`.
+    pub about: &'static str,
+}
+
+/// A failure inside a plugin. The message names the operation and the object and never
+/// contains a secret.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct PluginError {
+    pub kind: ErrorKind,
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl PluginError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            retryable: false,
+            message: message.into(),
+        }
+    }
+
+    /// A configuration error (exit code 2).
+    pub fn config(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Config, message)
+    }
+
+    pub fn service(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Service, message)
+    }
+
+    pub fn io(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Io, message)
+    }
+
+    pub fn data(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Data, message)
+    }
+
+    pub fn protocol(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Protocol, message)
+    }
+
+    pub fn cancelled(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Cancelled, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    pub fn retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
+    /// Prefixes the message with what was being done.
+    pub fn context(mut self, what: impl std::fmt::Display) -> Self {
+        self.message = format!("{what}: {}", self.message);
+        self
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        if self.kind == ErrorKind::Config {
+            2
+        } else {
+            1
+        }
+    }
+
+    pub fn to_message(&self) -> ErrorMessage {
+        ErrorMessage {
+            kind: self.kind,
+            retryable: self.retryable,
+            message: self.message.clone(),
+        }
+    }
+}
+
+impl From<ErrorMessage> for PluginError {
+    fn from(m: ErrorMessage) -> Self {
+        Self {
+            kind: m.kind,
+            retryable: m.retryable,
+            message: m.message,
+        }
+    }
+}
+
+impl From<crate::FrameError> for PluginError {
+    fn from(e: crate::FrameError) -> Self {
+        match e {
+            crate::FrameError::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {
+                PluginError::cancelled("the output pipe was closed")
+            }
+            crate::FrameError::Io(io) => PluginError::io(io.to_string()),
+            other => PluginError::protocol(other.to_string()),
+        }
+    }
+}
+
+/// The input of a job-level step.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StepContext {
+    /// The plugin's `parameter` object, variables already substituted.
+    #[serde(default)]
+    pub parameter: serde_json::Value,
+    /// What `prepare` returned (null before `prepare`).
+    #[serde(default)]
+    pub state: serde_json::Value,
+    #[serde(default)]
+    pub job: JobContext,
+}
+
+/// The request an engine sends to `<plugin> <step> --engine` on stdin.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StepRequest {
+    #[serde(flatten)]
+    pub context: StepContext,
+    /// `split` only: the number of tasks advised.
+    #[serde(default)]
+    pub count: Option<usize>,
+    /// `post` only: for a writer, the `done.report` of every task in task order; for a
+    /// reader, every checkpoint state its tasks reported, in order.
+    #[serde(default)]
+    pub reports: Vec<serde_json::Value>,
+}
+
+/// The answer of a job-level step, on stdout.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepResponse {
+    pub ok: bool,
+    /// `prepare`: the job state; `split`: the task configs; `spec`: the parameter list.
+    #[serde(default)]
+    pub value: serde_json::Value,
+    #[serde(default)]
+    pub error: Option<ErrorMessage>,
+}
+
+/// One documented parameter, for `spec`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ParameterSpec {
+    pub name: &'static str,
+    /// `string`, `integer`, `boolean`, `number`, `array`, `object`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub required: bool,
+    /// The default as JSON text, if there is one.
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+/// What every plugin does at job level.
+pub trait Plugin: Sync {
+    fn info(&self) -> PluginInfo;
+
+    /// Every parameter the plugin takes.
+    fn parameters(&self) -> Vec<ParameterSpec>;
+
+    /// Validates the parameter and tests connectivity and credentials.
+    fn check(&self, ctx: &StepContext) -> Result<(), PluginError>;
+
+    /// Prepares the job; returns the job state later steps receive.
+    fn prepare(&self, ctx: &StepContext) -> Result<serde_json::Value, PluginError> {
+        let _ = ctx;
+        Ok(serde_json::Value::Null)
+    }
+
+    /// Splits the job into at most `count` task configs (at least one). A writer must
+    /// return exactly `count`.
+    fn split(&self, ctx: &StepContext, count: usize)
+        -> Result<Vec<serde_json::Value>, PluginError>;
+
+    /// Commits the job after every task succeeded (see [`StepRequest::reports`]).
+    fn post(&self, ctx: &StepContext, reports: &[serde_json::Value]) -> Result<(), PluginError> {
+        let _ = (ctx, reports);
+        Ok(())
+    }
+
+    /// Undoes whatever is not committed after a failure or cancellation.
+    fn abort(&self, ctx: &StepContext) -> Result<(), PluginError> {
+        let _ = ctx;
+        Ok(())
+    }
+}
+
+/// What a task sees of its job.
+#[derive(Clone, Debug, Default)]
+pub struct TaskContext {
+    /// One element of `split`'s output.
+    pub config: serde_json::Value,
+    pub job: JobContext,
+}
+
+/// A reader plugin.
+pub trait Reader: Plugin {
+    /// Reads one task's records into `out`. Return `Ok` only after everything was
+    /// pushed; the runtime then sends `eos`.
+    fn read(&self, task: &TaskContext, out: &mut RecordSink) -> Result<(), PluginError>;
+}
+
+/// A writer plugin.
+pub trait Writer: Plugin {
+    /// Writes every record of `input`; returns the report its `post` needs.
+    fn write(
+        &self,
+        task: &TaskContext,
+        input: &mut RecordSource,
+        out: &mut WriterOutput,
+    ) -> Result<serde_json::Value, PluginError>;
+}

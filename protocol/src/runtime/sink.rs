@@ -1,0 +1,318 @@
+//! Where a reader task puts its records.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::frame::FrameWriter;
+use crate::jsonl::record_to_line;
+use crate::message::{Checkpoint, Dirty, Eos, Message};
+use crate::records::encode_record;
+use crate::runtime::PluginError;
+use crate::value::{record_byte_size, Value};
+
+/// A batch is sent when it holds this many records…
+pub const BATCH_MAX_RECORDS: u32 = 8192;
+/// …or this many encoded bytes, whichever comes first.
+pub const BATCH_MAX_BYTES: usize = 1024 * 1024;
+
+enum Output {
+    Frames(FrameWriter<Box<dyn Write + Send>>),
+    Jsonl(Box<dyn Write + Send>),
+}
+
+/// Batches records and writes them as frames (or JSON lines) on the plugin's stdout.
+pub struct RecordSink {
+    output: Output,
+    /// Encoded records of the open batch, without the array header.
+    pending: Vec<u8>,
+    pending_count: u32,
+    pending_bytes: u64,
+    records: u64,
+    bytes: u64,
+    dirty: u64,
+    checkpoints: Vec<serde_json::Value>,
+    cancelled: Arc<AtomicBool>,
+    /// Standalone mode writes dirty records to stderr; engine mode sends them.
+    engine_mode: bool,
+}
+
+impl RecordSink {
+    pub(crate) fn frames(
+        writer: FrameWriter<Box<dyn Write + Send>>,
+        engine_mode: bool,
+        cancelled: Arc<AtomicBool>,
+    ) -> Self {
+        Self::new(Output::Frames(writer), engine_mode, cancelled)
+    }
+
+    pub(crate) fn jsonl(writer: Box<dyn Write + Send>, cancelled: Arc<AtomicBool>) -> Self {
+        Self::new(Output::Jsonl(writer), false, cancelled)
+    }
+
+    fn new(output: Output, engine_mode: bool, cancelled: Arc<AtomicBool>) -> Self {
+        Self {
+            output,
+            pending: Vec::with_capacity(BATCH_MAX_BYTES + 64 * 1024),
+            pending_count: 0,
+            pending_bytes: 0,
+            records: 0,
+            bytes: 0,
+            dirty: 0,
+            checkpoints: Vec::new(),
+            cancelled,
+            engine_mode,
+        }
+    }
+
+    /// A sink that collects frames in memory (for tests and benchmarks).
+    pub fn in_memory() -> (Self, SharedBuffer) {
+        let buffer = SharedBuffer::default();
+        buffer
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(crate::frame::PREAMBLE);
+        let writer =
+            FrameWriter::without_preamble(Box::new(buffer.clone()) as Box<dyn Write + Send>);
+        (Self::frames(writer, true, Arc::default()), buffer)
+    }
+
+    /// Whether the engine asked the task to stop. [`push`](Self::push) checks it too.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Adds one record.
+    pub fn push(&mut self, record: &[Value]) -> Result<(), PluginError> {
+        if self.is_cancelled() {
+            return Err(PluginError::cancelled("the task was cancelled"));
+        }
+        let size = record_byte_size(record);
+        self.records += 1;
+        self.bytes += size;
+        match &mut self.output {
+            Output::Jsonl(w) => {
+                let line = record_to_line(record);
+                w.write_all(line.as_bytes())
+                    .and_then(|_| w.write_all(b"\n"))
+                    .map_err(write_error)?;
+            }
+            Output::Frames(_) => {
+                encode_record(record, &mut self.pending);
+                self.pending_count += 1;
+                self.pending_bytes += size;
+                if self.pending_count >= BATCH_MAX_RECORDS || self.pending.len() >= BATCH_MAX_BYTES
+                {
+                    self.flush_batch()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports a resumable position: every record pushed before it is covered.
+    pub fn checkpoint(&mut self, state: serde_json::Value) -> Result<(), PluginError> {
+        self.flush_batch()?;
+        if let Output::Frames(w) = &mut self.output {
+            w.write_message(&Message::Checkpoint(Checkpoint {
+                state: state.clone(),
+            }))?;
+        }
+        self.checkpoints.push(state);
+        Ok(())
+    }
+
+    /// Reports a record the reader could not turn into a proper record.
+    pub fn dirty(&mut self, record: &[Value], reason: &str) -> Result<(), PluginError> {
+        self.dirty += 1;
+        report_dirty(self.engine_mode, &mut self.output_frames(), record, reason)
+    }
+
+    fn output_frames(&mut self) -> Option<&mut FrameWriter<Box<dyn Write + Send>>> {
+        match &mut self.output {
+            Output::Frames(w) => Some(w),
+            Output::Jsonl(_) => None,
+        }
+    }
+
+    /// Records pushed so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Checkpoints reported so far.
+    pub fn checkpoints(&self) -> &[serde_json::Value] {
+        &self.checkpoints
+    }
+
+    /// Sends the open batch, if any.
+    pub fn flush_batch(&mut self) -> Result<(), PluginError> {
+        if self.pending_count == 0 {
+            return Ok(());
+        }
+        if let Output::Frames(w) = &mut self.output {
+            let body = batch_body(self.pending_count, self.pending_bytes, &self.pending);
+            w.write_body(&body).map_err(write_error)?;
+        }
+        self.pending.clear();
+        self.pending_count = 0;
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// Sends the open batch and `eos`, and flushes.
+    pub(crate) fn finish(&mut self) -> Result<(), PluginError> {
+        self.flush_batch()?;
+        let eos = Message::Eos(Eos {
+            records: self.records,
+            bytes: self.bytes,
+        });
+        match &mut self.output {
+            Output::Frames(w) => {
+                w.write_message(&eos)?;
+                w.flush().map_err(write_error)
+            }
+            Output::Jsonl(w) => w.flush().map_err(write_error),
+        }
+    }
+
+    /// Writes a message on the frame output (engine mode).
+    pub(crate) fn send(&mut self, message: &Message) -> Result<(), PluginError> {
+        if let Output::Frames(w) = &mut self.output {
+            w.write_message(message)?;
+            w.flush().map_err(write_error)?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends a dirty record as a frame (engine mode) or a JSON line on stderr (standalone).
+pub(crate) fn report_dirty(
+    engine_mode: bool,
+    frames: &mut Option<&mut FrameWriter<Box<dyn Write + Send>>>,
+    record: &[Value],
+    reason: &str,
+) -> Result<(), PluginError> {
+    match frames {
+        Some(w) if engine_mode => Ok(w.write_message(&Message::Dirty(Dirty::new(record, reason)))?),
+        _ => {
+            let line = serde_json::json!({
+                "dirty": serde_json::from_str::<serde_json::Value>(&record_to_line(record)).unwrap_or_default(),
+                "reason": reason,
+            });
+            tracing::warn!(target: "dirty", "{line}");
+            Ok(())
+        }
+    }
+}
+
+/// The MessagePack body of a `batch` message around already encoded records: the same
+/// bytes `rmp_serde::to_vec_named(&Message::Batch(..))` produces, without copying the
+/// records through an intermediate `Batch`.
+fn batch_body(count: u32, bytes: u64, encoded_records: &[u8]) -> Vec<u8> {
+    let mut header = Vec::with_capacity(16);
+    let _ = rmp::encode::write_array_len(&mut header, count);
+    let blob_len = header.len() + encoded_records.len();
+    let mut body = Vec::with_capacity(blob_len + 64);
+    let _ = rmp::encode::write_map_len(&mut body, 4);
+    let _ = rmp::encode::write_str(&mut body, "type");
+    let _ = rmp::encode::write_str(&mut body, "batch");
+    let _ = rmp::encode::write_str(&mut body, "count");
+    let _ = rmp::encode::write_uint(&mut body, u64::from(count));
+    let _ = rmp::encode::write_str(&mut body, "bytes");
+    let _ = rmp::encode::write_uint(&mut body, bytes);
+    let _ = rmp::encode::write_str(&mut body, "records");
+    let _ = rmp::encode::write_bin_len(&mut body, blob_len as u32);
+    body.extend_from_slice(&header);
+    body.extend_from_slice(encoded_records);
+    body
+}
+
+fn write_error(e: std::io::Error) -> PluginError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        PluginError::cancelled("the output pipe was closed by the reading side")
+    } else {
+        PluginError::io(format!("writing to stdout: {e}"))
+    }
+}
+
+/// A cloneable in-memory byte sink.
+#[derive(Clone, Default)]
+pub struct SharedBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuffer {
+    pub fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::FrameReader;
+    use crate::message::Batch;
+
+    #[test]
+    fn fast_batch_body_equals_the_serde_encoding() {
+        let records = vec![
+            vec![Value::Long(1), Value::String("a".into())],
+            vec![Value::Null],
+        ];
+        let mut encoded = Vec::new();
+        for r in &records {
+            encode_record(r, &mut encoded);
+        }
+        let fast = batch_body(2, 9, &encoded);
+        let mut batch = Batch::from_records(&records);
+        batch.bytes = 9;
+        let slow = rmp_serde::to_vec_named(&Message::Batch(batch)).unwrap();
+        assert_eq!(fast, slow);
+    }
+
+    #[test]
+    fn sink_batches_and_ends_with_eos() {
+        let (mut sink, buffer) = RecordSink::in_memory();
+        for i in 0..(BATCH_MAX_RECORDS as i64 + 5) {
+            sink.push(&[Value::Long(i)]).unwrap();
+        }
+        sink.checkpoint(serde_json::json!({"at": 1})).unwrap();
+        sink.finish().unwrap();
+        let bytes = buffer.take();
+        let mut reader = FrameReader::new(bytes.as_slice());
+        let mut kinds = Vec::new();
+        let mut total = 0;
+        while let Some(m) = reader.next_message().unwrap() {
+            if let Message::Batch(b) = &m {
+                total += b.decode().unwrap().len();
+            }
+            kinds.push(m.type_name());
+        }
+        assert_eq!(kinds, vec!["batch", "batch", "checkpoint", "eos"]);
+        assert_eq!(total, BATCH_MAX_RECORDS as usize + 5);
+    }
+
+    #[test]
+    fn cancelled_sink_refuses_records() {
+        let (mut sink, _) = RecordSink::in_memory();
+        sink.cancelled.store(true, Ordering::Relaxed);
+        assert_eq!(
+            sink.push(&[Value::Null]).unwrap_err().kind,
+            crate::message::ErrorKind::Cancelled
+        );
+    }
+}

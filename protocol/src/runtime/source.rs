@@ -1,0 +1,252 @@
+//! Where a writer task takes its records from, and where it reports.
+
+use std::io::{BufRead, Read, Write};
+
+use crate::frame::{check_hello, FrameReader, FrameWriter};
+use crate::jsonl::JsonlReader;
+use crate::message::{Message, Output, Progress};
+use crate::runtime::sink::report_dirty;
+use crate::runtime::PluginError;
+use crate::value::{Record, Value};
+
+/// Records per batch when reading JSON lines.
+const JSONL_BATCH: usize = 1024;
+
+enum Input {
+    /// Frames; `engine_mode`: the stream ends at `eos` (the engine sends one task), else
+    /// it ends at EOF and may hold several readers' `eos`.
+    Frames {
+        reader: FrameReader<Box<dyn Read + Send>>,
+        engine_mode: bool,
+        saw_hello: bool,
+    },
+    Jsonl(JsonlReader<Box<dyn BufRead + Send>>),
+}
+
+/// The records a writer task consumes, batch by batch.
+pub struct RecordSource {
+    input: Input,
+    finished: bool,
+    records: u64,
+    bytes: u64,
+    /// Totals of the streams already ended by `eos`.
+    ended_records: u64,
+}
+
+impl RecordSource {
+    pub(crate) fn frames(reader: FrameReader<Box<dyn Read + Send>>, engine_mode: bool) -> Self {
+        Self::new(Input::Frames {
+            reader,
+            engine_mode,
+            saw_hello: engine_mode,
+        })
+    }
+
+    pub(crate) fn jsonl(reader: Box<dyn BufRead + Send>) -> Self {
+        Self::new(Input::Jsonl(JsonlReader::new(reader)))
+    }
+
+    fn new(input: Input) -> Self {
+        Self {
+            input,
+            finished: false,
+            records: 0,
+            bytes: 0,
+            ended_records: 0,
+        }
+    }
+
+    /// A source over in-memory frames as a reader writes them (for tests and benchmarks).
+    pub fn from_frame_bytes(bytes: Vec<u8>) -> Self {
+        Self::frames(
+            FrameReader::new(Box::new(std::io::Cursor::new(bytes))),
+            false,
+        )
+    }
+
+    /// Records received so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The next batch of records; `Ok(None)` when the input has ended properly.
+    pub fn next_batch(&mut self) -> Result<Option<Vec<Record>>, PluginError> {
+        if self.finished {
+            return Ok(None);
+        }
+        if matches!(self.input, Input::Jsonl(_)) {
+            return self.next_jsonl_batch_from_input();
+        }
+        loop {
+            let (reader, engine_mode, saw_hello) = match &mut self.input {
+                Input::Jsonl(_) => return Ok(None),
+                Input::Frames {
+                    reader,
+                    engine_mode,
+                    saw_hello,
+                } => (reader, *engine_mode, saw_hello),
+            };
+            let Some(message) = reader.next_message()? else {
+                if engine_mode {
+                    return Err(PluginError::protocol(
+                        "the input ended without eos: the stream was truncated",
+                    ));
+                }
+                if !*saw_hello {
+                    return Err(PluginError::protocol(
+                        "the input ended before any hello: nothing was piped in",
+                    ));
+                }
+                if self.records != self.ended_records {
+                    return Err(PluginError::protocol(format!(
+                        "the input ended without eos after {} records: the reader did not finish",
+                        self.records - self.ended_records
+                    )));
+                }
+                self.finished = true;
+                return Ok(None);
+            };
+            match message {
+                Message::Hello(hello) if !*saw_hello => {
+                    check_hello(&hello)?;
+                    *saw_hello = true;
+                }
+                _ if !*saw_hello => {
+                    return Err(PluginError::protocol(format!(
+                        "expected hello first, got {}",
+                        message.type_name()
+                    )))
+                }
+                Message::Batch(batch) => {
+                    let records = batch.decode().map_err(|e| {
+                        PluginError::protocol(format!("batch after record {}: {e}", self.records))
+                    })?;
+                    self.records += records.len() as u64;
+                    self.bytes += batch.bytes;
+                    return Ok(Some(records));
+                }
+                Message::Eos(eos) => {
+                    let received = self.records - self.ended_records;
+                    if eos.records != received {
+                        return Err(PluginError::protocol(format!(
+                            "eos says {} records but {received} arrived",
+                            eos.records
+                        )));
+                    }
+                    self.ended_records = self.records;
+                    if engine_mode {
+                        self.finished = true;
+                        return Ok(None);
+                    }
+                }
+                Message::Cancel(cancel) => {
+                    return Err(PluginError::cancelled(format!(
+                        "cancelled by the engine: {}",
+                        cancel.reason
+                    )))
+                }
+                Message::Error(e) => return Err(PluginError::from(e).context("the reader failed")),
+                // A direct pipe from a reader carries its checkpoints, progress and logs:
+                // they are the engine's business, and a writer ignores them.
+                Message::Checkpoint(_)
+                | Message::Progress(_)
+                | Message::Log(_)
+                | Message::Dirty(_) => {}
+                other => {
+                    return Err(PluginError::protocol(format!(
+                        "unexpected {} message in a writer's input",
+                        other.type_name()
+                    )))
+                }
+            }
+        }
+    }
+
+    fn next_jsonl_batch_from_input(&mut self) -> Result<Option<Vec<Record>>, PluginError> {
+        let Input::Jsonl(reader) = &mut self.input else {
+            return Ok(None);
+        };
+        let mut batch = Vec::with_capacity(JSONL_BATCH);
+        while batch.len() < JSONL_BATCH {
+            match reader.next_record() {
+                Ok(Some(record)) => batch.push(record),
+                Ok(None) => {
+                    self.finished = true;
+                    break;
+                }
+                Err(e) => return Err(PluginError::data(format!("input {e}"))),
+            }
+        }
+        self.records += batch.len() as u64;
+        Ok(if batch.is_empty() { None } else { Some(batch) })
+    }
+}
+
+/// What a writer task reports besides its records: dirty records, printed output,
+/// progress.
+pub struct WriterOutput {
+    frames: Option<FrameWriter<Box<dyn Write + Send>>>,
+    engine_mode: bool,
+    dirty: u64,
+}
+
+impl WriterOutput {
+    pub(crate) fn engine(frames: FrameWriter<Box<dyn Write + Send>>) -> Self {
+        Self {
+            frames: Some(frames),
+            engine_mode: true,
+            dirty: 0,
+        }
+    }
+
+    /// Standalone: dirty records go to stderr, output to stdout.
+    pub fn standalone() -> Self {
+        Self {
+            frames: None,
+            engine_mode: false,
+            dirty: 0,
+        }
+    }
+
+    /// Reports a record that could not be written, with the reason (naming the column).
+    pub fn dirty(&mut self, record: &[Value], reason: &str) -> Result<(), PluginError> {
+        self.dirty += 1;
+        report_dirty(self.engine_mode, &mut self.frames.as_mut(), record, reason)
+    }
+
+    /// Dirty records reported so far.
+    pub fn dirty_count(&self) -> u64 {
+        self.dirty
+    }
+
+    /// Prints bytes on the user's terminal: the engine's stdout in engine mode, stdout
+    /// in standalone mode.
+    pub fn output(&mut self, data: &[u8]) -> Result<(), PluginError> {
+        match &mut self.frames {
+            Some(w) => Ok(w.write_message(&Message::Output(Output {
+                data: data.to_vec(),
+            }))?),
+            None => std::io::stdout()
+                .lock()
+                .write_all(data)
+                .map_err(|e| PluginError::io(format!("writing to stdout: {e}"))),
+        }
+    }
+
+    /// Reports cumulative progress (engine mode only).
+    pub fn progress(&mut self, records: u64, bytes: u64) -> Result<(), PluginError> {
+        if let Some(w) = &mut self.frames {
+            w.write_message(&Message::Progress(Progress { records, bytes }))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn send(&mut self, message: &Message) -> Result<(), PluginError> {
+        if let Some(w) = &mut self.frames {
+            w.write_message(message)?;
+            w.flush()
+                .map_err(|e| PluginError::io(format!("writing to stdout: {e}")))?;
+        }
+        Ok(())
+    }
+}

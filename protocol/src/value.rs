@@ -1,0 +1,434 @@
+//! The record and column model.
+//!
+//! A [`Record`] is an ordered list of [`Value`]s. Values are typed as DataX columns are,
+//! with two deliberate differences, both decided here once for every plugin:
+//!
+//! * **Null is one value, not a typed null.** DataX keeps the type of a null column and
+//!   refuses some conversions "even when the value is null" (engine spec §5.2). Here every
+//!   conversion of [`Value::Null`] succeeds with `None`; a writer decides what a null
+//!   becomes (an empty field, `nullFormat`, a MaxCompute null).
+//! * **Doubles are binary `f64`, decimals are text.** DataX stores every double as decimal
+//!   text. Tablestore and MaxCompute doubles are IEEE doubles, so the record model carries
+//!   them as `f64` (exact, no text round trip), and exact decimal numbers travel as
+//!   [`Value::Decimal`] text, never through `f64`.
+//!
+//! Conversion decisions, where DataX is inconsistent (engine spec §5.2–§5.3):
+//!
+//! * Text to double accepts `NaN`, `Infinity`, `+Infinity`, `-Infinity` (exact case), as
+//!   the spec recommends; text to long rejects them.
+//! * Text to long parses a decimal number with optional sign, fraction and exponent,
+//!   truncates toward zero (`"1.9"` → 1, `"-1.9"` → −1, `"1e3"` → 1000) and fails outside
+//!   the i64 range. No surrounding whitespace, no hexadecimal.
+//! * Double to long truncates toward zero; NaN and ±∞ fail.
+//! * Text to bool accepts `true`/`false` in any case; a long converts to `value != 0`.
+//! * Bytes to text decodes UTF-8 and replaces invalid sequences with U+FFFD (DataX never
+//!   fails this conversion); text to bytes is UTF-8.
+//! * Date conversions to and from text need a format and a time zone, which are the
+//!   writer's settings: they live in the writers, not here. A date converts to a long as
+//!   its epoch milliseconds, and a long to a date likewise.
+//! * Bytes convert to nothing but text and bytes; dates to nothing but long, date, text.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// One column value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Long(i64),
+    Double(f64),
+    /// An exact decimal number as text, e.g. `"12.3400"` (MaxCompute `decimal`).
+    Decimal(String),
+    String(String),
+    Bytes(Vec<u8>),
+    /// Milliseconds since the Unix epoch, UTC.
+    Date(i64),
+}
+
+/// A record: the columns of one row, in order.
+pub type Record = Vec<Value>;
+
+/// The kind of a value, for messages and errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool,
+    Long,
+    Double,
+    Decimal,
+    String,
+    Bytes,
+    Date,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "bool",
+            Kind::Long => "long",
+            Kind::Double => "double",
+            Kind::Decimal => "decimal",
+            Kind::String => "string",
+            Kind::Bytes => "bytes",
+            Kind::Date => "date",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A value that cannot be converted to the requested kind. Writers turn it into a dirty
+/// record with this text as the reason.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("cannot convert {from} value {shown} to {to}: {reason}")]
+pub struct ConvertError {
+    pub from: Kind,
+    pub to: Kind,
+    /// The value, shortened for messages.
+    pub shown: String,
+    pub reason: &'static str,
+}
+
+impl Value {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Value::Null => Kind::Null,
+            Value::Bool(_) => Kind::Bool,
+            Value::Long(_) => Kind::Long,
+            Value::Double(_) => Kind::Double,
+            Value::Decimal(_) => Kind::Decimal,
+            Value::String(_) => Kind::String,
+            Value::Bytes(_) => Kind::Bytes,
+            Value::Date(_) => Kind::Date,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// The DataX byte size of this column (engine spec §5.5), used for speed limits,
+    /// progress and summaries: long and date 8, bool 1, string its UTF-16 length,
+    /// decimal its text length, double the length of its shortest decimal text,
+    /// bytes their length, null 0.
+    pub fn byte_size(&self) -> u64 {
+        match self {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Long(_) | Value::Date(_) => 8,
+            Value::Double(d) => double_text_len(*d),
+            Value::Decimal(s) => s.len() as u64,
+            Value::String(s) => utf16_len(s),
+            Value::Bytes(b) => b.len() as u64,
+        }
+    }
+
+    fn error(&self, to: Kind, reason: &'static str) -> ConvertError {
+        ConvertError {
+            from: self.kind(),
+            to,
+            shown: shorten(self),
+            reason,
+        }
+    }
+
+    /// The value as a long (see the module docs for the rules).
+    pub fn as_long(&self) -> Result<Option<i64>, ConvertError> {
+        match self {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(i64::from(*b))),
+            Value::Long(v) | Value::Date(v) => Ok(Some(*v)),
+            Value::Double(d) => double_to_long(*d)
+                .map(Some)
+                .ok_or_else(|| self.error(Kind::Long, "out of the long range")),
+            Value::Decimal(s) | Value::String(s) => parse_long(s)
+                .map(Some)
+                .map_err(|reason| self.error(Kind::Long, reason)),
+            Value::Bytes(_) => Err(self.error(Kind::Long, "bytes do not convert to long")),
+        }
+    }
+
+    /// The value as a double.
+    pub fn as_double(&self) -> Result<Option<f64>, ConvertError> {
+        match self {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(if *b { 1.0 } else { 0.0 })),
+            Value::Long(v) => Ok(Some(*v as f64)),
+            Value::Double(d) => Ok(Some(*d)),
+            Value::Decimal(s) | Value::String(s) => parse_double(s)
+                .map(Some)
+                .ok_or_else(|| self.error(Kind::Double, "not a number")),
+            Value::Date(_) => Err(self.error(Kind::Double, "dates do not convert to double")),
+            Value::Bytes(_) => Err(self.error(Kind::Double, "bytes do not convert to double")),
+        }
+    }
+
+    /// The value as text. Doubles use their shortest round-trip text (`1.0`, `0.1`,
+    /// `1e300`, `NaN`, `Infinity`, `-Infinity`); dates their epoch milliseconds (writers
+    /// format dates with their own `dateFormat` and time zone); bytes are decoded as
+    /// UTF-8 with replacement.
+    pub fn as_text(&self) -> Option<Cow<'_, str>> {
+        Some(match self {
+            Value::Null => return None,
+            Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+            Value::Long(v) | Value::Date(v) => Cow::Owned(v.to_string()),
+            Value::Double(d) => Cow::Owned(double_text(*d)),
+            Value::Decimal(s) | Value::String(s) => Cow::Borrowed(s.as_str()),
+            Value::Bytes(b) => String::from_utf8_lossy(b),
+        })
+    }
+
+    /// The value as a bool.
+    pub fn as_bool(&self) -> Result<Option<bool>, ConvertError> {
+        match self {
+            Value::Null => Ok(None),
+            Value::Bool(b) => Ok(Some(*b)),
+            Value::Long(v) => Ok(Some(*v != 0)),
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Value::String(_) => Err(self.error(Kind::Bool, "only true or false convert to bool")),
+            _ => Err(self.error(Kind::Bool, "no conversion to bool")),
+        }
+    }
+
+    /// The value as bytes (text as UTF-8).
+    pub fn as_bytes(&self) -> Result<Option<Cow<'_, [u8]>>, ConvertError> {
+        match self {
+            Value::Null => Ok(None),
+            Value::Bytes(b) => Ok(Some(Cow::Borrowed(b.as_slice()))),
+            Value::String(s) | Value::Decimal(s) => Ok(Some(Cow::Borrowed(s.as_bytes()))),
+            _ => Err(self.error(Kind::Bytes, "no conversion to bytes")),
+        }
+    }
+
+    /// The value as epoch milliseconds of a date (a long is taken as epoch ms; text
+    /// needs the writer's format and zone and is refused here).
+    pub fn as_date_ms(&self) -> Result<Option<i64>, ConvertError> {
+        match self {
+            Value::Null => Ok(None),
+            Value::Date(v) | Value::Long(v) => Ok(Some(*v)),
+            _ => Err(self.error(Kind::Date, "no conversion to date")),
+        }
+    }
+}
+
+/// The DataX byte size of a record: the sum of its columns' sizes.
+pub fn record_byte_size(record: &[Value]) -> u64 {
+    record.iter().map(Value::byte_size).sum()
+}
+
+fn utf16_len(s: &str) -> u64 {
+    if s.is_ascii() {
+        s.len() as u64
+    } else {
+        s.encode_utf16().count() as u64
+    }
+}
+
+fn double_text_len(d: f64) -> u64 {
+    if d.is_finite() {
+        let mut buf = ryu::Buffer::new();
+        buf.format_finite(d).len() as u64
+    } else {
+        double_text(d).len() as u64
+    }
+}
+
+/// The shortest round-trip text of a double, with Java's names for the specials.
+pub fn double_text(d: f64) -> String {
+    if d.is_nan() {
+        "NaN".to_owned()
+    } else if d.is_infinite() {
+        if d > 0.0 { "Infinity" } else { "-Infinity" }.to_owned()
+    } else {
+        ryu::Buffer::new().format_finite(d).to_owned()
+    }
+}
+
+fn double_to_long(d: f64) -> Option<i64> {
+    let t = d.trunc();
+    // i64::MAX as f64 rounds up to 2^63, which is out of range.
+    if t.is_finite() && t >= -9_223_372_036_854_775_808.0 && t < 9_223_372_036_854_775_808.0 {
+        Some(t as i64)
+    } else {
+        None
+    }
+}
+
+/// Parses text as a long: decimal with optional sign, fraction and exponent, truncated.
+pub fn parse_long(s: &str) -> Result<i64, &'static str> {
+    if let Ok(v) = s.parse::<i64>() {
+        return Ok(v);
+    }
+    let (negative, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (mantissa, exponent) = match digits.find(['e', 'E']) {
+        Some(i) => (
+            &digits[..i],
+            digits[i + 1..]
+                .parse::<i32>()
+                .map_err(|_| "not a decimal number")?,
+        ),
+        None => (digits, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !all_digits(int_part)
+        || !all_digits(frac_part)
+    {
+        return Err("not a decimal number");
+    }
+    // Shift the decimal point by the exponent, then keep the integer part.
+    let all: String = format!("{int_part}{frac_part}");
+    let point = int_part.len() as i64 + i64::from(exponent);
+    let integer_digits: String = if point <= 0 {
+        String::new()
+    } else if point as usize >= all.len() {
+        let zeros = point as usize - all.len();
+        if zeros > 20 && all.bytes().any(|b| b != b'0') {
+            return Err("out of the long range");
+        }
+        format!("{all}{}", "0".repeat(zeros.min(20)))
+    } else {
+        all[..point as usize].to_owned()
+    };
+    let trimmed = integer_digits.trim_start_matches('0');
+    if trimmed.is_empty() {
+        return Ok(0);
+    }
+    let magnitude: u64 = trimmed.parse().map_err(|_| "out of the long range")?;
+    if negative {
+        if magnitude <= i64::MAX as u64 + 1 {
+            Ok((magnitude as i64).wrapping_neg())
+        } else {
+            Err("out of the long range")
+        }
+    } else {
+        i64::try_from(magnitude).map_err(|_| "out of the long range")
+    }
+}
+
+/// Parses text as a double, accepting `NaN`, `Infinity`, `+Infinity`, `-Infinity`.
+pub fn parse_double(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "Infinity" | "+Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        // Rust also accepts "inf", "nan", "infinity" in any case: refuse those.
+        _ if s
+            .bytes()
+            .any(|b| b.is_ascii_alphabetic() && b != b'e' && b != b'E') =>
+        {
+            None
+        }
+        _ => s.parse::<f64>().ok().filter(|d| d.is_finite()),
+    }
+}
+
+fn shorten(value: &Value) -> String {
+    const MAX: usize = 64;
+    let text = match value {
+        Value::Bytes(b) => format!("<{} bytes>", b.len()),
+        Value::String(s) | Value::Decimal(s) => format!("{s:?}"),
+        other => other.as_text().map(Cow::into_owned).unwrap_or_default(),
+    };
+    if text.chars().count() > MAX {
+        let cut: String = text.chars().take(MAX).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datax_byte_sizes() {
+        // streamreader's documented record: "DataX"(5) + long(8) + date(8) + bool(1) + bytes "test"(4).
+        let record = vec![
+            Value::String("DataX".into()),
+            Value::Long(19890604),
+            Value::Date(0),
+            Value::Bool(true),
+            Value::Bytes(b"test".to_vec()),
+        ];
+        assert_eq!(record_byte_size(&record), 26);
+        assert_eq!(Value::String("你好".into()).byte_size(), 2);
+        assert_eq!(Value::String("😀".into()).byte_size(), 2);
+        assert_eq!(Value::Double(1.5).byte_size(), 3);
+        assert_eq!(Value::Null.byte_size(), 0);
+    }
+
+    #[test]
+    fn text_to_long_follows_datax() {
+        assert_eq!(parse_long("42"), Ok(42));
+        assert_eq!(parse_long("1.9"), Ok(1));
+        assert_eq!(parse_long("-1.9"), Ok(-1));
+        assert_eq!(parse_long("1e3"), Ok(1000));
+        assert_eq!(parse_long("1.5E1"), Ok(15));
+        assert_eq!(parse_long("-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(parse_long("9223372036854775807.9"), Ok(i64::MAX));
+        assert!(parse_long("9223372036854775808").is_err());
+        assert!(parse_long("1e30").is_err());
+        assert!(parse_long("NaN").is_err());
+        assert!(parse_long("Infinity").is_err());
+        assert!(parse_long(" 1").is_err());
+        assert!(parse_long("0x10").is_err());
+        assert!(parse_long("").is_err());
+        assert!(parse_long(".").is_err());
+        assert_eq!(parse_long("5e-1"), Ok(0));
+    }
+
+    #[test]
+    fn text_to_double_accepts_the_java_specials_only() {
+        assert!(parse_double("NaN").is_some_and(f64::is_nan));
+        assert_eq!(parse_double("+Infinity"), Some(f64::INFINITY));
+        assert_eq!(parse_double("-Infinity"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_double("inf"), None);
+        assert_eq!(parse_double("nan"), None);
+        assert_eq!(parse_double("1e400"), None);
+        assert_eq!(parse_double("2.5e-3"), Some(0.0025));
+    }
+
+    #[test]
+    fn conversions_and_their_refusals() {
+        assert_eq!(Value::Double(-2.7).as_long(), Ok(Some(-2)));
+        assert!(Value::Double(f64::NAN).as_long().is_err());
+        assert!(Value::Double(1e19).as_long().is_err());
+        assert_eq!(Value::Bool(true).as_double(), Ok(Some(1.0)));
+        assert_eq!(Value::String("TRUE".into()).as_bool(), Ok(Some(true)));
+        assert!(Value::String("yes".into()).as_bool().is_err());
+        assert!(Value::Bytes(vec![1]).as_long().is_err());
+        assert!(Value::Date(5).as_double().is_err());
+        assert_eq!(Value::Null.as_long(), Ok(None));
+        assert_eq!(
+            Value::Bytes(vec![0x61, 0xff]).as_text().as_deref(),
+            Some("a\u{fffd}")
+        );
+        let err = Value::String("abc".into()).as_long().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot convert string value \"abc\" to long: not a decimal number"
+        );
+    }
+
+    #[test]
+    fn double_text_is_shortest_round_trip() {
+        assert_eq!(double_text(0.1), "0.1");
+        assert_eq!(double_text(1.0), "1.0");
+        assert_eq!(double_text(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(double_text(1e300).parse::<f64>().unwrap(), 1e300);
+    }
+}
