@@ -140,9 +140,11 @@ fn kind_of(map: &Map<String, Json>) -> Result<Kind, PluginError> {
         "date" => Kind::Date,
         "bool" | "boolean" => Kind::Bool,
         "bytes" => Kind::Bytes,
-        other => return Err(err(format!(
+        other => {
+            return Err(err(format!(
             "type {other:?} is not supported (string, long, double, decimal, date, bool, bytes)"
-        ))),
+        )))
+        }
     })
 }
 
