@@ -65,11 +65,11 @@ pub fn table_xml(project: &str, t: &Table) -> String {
         "partitionKeys": t.partition_keys.iter().map(|c| column_json(c, true)).collect::<Vec<_>>(),
     });
     format!(
-        "{XML_HEAD}<Table><Name>{name}</Name><TableId>{id}</TableId><Project>{project}</Project><Owner>{owner}</Owner>\
+        "{XML_HEAD}<Table><Name>{name}</Name><TableId>{id:032x}</TableId><Project>{project}</Project><Owner>{owner}</Owner>\
          <Comment>{comment}</Comment><CreationTime>{created}</CreationTime><LastModifiedTime>{modified}</LastModifiedTime>\
          <Type>MANAGED_TABLE</Type><Schema>{schema}</Schema></Table>",
         name = esc(&t.name),
-        id = format!("{:032x}", fxhash(&format!("{project}.{}", t.name))),
+        id = fxhash(&format!("{project}.{}", t.name)),
         project = esc(project),
         owner = esc(OWNER),
         comment = esc(&t.comment),

@@ -470,9 +470,8 @@ impl Parser {
             self.sym('(')?;
             self.sym('*')?;
             self.sym(')')?;
-            let alias = if self.eat_kw("as") {
-                self.ident()?
-            } else if !self.is_kw("from") {
+            let explicit = self.eat_kw("as");
+            let alias = if explicit || !self.is_kw("from") {
                 self.ident()?
             } else {
                 "_c0".to_owned()

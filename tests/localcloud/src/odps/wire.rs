@@ -52,6 +52,12 @@ pub enum BlockError {
         field: u64,
         reason: String,
     },
+    #[error("tag of field {field} at byte {at} has wire type {wire_type}, expected 0")]
+    MarkerWireType {
+        field: u64,
+        wire_type: u32,
+        at: usize,
+    },
     #[error("{0} bytes after the trailer")]
     TrailingData(usize),
     #[error("tag {found} at byte {at} where the trailer's checksum tag was expected")]
@@ -118,9 +124,17 @@ pub fn decode_block(data: &[u8], columns: &[OdpsType]) -> Result<Vec<Row>, Block
     let mut crc = 0u32;
     let mut last_field = 0u64;
     loop {
+        let at = cur.pos;
         let key = cur.varint()?;
         let (field, wire_type) = (key >> 3, (key & 7) as u32);
         let record = rows.len();
+        if field > columns.len() as u64 && wire_type != 0 {
+            return Err(BlockError::MarkerWireType {
+                field,
+                wire_type,
+                at,
+            });
+        }
         if field == TUNNEL_END_RECORD {
             let found = cur.varint()? as u32;
             if found != crc {
@@ -144,7 +158,7 @@ pub fn decode_block(data: &[u8], columns: &[OdpsType]) -> Result<Vec<Row>, Block
             }
             let at = cur.pos;
             let key = cur.varint()?;
-            if key >> 3 != TUNNEL_META_CHECKSUM {
+            if key != TUNNEL_META_CHECKSUM << 3 {
                 return Err(BlockError::TrailerTag {
                     found: key >> 3,
                     at,
