@@ -2,8 +2,8 @@
 //! (`testdata/odps/`): Tunnel blocks decode to the rows their files describe, a
 //! corrupted block is refused, signatures verify and tampered ones do not.
 
-
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::io::Read;
 
 use localcloud::odps::auth::{self, AuthError, SignedRequest};

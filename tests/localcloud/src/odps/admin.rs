@@ -12,11 +12,16 @@ use serde_json::json;
 use super::server::Odps;
 use super::values::row_json;
 
-/// `GET /-/odps/projects/{project}/tables/{table}` and `GET /-/odps/uploads`.
+/// `GET /-/odps/projects/{project}/tables/{table}`, `GET /-/odps/uploads`,
+/// `GET|DELETE /-/odps/requests`.
 pub fn router(odps: Arc<Odps>) -> Router {
     Router::new()
         .route("/-/odps/projects/{project}/tables/{table}", get(dump_table))
         .route("/-/odps/uploads", get(list_uploads))
+        .route(
+            "/-/odps/requests",
+            get(list_requests).delete(clear_requests),
+        )
         .with_state(odps)
 }
 
@@ -79,4 +84,17 @@ async fn list_uploads(State(odps): State<Arc<Odps>>) -> Json<serde_json::Value> 
         .collect();
     uploads.sort_by_key(|u| u["created_ms"].as_i64());
     Json(json!({"uploads": uploads}))
+}
+
+async fn list_requests(State(odps): State<Arc<Odps>>) -> Json<serde_json::Value> {
+    let log = odps.requests.lock().unwrap_or_else(|e| e.into_inner());
+    Json(json!({"requests": log.iter().collect::<Vec<_>>()}))
+}
+
+async fn clear_requests(State(odps): State<Arc<Odps>>) -> Json<serde_json::Value> {
+    odps.requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    Json(json!({"ok": true}))
 }

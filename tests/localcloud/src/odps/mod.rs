@@ -49,6 +49,8 @@
 //! | `/-/health`, `/-/faults`, `/-/clock` | shared routes, see [`crate::common::admin`] |
 //! | `GET /-/odps/projects/<p>/tables/<t>` | `{"project","table","columns","partition_keys","partitions":[{"spec","values","rows"}]}`, committed rows per partition; value forms in [`values`] |
 //! | `GET /-/odps/uploads` | `{"uploads":[{"upload_id","project","table","partition","status","blocks","created_ms"}]}` |
+//! | `GET /-/odps/requests` | `{"requests":[{"operation","method","path","query","headers","body_len","signature"}]}` (`signature`: `v2`/`v4`, `+sts`): the last 500 authenticated requests, oldest first (no `authorization` header) |
+//! | `DELETE /-/odps/requests` | forget them |
 //!
 //! State is kept in memory only: `data_dir` is not implemented for this service.
 
@@ -86,6 +88,7 @@ pub async fn start(options: ServiceOptions) -> std::io::Result<ServiceHandle> {
         clock: options.clock.clone(),
         faults: options.faults.clone(),
         started_ms: options.clock.now_ms(),
+        requests: Mutex::new(Default::default()),
     });
     let service = axum::Router::new()
         .fallback(server::handle)

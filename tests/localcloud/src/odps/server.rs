@@ -31,6 +31,26 @@ pub struct Odps {
     pub clock: Clock,
     pub faults: FaultPlan,
     pub started_ms: i64,
+    /// The most recent requests, oldest first (see [`RequestRecord`]).
+    pub requests: Mutex<std::collections::VecDeque<RequestRecord>>,
+}
+
+/// How many requests `GET /-/odps/requests` remembers.
+pub const REQUEST_LOG_LEN: usize = 500;
+
+/// One received request, for tests that check what an SDK sends.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RequestRecord {
+    pub operation: String,
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header names lower-cased; `authorization` is left out.
+    pub headers: Vec<(String, String)>,
+    /// Body length as received (after chunked decoding, before `Content-Encoding`).
+    pub body_len: usize,
+    /// `v2` or `v4`, with `+sts` when an `authorization-sts-token` came along.
+    pub signature: String,
 }
 
 impl Odps {
@@ -198,6 +218,15 @@ pub async fn handle(State(odps): State<Arc<Odps>>, request: Request) -> Response
             return error_response(surface, &e, &request_id);
         }
     };
+    log_request(
+        &odps,
+        &route,
+        &method,
+        &raw_path,
+        &query,
+        &headers,
+        body.len(),
+    );
     let call = Call {
         route,
         query: &query,
@@ -218,6 +247,52 @@ pub async fn handle(State(odps): State<Arc<Odps>>, request: Request) -> Response
         Ok(reply) => reply_response(reply, &request_id),
         Err(e) => error_response(surface, &e, &request_id),
     }
+}
+
+fn log_request(
+    odps: &Odps,
+    route: &Route,
+    method: &str,
+    path: &str,
+    query: &Query,
+    headers: &[(String, String)],
+    body_len: usize,
+) {
+    let record = RequestRecord {
+        operation: route.operation().to_owned(),
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query.0.clone(),
+        headers: headers
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case("authorization"))
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.clone()))
+            .collect(),
+        body_len,
+        signature: signature_kind(headers),
+    };
+    let mut log = odps.requests.lock().unwrap_or_else(|e| e.into_inner());
+    if log.len() == REQUEST_LOG_LEN {
+        log.pop_front();
+    }
+    log.push_back(record);
+}
+
+fn signature_kind(headers: &[(String, String)]) -> String {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let credential = header("authorization")
+        .and_then(|a| a.rsplit_once(':'))
+        .map_or("", |(c, _)| c);
+    let mut kind = if credential.contains('/') { "v4" } else { "v2" }.to_owned();
+    if header("authorization-sts-token").is_some() {
+        kind.push_str("+sts");
+    }
+    kind
 }
 
 fn authenticate(
