@@ -14,6 +14,9 @@ use super::sessions::{
 use super::state::{parse_spec, Catalog, Partition, TaskOutcome};
 use super::wire;
 
+/// The largest block accepted after inflating a `deflate` body.
+const MAX_INFLATED_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// Runs one tunnel operation.
 pub fn handle(odps: &Odps, call: &Call<'_>) -> OdpsResult<Reply> {
     let mut catalog = odps.catalog();
@@ -321,6 +324,7 @@ fn decompress(call: &Call<'_>) -> OdpsResult<Vec<u8>> {
         Some(enc) if enc.eq_ignore_ascii_case("deflate") => {
             let mut out = Vec::new();
             flate2::read::ZlibDecoder::new(&call.body[..])
+                .take(MAX_INFLATED_BYTES + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| {
                     OdpsError::new(
@@ -329,6 +333,11 @@ fn decompress(call: &Call<'_>) -> OdpsResult<Vec<u8>> {
                         format!("deflate (zlib) body: {e}"),
                     )
                 })?;
+            if out.len() as u64 > MAX_INFLATED_BYTES {
+                return Err(OdpsError::invalid_argument(format!(
+                    "the inflated block exceeds {MAX_INFLATED_BYTES} bytes"
+                )));
+            }
             Ok(out)
         }
         Some(enc) => Err(OdpsError::invalid_argument(format!(
