@@ -65,6 +65,7 @@ mod service;
 mod sessions;
 pub mod sql;
 mod sql_exec;
+mod sql_lex;
 mod state;
 mod tunnel;
 pub mod types;
