@@ -1,6 +1,7 @@
 //! The MaxCompute emulator over HTTP, with requests signed here by hand (v2 scheme):
 //! discovery, auth failures in each endpoint's error format, a block upload from the
 //! vectors (raw and deflate), commit visibility, and the control routes.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::io::Write;
 
@@ -19,6 +20,7 @@ struct Client {
 impl Client {
     /// Signs `method path?query` with the v2 scheme. `resource` is the path relative
     /// to the endpoint (no `/api`); `query` pairs are already decoded.
+    #[allow(clippy::too_many_arguments)] // a test helper mirroring one HTTP request
     async fn send(
         &self,
         method: reqwest::Method,
