@@ -183,6 +183,7 @@ def test_sql_partitions_truncate_and_select(localcloud, admin):
     o.execute_sql(f"create table if not exists {name} (id bigint, v string) partitioned by (pt string)")
     o.execute_sql(f"alter table {name} add partition (pt='a') partition (pt='b')")
     table = o.get_table(name)
+    assert [t.name for t in o.list_tables(prefix=name)] == [name]
     assert sorted(str(p.partition_spec) for p in table.partitions) == ["pt='a'", "pt='b'"]
     with pytest.raises(errors.ODPSError, match="already exists"):
         o.execute_sql(f"alter table {name} add partition (pt='a')")

@@ -20,7 +20,8 @@
 //!
 //! # Operations (names used by fault rules)
 //!
-//! Service (`/api/projects/<p>/…`): `GetProject`, `GetTunnelEndpoint`, `GetTable`
+//! Service (`/api/projects/<p>/…`): `GetProject`, `GetTunnelEndpoint`, `ListTables`
+//! (`tables[?name=prefix]`), `GetTable`
 //! (also `?extended`), `ListPartitions` (`?partitions`), `GetPartition`
 //! (`?partition=spec`), `CreateInstance` (POST `instances`, SQL run at once),
 //! `GetInstance`, `GetTaskStatus` (`?taskstatus`), `GetTaskResult` (`?result`),

@@ -56,6 +56,20 @@ fn column_json(c: &Column, table_style: bool) -> Json {
 
 /// `GET /projects/{p}/tables/{t}` (also `?extended`).
 pub fn table_xml(project: &str, t: &Table) -> String {
+    format!("{XML_HEAD}{}", table_element(project, t))
+}
+
+/// `GET /projects/{p}/tables`: every table (filtered by name prefix) in one page.
+pub fn tables_xml(project: &str, tables: &[&Table]) -> String {
+    let mut out = format!("{XML_HEAD}<Tables>");
+    for t in tables {
+        out.push_str(&table_element(project, t));
+    }
+    out.push_str("<Marker></Marker><MaxItems>1000</MaxItems></Tables>");
+    out
+}
+
+fn table_element(project: &str, t: &Table) -> String {
     let schema = json!({
         "tableName": t.name, "owner": OWNER, "comment": t.comment,
         "createTime": t.created_s, "lastDDLTime": t.ddl_s, "lastModifiedTime": t.modified_s,
@@ -65,7 +79,7 @@ pub fn table_xml(project: &str, t: &Table) -> String {
         "partitionKeys": t.partition_keys.iter().map(|c| column_json(c, true)).collect::<Vec<_>>(),
     });
     format!(
-        "{XML_HEAD}<Table><Name>{name}</Name><TableId>{id:032x}</TableId><Project>{project}</Project><Owner>{owner}</Owner>\
+        "<Table><Name>{name}</Name><TableId>{id:032x}</TableId><Project>{project}</Project><Owner>{owner}</Owner>\
          <Comment>{comment}</Comment><CreationTime>{created}</CreationTime><LastModifiedTime>{modified}</LastModifiedTime>\
          <Type>MANAGED_TABLE</Type><Schema>{schema}</Schema></Table>",
         name = esc(&t.name),

@@ -20,6 +20,9 @@ pub enum Route {
     GetTunnelEndpoint {
         project: String,
     },
+    ListTables {
+        project: String,
+    },
     GetTable {
         project: String,
         table: String,
@@ -101,6 +104,7 @@ impl Route {
         match self {
             Route::GetProject { .. } => "GetProject",
             Route::GetTunnelEndpoint { .. } => "GetTunnelEndpoint",
+            Route::ListTables { .. } => "ListTables",
             Route::GetTable { .. } => "GetTable",
             Route::ListPartitions { .. } => "ListPartitions",
             Route::GetPartition { .. } => "GetPartition",
@@ -191,6 +195,12 @@ pub fn classify(
                 project: project(p),
             })
         }
+        (Surface::Service, ["projects", p, "tables"]) => match method {
+            "GET" => Ok(Route::ListTables {
+                project: project(p),
+            }),
+            _ => bad_method(),
+        },
         (Surface::Service, ["projects", p, "tables", t]) => {
             let (project, table) = (project(p), (*t).to_owned());
             match method {

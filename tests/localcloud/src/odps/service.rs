@@ -23,6 +23,16 @@ pub fn handle(odps: &Odps, call: &Call<'_>) -> OdpsResult<Reply> {
             reply.body = call.host.clone().into_bytes();
             Ok(reply)
         }
+        Route::ListTables { project } => {
+            let prefix = call.query.get("name").unwrap_or("").to_ascii_lowercase();
+            let tables: Vec<_> = catalog
+                .project(project)?
+                .tables
+                .values()
+                .filter(|t| t.name.starts_with(&prefix))
+                .collect();
+            Ok(Reply::xml(render::tables_xml(project, &tables)))
+        }
         Route::GetTable { project, table } => {
             let t = catalog.table(project, table)?;
             Ok(Reply::xml(render::table_xml(project, t)))

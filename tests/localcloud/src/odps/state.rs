@@ -96,6 +96,20 @@ impl Table {
                 .filter(|(k, _)| k.eq_ignore_ascii_case(&key.name))
                 .collect();
             match found.as_slice() {
+                [(_, v)] if key.ty.int_range().is_some() || key.ty == OdpsType::Bigint => {
+                    let typed = v.parse::<i64>().ok().filter(|n| {
+                        key.ty
+                            .int_range()
+                            .is_none_or(|(lo, hi)| (lo..=hi).contains(n))
+                    });
+                    if typed.is_none() {
+                        return Err(OdpsError::invalid_partition_spec(format!(
+                            "partition value {v:?} is not a valid {} for key {}",
+                            key.ty, key.name
+                        )));
+                    }
+                    values.push(v.clone());
+                }
                 [(_, v)] => values.push(v.clone()),
                 [] if allow_prefix => break,
                 [] => {
@@ -303,5 +317,25 @@ mod tests {
             t.spec_string(&["1".into(), "hz".into()], true),
             "pt='1',region='hz'"
         );
+    }
+
+    #[test]
+    fn integer_partition_keys_need_integer_values() {
+        let key = |ty| Column {
+            name: "k".into(),
+            ty,
+            comment: String::new(),
+        };
+        let t = Table::new("t", vec![], vec![key(OdpsType::Tinyint)], 0);
+        assert!(t
+            .partition_values(&parse_spec("k=12").unwrap(), false)
+            .is_ok());
+        assert!(t
+            .partition_values(&parse_spec("k=300").unwrap(), false)
+            .is_err());
+        let t = Table::new("t", vec![], vec![key(OdpsType::Bigint)], 0);
+        assert!(t
+            .partition_values(&parse_spec("k=abc").unwrap(), false)
+            .is_err());
     }
 }
