@@ -33,11 +33,21 @@
 //! `CreateDownloadSession` (POST `?downloads`), `GetDownloadSession` (GET
 //! `?downloadid`), `DownloadData` (GET `?downloadid&data&rowrange=(s,n)[&columns=]`).
 //!
+//! A fault rule names one of these operations, e.g. "the commit fails but in fact
+//! succeeded": `POST /-/faults` with
+//! `{"operation":"CommitUpload","times":1,"kind":"error","status":500,"code":"InternalServerError","after_apply":true}`
+//! (`kind` `drop` closes the connection instead; an error's `message` defaults to
+//! `injected fault on <operation>: <code>`).
+//!
 //! SQL statements: see [`sql`]. Blocks: see [`wire`]; a rejected block answers 400
 //! `MalformedDataStream`, a committed or expired session 409 `StatusConflict`, a
 //! block id outside [0, 20000) 400 `InvalidBlockID`. Upload sessions expire 24 h
 //! after creation by the emulator clock (advance it with `POST /-/clock`). Blocks
 //! become visible only at commit; a second commit of a session is a `StatusConflict`.
+//!
+//! Order of checks for every request: route (unknown paths 404 `NoSuchObject`), injected
+//! faults (latency, then an error or drop before the operation), `Date` skew and
+//! signature, the operation itself, then `after_apply` faults on its response.
 //!
 //! Service errors are the XML `<Error><Code/><Message/><RequestId/><HostId/></Error>`
 //! document, tunnel errors the JSON `{"Code","Message","RequestId"}`; both with
