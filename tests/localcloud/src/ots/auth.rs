@@ -68,8 +68,7 @@ fn hmac_sha1(key: &[u8], msg: &[u8]) -> Vec<u8> {
 }
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut mac =
-        <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable_key());
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable_key());
     mac.update(msg);
     mac.finalize().into_bytes().to_vec()
 }
@@ -111,7 +110,10 @@ pub fn sign_v2(secret: &str, string_to_sign: &str) -> String {
 
 /// V4 signing key: the base64 text of the HMAC-SHA256 chain over date, region, product.
 pub fn v4_signing_key(secret: &str, sign_date: &str, region: &str) -> String {
-    let k1 = hmac_sha256(format!("aliyun_v4{secret}").as_bytes(), sign_date.as_bytes());
+    let k1 = hmac_sha256(
+        format!("aliyun_v4{secret}").as_bytes(),
+        sign_date.as_bytes(),
+    );
     let k2 = hmac_sha256(&k1, region.as_bytes());
     let k3 = hmac_sha256(&k2, b"ots");
     let k4 = hmac_sha256(&k3, b"aliyun_v4_request");
@@ -162,8 +164,8 @@ pub fn verify(
         )));
     }
     let date = get("x-ots-date");
-    let date_ms =
-        parse_ots_date(date).ok_or_else(|| OtsError::invalid(format!("Invalid date format: {date}.")))?;
+    let date_ms = parse_ots_date(date)
+        .ok_or_else(|| OtsError::invalid(format!("Invalid date format: {date}.")))?;
     if (date_ms - expect.now_ms).abs() > MAX_SKEW_MS {
         return Err(OtsError::auth(format!(
             "Mismatch between system time and x-ots-date: {date}."
@@ -280,16 +282,28 @@ mod tests {
         assert!(verify("ListStream", &headers, &body, &expect(now)).is_ok());
         let (bad, _) = signed_request("other");
         let err = verify("ListStream", &bad, &body, &expect(now)).unwrap_err();
-        assert_eq!((err.status, err.message.as_str()), (403, "Signature mismatch."));
+        assert_eq!(
+            (err.status, err.message.as_str()),
+            (403, "Signature mismatch.")
+        );
         let err = verify("ListStream", &headers, b"x", &expect(now)).unwrap_err();
         assert!(err.message.starts_with("Mismatch between MD5"));
-        let err = verify("ListStream", &headers, &body, &expect(now + MAX_SKEW_MS + 1)).unwrap_err();
+        let err = verify(
+            "ListStream",
+            &headers,
+            &body,
+            &expect(now + MAX_SKEW_MS + 1),
+        )
+        .unwrap_err();
         assert!(err.message.starts_with("Mismatch between system time"));
         let err = verify("PutRow", &headers, &body, &expect(now)).unwrap_err();
         assert_eq!(err.message, "Signature mismatch.");
         let mut missing = headers.clone();
         missing.retain(|(n, _)| n != "x-ots-instancename");
         let err = verify("ListStream", &missing, &body, &expect(now)).unwrap_err();
-        assert_eq!((err.status, err.code.as_str()), (400, "OTSParameterInvalid"));
+        assert_eq!(
+            (err.status, err.code.as_str()),
+            (400, "OTSParameterInvalid")
+        );
     }
 }

@@ -24,8 +24,8 @@ pub fn router(service: Shared) -> Router {
         .with_state(service)
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("request body: {e}"))
 }
 
 #[derive(Deserialize)]
@@ -40,7 +40,7 @@ struct Backdate {
 async fn backdate(State(service): State<Shared>, body: Bytes) -> Response {
     let req: Backdate = match parse(&body) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return bad_request(e),
     };
     let mut db = service.db();
     let Some(table) = db.tables.get_mut(&req.table) else {
@@ -85,7 +85,7 @@ fn pk_from_json(pk_type: PkType, v: &Json_) -> Option<PkValue> {
 async fn split(State(service): State<Shared>, body: Bytes) -> Response {
     let req: Split = match parse(&body) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return bad_request(e),
     };
     let now = service.now();
     let mut db = service.db();
@@ -98,7 +98,11 @@ async fn split(State(service): State<Shared>, body: Bytes) -> Response {
     let Some(stream) = table.stream.as_mut() else {
         return bad_request(format!("table {} has no stream", req.table));
     };
-    let open: Vec<_> = stream.shards.iter().filter(|s| s.closed_us.is_none()).collect();
+    let open: Vec<_> = stream
+        .shards
+        .iter()
+        .filter(|s| s.closed_us.is_none())
+        .collect();
     let shard = match &req.shard_id {
         Some(id) => open.iter().find(|s| &s.id == id),
         None if open.len() == 1 => open.first(),
@@ -111,14 +115,19 @@ async fn split(State(service): State<Shared>, body: Bytes) -> Response {
     let point = match &req.split_point {
         Some(v) => match pk_from_json(first_type, v) {
             Some(p) => p,
-            None => return bad_request(format!("split_point must be a {} value", first_type.name())),
+            None => {
+                return bad_request(format!("split_point must be a {} value", first_type.name()))
+            }
         },
         None => {
-            let mut inside: Vec<PkValue> = rows.into_iter().filter(|v| &low < v && v < &high).collect();
+            let mut inside: Vec<PkValue> =
+                rows.into_iter().filter(|v| &low < v && v < &high).collect();
             inside.dedup();
             match inside.get(inside.len() / 2) {
                 Some(p) => p.clone(),
-                None => return bad_request("shard has no rows to split at: give split_point".into()),
+                None => {
+                    return bad_request("shard has no rows to split at: give split_point".into())
+                }
             }
         }
     };
@@ -140,18 +149,26 @@ struct Merge {
 async fn merge(State(service): State<Shared>, body: Bytes) -> Response {
     let req: Merge = match parse(&body) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return bad_request(e),
     };
     let now = service.now();
     let mut db = service.db();
     trim_all(&mut db, now.us);
-    let Some(stream) = db.tables.get_mut(&req.table).and_then(|t| t.stream.as_mut()) else {
+    let Some(stream) = db
+        .tables
+        .get_mut(&req.table)
+        .and_then(|t| t.stream.as_mut())
+    else {
         return bad_request(format!("no table {} with a stream", req.table));
     };
     let [a, b] = match req.shard_ids {
         Some(ids) => ids,
         None => {
-            let mut open: Vec<_> = stream.shards.iter().filter(|s| s.closed_us.is_none()).collect();
+            let mut open: Vec<_> = stream
+                .shards
+                .iter()
+                .filter(|s| s.closed_us.is_none())
+                .collect();
             open.sort_by(|x, y| x.low.cmp(&y.low));
             match open.as_slice() {
                 [x, y, ..] => [x.id.clone(), y.id.clone()],
@@ -245,7 +262,10 @@ async fn dump(State(service): State<Shared>, Path(name): Path<String>) -> Respon
     trim_all(&mut db, now.us);
     match db.tables.get(&name) {
         Some(table) => Json(table_json(table)).into_response(),
-        None => (axum::http::StatusCode::NOT_FOUND, Json(json!({"error": format!("no table {name}")})))
+        None => (
+            axum::http::StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no table {name}")})),
+        )
             .into_response(),
     }
 }

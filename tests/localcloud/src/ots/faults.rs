@@ -58,7 +58,9 @@ mod tests {
             after: Some(FaultAction::Drop),
         };
         match before(&fault) {
-            Some(Injected::Error(e)) => assert_eq!((e.status, e.code.as_str()), (503, "OTSServerBusy")),
+            Some(Injected::Error(e)) => {
+                assert_eq!((e.status, e.code.as_str()), (503, "OTSServerBusy"))
+            }
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(after(&fault), Some(Injected::Drop));

@@ -53,8 +53,8 @@ mod tables;
 mod writes;
 
 pub use auth::{
-    content_md5, request_string_to_sign, response_string_to_sign, sign_v2, sign_v4,
-    v4_signing_key, Signer,
+    content_md5, request_string_to_sign, response_string_to_sign, sign_v2, sign_v4, v4_signing_key,
+    Signer,
 };
 pub use error::OtsError;
 

@@ -522,7 +522,8 @@ pub struct GetStreamRecordResponse {
 
 /// Decodes a request body; a body that is not the message answers `OTSParameterInvalid`.
 pub fn decode<M: Message + Default>(body: &[u8]) -> Result<M, super::error::OtsError> {
-    M::decode(body).map_err(|e| super::error::OtsError::invalid(format!("Invalid request body: {e}.")))
+    M::decode(body)
+        .map_err(|e| super::error::OtsError::invalid(format!("Invalid request body: {e}.")))
 }
 
 /// Takes a required request field or answers `OTSParameterInvalid`.

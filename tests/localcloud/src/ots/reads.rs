@@ -37,10 +37,14 @@ impl Selection<'_> {
 
 fn unsupported(filter: &Option<Vec<u8>>, token: bool) -> OtsResult<()> {
     if filter.is_some() {
-        return Err(OtsError::invalid("Filters are not supported by this emulator."));
+        return Err(OtsError::invalid(
+            "Filters are not supported by this emulator.",
+        ));
     }
     if token {
-        return Err(OtsError::invalid("Tokens are not supported by this emulator."));
+        return Err(OtsError::invalid(
+            "Tokens are not supported by this emulator.",
+        ));
     }
     Ok(())
 }
@@ -57,7 +61,9 @@ fn read_consumed(bytes: usize) -> pb::ConsumedCapacity {
 fn decode_key(table: &Table, bytes: &[u8], allow_inf: bool) -> OtsResult<Key> {
     let row = plainbuffer::decode_row(bytes).map_err(|e| OtsError::invalid(e.to_string()))?;
     if !row.cells.is_empty() || row.delete_marker || row.sequence_info.is_some() {
-        return Err(OtsError::invalid("A primary key must hold primary-key columns only."));
+        return Err(OtsError::invalid(
+            "A primary key must hold primary-key columns only.",
+        ));
     }
     table.check_read_key(&row.primary_key, allow_inf)
 }
@@ -73,9 +79,16 @@ fn encode_one(table: &Table, key: &Key, cells: Vec<Cell>) -> Vec<u8> {
 /// GetRow.
 pub fn get_row(db: &Instance, body: &[u8], now_ms: i64) -> OtsResult<Vec<u8>> {
     let req: pb::GetRowRequest = pb::decode(body)?;
-    unsupported(&req.filter, req.token.is_some() || req.transaction_id.is_some())?;
+    unsupported(
+        &req.filter,
+        req.token.is_some() || req.transaction_id.is_some(),
+    )?;
     let table = db.table(pb::required(req.table_name.as_deref(), "table_name")?)?;
-    let key = decode_key(table, pb::required(req.primary_key.as_deref(), "primary_key")?, false)?;
+    let key = decode_key(
+        table,
+        pb::required(req.primary_key.as_deref(), "primary_key")?,
+        false,
+    )?;
     let sel = Selection {
         columns_to_get: &req.columns_to_get,
         filter: VersionFilter::from_request(req.max_versions, req.time_range.as_ref())?,
@@ -98,7 +111,9 @@ pub fn batch_get_row(db: &Instance, body: &[u8], now_ms: i64) -> OtsResult<Vec<u
     let req: pb::BatchGetRowRequest = pb::decode(body)?;
     let total: usize = req.tables.iter().map(|t| t.primary_key.len()).sum();
     if total == 0 {
-        return Err(OtsError::invalid("No row specified in the request of BatchGetRow."));
+        return Err(OtsError::invalid(
+            "No row specified in the request of BatchGetRow.",
+        ));
     }
     if total > MAX_BATCH_GET_ROWS {
         return Err(OtsError::invalid(format!(
@@ -152,22 +167,33 @@ pub fn batch_get_row(db: &Instance, body: &[u8], now_ms: i64) -> OtsResult<Vec<u
 /// descending; `next_start_primary_key` is present only when rows remain.
 pub fn get_range(db: &Instance, body: &[u8], now_ms: i64) -> OtsResult<Vec<u8>> {
     let req: pb::GetRangeRequest = pb::decode(body)?;
-    unsupported(&req.filter, req.token.is_some() || req.transaction_id.is_some())?;
+    unsupported(
+        &req.filter,
+        req.token.is_some() || req.transaction_id.is_some(),
+    )?;
     let table = db.table(pb::required(req.table_name.as_deref(), "table_name")?)?;
     let direction = pb::required(req.direction, "direction")?;
     let start = decode_key(
         table,
-        pb::required(req.inclusive_start_primary_key.as_deref(), "inclusive_start_primary_key")?,
+        pb::required(
+            req.inclusive_start_primary_key.as_deref(),
+            "inclusive_start_primary_key",
+        )?,
         true,
     )?;
     let end = decode_key(
         table,
-        pb::required(req.exclusive_end_primary_key.as_deref(), "exclusive_end_primary_key")?,
+        pb::required(
+            req.exclusive_end_primary_key.as_deref(),
+            "exclusive_end_primary_key",
+        )?,
         true,
     )?;
     let limit = match req.limit {
         None => MAX_RANGE_ROWS,
-        Some(l) if l > 0 => usize::try_from(l).unwrap_or(MAX_RANGE_ROWS).min(MAX_RANGE_ROWS),
+        Some(l) if l > 0 => usize::try_from(l)
+            .unwrap_or(MAX_RANGE_ROWS)
+            .min(MAX_RANGE_ROWS),
         Some(_) => return Err(OtsError::invalid("The limit must be greater than 0.")),
     };
     let sel = Selection {
@@ -186,8 +212,16 @@ pub fn get_range(db: &Instance, body: &[u8], now_ms: i64) -> OtsResult<Vec<u8>> 
                 .filter(move |(k, _)| **k != end)
                 .map(|(k, _)| k),
         ),
-        0 => return Err(OtsError::invalid("Begin key must be less than end key in FORWARD direction.")),
-        1 => return Err(OtsError::invalid("Begin key must be more than end key in BACKWARD direction.")),
+        0 => {
+            return Err(OtsError::invalid(
+                "Begin key must be less than end key in FORWARD direction.",
+            ))
+        }
+        1 => {
+            return Err(OtsError::invalid(
+                "Begin key must be more than end key in BACKWARD direction.",
+            ))
+        }
         d => return Err(OtsError::invalid(format!("Invalid direction: {d}."))),
     };
     let mut enc = Encoder::new();

@@ -33,7 +33,12 @@ pub struct Service {
 pub type Shared = Arc<Service>;
 
 impl Service {
-    pub fn new(instance: String, clock: Clock, faults: FaultPlan, credentials: Vec<Credentials>) -> Self {
+    pub fn new(
+        instance: String,
+        clock: Clock,
+        faults: FaultPlan,
+        credentials: Vec<Credentials>,
+    ) -> Self {
         Self {
             instance,
             clock,
@@ -91,7 +96,9 @@ impl Service {
             "DescribeStream" => stream_ops::describe(&db, body),
             "GetShardIterator" => stream_ops::shard_iterator(&db, body),
             "GetStreamRecord" => stream_ops::records(&db, body),
-            other => Err(OtsError::invalid(format!("Unsupported operation: '{other}'."))),
+            other => Err(OtsError::invalid(format!(
+                "Unsupported operation: '{other}'."
+            ))),
         }
     }
 }
@@ -103,7 +110,9 @@ fn wall_ms() -> i64 {
 /// `x-ots-date` of a response: wall time with microseconds (the Python SDK requires a
 /// fraction and compares it with its own clock, so the moved emulator clock is not used).
 fn response_date() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
 }
 
 fn lowercase_headers(headers: &HeaderMap) -> Headers {
@@ -136,7 +145,10 @@ pub fn respond(
         let authorization = signer.authorization(action, &ots);
         ots.push(("authorization".into(), authorization));
     }
-    let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body)
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body,
+    )
         .into_response();
     let headers = response.headers_mut();
     for (name, value) in ots {
@@ -147,7 +159,12 @@ pub fn respond(
     response
 }
 
-fn respond_error(service: &Service, action: &str, signer: Option<&Signer>, err: &OtsError) -> Response {
+fn respond_error(
+    service: &Service,
+    action: &str,
+    signer: Option<&Signer>,
+    err: &OtsError,
+) -> Response {
     tracing::debug!(action, code = %err.code, message = %err.message, "ots request failed");
     respond(service, action, signer, err.status, err.body())
 }
@@ -174,11 +191,19 @@ pub async fn handle(
             .map(|c| Signer::v2(id, &c.access_key_secret))
     });
     if method != Method::POST {
-        let err = OtsError::new(405, "OTSMethodNotAllowed", "Only POST method for requests is supported.");
+        let err = OtsError::new(
+            405,
+            "OTSMethodNotAllowed",
+            "Only POST method for requests is supported.",
+        );
         return respond_error(&service, &action, fallback_signer.as_ref(), &err);
     }
     if body.len() > 4 * 1024 * 1024 {
-        let err = OtsError::new(413, "OTSRequestBodyTooLarge", "The size of POST data is too large.");
+        let err = OtsError::new(
+            413,
+            "OTSRequestBodyTooLarge",
+            "The size of POST data is too large.",
+        );
         return respond_error(&service, &action, fallback_signer.as_ref(), &err);
     }
     let verified = {

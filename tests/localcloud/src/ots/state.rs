@@ -271,7 +271,10 @@ impl Table {
 /// at most `max_versions`.
 pub fn put_version(versions: &mut Versions, ts: i64, value: Value, max_versions: i32) {
     versions.retain(|(t, _)| *t != ts);
-    let at = versions.iter().position(|(t, _)| *t < ts).unwrap_or(versions.len());
+    let at = versions
+        .iter()
+        .position(|(t, _)| *t < ts)
+        .unwrap_or(versions.len());
     versions.insert(at, (ts, value));
     versions.truncate(usize::try_from(max_versions.max(1)).unwrap_or(1));
 }

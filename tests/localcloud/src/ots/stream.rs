@@ -23,9 +23,9 @@ pub const MAX_LIMIT: usize = 1000;
 /// `ActionType` of a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    PutRow = 1,
-    UpdateRow = 2,
-    DeleteRow = 3,
+    Put = 1,
+    Update = 2,
+    Delete = 3,
 }
 
 #[derive(Clone, Debug)]
@@ -101,7 +101,11 @@ impl StreamState {
     fn new_shard_id(&mut self) -> String {
         self.next_shard_no += 1;
         // Sortable by creation, distinct across streams of the same table.
-        format!("{:04}-{:x}", self.next_shard_no, self.creation_us % 0xffff_ffff)
+        format!(
+            "{:04}-{:x}",
+            self.next_shard_no,
+            self.creation_us % 0xffff_ffff
+        )
     }
 
     pub fn retention_us(&self) -> i64 {
@@ -121,8 +125,10 @@ impl StreamState {
                 shard.trimmed += 1;
             }
         }
-        self.shards
-            .retain(|s| s.closed_us.is_none_or(|c| c >= cutoff || !s.records.is_empty()));
+        self.shards.retain(|s| {
+            s.closed_us
+                .is_none_or(|c| c >= cutoff || !s.records.is_empty())
+        });
     }
 
     /// Appends a committed change to the shard that owns its first key column.
@@ -162,7 +168,11 @@ impl StreamState {
                 .position(|r| r.timestamp_us() >= t)
                 .unwrap_or(shard.records.len()),
         };
-        Ok(encode_iterator(&self.stream_id, shard_id, shard.trimmed + offset as u64))
+        Ok(encode_iterator(
+            &self.stream_id,
+            shard_id,
+            shard.trimmed + offset as u64,
+        ))
     }
 
     /// `GetStreamRecord`: records from the iterator on and the next iterator (absent at
@@ -175,7 +185,9 @@ impl StreamState {
         if position.stream_id != self.stream_id {
             return Err(OtsError::trimmed());
         }
-        let shard = self.shard(&position.shard_id).ok_or_else(OtsError::trimmed)?;
+        let shard = self
+            .shard(&position.shard_id)
+            .ok_or_else(OtsError::trimmed)?;
         if position.position < shard.trimmed || position.position > shard.end() {
             return Err(OtsError::trimmed());
         }
@@ -191,7 +203,12 @@ impl StreamState {
     }
 
     /// Closes `shard_id` and opens two children split at `point` (first key column).
-    pub fn split(&mut self, shard_id: &str, point: PkValue, now_us: i64) -> Result<[String; 2], String> {
+    pub fn split(
+        &mut self,
+        shard_id: &str,
+        point: PkValue,
+        now_us: i64,
+    ) -> Result<[String; 2], String> {
         let idx = self
             .shards
             .iter()
@@ -292,7 +309,13 @@ pub fn decode_iterator(iterator: &str) -> OtsResult<IteratorPosition> {
     let raw = B64.decode(iterator).map_err(|_| invalid())?;
     let text = String::from_utf8(raw).map_err(|_| invalid())?;
     let mut parts = text.split('\n');
-    match (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) {
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
         (Some("lcit1"), Some(stream), Some(shard), Some(pos), None) => Ok(IteratorPosition {
             stream_id: stream.to_owned(),
             shard_id: shard.to_owned(),
@@ -316,7 +339,7 @@ mod tests {
     #[test]
     fn open_shard_caught_up_returns_the_same_iterator() {
         let mut s = StreamState::new("t", 1_000_000, 24);
-        s.append(Action::PutRow, row(1), 2_000_000, 0);
+        s.append(Action::Put, row(1), 2_000_000, 0);
         let shard = s.shards[0].id.clone();
         let it = s.iterator(&shard, None).unwrap();
         let (recs, next) = s.read(&decode_iterator(&it).unwrap(), 10).unwrap();
@@ -330,11 +353,11 @@ mod tests {
     #[test]
     fn split_closes_parent_and_routes_by_first_key() {
         let mut s = StreamState::new("t", 1_000_000, 24);
-        s.append(Action::PutRow, row(1), 2_000_000, 0);
+        s.append(Action::Put, row(1), 2_000_000, 0);
         let parent = s.shards[0].id.clone();
         let [left, right] = s.split(&parent, PkValue::Integer(10), 3_000_000).unwrap();
-        s.append(Action::PutRow, row(5), 4_000_000, 0);
-        s.append(Action::PutRow, row(50), 5_000_000, 0);
+        s.append(Action::Put, row(5), 4_000_000, 0);
+        s.append(Action::Put, row(50), 5_000_000, 0);
         let it = decode_iterator(&s.iterator(&parent, None).unwrap()).unwrap();
         let (recs, next) = s.read(&it, 10).unwrap();
         assert_eq!((recs.len(), next), (1, None));
@@ -348,7 +371,7 @@ mod tests {
     #[test]
     fn trimmed_positions_are_refused() {
         let mut s = StreamState::new("t", 0, 1);
-        s.append(Action::PutRow, row(1), 1_000, 0);
+        s.append(Action::Put, row(1), 1_000, 0);
         let shard = s.shards[0].id.clone();
         let it = decode_iterator(&s.iterator(&shard, None).unwrap()).unwrap();
         s.trim(2 * 3_600_000_000);

@@ -30,7 +30,11 @@ fn stream_by_id<'a>(db: &'a Instance, stream_id: &str) -> Option<(&'a str, &'a S
 }
 
 fn no_stream(stream_id: &str) -> OtsError {
-    OtsError::new(404, "OTSObjectNotExist", format!("Stream does not exist: {stream_id}."))
+    OtsError::new(
+        404,
+        "OTSObjectNotExist",
+        format!("Stream does not exist: {stream_id}."),
+    )
 }
 
 /// ListStream: the stream of one table, or of every table.
@@ -67,7 +71,10 @@ pub fn describe(db: &Instance, body: &[u8]) -> OtsResult<Vec<u8>> {
     shards.sort_by(|a, b| a.id.cmp(&b.id));
     let start = match req.inclusive_start_shard_id.as_deref() {
         None => 0,
-        Some(id) => shards.iter().position(|s| s.id.as_str() >= id).unwrap_or(shards.len()),
+        Some(id) => shards
+            .iter()
+            .position(|s| s.id.as_str() >= id)
+            .unwrap_or(shards.len()),
     };
     let page: Vec<_> = shards.iter().skip(start).take(limit).collect();
     let next_shard_id = shards.get(start + limit).map(|s| s.id.clone());

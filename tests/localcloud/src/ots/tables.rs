@@ -121,10 +121,18 @@ pub fn create(db: &mut Instance, body: &[u8], now: Now) -> OtsResult<Vec<u8>> {
         None => None,
     };
     if db.tables.contains_key(&name) {
-        return Err(OtsError::new(409, "OTSObjectAlreadyExist", "Requested table already exists."));
+        return Err(OtsError::new(
+            409,
+            "OTSObjectAlreadyExist",
+            "Requested table already exists.",
+        ));
     }
     if db.tables.len() >= MAX_TABLES {
-        return Err(OtsError::new(403, "OTSQuotaExhausted", "Number of tables exceeded the quota."));
+        return Err(OtsError::new(
+            403,
+            "OTSQuotaExhausted",
+            "Number of tables exceeded the quota.",
+        ));
     }
     let stream = stream_hours.map(|h| StreamState::new(&name, now.us, h));
     db.tables.insert(

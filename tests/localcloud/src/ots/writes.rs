@@ -8,8 +8,7 @@ use prost::Message;
 use super::error::{OtsError, OtsResult};
 use super::pb;
 use super::plainbuffer::{
-    self, Cell, PkValue, Row, Value, OP_DELETE_ALL_VERSIONS, OP_DELETE_ONE_VERSION,
-    OP_INCREMENT,
+    self, Cell, PkValue, Row, Value, OP_DELETE_ALL_VERSIONS, OP_DELETE_ONE_VERSION, OP_INCREMENT,
 };
 use super::state::{put_version, valid_name, Instance, Key, StoredRow, Table};
 use super::stream::Action;
@@ -96,7 +95,9 @@ fn check_cell_names(table: &Table, row: &Row) -> OtsResult<()> {
             )));
         }
         if cell.timestamp_ms.is_some_and(|t| t < 0) {
-            return Err(OtsError::invalid("Timestamp of column must not be negative."));
+            return Err(OtsError::invalid(
+                "Timestamp of column must not be negative.",
+            ));
         }
         let size = match &cell.value {
             Some(Value::String(s)) => s.len(),
@@ -117,7 +118,12 @@ fn check_shapes(kind: WriteKind, row: &Row) -> OtsResult<()> {
     let bad = |what: &str| Err(OtsError::invalid(what.to_owned()));
     match kind {
         WriteKind::Put => {
-            if row.delete_marker || row.cells.iter().any(|c| c.value.is_none() || c.op.is_some()) {
+            if row.delete_marker
+                || row
+                    .cells
+                    .iter()
+                    .any(|c| c.value.is_none() || c.op.is_some())
+            {
                 return bad("PutRow accepts only columns with values.");
             }
         }
@@ -134,13 +140,13 @@ fn check_shapes(kind: WriteKind, row: &Row) -> OtsResult<()> {
                 return bad("UpdateRow needs at least one column.");
             }
             for c in &row.cells {
-                let ok = match (c.op, &c.value, c.timestamp_ms) {
-                    (None, Some(_), _) => true,
-                    (Some(OP_DELETE_ONE_VERSION), None, Some(_)) => true,
-                    (Some(OP_DELETE_ALL_VERSIONS), None, None) => true,
-                    (Some(OP_INCREMENT), Some(Value::Integer(_)), None) => true,
-                    _ => false,
-                };
+                let ok = matches!(
+                    (c.op, &c.value, c.timestamp_ms),
+                    (None, Some(_), _)
+                        | (Some(OP_DELETE_ONE_VERSION), None, Some(_))
+                        | (Some(OP_DELETE_ALL_VERSIONS), None, None)
+                        | (Some(OP_INCREMENT), Some(Value::Integer(_)), None)
+                );
                 if !ok {
                     return bad(&format!("Invalid column operation on '{}'.", c.name));
                 }
@@ -151,9 +157,15 @@ fn check_shapes(kind: WriteKind, row: &Row) -> OtsResult<()> {
 }
 
 /// Applies one row write to `table`; logs it to the stream when one is enabled.
-fn apply(table: &mut Table, req: &WriteRequest<'_>, now: Now, row_index: u32) -> OtsResult<WriteOutcome> {
+fn apply(
+    table: &mut Table,
+    req: &WriteRequest<'_>,
+    now: Now,
+    row_index: u32,
+) -> OtsResult<WriteOutcome> {
     let expect = check_condition(req.condition)?;
-    let row = plainbuffer::decode_row(req.row_bytes).map_err(|e| OtsError::invalid(e.to_string()))?;
+    let row =
+        plainbuffer::decode_row(req.row_bytes).map_err(|e| OtsError::invalid(e.to_string()))?;
     if row.sequence_info.is_some() {
         return Err(OtsError::invalid("Unexpected row extension in a request."));
     }
@@ -172,12 +184,20 @@ fn apply(table: &mut Table, req: &WriteRequest<'_>, now: Now, row_index: u32) ->
             let mut stored = StoredRow::default();
             for c in &row.cells {
                 let ts = c.timestamp_ms.unwrap_or(now.ms);
-                let value = c.value.clone().ok_or_else(|| OtsError::invalid("missing value"))?;
-                put_version(stored.columns.entry(c.name.clone()).or_default(), ts, value.clone(), max_versions);
+                let value = c
+                    .value
+                    .clone()
+                    .ok_or_else(|| OtsError::invalid("missing value"))?;
+                put_version(
+                    stored.columns.entry(c.name.clone()).or_default(),
+                    ts,
+                    value.clone(),
+                    max_versions,
+                );
                 logged.push(put_cell(&c.name, value, ts));
             }
             table.rows.insert(key.clone(), stored);
-            Action::PutRow
+            Action::Put
         }
         WriteKind::Update => {
             let mut stored = table.rows.get(&key).cloned().unwrap_or_default();
@@ -185,11 +205,11 @@ fn apply(table: &mut Table, req: &WriteRequest<'_>, now: Now, row_index: u32) ->
                 logged.push(update_cell(&mut stored, c, now.ms, floor, max_versions)?);
             }
             table.rows.insert(key.clone(), stored);
-            Action::UpdateRow
+            Action::Update
         }
         WriteKind::Delete => {
             table.rows.remove(&key);
-            Action::DeleteRow
+            Action::Delete
         }
     };
     let named = table.named_key(&key);
@@ -224,11 +244,22 @@ fn put_cell(name: &str, value: Value, ts: i64) -> Cell {
 }
 
 /// Applies one UpdateRow cell; returns the cell as the stream logs it.
-fn update_cell(stored: &mut StoredRow, c: &Cell, now_ms: i64, floor: i64, max_versions: i32) -> OtsResult<Cell> {
+fn update_cell(
+    stored: &mut StoredRow,
+    c: &Cell,
+    now_ms: i64,
+    floor: i64,
+    max_versions: i32,
+) -> OtsResult<Cell> {
     match (c.op, &c.value) {
         (None, Some(value)) => {
             let ts = c.timestamp_ms.unwrap_or(now_ms);
-            put_version(stored.columns.entry(c.name.clone()).or_default(), ts, value.clone(), max_versions);
+            put_version(
+                stored.columns.entry(c.name.clone()).or_default(),
+                ts,
+                value.clone(),
+                max_versions,
+            );
             Ok(put_cell(&c.name, value.clone(), ts))
         }
         (Some(OP_INCREMENT), Some(Value::Integer(delta))) => {
@@ -278,7 +309,9 @@ fn return_row(
         0 => return Ok(None),
         1 => {}
         2 => {
-            let names = content.map(|c| c.return_column_names.clone()).unwrap_or_default();
+            let names = content
+                .map(|c| c.return_column_names.clone())
+                .unwrap_or_default();
             if let Some(stored) = table.rows.get(key) {
                 for name in names {
                     if let Some((ts, v)) = stored.columns.get(&name).and_then(|v| v.first()) {
@@ -296,7 +329,9 @@ fn return_row(
 pub fn single(db: &mut Instance, kind: WriteKind, body: &[u8], now: Now) -> OtsResult<Vec<u8>> {
     let req: pb::WriteRowRequest = pb::decode(body)?;
     if req.transaction_id.is_some() {
-        return Err(OtsError::invalid("Transactions are not supported by this emulator."));
+        return Err(OtsError::invalid(
+            "Transactions are not supported by this emulator.",
+        ));
     }
     let table_name = pb::required(req.table_name.as_deref(), "table_name")?;
     let row_bytes = pb::required(req.row.as_deref(), "row")?;
@@ -323,11 +358,15 @@ pub fn single(db: &mut Instance, kind: WriteKind, body: &[u8], now: Now) -> OtsR
 pub fn batch(db: &mut Instance, body: &[u8], now: Now) -> OtsResult<Vec<u8>> {
     let req: pb::BatchWriteRowRequest = pb::decode(body)?;
     if req.transaction_id.is_some() || req.is_atomic == Some(true) {
-        return Err(OtsError::invalid("Transactions are not supported by this emulator."));
+        return Err(OtsError::invalid(
+            "Transactions are not supported by this emulator.",
+        ));
     }
     let total: usize = req.tables.iter().map(|t| t.rows.len()).sum();
     if total == 0 {
-        return Err(OtsError::invalid("No row specified in the request of BatchWriteRow."));
+        return Err(OtsError::invalid(
+            "No row specified in the request of BatchWriteRow.",
+        ));
     }
     if total > MAX_BATCH_WRITE_ROWS {
         return Err(OtsError::invalid(format!(
@@ -338,12 +377,15 @@ pub fn batch(db: &mut Instance, body: &[u8], now: Now) -> OtsResult<Vec<u8>> {
     for t in &req.tables {
         let name = pb::required(t.table_name.as_deref(), "table_name")?;
         if !seen_tables.insert(name) {
-            return Err(OtsError::invalid(format!("Duplicated table name: '{name}'.")));
+            return Err(OtsError::invalid(format!(
+                "Duplicated table name: '{name}'."
+            )));
         }
         let mut seen_rows = HashSet::new();
         for r in &t.rows {
             let bytes = pb::required(r.row_change.as_deref(), "row_change")?;
-            let row = plainbuffer::decode_row(bytes).map_err(|e| OtsError::invalid(e.to_string()))?;
+            let row =
+                plainbuffer::decode_row(bytes).map_err(|e| OtsError::invalid(e.to_string()))?;
             if !seen_rows.insert(format!("{:?}", row.primary_key)) {
                 return Err(OtsError::invalid("The input parameter is invalid."));
             }

@@ -1,0 +1,174 @@
+//! The running Tablestore emulator over HTTP: the SDK-produced PutRow vector is
+//! accepted, the same body with one flipped byte is refused with the service's error,
+//! and every response is signed.
+
+#![allow(clippy::unwrap_used)] // test helpers, like the tests themselves, may unwrap
+
+use localcloud::ots::{self, pb};
+use localcloud::{Credentials, ServiceOptions};
+use prost::Message;
+use serde_json::Value as Json;
+
+struct Client {
+    http: reqwest::Client,
+    endpoint: String,
+    creds: Credentials,
+}
+
+impl Client {
+    async fn call(&self, action: &str, body: Vec<u8>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut headers: Vec<(String, String)> = vec![
+            (
+                "x-ots-date".into(),
+                chrono::Utc::now()
+                    .format("%Y-%m-%dT%H:%M:%S.000Z")
+                    .to_string(),
+            ),
+            ("x-ots-apiversion".into(), "2015-12-31".into()),
+            ("x-ots-accesskeyid".into(), self.creds.access_key_id.clone()),
+            ("x-ots-contentmd5".into(), ots::content_md5(&body)),
+            ("x-ots-instancename".into(), ots::INSTANCE.into()),
+        ];
+        let sig = ots::sign_v2(
+            &self.creds.access_key_secret,
+            &ots::request_string_to_sign(action, &headers),
+        );
+        headers.push(("x-ots-signature".into(), sig));
+        let mut req = self
+            .http
+            .post(format!("{}/{action}", self.endpoint))
+            .body(body);
+        for (k, v) in &headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect();
+        (status, headers, resp.bytes().await.unwrap().to_vec())
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    &headers.iter().find(|(k, _)| k == name).unwrap().1
+}
+
+fn put_row_vector() -> Vec<u8> {
+    let path = format!(
+        "{}/testdata/ots/plainbuffer.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let file: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v = file["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "put_row_request")
+        .unwrap();
+    hex::decode(v["hex"].as_str().unwrap()).unwrap()
+}
+
+fn put_row(row: Vec<u8>) -> Vec<u8> {
+    pb::WriteRowRequest {
+        table_name: Some("orders".into()),
+        row: Some(row),
+        condition: Some(pb::Condition {
+            row_existence: Some(0),
+            column_condition: None,
+        }),
+        return_content: None,
+        transaction_id: None,
+    }
+    .encode_to_vec()
+}
+
+#[tokio::test]
+async fn vector_row_is_accepted_and_a_flipped_byte_is_refused() {
+    let options = ServiceOptions::loopback();
+    let creds = options.credentials[0].clone();
+    let handle = ots::start(options).await.unwrap();
+    let client = Client {
+        http: reqwest::Client::new(),
+        endpoint: handle.endpoint(),
+        creds: creds.clone(),
+    };
+    let create = pb::CreateTableRequest {
+        table_meta: Some(pb::TableMeta {
+            table_name: Some("orders".into()),
+            primary_key: vec![
+                pb::PrimaryKeySchema {
+                    name: Some("pk_str".into()),
+                    r#type: Some(2),
+                    option: None,
+                },
+                pb::PrimaryKeySchema {
+                    name: Some("pk_int".into()),
+                    r#type: Some(1),
+                    option: None,
+                },
+            ],
+            defined_column: vec![],
+        }),
+        reserved_throughput: Some(pb::ReservedThroughput {
+            capacity_unit: Some(pb::CapacityUnit::default()),
+        }),
+        ..Default::default()
+    };
+    let (status, headers, body) = client.call("CreateTable", create.encode_to_vec()).await;
+    assert_eq!(status, 200);
+    // The response signature covers every x-ots-* header and the action.
+    let mut signed: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(k, _)| k.starts_with("x-ots-"))
+        .cloned()
+        .collect();
+    signed.sort();
+    let signer = ots::Signer::v2(&creds.access_key_id, &creds.access_key_secret);
+    assert_eq!(
+        header(&headers, "authorization"),
+        signer.authorization("CreateTable", &signed)
+    );
+    assert_eq!(
+        header(&headers, "x-ots-contentmd5"),
+        ots::content_md5(&body)
+    );
+    assert_eq!(header(&headers, "x-ots-contenttype"), "protocol buffer");
+
+    let good = put_row_vector();
+    let (status, _, _) = client.call("PutRow", put_row(good.clone())).await;
+    assert_eq!(status, 200);
+
+    let at = good.windows(8).position(|w| w == b"user-001").unwrap() + 2;
+    let mut bad = good;
+    bad[at] ^= 0x01;
+    let (status, headers, body) = client.call("PutRow", put_row(bad)).await;
+    assert_eq!(status, 400);
+    let err = pb::Error::decode(body.as_slice()).unwrap();
+    assert_eq!(err.code, "OTSParameterInvalid");
+    assert_eq!(
+        err.message.as_deref(),
+        Some("Cell data broken, checksum is mismatch.")
+    );
+    assert!(!header(&headers, "x-ots-requestid").is_empty());
+
+    let (status, _, body) = client.call("NoSuchAction", Vec::new()).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        pb::Error::decode(body.as_slice()).unwrap().code,
+        "OTSParameterInvalid"
+    );
+    let resp = reqwest::Client::new()
+        .get(format!("{}/ListTable", handle.endpoint()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(
+        pb::Error::decode(resp.bytes().await.unwrap()).unwrap().code,
+        "OTSMethodNotAllowed"
+    );
+    handle.shutdown().await;
+}
