@@ -11,6 +11,7 @@ stream and CRC-8 classes (its row reader cannot read cell types or the extension
 """
 
 import uuid
+import zlib
 
 from tablestore import OTSClient
 from tablestore.auth import RequestContext
@@ -56,11 +57,23 @@ class StreamApi(object):
         # Instance attribute: the class-level list of the SDK stays untouched.
         self.protocol.api_list = list(self.protocol.api_list) + STREAM_ACTIONS
 
-    def call(self, action, request, response_class):
+    def call(self, action, request, response_class, compress=False):
         body = request.SerializeToString()
         query = "/" + action
         context = RequestContext(self.client.credentials_provider.get_credentials())
-        headers = self.protocol._make_request_headers(body, query, self.client._signer, context)
+        if compress:
+            # Java SDK option: a zlib body, its raw size declared; MD5 covers the
+            # compressed bytes. The extra headers are signed like every x-ots-* header.
+            raw_size = len(body)
+            body = zlib.compress(body)
+            self.protocol.extra_headers = {
+                "x-ots-request-compress-type": "deflate",
+                "x-ots-request-compress-size": str(raw_size),
+            }
+        try:
+            headers = self.protocol._make_request_headers(body, query, self.client._signer, context)
+        finally:
+            self.protocol.extra_headers = {}
         status, reason, res_headers, res_body = self.client.connection.send_receive(
             query, headers, body
         )

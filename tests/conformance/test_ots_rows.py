@@ -30,7 +30,8 @@ from tablestore import (
 from ots_helpers import OTSClientError, OTSServiceError, make_client, unique
 
 IGNORE = Condition(RowExistenceExpectation.IGNORE)
-T0 = 1705307400000
+# Cell versions must lie within the table's max_time_deviation (default 1 day) of now.
+T0 = (int(time.time()) - 3600) * 1000
 
 
 @pytest.fixture(params=["native", "python"])
@@ -288,3 +289,66 @@ def test_clock_skew_is_refused(localcloud, monkeypatch):
     with pytest.raises((OTSServiceError, OTSClientError)) as e:
         client.list_table()
     assert e.value.get_http_status() == 403
+
+
+def test_cell_versions_outside_max_time_deviation_are_refused(client):
+    name = unique("dev")
+    create(client, name)
+    pk = [("pk_str", "d"), ("pk_int", 1)]
+    three_days_ago = T0 - 3 * 86_400_000
+    with pytest.raises(OTSServiceError) as e:
+        client.put_row(name, Row(pk, [("a", 1, three_days_ago)]), IGNORE)
+    assert e.value.get_error_code() == "OTSParameterInvalid"
+    tolerant = unique("dev")
+    client.create_table(TableMeta(tolerant, [("pk_str", "STRING"), ("pk_int", "INTEGER")]),
+                        TableOptions(max_time_deviation=10 * 365 * 86400),
+                        ReservedThroughput(CapacityUnit(0, 0)))
+    client.put_row(tolerant, Row(pk, [("a", 1, 1705307400000)]), IGNORE)
+    _, row, _ = client.get_row(tolerant, pk, max_version=1)
+    assert row.attribute_columns == [("a", 1, 1705307400000)]
+
+
+def test_ttl_hides_expired_versions(localcloud, admin, client):
+    ots = admin["ots"]
+    name = unique("ttl")
+    create(client, name, ttl=86400, max_versions=5)
+    pk = [("pk_str", "t"), ("pk_int", 1)]
+    client.put_row(name, Row(pk, [("a", 1)]), IGNORE)
+    ots.post("/-/ots/backdate", {"table": name, "ms": 86_400_000 - 60_000})
+    _, row, _ = client.get_row(name, pk, max_version=1)
+    assert row.attribute_columns[0][1] == 1
+    dump = ots.get("/-/ots/tables/" + name)
+    assert dump["options"]["time_to_live"] == 86400
+    assert dump["rows"][0]["primary_key"] == ["t", 1]
+    ots.advance_clock(120_000)
+    _, row, _ = client.get_row(name, pk, max_version=1)
+    assert row is None
+    with pytest.raises(OTSServiceError) as e:
+        client.update_row(name, Row(pk, {"put": [("b", 2)]}), Condition("EXPECT_EXIST"))
+    assert e.value.get_error_code() == "OTSConditionCheckFail"
+
+
+def test_auto_increment_and_return_pk(client):
+    from tablestore import PK_AUTO_INCR, ReturnType
+
+    name = unique("auto")
+    client.create_table(TableMeta(name, [("h", "STRING"), ("id", "INTEGER", PK_AUTO_INCR)]),
+                        TableOptions(), ReservedThroughput(CapacityUnit(0, 0)))
+    _, first = client.put_row(name, Row([("h", "x"), ("id", PK_AUTO_INCR)], [("a", 1)]), IGNORE,
+                              return_type=ReturnType.RT_PK)
+    _, second = client.put_row(name, Row([("h", "x"), ("id", PK_AUTO_INCR)], [("a", 2)]), IGNORE,
+                               return_type=ReturnType.RT_PK)
+    assert first.primary_key[0] == ("h", "x") and second.primary_key[1][1] > first.primary_key[1][1]
+    _, row, _ = client.get_row(name, second.primary_key, max_version=1)
+    assert row.attribute_columns[0][1] == 2
+
+
+def test_duplicate_rows_in_one_batch_are_refused(client):
+    name = unique("dup")
+    create(client, name)
+    row = Row([("pk_str", "same"), ("pk_int", 1)], [("a", 1)])
+    req = BatchWriteRowRequest()
+    req.add(TableInBatchWriteRowItem(name, [PutRowItem(row, IGNORE), PutRowItem(row, IGNORE)]))
+    with pytest.raises(OTSServiceError) as e:
+        client.batch_write_row(req)
+    assert e.value.get_error_code() == "OTSParameterInvalid"

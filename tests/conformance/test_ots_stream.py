@@ -21,7 +21,8 @@ from tablestore import (
 from ots_helpers import OTSServiceError, StreamApi, make_client, pb2, unique
 
 IGNORE = Condition(RowExistenceExpectation.IGNORE)
-T0 = 1705307400000
+# Cell versions must lie within the table's max_time_deviation (default 1 day) of now.
+T0 = (int(time.time()) - 3600) * 1000
 HOUR_MS = 3_600_000
 
 
@@ -265,3 +266,11 @@ def test_stream_errors(client, api):
     api.call("CreateTable", req, pb2.CreateTableResponse)
     assert len(api.list_stream(plain).streams) == 0
     assert any(s.stream_id == stream_id for s in api.list_stream().streams)
+
+
+def test_compressed_request_body(client, api):
+    name = unique("cz")
+    create_stream_table(api, name)
+    resp = api.call("ListStream", pb2.ListStreamRequest(table_name=name), pb2.ListStreamResponse,
+                    compress=True)
+    assert resp.streams[0].table_name == name

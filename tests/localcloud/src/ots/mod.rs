@@ -79,6 +79,7 @@ pub async fn start(options: ServiceOptions) -> std::io::Result<ServiceHandle> {
     ));
     let router = Router::new()
         .route("/{action}", any(server::handle))
+        .fallback(server::fallback)
         .with_state(service.clone())
         .merge(control::router(service))
         .merge(admin::router(options.faults.clone(), options.clock.clone()))

@@ -169,6 +169,45 @@ fn respond_error(
     respond(service, action, signer, err.status, err.body())
 }
 
+/// Inflates a body sent with `x-ots-request-compress-type: deflate` (zlib); the
+/// declared `x-ots-request-compress-size` must match (spec §1.1).
+fn inflate_request(headers: &Headers, body: &[u8]) -> OtsResult<Vec<u8>> {
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match get("x-ots-request-compress-type") {
+        None => Ok(body.to_vec()),
+        Some(kind) if kind.eq_ignore_ascii_case("deflate") => {
+            use std::io::Read;
+            let mut raw = Vec::new();
+            flate2::read::ZlibDecoder::new(body)
+                .take(MAX_BODY_BYTES as u64 * 4)
+                .read_to_end(&mut raw)
+                .map_err(|_| OtsError::invalid("Failed to decompress the request body."))?;
+            let declared = get("x-ots-request-compress-size").and_then(|v| v.parse::<usize>().ok());
+            if declared != Some(raw.len()) {
+                return Err(OtsError::invalid(
+                    "x-ots-request-compress-size does not match the decompressed body.",
+                ));
+            }
+            Ok(raw)
+        }
+        Some(other) => Err(OtsError::invalid(format!(
+            "Unsupported compress type: '{other}'."
+        ))),
+    }
+}
+
+/// Any path that is not an action: the service's error for an unknown operation.
+pub async fn fallback(State(service): State<Shared>, uri: axum::http::Uri) -> Response {
+    let action = uri.path().trim_start_matches('/').to_owned();
+    let err = OtsError::invalid(format!("Unsupported operation: '{action}'."));
+    respond_error(&service, &action, None, &err)
+}
+
 /// `POST /<Action>`.
 pub async fn handle(
     State(service): State<Shared>,
@@ -234,7 +273,10 @@ pub async fn handle(
         Some(Injected::Error(err)) => return respond_error(&service, &action, Some(&signer), &err),
         None => {}
     }
-    let result = service.dispatch(&action, &body);
+    let result = match inflate_request(&lower, &body) {
+        Ok(body) => service.dispatch(&action, &body),
+        Err(err) => Err(err),
+    };
     match faults::after(&fault) {
         Some(Injected::Drop) => return crate::common::server::drop_connection(),
         Some(Injected::Error(err)) => return respond_error(&service, &action, Some(&signer), &err),

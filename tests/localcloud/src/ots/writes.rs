@@ -86,8 +86,28 @@ fn check_condition(condition: Option<&pb::Condition>) -> OtsResult<i32> {
     Ok(expect)
 }
 
-fn check_cell_names(table: &Table, row: &Row) -> OtsResult<()> {
+/// Most attribute cells one write may carry.
+pub const MAX_COLUMNS_PER_WRITE: usize = 1024;
+
+fn check_cells(table: &Table, row: &Row, now_ms: i64) -> OtsResult<()> {
+    if row.cells.len() > MAX_COLUMNS_PER_WRITE {
+        return Err(OtsError::new(
+            400,
+            "OTSOutOfColumnCountLimit",
+            "The number of columns from the request exceeds the limit.",
+        ));
+    }
+    let deviation_ms = table.options.deviation_cell_version_s.saturating_mul(1000);
     for cell in &row.cells {
+        // Written versions must lie within the table's max_time_deviation of now.
+        if let (Some(ts), Some(_), None) = (cell.timestamp_ms, &cell.value, cell.op) {
+            if (ts - now_ms).abs() > deviation_ms {
+                return Err(OtsError::invalid(format!(
+                    "The timestamp of column '{}' is out of the allowed deviation range.",
+                    cell.name
+                )));
+            }
+        }
         if !valid_name(&cell.name, 255) || table.primary_key.iter().any(|c| c.name == cell.name) {
             return Err(OtsError::invalid(format!(
                 "Invalid column name: '{}'.",
@@ -170,7 +190,7 @@ fn apply(
         return Err(OtsError::invalid("Unexpected row extension in a request."));
     }
     check_shapes(req.kind, &row)?;
-    check_cell_names(table, &row)?;
+    check_cells(table, &row, now.ms)?;
     let key = table.check_write_key(&row.primary_key, req.kind == WriteKind::Put, now.us)?;
     let exists = table.row_exists(&key, now.ms);
     if (expect == 1 && !exists) || (expect == 2 && exists) {
