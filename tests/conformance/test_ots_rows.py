@@ -269,6 +269,10 @@ def test_v4_signing_client_works(localcloud):
     v4.put_row(name, Row([("pk_str", "a"), ("pk_int", 1)], [("x", 1, T0)]), IGNORE)
     _, row, _ = v4.get_row(name, [("pk_str", "a"), ("pk_int", 1)], max_version=1)
     assert row.attribute_columns == [("x", 1, T0)]
+    # Error responses are signed with the V4 derived key too (the SDK checks them).
+    with pytest.raises(OTSServiceError) as e:
+        v4.describe_table(unique("missing"))
+    assert (e.value.get_http_status(), e.value.get_error_code()) == (404, "OTSObjectNotExist")
     bad = make_client(localcloud, region="cn-hangzhou", secret="wrong")
     with pytest.raises(OTSServiceError) as e:
         bad.list_table()

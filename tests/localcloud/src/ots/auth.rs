@@ -229,6 +229,23 @@ impl Signer {
         format!("OTS {}:{sig}", self.access_key_id)
     }
 
+    /// The response signer for a request from a known key, before or after its
+    /// signature is verified: V4 (derived key) when the request is V4-signed.
+    pub fn for_request(headers: &Headers, access_key_id: &str, secret: &str) -> Self {
+        let v4 = header(headers, "x-ots-signaturev4").is_some();
+        match (
+            v4,
+            header(headers, "x-ots-signdate"),
+            header(headers, "x-ots-signregion"),
+        ) {
+            (true, Some(date), Some(region)) => Self {
+                access_key_id: access_key_id.to_owned(),
+                signing_key: v4_signing_key(secret, date, region).into_bytes(),
+            },
+            _ => Self::v2(access_key_id, secret),
+        }
+    }
+
     /// A signer from a V2 secret (tests and the vectors).
     pub fn v2(access_key_id: &str, secret: &str) -> Self {
         Self {

@@ -530,3 +530,36 @@ pub fn decode<M: Message + Default>(body: &[u8]) -> Result<M, super::error::OtsE
 pub fn required<T>(value: Option<T>, name: &str) -> Result<T, super::error::OtsError> {
     value.ok_or_else(|| super::error::OtsError::invalid(format!("Missing required field: {name}.")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn required_fields_are_encoded_even_when_empty() {
+        // Java rejects a GetRowResponse / GetRangeResponse without `row` / `rows`.
+        let consumed = ConsumedCapacity {
+            capacity_unit: CapacityUnit::default(),
+        };
+        let get = GetRowResponse {
+            consumed: consumed.clone(),
+            row: Vec::new(),
+        };
+        assert_eq!(
+            get.encode_to_vec(),
+            vec![0x0a, 0x02, 0x0a, 0x00, 0x12, 0x00]
+        );
+        let range = GetRangeResponse {
+            consumed,
+            rows: Vec::new(),
+            next_start_primary_key: None,
+        };
+        assert!(range.encode_to_vec().ends_with(&[0x12, 0x00]));
+        let shard = StreamShard {
+            shard_id: "s".into(),
+            parent_id: None,
+            parent_sibling_id: None,
+        };
+        assert_eq!(shard.encode_to_vec(), vec![0x0a, 0x01, b's']);
+    }
+}

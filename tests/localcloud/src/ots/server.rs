@@ -227,7 +227,7 @@ pub async fn handle(
             .credentials
             .iter()
             .find(|c| c.access_key_id == id)
-            .map(|c| Signer::v2(id, &c.access_key_secret))
+            .map(|c| Signer::for_request(&lower, id, &c.access_key_secret))
     });
     if method != Method::POST {
         let err = OtsError::new(
