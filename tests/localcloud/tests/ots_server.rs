@@ -5,56 +5,12 @@
 #![allow(clippy::unwrap_used)] // test helpers, like the tests themselves, may unwrap
 
 use localcloud::ots::{self, pb};
-use localcloud::{Credentials, ServiceOptions};
+use localcloud::ServiceOptions;
+
+mod ots_common;
+use ots_common::{header, Client};
 use prost::Message;
 use serde_json::Value as Json;
-
-struct Client {
-    http: reqwest::Client,
-    endpoint: String,
-    creds: Credentials,
-}
-
-impl Client {
-    async fn call(&self, action: &str, body: Vec<u8>) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        let mut headers: Vec<(String, String)> = vec![
-            (
-                "x-ots-date".into(),
-                chrono::Utc::now()
-                    .format("%Y-%m-%dT%H:%M:%S.000Z")
-                    .to_string(),
-            ),
-            ("x-ots-apiversion".into(), "2015-12-31".into()),
-            ("x-ots-accesskeyid".into(), self.creds.access_key_id.clone()),
-            ("x-ots-contentmd5".into(), ots::content_md5(&body)),
-            ("x-ots-instancename".into(), ots::INSTANCE.into()),
-        ];
-        let sig = ots::sign_v2(
-            &self.creds.access_key_secret,
-            &ots::request_string_to_sign(action, &headers),
-        );
-        headers.push(("x-ots-signature".into(), sig));
-        let mut req = self
-            .http
-            .post(format!("{}/{action}", self.endpoint))
-            .body(body);
-        for (k, v) in &headers {
-            req = req.header(k, v);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
-            .collect();
-        (status, headers, resp.bytes().await.unwrap().to_vec())
-    }
-}
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
-    &headers.iter().find(|(k, _)| k == name).unwrap().1
-}
 
 fn put_row_vector() -> Vec<u8> {
     let path = format!(
@@ -87,14 +43,8 @@ fn put_row(row: Vec<u8>) -> Vec<u8> {
 
 #[tokio::test]
 async fn vector_row_is_accepted_and_a_flipped_byte_is_refused() {
-    let options = ServiceOptions::loopback();
-    let creds = options.credentials[0].clone();
-    let handle = ots::start(options).await.unwrap();
-    let client = Client {
-        http: reqwest::Client::new(),
-        endpoint: handle.endpoint(),
-        creds: creds.clone(),
-    };
+    let client = Client::start(ServiceOptions::loopback()).await;
+    let creds = client.creds.clone();
     let create = pb::CreateTableRequest {
         table_meta: Some(pb::TableMeta {
             table_name: Some("orders".into()),
@@ -166,7 +116,7 @@ async fn vector_row_is_accepted_and_a_flipped_byte_is_refused() {
         "OTSParameterInvalid"
     );
     let resp = reqwest::Client::new()
-        .get(format!("{}/ListTable", handle.endpoint()))
+        .get(format!("{}/ListTable", client.endpoint))
         .send()
         .await
         .unwrap();
@@ -175,5 +125,5 @@ async fn vector_row_is_accepted_and_a_flipped_byte_is_refused() {
         pb::Error::decode(resp.bytes().await.unwrap()).unwrap().code,
         "OTSMethodNotAllowed"
     );
-    handle.shutdown().await;
+    client.handle.shutdown().await;
 }

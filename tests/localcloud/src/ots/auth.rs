@@ -61,21 +61,19 @@ fn header<'h>(headers: &'h Headers, name: &str) -> Option<&'h str> {
 }
 
 fn hmac_sha1(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
-    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable_key());
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(key).expect(HMAC_ANY_KEY);
     mac.update(msg);
     mac.finalize().into_bytes().to_vec()
 }
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable_key());
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect(HMAC_ANY_KEY);
     mac.update(msg);
     mac.finalize().into_bytes().to_vec()
 }
 
-fn unreachable_key<T>() -> T {
-    panic!("HMAC accepts keys of every length")
-}
+/// HMAC takes keys of any length, so creating one cannot fail.
+const HMAC_ANY_KEY: &str = "HMAC accepts keys of every length";
 
 /// base64 of the body's MD5, the value of `x-ots-contentmd5`.
 pub fn content_md5(body: &[u8]) -> String {
