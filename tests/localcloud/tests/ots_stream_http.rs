@@ -212,3 +212,30 @@ async fn record_times_follow_the_emulator_clock() {
     assert!(times[1] - times[0] >= 3_600_000_000 - 1_000_000);
     client.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn tables_streams_and_iterators_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || ServiceOptions {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..ServiceOptions::loopback()
+    };
+    let client = Client::start(options()).await;
+    let stream_id = stream_table(&client, "kept").await;
+    put(&client, "kept", 1).await;
+    put(&client, "kept", 2).await;
+    let shard = shards(&client, &stream_id, None).await[0].shard_id.clone();
+    let first = read(&client, &iterator(&client, &stream_id, &shard, None).await).await;
+    assert_eq!(first.stream_records.len(), 2);
+    let resume = first.next_shard_iterator.unwrap();
+    client.handle.shutdown().await;
+
+    let client = Client::start(options()).await;
+    put(&client, "kept", 3).await;
+    let page = read(&client, &resume).await;
+    let ids: Vec<i64> = page.stream_records.iter().map(|r| seq(r).0).collect();
+    assert_eq!(ids, vec![3]);
+    let list: pb::ListTableResponse = client.ok("ListTable", pb::Empty {}).await;
+    assert_eq!(list.table_names, vec!["kept".to_owned()]);
+    client.handle.shutdown().await;
+}

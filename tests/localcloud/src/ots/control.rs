@@ -58,6 +58,7 @@ async fn backdate(State(service): State<Shared>, body: Bytes) -> Response {
     if let Some(stream) = table.stream.as_mut() {
         stream.backdate(req.ms * 1000);
     }
+    service.persist(&db);
     Json(json!({"ok": true, "table": req.table, "ms": req.ms})).into_response()
 }
 
@@ -132,7 +133,10 @@ async fn split(State(service): State<Shared>, body: Bytes) -> Response {
         }
     };
     match stream.split(&shard_id, point, now.us) {
-        Ok(children) => Json(json!({"parent": shard_id, "children": children})).into_response(),
+        Ok(children) => {
+            service.persist(&db);
+            Json(json!({"parent": shard_id, "children": children})).into_response()
+        }
         Err(e) => bad_request(e),
     }
 }
@@ -177,7 +181,10 @@ async fn merge(State(service): State<Shared>, body: Bytes) -> Response {
         }
     };
     match stream.merge(&a, &b, now.us) {
-        Ok(child) => Json(json!({"parents": [a, b], "child": child})).into_response(),
+        Ok(child) => {
+            service.persist(&db);
+            Json(json!({"parents": [a, b], "child": child})).into_response()
+        }
         Err(e) => bad_request(e),
     }
 }

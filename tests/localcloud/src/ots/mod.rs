@@ -14,7 +14,9 @@
 //! a record (with sequence info; time = commit time in µs from the emulator clock,
 //! strictly increasing per table) to the shard owning the row's first key column.
 //! Filters, column conditions, tokens, transactions, indexes and partitions are refused
-//! with `OTSParameterInvalid`. State lives in memory only (`data_dir` is not used).
+//! with `OTSParameterInvalid`. With a `data_dir`, the instance (tables, rows, streams,
+//! records) is saved as JSON after every change and reloaded at start, so stream ids
+//! and iterators stay valid across a restart; without one, state lives in memory.
 //!
 //! Times of data (cell versions written without a timestamp, stream record times,
 //! TTL, stream retention) follow the emulator clock of [`ServiceOptions`]; the
@@ -43,6 +45,7 @@ mod control;
 mod error;
 mod faults;
 pub mod pb;
+mod persist;
 pub mod plainbuffer;
 mod reads;
 mod server;
@@ -71,11 +74,17 @@ pub const INSTANCE: &str = "localcloud";
 
 /// Starts the service on `options.bind`.
 pub async fn start(options: ServiceOptions) -> std::io::Result<ServiceHandle> {
+    let db = match &options.data_dir {
+        Some(dir) => persist::load(dir).map_err(std::io::Error::other)?,
+        None => state::Instance::default(),
+    };
     let service = Arc::new(server::Service::new(
         INSTANCE.to_owned(),
         options.clock.clone(),
         options.faults.clone(),
         options.credentials.clone(),
+        options.data_dir.clone(),
+        db,
     ));
     let router = Router::new()
         .route("/{action}", any(server::handle))

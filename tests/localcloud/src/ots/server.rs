@@ -1,6 +1,7 @@
 //! HTTP front: `POST /<Action>`, header and signature checks, fault injection, dispatch,
 //! and signed responses (spec §1).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -14,7 +15,7 @@ use super::error::{OtsError, OtsResult};
 use super::faults::{self, Injected};
 use super::state::Instance;
 use super::writes::{Now, WriteKind};
-use super::{reads, stream_ops, tables, writes};
+use super::{persist, reads, stream_ops, tables, writes};
 use crate::common::{Clock, Credentials, FaultPlan};
 
 /// Largest request body the service takes.
@@ -28,6 +29,8 @@ pub struct Service {
     credentials: Vec<Credentials>,
     db: Mutex<Instance>,
     request_counter: AtomicU64,
+    /// Where the instance is saved after every change (`None`: memory only).
+    data_dir: Option<PathBuf>,
 }
 
 pub type Shared = Arc<Service>;
@@ -38,14 +41,26 @@ impl Service {
         clock: Clock,
         faults: FaultPlan,
         credentials: Vec<Credentials>,
+        data_dir: Option<PathBuf>,
+        db: Instance,
     ) -> Self {
         Self {
             instance,
             clock,
             faults,
             credentials,
-            db: Mutex::new(Instance::default()),
+            db: Mutex::new(db),
             request_counter: AtomicU64::new(0),
+            data_dir,
+        }
+    }
+
+    /// Saves the instance when a data directory is configured.
+    pub fn persist(&self, db: &Instance) {
+        if let Some(dir) = &self.data_dir {
+            if let Err(error) = persist::save(dir, db) {
+                tracing::warn!(%error, "saving tablestore state failed");
+            }
         }
     }
 
@@ -79,23 +94,41 @@ impl Service {
         let now = self.now();
         let mut db = self.db();
         stream_ops::trim_all(&mut db, now.us);
+        let result = self.run(&mut db, action, body, now);
+        let mutating = [
+            "CreateTable",
+            "UpdateTable",
+            "DeleteTable",
+            "PutRow",
+            "UpdateRow",
+            "DeleteRow",
+            "BatchWriteRow",
+        ];
+        if result.is_ok() && mutating.contains(&action) {
+            self.persist(&db);
+        }
+        result
+    }
+
+    fn run(&self, db: &mut Instance, action: &str, body: &[u8], now: Now) -> OtsResult<Vec<u8>> {
+        let db = &mut *db;
         match action {
-            "CreateTable" => tables::create(&mut db, body, now),
-            "ListTable" => tables::list(&db),
-            "DescribeTable" => tables::describe(&db, body),
-            "UpdateTable" => tables::update(&mut db, body, now),
-            "DeleteTable" => tables::delete(&mut db, body),
-            "PutRow" => writes::single(&mut db, WriteKind::Put, body, now),
-            "UpdateRow" => writes::single(&mut db, WriteKind::Update, body, now),
-            "DeleteRow" => writes::single(&mut db, WriteKind::Delete, body, now),
-            "BatchWriteRow" => writes::batch(&mut db, body, now),
-            "GetRow" => reads::get_row(&db, body, now.ms),
-            "BatchGetRow" => reads::batch_get_row(&db, body, now.ms),
-            "GetRange" => reads::get_range(&db, body, now.ms),
-            "ListStream" => stream_ops::list(&db, body),
-            "DescribeStream" => stream_ops::describe(&db, body),
-            "GetShardIterator" => stream_ops::shard_iterator(&db, body),
-            "GetStreamRecord" => stream_ops::records(&db, body),
+            "CreateTable" => tables::create(db, body, now),
+            "ListTable" => tables::list(db),
+            "DescribeTable" => tables::describe(db, body),
+            "UpdateTable" => tables::update(db, body, now),
+            "DeleteTable" => tables::delete(db, body),
+            "PutRow" => writes::single(db, WriteKind::Put, body, now),
+            "UpdateRow" => writes::single(db, WriteKind::Update, body, now),
+            "DeleteRow" => writes::single(db, WriteKind::Delete, body, now),
+            "BatchWriteRow" => writes::batch(db, body, now),
+            "GetRow" => reads::get_row(db, body, now.ms),
+            "BatchGetRow" => reads::batch_get_row(db, body, now.ms),
+            "GetRange" => reads::get_range(db, body, now.ms),
+            "ListStream" => stream_ops::list(db, body),
+            "DescribeStream" => stream_ops::describe(db, body),
+            "GetShardIterator" => stream_ops::shard_iterator(db, body),
+            "GetStreamRecord" => stream_ops::records(db, body),
             other => Err(OtsError::invalid(format!(
                 "Unsupported operation: '{other}'."
             ))),

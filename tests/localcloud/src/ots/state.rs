@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::error::{OtsError, OtsResult};
 use super::plainbuffer::{Cell, PkValue, Value};
 use super::stream::StreamState;
 
 /// `PrimaryKeyType` of the protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PkType {
     Integer = 1,
     String = 2,
@@ -42,7 +44,7 @@ impl PkType {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PkColumn {
     pub name: String,
     pub pk_type: PkType,
@@ -50,7 +52,7 @@ pub struct PkColumn {
 }
 
 /// Table options as the service reports them.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Options {
     /// Seconds; -1 keeps data forever.
     pub time_to_live_s: i32,
@@ -65,18 +67,19 @@ pub type Key = Vec<PkValue>;
 pub type Versions = Vec<(i64, Value)>;
 
 /// A stored row: every column's versions.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StoredRow {
     pub columns: BTreeMap<String, Versions>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Table {
     pub name: String,
     pub primary_key: Vec<PkColumn>,
     pub defined_columns: Vec<(String, i32)>,
     pub options: Options,
     pub created_ms: i64,
+    #[serde(with = "super::persist::map_as_pairs")]
     pub rows: BTreeMap<Key, StoredRow>,
     pub stream: Option<StreamState>,
     /// Next value for an auto-increment primary-key column.
@@ -290,7 +293,7 @@ pub fn valid_name(name: &str, max_len: usize) -> bool {
 }
 
 /// All tables of the instance.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Instance {
     pub tables: BTreeMap<String, Table>,
 }

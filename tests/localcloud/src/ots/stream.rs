@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use serde::{Deserialize, Serialize};
 
 use super::error::{OtsError, OtsResult};
 use super::plainbuffer::{self, PkValue, Row, SequenceInfo};
@@ -21,14 +22,14 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 
 /// `ActionType` of a record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     Put = 1,
     Update = 2,
     Delete = 3,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LogRecord {
     pub action: Action,
     /// The PlainBuffer row including its sequence info.
@@ -41,7 +42,7 @@ impl LogRecord {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Shard {
     pub id: String,
     pub parent_id: Option<String>,
@@ -66,7 +67,7 @@ impl Shard {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StreamState {
     pub stream_id: String,
     pub creation_us: i64,

@@ -3,6 +3,8 @@
 
 use std::cmp::Ordering;
 
+use serde::{Deserialize, Serialize};
+
 mod decode;
 mod encode;
 
@@ -42,7 +44,7 @@ pub const OP_INCREMENT: u8 = 0x04;
 
 /// A primary-key value. Ordering: `InfMin` < every value < `InfMax`; integers signed,
 /// strings and binaries by unsigned bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PkValue {
     InfMin,
     Integer(i64),
@@ -83,10 +85,10 @@ impl PartialOrd for PkValue {
 }
 
 /// An attribute value.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     Integer(i64),
-    Double(f64),
+    Double(#[serde(with = "f64_bits")] f64),
     Boolean(bool),
     String(String),
     Binary(Vec<u8>),
@@ -94,7 +96,7 @@ pub enum Value {
 
 /// One cell of a row: a put (value, optional timestamp), a delete of one version
 /// (op 0x03 + timestamp), a delete of all versions (op 0x01) or an increment (op 0x04).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub name: String,
     pub value: Option<Value>,
@@ -103,7 +105,7 @@ pub struct Cell {
 }
 
 /// Stream-record sequence information (the row extension, spec §3.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SequenceInfo {
     pub epoch: u32,
     pub timestamp_us: i64,
@@ -111,12 +113,25 @@ pub struct SequenceInfo {
 }
 
 /// One PlainBuffer row.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub primary_key: Vec<(String, PkValue)>,
     pub cells: Vec<Cell>,
     pub delete_marker: bool,
     pub sequence_info: Option<SequenceInfo>,
+}
+
+/// Doubles are kept as their IEEE bits when persisted, so NaN and infinities survive.
+mod f64_bits {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(v.to_bits())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        u64::deserialize(d).map(f64::from_bits)
+    }
 }
 
 /// Why a PlainBuffer could not be read.
