@@ -310,6 +310,15 @@ def test_cell_versions_outside_max_time_deviation_are_refused(client):
     client.put_row(tolerant, Row(pk, [("a", 1, 1705307400000)]), IGNORE)
     _, row, _ = client.get_row(tolerant, pk, max_version=1)
     assert row.attribute_columns == [("a", 1, 1705307400000)]
+    # The lower bound is also now - TTL: [max(now - deviation, now - TTL), now + deviation).
+    short = unique("dev")
+    client.create_table(TableMeta(short, [("pk_str", "STRING"), ("pk_int", "INTEGER")]),
+                        TableOptions(time_to_live=86400, max_time_deviation=10 * 86400),
+                        ReservedThroughput(CapacityUnit(0, 0)))
+    with pytest.raises(OTSServiceError) as e:
+        client.put_row(short, Row(pk, [("a", 1, three_days_ago)]), IGNORE)
+    assert e.value.get_error_code() == "OTSParameterInvalid"
+    client.put_row(short, Row(pk, [("a", 1, T0)]), IGNORE)
 
 
 def test_ttl_hides_expired_versions(localcloud, admin, client):

@@ -97,13 +97,16 @@ fn check_cells(table: &Table, row: &Row, now_ms: i64) -> OtsResult<()> {
             "The number of columns from the request exceeds the limit.",
         ));
     }
+    // Valid versions: [max(now - deviation, now - TTL), now + deviation) (TableOptions
+    // reference of the service).
     let deviation_ms = table.options.deviation_cell_version_s.saturating_mul(1000);
+    let low = (now_ms - deviation_ms).max(table.ttl_floor_ms(now_ms));
+    let high = now_ms.saturating_add(deviation_ms);
     for cell in &row.cells {
-        // Written versions must lie within the table's max_time_deviation of now.
         if let (Some(ts), Some(_), None) = (cell.timestamp_ms, &cell.value, cell.op) {
-            if (ts - now_ms).abs() > deviation_ms {
+            if ts < low || ts >= high {
                 return Err(OtsError::invalid(format!(
-                    "The timestamp of column '{}' is out of the allowed deviation range.",
+                    "The timestamp of column '{}' is out of the allowed range.",
                     cell.name
                 )));
             }
