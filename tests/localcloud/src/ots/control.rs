@@ -42,6 +42,10 @@ async fn backdate(State(service): State<Shared>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(e) => return bad_request(e),
     };
+    // A century either way keeps every shifted time (µs included) far from overflow.
+    if req.ms.abs() > 100 * 366 * 86_400_000 {
+        return bad_request("ms must be within a century".into());
+    }
     let mut db = service.db();
     let Some(table) = db.tables.get_mut(&req.table) else {
         return bad_request(format!("no table {}", req.table));

@@ -302,4 +302,72 @@ mod tests {
         );
         assert!(PkValue::String("é".into()) > PkValue::String("z".into()));
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn pk_value() -> impl Strategy<Value = PkValue> {
+            prop_oneof![
+                any::<i64>().prop_map(PkValue::Integer),
+                "[a-z0-9é]{0,12}".prop_map(PkValue::String),
+                proptest::collection::vec(any::<u8>(), 0..12).prop_map(PkValue::Binary),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                any::<i64>().prop_map(Value::Integer),
+                any::<u64>().prop_map(|b| Value::Double(f64::from_bits(b & !(0x7ff << 52)))),
+                any::<bool>().prop_map(Value::Boolean),
+                "[ -~é世]{0,16}".prop_map(Value::String),
+                proptest::collection::vec(any::<u8>(), 0..16).prop_map(Value::Binary),
+            ]
+        }
+
+        fn cell() -> impl Strategy<Value = Cell> {
+            ("[a-z_]{1,8}", value(), proptest::option::of(any::<i64>())).prop_map(
+                |(name, v, ts)| Cell {
+                    name,
+                    value: Some(v),
+                    op: None,
+                    timestamp_ms: ts,
+                },
+            )
+        }
+
+        fn row() -> impl Strategy<Value = Row> {
+            (
+                proptest::collection::vec(("[a-z]{1,6}", pk_value()), 1..4),
+                proptest::collection::vec(cell(), 0..6),
+                any::<bool>(),
+                proptest::option::of((any::<u32>(), any::<i64>(), any::<u32>())),
+            )
+                .prop_map(|(primary_key, cells, delete_marker, seq)| Row {
+                    primary_key,
+                    cells,
+                    delete_marker,
+                    sequence_info: seq.map(|(epoch, timestamp_us, row_index)| SequenceInfo {
+                        epoch,
+                        timestamp_us,
+                        row_index,
+                    }),
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn rows_round_trip(r in row()) {
+                prop_assert_eq!(decode_row(&encode_row(&r)).unwrap(), r);
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                let mut with_header = HEADER.to_le_bytes().to_vec();
+                with_header.extend_from_slice(&bytes);
+                let _ = decode_rows(&bytes);
+                let _ = decode_rows(&with_header);
+            }
+        }
+    }
 }
