@@ -94,7 +94,7 @@ impl Service {
         let now = self.now();
         let mut db = self.db();
         stream_ops::trim_all(&mut db, now.us);
-        let result = self.run(&mut db, action, body, now);
+        let result = run(&mut db, action, body, now);
         let mutating = [
             "CreateTable",
             "UpdateTable",
@@ -109,30 +109,30 @@ impl Service {
         }
         result
     }
+}
 
-    fn run(&self, db: &mut Instance, action: &str, body: &[u8], now: Now) -> OtsResult<Vec<u8>> {
-        let db = &mut *db;
-        match action {
-            "CreateTable" => tables::create(db, body, now),
-            "ListTable" => tables::list(db),
-            "DescribeTable" => tables::describe(db, body),
-            "UpdateTable" => tables::update(db, body, now),
-            "DeleteTable" => tables::delete(db, body),
-            "PutRow" => writes::single(db, WriteKind::Put, body, now),
-            "UpdateRow" => writes::single(db, WriteKind::Update, body, now),
-            "DeleteRow" => writes::single(db, WriteKind::Delete, body, now),
-            "BatchWriteRow" => writes::batch(db, body, now),
-            "GetRow" => reads::get_row(db, body, now.ms),
-            "BatchGetRow" => reads::batch_get_row(db, body, now.ms),
-            "GetRange" => reads::get_range(db, body, now.ms),
-            "ListStream" => stream_ops::list(db, body),
-            "DescribeStream" => stream_ops::describe(db, body),
-            "GetShardIterator" => stream_ops::shard_iterator(db, body),
-            "GetStreamRecord" => stream_ops::records(db, body),
-            other => Err(OtsError::invalid(format!(
-                "Unsupported operation: '{other}'."
-            ))),
-        }
+/// Runs one action against the instance.
+fn run(db: &mut Instance, action: &str, body: &[u8], now: Now) -> OtsResult<Vec<u8>> {
+    match action {
+        "CreateTable" => tables::create(db, body, now),
+        "ListTable" => tables::list(db),
+        "DescribeTable" => tables::describe(db, body),
+        "UpdateTable" => tables::update(db, body, now),
+        "DeleteTable" => tables::delete(db, body),
+        "PutRow" => writes::single(db, WriteKind::Put, body, now),
+        "UpdateRow" => writes::single(db, WriteKind::Update, body, now),
+        "DeleteRow" => writes::single(db, WriteKind::Delete, body, now),
+        "BatchWriteRow" => writes::batch(db, body, now),
+        "GetRow" => reads::get_row(db, body, now.ms),
+        "BatchGetRow" => reads::batch_get_row(db, body, now.ms),
+        "GetRange" => reads::get_range(db, body, now.ms),
+        "ListStream" => stream_ops::list(db, body),
+        "DescribeStream" => stream_ops::describe(db, body),
+        "GetShardIterator" => stream_ops::shard_iterator(db, body),
+        "GetStreamRecord" => stream_ops::records(db, body),
+        other => Err(OtsError::invalid(format!(
+            "Unsupported operation: '{other}'."
+        ))),
     }
 }
 
