@@ -379,4 +379,33 @@ mod tests {
         assert_eq!(s.read(&it, 10).unwrap_err().code, "OTSTrimmedDataAccess");
         assert!(decode_iterator("not-an-iterator").is_err());
     }
+
+    #[test]
+    fn merge_needs_adjacent_open_shards_and_names_both_parents() {
+        let mut s = StreamState::new("t", 0, 24);
+        let root = s.shards[0].id.clone();
+        let [a, b] = s.split(&root, PkValue::Integer(10), 1).unwrap();
+        let [b1, b2] = s.split(&b, PkValue::Integer(20), 2).unwrap();
+        assert!(s.merge(&a, &b2, 3).is_err(), "not adjacent");
+        assert!(s.merge(&root, &a, 3).is_err(), "root is closed");
+        let child = s.merge(&b1, &a, 3).unwrap();
+        let merged = s.shards.iter().find(|x| x.id == child).unwrap();
+        // The lower range is the parent, the upper the sibling, whatever the order given.
+        assert_eq!(merged.parent_id.as_deref(), Some(a.as_str()));
+        assert_eq!(merged.parent_sibling_id.as_deref(), Some(b1.as_str()));
+        assert_eq!(
+            (merged.low.clone(), merged.high.clone()),
+            (PkValue::InfMin, PkValue::Integer(20))
+        );
+        s.append(Action::Put, row(15), 4, 0);
+        assert_eq!(
+            s.shards
+                .iter()
+                .find(|x| x.id == child)
+                .unwrap()
+                .records
+                .len(),
+            1
+        );
+    }
 }
