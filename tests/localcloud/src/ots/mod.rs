@@ -18,6 +18,15 @@
 //! records) is saved as JSON after every change and reloaded at start, so stream ids
 //! and iterators stay valid across a restart; without one, state lives in memory.
 //!
+//! Row rules: the primary key must match the schema (`OTSInvalidPK`); reads need
+//! `max_versions` or `time_range`; written versions must lie in
+//! `[max(now - max_time_deviation, now - TTL), now + max_time_deviation)`; versions
+//! beyond `max_versions` and older than the TTL are invisible; row-existence conditions
+//! answer `403 OTSConditionCheckFail`; a BatchWriteRow naming one row twice is refused.
+//! Limits: BatchWriteRow 200 rows, BatchGetRow 100 rows, 1024 columns per write,
+//! GetRange pages of at most 5000 rows or 4 MB, GetStreamRecord 100 records by default
+//! and at most 1000, DescribeStream 100 shards per page by default.
+//!
 //! Times of data (cell versions written without a timestamp, stream record times,
 //! TTL, stream retention) follow the emulator clock of [`ServiceOptions`]; the
 //! transport checks (`x-ots-date` skew, response dates) use the wall clock so that a
@@ -32,7 +41,7 @@
 //!
 //! | request | effect |
 //! |---|---|
-//! | `POST /-/ots/backdate {"table", "ms"}` | moves the table's cell versions, stream record times, shard close times, stream creation time and last commit time `ms` into the past |
+//! | `POST /-/ots/backdate {"table", "ms"}` | moves the table's cell versions (stored and in stream records), stream record times, shard close times, stream creation time, table creation time and last commit time `ms` into the past (negative: into the future) |
 //! | `POST /-/ots/split {"table", "shard_id"?, "split_point"?}` | closes an open shard (default: the only one) and opens two children with `parent_id` = it, split at `split_point` (a value of the first key column; hex for BINARY; default: the median first-key value of its rows); answers `{"parent", "children": [left, right]}` |
 //! | `POST /-/ots/merge {"table", "shard_ids"?: [a, b]}` | closes two adjacent open shards (default: the first two by key range) and opens a child with `parent_id` = the lower, `parent_sibling_id` = the upper; answers `{"parents", "child"}` |
 //! | `GET /-/ots/tables/<name>` | the table as JSON: schema, options, rows with every version, and the stream's shards with ranges, record counts and record times |
