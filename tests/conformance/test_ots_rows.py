@@ -34,9 +34,12 @@ IGNORE = Condition(RowExistenceExpectation.IGNORE)
 T0 = (int(time.time()) - 3600) * 1000
 
 
-@pytest.fixture(params=["native", "python"])
+@pytest.fixture(params=["native", "python", "v4"])
 def client(request, localcloud):
-    return make_client(localcloud, native=request.param == "native")
+    """SDK decoders: native C, pure Python (verifies every CRC-8); and a V4-signing
+    client (its responses are checked with the V4 derived key)."""
+    region = "cn-hangzhou" if request.param == "v4" else None
+    return make_client(localcloud, native=request.param != "python", region=region)
 
 
 def create(client, name, pk=(("pk_str", "STRING"), ("pk_int", "INTEGER")), max_versions=1, ttl=-1):
