@@ -96,11 +96,12 @@ pub fn error_xml(error: &OssError, request_id: &str, host_id: &str) -> String {
     xml.finish()
 }
 
-/// ISO 8601 UTC with milliseconds, as in OSS XML: `2024-01-02T03:04:05.000Z`.
+/// ISO 8601 UTC as in OSS XML: `2024-01-02T03:04:05.000Z`. OSS times have whole
+/// seconds, and oss2 (`utils._ISO8601_RE`) only accepts a literal `.000` fraction.
 pub fn iso8601(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
+    chrono::DateTime::from_timestamp(ms.div_euclid(1000), 0)
         .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .format("%Y-%m-%dT%H:%M:%S.000Z")
         .to_string()
 }
 
@@ -303,7 +304,7 @@ mod tests {
 
     #[test]
     fn time_formats() {
-        assert_eq!(iso8601(1_704_164_645_000), "2024-01-02T03:04:05.000Z");
+        assert_eq!(iso8601(1_704_164_645_999), "2024-01-02T03:04:05.000Z");
         assert_eq!(
             http_date(1_704_164_645_999),
             "Tue, 02 Jan 2024 03:04:05 GMT"
