@@ -4,7 +4,6 @@
 
 use axum::http::StatusCode;
 use bytes::BytesMut;
-use md5::{Digest, Md5};
 
 use super::addressing::encode_component;
 use super::buckets::max_keys;
@@ -12,7 +11,7 @@ use super::crc64;
 use super::error::{OssError, OssResult};
 use super::objects::{bucket_mut, check_key, meta_from, quoted};
 use super::server::{Ctx, Oss, Reply};
-use super::state::{Object, ObjectKind, Part, Store, Upload};
+use super::state::{multipart_etag, Object, ObjectKind, Part, Store, Upload};
 use super::wire::{self, iso8601, XmlWriter};
 
 /// The smallest size of every part but the last, checked at Complete.
@@ -148,21 +147,14 @@ pub fn complete(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
     let numbers = listed_parts(ctx, upload)?;
     let forbid_overwrite = upload.forbid_overwrite || ctx.forbid_overwrite();
 
+    let listed: Vec<&Part> = numbers.iter().filter_map(|n| upload.parts.get(n)).collect();
     let mut data = BytesMut::new();
     let mut crc = 0u64;
-    let mut digests = Md5::new();
-    for number in &numbers {
-        if let Some(part) = upload.parts.get(number) {
-            data.extend_from_slice(&part.data);
-            crc = crc64::combine(crc, part.crc64, part.data.len() as u64);
-            digests.update(Md5::digest(&part.data));
-        }
+    for part in &listed {
+        data.extend_from_slice(&part.data);
+        crc = crc64::combine(crc, part.crc64, part.data.len() as u64);
     }
-    let etag = format!(
-        "{}-{}",
-        hex::encode_upper(digests.finalize()),
-        numbers.len()
-    );
+    let etag = multipart_etag(listed.iter().map(|p| p.data.as_ref()));
     let object = Object {
         data: data.freeze(),
         kind: ObjectKind::Multipart,

@@ -130,6 +130,19 @@ pub fn md5_hex_upper(data: &[u8]) -> String {
     hex::encode_upper(Md5::digest(data))
 }
 
+/// The ETag of a completed multipart object (without quotes): uppercase hex of the MD5
+/// of the parts' binary MD5s, then `-<part count>` (the S3 convention; OSS documents the
+/// value only as opaque).
+pub fn multipart_etag<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut digests = Md5::new();
+    let mut count = 0usize;
+    for part in parts {
+        digests.update(Md5::digest(part));
+        count += 1;
+    }
+    format!("{}-{count}", hex::encode_upper(digests.finalize()))
+}
+
 impl Object {
     /// An object written in one request (PutObject).
     pub fn normal(data: Bytes, meta: ObjectMeta, now_ms: i64) -> Self {
