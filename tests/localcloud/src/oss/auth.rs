@@ -154,6 +154,9 @@ pub fn verify(
     max_skew_ms: i64,
 ) -> OssResult<Verified> {
     let Some(authorization) = header(request.headers, "authorization") else {
+        if let Some(verified) = super::presign::verify(request, keys, now_ms)? {
+            return Ok(verified);
+        }
         return Err(OssError::access_denied(
             "You have no right to access this object because of bucket acl.",
         ));
@@ -187,8 +190,24 @@ fn verify_v1(
         return Err(OssError::access_denied("Missing Date header."));
     };
     check_skew(parse_request_time(&date), &date, now_ms, max_skew_ms)?;
-    let string_to_sign = v1_string_to_sign(request, &date);
-    let expected_ok = base64::engine::general_purpose::STANDARD
+    check_v1_signature(request, id, &secret, &date, provided)?;
+    Ok(Verified {
+        access_key_id: id.to_owned(),
+        version: SignatureVersion::V1,
+    })
+}
+
+/// Rebuilds the V1 string to sign for `request` (with `date` in the date slot: the
+/// `Date` header, or `Expires` for a presigned URL) and compares signatures.
+pub fn check_v1_signature(
+    request: &SignedRequest<'_>,
+    id: &str,
+    secret: &str,
+    date: &str,
+    provided: &str,
+) -> OssResult<()> {
+    let string_to_sign = v1_string_to_sign(request, date);
+    let ok = base64::engine::general_purpose::STANDARD
         .decode(provided)
         .ok()
         .is_some_and(|bytes| {
@@ -196,17 +215,14 @@ fn verify_v1(
             mac.update(string_to_sign.as_bytes());
             mac.verify_slice(&bytes).is_ok()
         });
-    if !expected_ok {
+    if !ok {
         return Err(OssError::signature_does_not_match(
             id,
             &string_to_sign,
             provided,
         ));
     }
-    Ok(Verified {
-        access_key_id: id.to_owned(),
-        version: SignatureVersion::V1,
-    })
+    Ok(())
 }
 
 /// The V1 string to sign (spec §2.1); `date` is `x-oss-date` or `Date`.
@@ -254,10 +270,7 @@ fn v1_resource(request: &SignedRequest<'_>) -> String {
 }
 
 struct V4Authorization {
-    id: String,
-    date: String,
-    region: String,
-    product: String,
+    scope: V4Credential,
     additional_headers: Vec<String>,
     signature: String,
 }
@@ -280,30 +293,58 @@ fn parse_v4(fields: &str) -> OssResult<V4Authorization> {
     }
     let credential = credential.ok_or_else(|| invalid("missing Credential"))?;
     let signature = signature.ok_or_else(|| invalid("missing Signature"))?;
+    let scope = parse_credential(credential)?;
+    Ok(V4Authorization {
+        scope,
+        additional_headers: additional.map(parse_additional_headers).unwrap_or_default(),
+        signature: signature.to_owned(),
+    })
+}
+
+/// A V4 credential: `<id>/<yyyymmdd>/<region>/<product>/aliyun_v4_request`.
+#[derive(Clone, Debug)]
+pub struct V4Credential {
+    pub id: String,
+    pub date: String,
+    pub region: String,
+    pub product: String,
+}
+
+impl V4Credential {
+    pub fn scope(&self) -> String {
+        format!(
+            "{}/{}/{}/aliyun_v4_request",
+            self.date, self.region, self.product
+        )
+    }
+}
+
+pub fn parse_credential(credential: &str) -> OssResult<V4Credential> {
+    let invalid = |why: &str| OssError::invalid_argument(format!("Credential is invalid: {why}"));
     let parts: Vec<&str> = credential.split('/').collect();
     let [id, date, region, product, "aliyun_v4_request"] = parts.as_slice() else {
         return Err(invalid(
-            "Credential must be <id>/<date>/<region>/<product>/aliyun_v4_request",
+            "it must be <id>/<date>/<region>/<product>/aliyun_v4_request",
         ));
     };
     if date.len() != 8 || region.is_empty() || *product != "oss" {
         return Err(invalid("bad credential scope"));
     }
-    Ok(V4Authorization {
+    Ok(V4Credential {
         id: (*id).to_owned(),
         date: (*date).to_owned(),
         region: (*region).to_owned(),
         product: (*product).to_owned(),
-        additional_headers: additional
-            .map(|list| {
-                list.split(';')
-                    .map(|h| h.trim().to_ascii_lowercase())
-                    .filter(|h| !h.is_empty() && !is_default_signed_v4(h))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        signature: signature.to_owned(),
     })
+}
+
+/// The `;`-separated additional signed headers, lowercased, without the names that
+/// are signed anyway.
+pub fn parse_additional_headers(list: &str) -> Vec<String> {
+    list.split(';')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty() && !is_default_signed_v4(h))
+        .collect()
 }
 
 fn is_default_signed_v4(name: &str) -> bool {
@@ -318,7 +359,7 @@ fn verify_v4(
     max_skew_ms: i64,
 ) -> OssResult<Verified> {
     let auth = parse_v4(fields)?;
-    let secret = keys.secret_for(&auth.id, security_token(request), now_ms)?;
+    let secret = keys.secret_for(&auth.scope.id, security_token(request), now_ms)?;
     let Some(oss_date) = header(request.headers, "x-oss-date") else {
         return Err(OssError::access_denied(
             "Missing x-oss-date header for a V4 signature.",
@@ -330,31 +371,53 @@ fn verify_v4(
         now_ms,
         max_skew_ms,
     )?;
-    let canonical_request = v4_canonical_request(request, &auth.additional_headers);
-    let scope = format!(
-        "{}/{}/{}/aliyun_v4_request",
-        auth.date, auth.region, auth.product
-    );
+    check_v4_signature(
+        request,
+        &auth.scope,
+        &secret,
+        &oss_date,
+        &auth.additional_headers,
+        &auth.signature,
+    )?;
+    Ok(Verified {
+        access_key_id: auth.scope.id,
+        version: SignatureVersion::V4,
+    })
+}
+
+/// Rebuilds the V4 string to sign for `request` and compares signatures.
+pub fn check_v4_signature(
+    request: &SignedRequest<'_>,
+    credential: &V4Credential,
+    secret: &str,
+    oss_date: &str,
+    additional_headers: &[String],
+    provided: &str,
+) -> OssResult<()> {
+    let canonical_request = v4_canonical_request(request, additional_headers);
     let string_to_sign = format!(
-        "{V4_ALGORITHM}\n{oss_date}\n{scope}\n{}",
+        "{V4_ALGORITHM}\n{oss_date}\n{}\n{}",
+        credential.scope(),
         hex::encode(Sha256::digest(canonical_request.as_bytes()))
     );
-    let key = v4_signing_key(&secret, &auth.date, &auth.region, &auth.product);
-    let ok = hex::decode(&auth.signature).ok().is_some_and(|bytes| {
+    let key = v4_signing_key(
+        secret,
+        &credential.date,
+        &credential.region,
+        &credential.product,
+    );
+    let ok = hex::decode(provided).ok().is_some_and(|bytes| {
         let mut mac = hmac_sha256(&key);
         mac.update(string_to_sign.as_bytes());
         mac.verify_slice(&bytes).is_ok()
     });
     if !ok {
         return Err(
-            OssError::signature_does_not_match(&auth.id, &string_to_sign, &auth.signature)
+            OssError::signature_does_not_match(&credential.id, &string_to_sign, provided)
                 .detail("CanonicalRequest", canonical_request),
         );
     }
-    Ok(Verified {
-        access_key_id: auth.id,
-        version: SignatureVersion::V4,
-    })
+    Ok(())
 }
 
 /// The V4 canonical request (spec §2.2).

@@ -70,6 +70,7 @@ pub mod listing;
 pub mod multipart;
 pub mod objects;
 pub mod operation;
+pub mod presign;
 pub mod server;
 pub mod state;
 pub mod wire;

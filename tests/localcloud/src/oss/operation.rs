@@ -91,11 +91,11 @@ impl Operation {
                 )));
             }
         }
+        if *method == Method::PUT && headers.contains_key("x-oss-copy-source") {
+            return Err(OssError::not_implemented("CopyObject and UploadPartCopy"));
+        }
         let op = match *method {
             Method::PUT if query.has("uploadId") || query.has("partNumber") => Self::UploadPart,
-            Method::PUT if headers.contains_key("x-oss-copy-source") => {
-                return Err(OssError::not_implemented("CopyObject"))
-            }
             Method::PUT => Self::PutObject,
             Method::GET if query.has("uploadId") => Self::ListParts,
             Method::GET if query.has("objectMeta") => Self::GetObjectMeta,
@@ -131,11 +131,22 @@ impl Operation {
     }
 }
 
+/// Parameters a ListObjects (v1) request may carry: its own, and those of a presigned
+/// URL's signature.
 fn is_list_parameter(name: &str) -> bool {
     matches!(
         name,
-        "prefix" | "marker" | "max-keys" | "delimiter" | "encoding-type" | "list-type"
-    )
+        "prefix"
+            | "marker"
+            | "max-keys"
+            | "delimiter"
+            | "encoding-type"
+            | "list-type"
+            | "OSSAccessKeyId"
+            | "Expires"
+            | "Signature"
+            | "security-token"
+    ) || name.starts_with("x-oss-")
 }
 
 #[cfg(test)]

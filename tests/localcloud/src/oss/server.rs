@@ -183,22 +183,35 @@ pub async fn handle(State(oss): State<Arc<Oss>>, request: Request) -> Response {
     let mut entry = LoggedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
-        query: parts.uri.query().unwrap_or_default().to_owned(),
+        query: redacted_query(parts.uri.query().unwrap_or_default()),
         operation: None,
         body_bytes: 0,
         status: 0,
         code: None,
     };
-    let outcome = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let declared_length = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let outcome = if declared_length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        Outcome::Error(OssError::new(
+            StatusCode::BAD_REQUEST,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed object size.",
+        ))
+    } else {
+        match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => {
             entry.body_bytes = body.len();
             process(&oss, parts, body, &mut entry).await
         }
-        Err(_) => Outcome::Error(OssError::new(
-            StatusCode::BAD_REQUEST,
-            "RequestTimeout",
-            "Your socket connection to the server was not read from or written to within the timeout period.",
-        )),
+            Err(_) => Outcome::Error(OssError::new(
+                StatusCode::BAD_REQUEST,
+                "RequestTimeout",
+                "Your socket connection to the server was not read from or written to within the timeout period.",
+            )),
+        }
     };
     let now_ms = oss.clock.now_ms();
     let response = match outcome {
@@ -328,6 +341,24 @@ impl Oss {
     }
 }
 
+/// The raw query with the values of signatures and security tokens replaced, so that
+/// the request log never holds a credential.
+fn redacted_query(raw: &str) -> String {
+    const SECRET_PARAMETERS: &[&str] = &[
+        "Signature",
+        "security-token",
+        "x-oss-signature",
+        "x-oss-security-token",
+    ];
+    raw.split('&')
+        .map(|part| match part.split_once('=') {
+            Some((name, _)) if SECRET_PARAMETERS.contains(&name) => format!("{name}=<redacted>"),
+            _ => part.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// 24 uppercase hex characters, as OSS request ids look.
 fn request_id() -> String {
     hex::encode_upper(rand::random::<[u8; 12]>())
@@ -386,4 +417,29 @@ fn render_error(
     }
     insert(&mut headers, "content-type", "application/xml");
     (error.status, headers, Body::from(xml)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_log_never_keeps_signatures_or_tokens() {
+        let redacted =
+            redacted_query("OSSAccessKeyId=id&Signature=abc%2B&security-token=t&prefix=p");
+        assert_eq!(
+            redacted,
+            "OSSAccessKeyId=id&Signature=<redacted>&security-token=<redacted>&prefix=p"
+        );
+        assert!(redacted_query("x-oss-signature=s").ends_with("<redacted>"));
+    }
+
+    #[test]
+    fn request_ids_look_like_oss_ones() {
+        let id = request_id();
+        assert_eq!(id.len(), 24);
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+    }
 }
