@@ -160,3 +160,17 @@ def test_uploader_v2_sdk(client, bucket_name, prefix):
     assert r.status_code == 200
     head = client.head_object(oss.HeadObjectRequest(bucket=bucket_name, key=key))
     assert head.object_type == "Multipart" and head.content_length == len(data)
+
+
+def test_list_multipart_uploads_paging(bucket, prefix):
+    ids = []
+    for key in ["a/1", "a/2", "b", "c", "c"]:
+        ids.append((prefix + key, bucket.init_multipart_upload(prefix + key).upload_id))
+    listed = [(u.key, u.upload_id) for u in oss2.MultipartUploadIterator(bucket, prefix=prefix, max_uploads=2)]
+    assert listed == sorted(ids)
+    page = bucket.list_multipart_uploads(prefix=prefix, delimiter="/")
+    assert page.prefix_list == [prefix + "a/"]
+    assert [u.key for u in page.upload_list] == [prefix + "b", prefix + "c", prefix + "c"]
+    for key, upload_id in ids:
+        bucket.abort_multipart_upload(key, upload_id)
+    assert bucket.list_multipart_uploads(prefix=prefix).upload_list == []

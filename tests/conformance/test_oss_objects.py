@@ -179,3 +179,31 @@ def test_missing_bucket(localcloud):
         b.put_object("k", b"x")
     with pytest.raises(oss2.exceptions.NoSuchBucket):
         b.get_bucket_info()
+
+
+def test_chunked_body_and_expect_continue(bucket, bucket_name, prefix):
+    """oss2 sends a generator as a chunked body; the Java SDK sends Expect: 100-continue."""
+    chunks = [b"id,name\n", b"1,alice\n", b"2,bob\n"]
+    r = bucket.put_object(prefix + "chunked", (c for c in chunks))
+    expected = oss2.utils.Crc64()
+    expected.update(b"".join(chunks))
+    assert r.crc == expected.crc
+    assert bucket.get_object(prefix + "chunked").read() == b"".join(chunks)
+    body = b"x" * 5000
+    req = oss2.http.Request("PUT", bucket._make_url(bucket_name, prefix + "expect"), data=body,
+                            headers={"Expect": "100-continue"})
+    bucket.auth._sign_request(req, bucket_name, prefix + "expect")
+    assert bucket.session.do_request(req, timeout=10).status == 200
+    assert bucket.get_object(prefix + "expect").read() == body
+
+
+def test_object_meta_and_overrides(bucket, prefix):
+    key = prefix + "meta.txt"
+    bucket.put_object(key, b"abc", headers={"Cache-Control": "no-cache", "Content-Disposition": "inline"})
+    meta = bucket.get_object_meta(key)
+    assert meta.content_length == 3
+    got = bucket.get_object(key, params={"response-content-type": "text/x-test"})
+    assert got.headers["Content-Type"] == "text/x-test"
+    assert got.headers["Cache-Control"] == "no-cache"
+    assert got.headers["Content-Disposition"] == "inline"
+    got.read()

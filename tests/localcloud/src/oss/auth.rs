@@ -6,107 +6,16 @@
 //! string to sign from the decoded bucket, key, query and headers; compare in constant
 //! time (`SignatureDoesNotMatch`, with the string to sign in the error body).
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha1::Sha1;
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 
-use super::addressing::{encode_component, encode_path, Target};
+use super::canonical::{header, hmac_sha1, hmac_sha256, is_default_signed_v4};
+pub use super::canonical::{
+    v1_string_to_sign, v4_canonical_request, v4_signing_key, SignedRequest,
+};
 use super::error::{OssError, OssResult};
-
-/// Query parameters that are V1 sub-resources: the union of the oss2 2.19.1 and
-/// alibabacloud-oss-v2 1.4.1 whitelists (`ProviderAuth._subresource_key_set`,
-/// `SignerV1._subresource_key_set`). Everything else in the query is not signed in V1.
-const SUBRESOURCES: &[&str] = &[
-    "accessPoint",
-    "accessPointPolicy",
-    "acl",
-    "append",
-    "asyncFetch",
-    "bucketArchiveDirectRead",
-    "bucketInfo",
-    "callback",
-    "callback-var",
-    "cloudboxes",
-    "cname",
-    "comp",
-    "continuation-token",
-    "cors",
-    "delete",
-    "encryption",
-    "endTime",
-    "group",
-    "httpsConfig",
-    "inventory",
-    "inventoryId",
-    "lifecycle",
-    "link",
-    "live",
-    "location",
-    "logging",
-    "metaQuery",
-    "objectInfo",
-    "objectMeta",
-    "partNumber",
-    "policy",
-    "position",
-    "publicAccessBlock",
-    "qos",
-    "qosInfo",
-    "qosRequester",
-    "redundancyTransition",
-    "referer",
-    "regionList",
-    "replication",
-    "replicationLocation",
-    "replicationProgress",
-    "requestPayment",
-    "requesterQosInfo",
-    "resourceGroup",
-    "resourcePool",
-    "resourcePoolBuckets",
-    "resourcePoolInfo",
-    "response-cache-control",
-    "response-content-disposition",
-    "response-content-encoding",
-    "response-content-language",
-    "response-content-type",
-    "response-expires",
-    "restore",
-    "security-token",
-    "sequential",
-    "startTime",
-    "stat",
-    "status",
-    "style",
-    "styleName",
-    "symlink",
-    "tagging",
-    "transferAcceleration",
-    "uploadId",
-    "uploads",
-    "versionId",
-    "versioning",
-    "versions",
-    "vod",
-    "website",
-    "worm",
-    "wormExtend",
-    "wormId",
-    "x-oss-ac-forward-allow",
-    "x-oss-ac-source-ip",
-    "x-oss-ac-subnet-mask",
-    "x-oss-ac-vpc-id",
-    "x-oss-access-point-name",
-    "x-oss-async-process",
-    "x-oss-process",
-    "x-oss-redundancy-transition-taskid",
-    "x-oss-request-payer",
-    "x-oss-target-redundancy-type",
-    "x-oss-traffic-limit",
-    "x-oss-write-get-object-response",
-];
 
 const V4_ALGORITHM: &str = "OSS4-HMAC-SHA256";
 
@@ -120,16 +29,6 @@ pub trait KeyStore {
         token: Option<&str>,
         now_ms: i64,
     ) -> OssResult<String>;
-}
-
-/// The parts of a request that enter the signature.
-#[derive(Clone, Copy, Debug)]
-pub struct SignedRequest<'a> {
-    pub method: &'a str,
-    pub target: &'a Target,
-    /// Decoded query parameters in wire order.
-    pub query: &'a [(String, String)],
-    pub headers: &'a HeaderMap,
 }
 
 /// Which signature a verified request carried.
@@ -225,50 +124,6 @@ pub fn check_v1_signature(
     Ok(())
 }
 
-/// The V1 string to sign (spec §2.1); `date` is `x-oss-date` or `Date`.
-pub fn v1_string_to_sign(request: &SignedRequest<'_>, date: &str) -> String {
-    let mut out = format!(
-        "{}\n{}\n{}\n{}\n",
-        request.method,
-        header(request.headers, "content-md5").unwrap_or_default(),
-        header(request.headers, "content-type").unwrap_or_default(),
-        date
-    );
-    for (name, value) in sorted_headers(request.headers, |name| name.starts_with("x-oss-")) {
-        out.push_str(&format!("{name}:{value}\n"));
-    }
-    out.push_str(&v1_resource(request));
-    out
-}
-
-fn v1_resource(request: &SignedRequest<'_>) -> String {
-    let mut resource = match &request.target.bucket {
-        None => "/".to_owned(),
-        Some(bucket) => format!("/{bucket}/{}", request.target.key),
-    };
-    let mut params: Vec<&(String, String)> = request
-        .query
-        .iter()
-        .filter(|(name, _)| SUBRESOURCES.contains(&name.as_str()))
-        .collect();
-    params.sort();
-    if !params.is_empty() {
-        let rendered: Vec<String> = params
-            .iter()
-            .map(|(n, v)| {
-                if v.is_empty() {
-                    n.clone()
-                } else {
-                    format!("{n}={v}")
-                }
-            })
-            .collect();
-        resource.push('?');
-        resource.push_str(&rendered.join("&"));
-    }
-    resource
-}
-
 struct V4Authorization {
     scope: V4Credential,
     additional_headers: Vec<String>,
@@ -347,10 +202,6 @@ pub fn parse_additional_headers(list: &str) -> Vec<String> {
         .collect()
 }
 
-fn is_default_signed_v4(name: &str) -> bool {
-    name.starts_with("x-oss-") || name == "content-type" || name == "content-md5"
-}
-
 fn verify_v4(
     request: &SignedRequest<'_>,
     fields: &str,
@@ -420,65 +271,6 @@ pub fn check_v4_signature(
     Ok(())
 }
 
-/// The V4 canonical request (spec §2.2).
-pub fn v4_canonical_request(request: &SignedRequest<'_>, additional_headers: &[String]) -> String {
-    let uri = match &request.target.bucket {
-        None => "/".to_owned(),
-        Some(bucket) => format!(
-            "/{}/{}",
-            encode_path(bucket),
-            encode_path(&request.target.key)
-        ),
-    };
-    let mut query: Vec<(String, String)> = request
-        .query
-        .iter()
-        .map(|(n, v)| (encode_component(n), encode_component(v)))
-        .collect();
-    query.sort();
-    let query: Vec<String> = query
-        .into_iter()
-        .map(|(n, v)| if v.is_empty() { n } else { format!("{n}={v}") })
-        .collect();
-    let mut additional: Vec<String> = additional_headers.to_vec();
-    additional.sort();
-    additional.dedup();
-    let signed = sorted_headers(request.headers, |name| {
-        is_default_signed_v4(name) || additional.iter().any(|a| a == name)
-    });
-    let headers: String = signed.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
-    let payload = header(request.headers, "x-oss-content-sha256")
-        .unwrap_or_else(|| "UNSIGNED-PAYLOAD".to_owned());
-    format!(
-        "{}\n{uri}\n{}\n{headers}\n{}\n{payload}",
-        request.method,
-        query.join("&"),
-        additional.join(";")
-    )
-}
-
-/// `HMAC256(HMAC256(HMAC256(HMAC256("aliyun_v4" + secret, date), region), product), "aliyun_v4_request")`.
-pub fn v4_signing_key(secret: &str, date: &str, region: &str, product: &str) -> Vec<u8> {
-    let mut key = format!("aliyun_v4{secret}").into_bytes();
-    for part in [date, region, product, "aliyun_v4_request"] {
-        let mut mac = hmac_sha256(&key);
-        mac.update(part.as_bytes());
-        key = mac.finalize().into_bytes().to_vec();
-    }
-    key
-}
-
-fn hmac_sha1(key: &[u8]) -> Hmac<Sha1> {
-    // HMAC accepts keys of any length, so this cannot fail.
-    <Hmac<Sha1> as Mac>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
-}
-
-fn hmac_sha256(key: &[u8]) -> Hmac<Sha256> {
-    <Hmac<Sha256> as Mac>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
-}
-
 /// The security token a request carries: the signed `x-oss-security-token` header,
 /// the v2 SDK's unsigned `security-token` header, or the query forms.
 pub fn security_token<'a>(request: &SignedRequest<'a>) -> Option<&'a str> {
@@ -492,25 +284,6 @@ pub fn security_token<'a>(request: &SignedRequest<'a>) -> Option<&'a str> {
         .iter()
         .find(|(n, _)| n == "security-token" || n == "x-oss-security-token")
         .map(|(_, v)| v.as_str())
-}
-
-/// A header's value as text (bytes outside UTF-8 are replaced), trimmed.
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned())
-}
-
-/// `(lowercase name, trimmed value)` of the headers `keep` selects, sorted by name.
-fn sorted_headers(headers: &HeaderMap, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = headers
-        .keys()
-        .map(|name| name.as_str())
-        .filter(|name| keep(name))
-        .filter_map(|name| header(headers, name).map(|v| (name.to_owned(), v)))
-        .collect();
-    out.sort();
-    out
 }
 
 /// Milliseconds since the epoch of an RFC 1123 `Date` or a `yyyymmddTHHMMSSZ` stamp.
@@ -542,4 +315,130 @@ fn check_skew(request_ms: Option<i64>, raw: &str, now_ms: i64, max_skew_ms: i64)
         .ec("0002-00000504"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oss::addressing::Target;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn v4_fields_in_any_order_with_any_spacing() {
+        let auth = parse_v4(
+            " Signature=abc ,AdditionalHeaders=Host;x-a;Content-Type,  Credential=id/20240102/cn-hangzhou/oss/aliyun_v4_request",
+        )
+        .unwrap();
+        assert_eq!(auth.signature, "abc");
+        assert_eq!(auth.scope.id, "id");
+        assert_eq!(auth.scope.region, "cn-hangzhou");
+        // content-type is signed anyway, so it is dropped from the list.
+        assert_eq!(auth.additional_headers, ["host", "x-a"]);
+        assert_eq!(
+            auth.scope.scope(),
+            "20240102/cn-hangzhou/oss/aliyun_v4_request"
+        );
+    }
+
+    #[test]
+    fn malformed_v4_authorizations_are_rejected() {
+        for fields in [
+            "Credential=id/20240102/cn-hangzhou/oss/aliyun_v4_request",
+            "Signature=abc",
+            "Credential=id/20240102/cn-hangzhou/s3/aliyun_v4_request,Signature=abc",
+            "Credential=id/2024/cn-hangzhou/oss/aliyun_v4_request,Signature=abc",
+            "Credential=id/20240102/cn-hangzhou/oss/aliyun_v4_request,Signature=abc,Other=1",
+        ] {
+            assert_eq!(
+                parse_v4(fields).err().map(|e| e.code),
+                Some("InvalidArgument".to_owned()),
+                "{fields}"
+            );
+        }
+    }
+
+    #[test]
+    fn request_times() {
+        assert_eq!(
+            parse_request_time("Tue, 02 Jan 2024 03:04:05 GMT"),
+            Some(1_704_164_645_000)
+        );
+        assert_eq!(
+            parse_request_time("20240102T030405Z"),
+            Some(1_704_164_645_000)
+        );
+        assert_eq!(parse_request_time("yesterday"), None);
+    }
+
+    #[test]
+    fn skew_window_is_inclusive() {
+        let now = 1_000_000_000;
+        assert!(check_skew(Some(now - 900_000), "t", now, 900_000).is_ok());
+        assert!(check_skew(Some(now + 900_000), "t", now, 900_000).is_ok());
+        let error = check_skew(Some(now + 900_001), "t", now, 900_000).unwrap_err();
+        assert_eq!(error.code, "RequestTimeTooSkewed");
+        assert_eq!(error.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            check_skew(None, "bad", now, 900_000).unwrap_err().code,
+            "AccessDenied"
+        );
+    }
+
+    struct OneKey;
+
+    impl KeyStore for OneKey {
+        fn secret_for(&self, id: &str, _: Option<&str>, _: i64) -> OssResult<String> {
+            if id == "id" {
+                Ok("secret".into())
+            } else {
+                Err(OssError::invalid_access_key_id(id))
+            }
+        }
+    }
+
+    fn verify_with(authorization: Option<&str>) -> OssResult<Verified> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "date",
+            HeaderValue::from_static("Tue, 02 Jan 2024 03:04:05 GMT"),
+        );
+        if let Some(value) = authorization {
+            headers.insert("authorization", HeaderValue::from_str(value).unwrap());
+        }
+        let target = Target {
+            bucket: Some("b".into()),
+            key: "k".into(),
+        };
+        let request = SignedRequest {
+            method: "GET",
+            target: &target,
+            query: &[],
+            headers: &headers,
+        };
+        verify(&request, &OneKey, 1_704_164_645_000, 900_000)
+    }
+
+    #[test]
+    fn missing_unknown_and_wrong_credentials() {
+        assert_eq!(verify_with(None).unwrap_err().code, "AccessDenied");
+        assert_eq!(
+            verify_with(Some("Bearer x")).unwrap_err().code,
+            "InvalidArgument"
+        );
+        assert_eq!(
+            verify_with(Some("OSS other:c2ln")).unwrap_err().code,
+            "InvalidAccessKeyId"
+        );
+        let mismatch = verify_with(Some("OSS id:c2ln")).unwrap_err();
+        assert_eq!(mismatch.code, "SignatureDoesNotMatch");
+        let string_to_sign = mismatch
+            .details
+            .iter()
+            .find(|(n, _)| n == "StringToSign")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(
+            string_to_sign,
+            Some("GET\n\n\nTue, 02 Jan 2024 03:04:05 GMT\n/b/k")
+        );
+    }
 }

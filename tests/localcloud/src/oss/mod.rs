@@ -4,8 +4,11 @@
 //!
 //! * **Addressing** ([`addressing`]): path style (`/<bucket>/<key>`) on loopback, IP
 //!   literals and `localhost`; virtual-hosted style when the Host is
-//!   `<bucket>.localhost[:port]` or `<bucket>.oss…` (a region endpoint).
-//! * **Authentication** ([`auth`]): V1 (`OSS id:sig`) and V4 (`OSS4-HMAC-SHA256`),
+//!   `<bucket>.localhost[:port]` or `<bucket>.oss…` (a region endpoint). A key starting
+//!   with `-/` cannot be addressed in virtual-hosted style: `/-/…` paths are the
+//!   control routes.
+//! * **Authentication** ([`auth`], [`canonical`], [`presign`]): V1 (`OSS id:sig`) and
+//!   V4 (`OSS4-HMAC-SHA256`) in the Authorization header or as a presigned URL,
 //!   verified against the credentials of [`ServiceOptions`] and the STS tokens
 //!   registered through `POST /-/oss/sts`; `RequestTimeTooSkewed` outside ±15 minutes of
 //!   the emulator [`Clock`](crate::common::Clock). Errors carry `StringToSign`.
@@ -62,6 +65,7 @@
 pub mod addressing;
 pub mod auth;
 pub mod buckets;
+pub mod canonical;
 pub mod control;
 pub mod crc64;
 pub mod error;

@@ -231,6 +231,14 @@ pub async fn handle(State(oss): State<Arc<Oss>>, request: Request) -> Response {
     } else {
         response.status().as_u16()
     };
+    tracing::debug!(
+        operation = entry.operation.unwrap_or("-"),
+        method = %entry.method,
+        path = %entry.path,
+        status = entry.status,
+        code = entry.code.as_deref().unwrap_or(""),
+        "oss request"
+    );
     oss.record(entry);
     response
 }
