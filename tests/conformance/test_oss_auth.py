@@ -104,6 +104,14 @@ def test_clock_skew(admin, localcloud, prefix):
     with pytest.raises(oss2.exceptions.ServerError) as err:
         b4.get_object(prefix + "skew")
     assert err.value.code == "RequestTimeTooSkewed"
+    # The v2 SDK treats RequestTimeTooSkewed as retryable: three attempts, then the error.
+    requests.delete(admin["oss"].endpoint + "/-/oss/requests", timeout=10).raise_for_status()
+    c = v2_client(localcloud)
+    with pytest.raises(oss.exceptions.OperationError) as err2:
+        c.get_object(oss.GetObjectRequest(bucket=localcloud["oss"]["bucket"], key=prefix + "skew"))
+    assert err2.value.unwrap().code == "RequestTimeTooSkewed"
+    log = admin["oss"].get("/-/oss/requests")["requests"]
+    assert [e["code"] for e in log] == ["RequestTimeTooSkewed"] * 3
     admin["oss"].advance_clock(-2 * 60 * 1000)  # 14 minutes off: inside the window
     assert b.get_object(prefix + "skew").read() == b"x"
 
