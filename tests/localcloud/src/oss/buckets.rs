@@ -60,7 +60,7 @@ pub fn put_bucket(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
     if !valid_bucket_name(name) {
         return Err(OssError::invalid_bucket_name(name));
     }
-    oss.store.lock().create_bucket(name, ctx.now_ms);
+    oss.store.lock().create_bucket(name, ctx.now_ms)?;
     Ok(Reply::empty(StatusCode::OK).header("location", format!("/{name}")))
 }
 
@@ -77,7 +77,7 @@ pub fn delete_bucket(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
         )
         .detail("BucketName", name));
     }
-    store.buckets.remove(name);
+    store.remove_bucket(name)?;
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
 

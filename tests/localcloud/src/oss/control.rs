@@ -65,8 +65,14 @@ async fn create_bucket(State(oss): State<Arc<Oss>>, Path(name): Path<String>) ->
     if !valid_bucket_name(&name) {
         return bad_request(format!("invalid bucket name {name:?}"));
     }
-    let created = oss.store.lock().create_bucket(&name, oss.clock.now_ms());
-    Json(json!({ "ok": true, "created": created })).into_response()
+    match oss.store.lock().create_bucket(&name, oss.clock.now_ms()) {
+        Ok(created) => Json(json!({ "ok": true, "created": created })).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": format!("creating bucket {name:?}: {e}") })),
+        )
+            .into_response(),
+    }
 }
 
 async fn list_bucket(State(oss): State<Arc<Oss>>, Path(name): Path<String>) -> Response {
@@ -130,14 +136,18 @@ async fn issue_sts(State(oss): State<Arc<Oss>>, body: axum::body::Bytes) -> Resp
         .security_token
         .unwrap_or_else(|| format!("CAIS{}{}", random(), random()));
     let expires_ms = oss.clock.now_ms() + request.duration_secs.unwrap_or(3600) * 1000;
-    oss.store.lock().sts.insert(
-        access_key_id.clone(),
-        StsCredential {
-            access_key_secret: access_key_secret.clone(),
-            security_token: security_token.clone(),
-            expires_ms,
-        },
-    );
+    let credential = StsCredential {
+        access_key_secret: access_key_secret.clone(),
+        security_token: security_token.clone(),
+        expires_ms,
+    };
+    if let Err(e) = oss.store.lock().put_sts(&access_key_id, credential) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": format!("saving STS credentials: {e}") })),
+        )
+            .into_response();
+    }
     Json(json!({
         "access_key_id": access_key_id,
         "access_key_secret": access_key_secret,

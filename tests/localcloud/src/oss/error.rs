@@ -160,11 +160,24 @@ impl OssError {
         .detail("Key", key)
     }
 
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
+    }
+
     pub fn not_implemented(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_IMPLEMENTED,
             "NotImplemented",
             format!("The emulator does not implement {what}."),
         )
+    }
+}
+
+/// A failure to write the data directory is the emulator's own fault: `InternalError`.
+impl From<std::io::Error> for OssError {
+    fn from(error: std::io::Error) -> Self {
+        Self::internal(format!(
+            "The emulator could not update its data directory: {error}"
+        ))
     }
 }

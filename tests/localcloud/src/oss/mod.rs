@@ -27,8 +27,9 @@
 //!   `x-oss-forbid-overwrite` (`FileAlreadyExists`, checked at Complete time for uploads
 //!   if given on Initiate or Complete).
 //!
-//! Anything else answers OSS `NotImplemented` (501). State is kept in memory only:
-//! `ServiceOptions::data_dir` is not used by this emulator.
+//! Anything else answers OSS `NotImplemented` (501). State lives in memory and, when
+//! `ServiceOptions::data_dir` is set, is written through to that directory and read
+//! back at start ([`persist`]).
 //!
 //! # Fault injection
 //!
@@ -74,6 +75,7 @@ pub mod listing;
 pub mod multipart;
 pub mod objects;
 pub mod operation;
+pub mod persist;
 pub mod presign;
 pub mod server;
 pub mod state;
@@ -105,9 +107,15 @@ pub async fn start(options: ServiceOptions) -> std::io::Result<ServiceHandle> {
         max_skew_ms: AtomicI64::new(DEFAULT_MAX_SKEW_MS),
         log: Mutex::new(VecDeque::new()),
     });
+    if let Some(dir) = &options.data_dir {
+        let disk = persist::Disk::new(dir.clone());
+        let mut store = oss.store.lock();
+        disk.load(&mut store)?;
+        store.disk = Some(disk);
+    }
     oss.store
         .lock()
-        .create_bucket(DEFAULT_BUCKET, options.clock.now_ms());
+        .create_bucket(DEFAULT_BUCKET, options.clock.now_ms())?;
     let router = admin::router(options.faults.clone(), options.clock.clone())
         .merge(control::router(oss.clone()))
         .merge(Router::new().fallback(server::handle).with_state(oss));

@@ -41,8 +41,8 @@ pub fn initiate(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
     let mut store = oss.store.lock();
     bucket_mut(&mut store, ctx.bucket())?;
     let upload_id = hex::encode_upper(rand::random::<[u8; 16]>());
-    store.uploads.insert(
-        upload_id.clone(),
+    store.put_upload(
+        &upload_id,
         Upload {
             bucket: ctx.bucket().to_owned(),
             key: ctx.target.key.clone(),
@@ -51,7 +51,7 @@ pub fn initiate(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
             forbid_overwrite: ctx.forbid_overwrite(),
             parts: Default::default(),
         },
-    );
+    )?;
     let mut xml = XmlWriter::new("InitiateMultipartUploadResult");
     if ctx.url_encoding() {
         xml.elem("EncodingType", "url");
@@ -74,13 +74,14 @@ pub fn upload_part(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
             )
         })?;
     let mut store = oss.store.lock();
-    let upload = upload_mut(&mut store, ctx)?;
+    upload_mut(&mut store, ctx)?;
     ctx.check_content_md5()?;
     let part = Part::new(ctx.body.clone(), ctx.now_ms);
     let reply = Reply::empty(StatusCode::OK)
         .header("etag", quoted(&part.etag))
         .header("x-oss-hash-crc64ecma", part.crc64.to_string());
-    upload.parts.insert(number, part);
+    let upload_id = ctx.query.get("uploadId").unwrap_or_default();
+    store.put_part(upload_id, number, part)?;
     Ok(reply)
 }
 
@@ -163,8 +164,10 @@ pub fn complete(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
         meta: upload.meta.clone(),
         last_modified_ms: ctx.now_ms,
     };
-    let bucket = bucket_mut(&mut store, ctx.bucket())?;
-    if forbid_overwrite && bucket.objects.contains_key(&ctx.target.key) {
+    let exists = bucket_mut(&mut store, ctx.bucket())?
+        .objects
+        .contains_key(&ctx.target.key);
+    if forbid_overwrite && exists {
         return Err(OssError::file_already_exists(&ctx.target.key));
     }
     let mut xml = XmlWriter::new("CompleteMultipartUploadResult");
@@ -182,8 +185,8 @@ pub fn complete(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
     let reply = Reply::xml(xml.finish())
         .header("etag", quoted(&object.etag))
         .header("x-oss-hash-crc64ecma", object.crc64.to_string());
-    bucket.objects.insert(ctx.target.key.clone(), object);
-    store.uploads.remove(&upload_id);
+    store.put_object(ctx.bucket(), &ctx.target.key, object)?;
+    store.remove_upload(&upload_id)?;
     Ok(reply)
 }
 
@@ -191,7 +194,7 @@ pub fn abort(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
     let mut store = oss.store.lock();
     upload_mut(&mut store, ctx)?;
     let upload_id = ctx.query.get("uploadId").unwrap_or_default();
-    store.uploads.remove(upload_id);
+    store.remove_upload(upload_id)?;
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
 

@@ -80,9 +80,11 @@ pub fn quoted(etag: &str) -> String {
 pub fn put(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
     check_key(&ctx.target.key)?;
     let mut store = oss.store.lock();
-    let bucket = bucket_mut(&mut store, ctx.bucket())?;
+    let exists = bucket_mut(&mut store, ctx.bucket())?
+        .objects
+        .contains_key(&ctx.target.key);
     ctx.check_content_md5()?;
-    if ctx.forbid_overwrite() && bucket.objects.contains_key(&ctx.target.key) {
+    if ctx.forbid_overwrite() && exists {
         return Err(OssError::file_already_exists(&ctx.target.key));
     }
     let object = Object::normal(ctx.body.clone(), meta_from(ctx), ctx.now_ms);
@@ -90,7 +92,7 @@ pub fn put(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
         .header("etag", quoted(&object.etag))
         .header("x-oss-hash-crc64ecma", object.crc64.to_string())
         .header("content-md5", content_md5(&ctx.body));
-    bucket.objects.insert(ctx.target.key.clone(), object);
+    store.put_object(ctx.bucket(), &ctx.target.key, object)?;
     Ok(reply)
 }
 
@@ -202,8 +204,8 @@ fn parse_range(header: &str, total: u64) -> OssResult<Option<(u64, u64)>> {
 
 pub fn delete(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
     let mut store = oss.store.lock();
-    let bucket = bucket_mut(&mut store, ctx.bucket())?;
-    bucket.objects.remove(&ctx.target.key);
+    bucket_mut(&mut store, ctx.bucket())?;
+    store.remove_object(ctx.bucket(), &ctx.target.key)?;
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
 
@@ -266,13 +268,13 @@ pub fn append(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
         .header("x-oss-next-append-position", updated.data.len().to_string())
         .header("x-oss-hash-crc64ecma", updated.crc64.to_string())
         .header("content-md5", content_md5(&ctx.body));
-    bucket.objects.insert(ctx.target.key.clone(), updated);
+    store.put_object(ctx.bucket(), &ctx.target.key, updated)?;
     Ok(reply)
 }
 
 pub fn delete_multiple(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
     let mut store = oss.store.lock();
-    let bucket = bucket_mut(&mut store, ctx.bucket())?;
+    bucket_mut(&mut store, ctx.bucket())?;
     if ctx.header("content-md5").is_none() {
         return Err(OssError::missing_argument("Content-MD5"));
     }
@@ -284,7 +286,7 @@ pub fn delete_multiple(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
         xml.elem("EncodingType", "url");
     }
     for key in &request.keys {
-        bucket.objects.remove(key);
+        store.remove_object(ctx.bucket(), key)?;
         if !request.quiet {
             let shown = if encode {
                 encode_component(key)

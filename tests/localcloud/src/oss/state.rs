@@ -3,12 +3,14 @@
 //! does its work in one critical section, so operations are atomic.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::crc64;
+use super::persist::Disk;
 
 /// How an object came to be (`x-oss-object-type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +96,8 @@ pub struct Store {
     pub uploads: BTreeMap<String, Upload>,
     /// By temporary access key id.
     pub sts: HashMap<String, StsCredential>,
+    /// Where changes are written through, if the service has a data directory.
+    pub disk: Option<Disk>,
 }
 
 /// Shared handle on the store.
@@ -108,20 +112,87 @@ impl SharedStore {
     }
 }
 
+/// Every change goes through these methods, which also write it to the data
+/// directory when there is one (see [`super::persist`]).
 impl Store {
     /// Creates `name` if absent; returns whether it was created.
-    pub fn create_bucket(&mut self, name: &str, now_ms: i64) -> bool {
+    pub fn create_bucket(&mut self, name: &str, now_ms: i64) -> io::Result<bool> {
         if self.buckets.contains_key(name) {
-            return false;
+            return Ok(false);
         }
-        self.buckets.insert(
-            name.to_owned(),
-            Bucket {
-                created_ms: now_ms,
-                objects: BTreeMap::new(),
-            },
-        );
-        true
+        let bucket = Bucket {
+            created_ms: now_ms,
+            objects: BTreeMap::new(),
+        };
+        if let Some(disk) = &self.disk {
+            disk.save_bucket(name, &bucket)?;
+        }
+        self.buckets.insert(name.to_owned(), bucket);
+        Ok(true)
+    }
+
+    pub fn remove_bucket(&mut self, name: &str) -> io::Result<()> {
+        if let Some(disk) = &self.disk {
+            disk.remove_bucket(name)?;
+        }
+        self.buckets.remove(name);
+        Ok(())
+    }
+
+    /// Stores `object` under `key` in an existing `bucket`.
+    pub fn put_object(&mut self, bucket: &str, key: &str, object: Object) -> io::Result<()> {
+        if let Some(disk) = &self.disk {
+            disk.save_object(bucket, key, &object)?;
+        }
+        if let Some(bucket) = self.buckets.get_mut(bucket) {
+            bucket.objects.insert(key.to_owned(), object);
+        }
+        Ok(())
+    }
+
+    pub fn remove_object(&mut self, bucket: &str, key: &str) -> io::Result<()> {
+        if let Some(disk) = &self.disk {
+            disk.remove_object(bucket, key)?;
+        }
+        if let Some(bucket) = self.buckets.get_mut(bucket) {
+            bucket.objects.remove(key);
+        }
+        Ok(())
+    }
+
+    pub fn put_upload(&mut self, upload_id: &str, upload: Upload) -> io::Result<()> {
+        if let Some(disk) = &self.disk {
+            disk.save_upload(upload_id, &upload)?;
+        }
+        self.uploads.insert(upload_id.to_owned(), upload);
+        Ok(())
+    }
+
+    /// Stores `part` in an existing upload, replacing a part with the same number.
+    pub fn put_part(&mut self, upload_id: &str, number: u32, part: Part) -> io::Result<()> {
+        if let Some(disk) = &self.disk {
+            disk.save_part(upload_id, number, &part)?;
+        }
+        if let Some(upload) = self.uploads.get_mut(upload_id) {
+            upload.parts.insert(number, part);
+        }
+        Ok(())
+    }
+
+    pub fn remove_upload(&mut self, upload_id: &str) -> io::Result<()> {
+        if let Some(disk) = &self.disk {
+            disk.remove_upload(upload_id)?;
+        }
+        self.uploads.remove(upload_id);
+        Ok(())
+    }
+
+    pub fn put_sts(&mut self, access_key_id: &str, credential: StsCredential) -> io::Result<()> {
+        self.sts.insert(access_key_id.to_owned(), credential);
+        if let Some(disk) = &self.disk {
+            disk.save_sts(&self.sts)?;
+        }
+        Ok(())
     }
 }
 
