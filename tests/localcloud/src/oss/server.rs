@@ -189,29 +189,12 @@ pub async fn handle(State(oss): State<Arc<Oss>>, request: Request) -> Response {
         status: 0,
         code: None,
     };
-    let declared_length = parts
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let outcome = if declared_length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        Outcome::Error(OssError::new(
-            StatusCode::BAD_REQUEST,
-            "EntityTooLarge",
-            "Your proposed upload exceeds the maximum allowed object size.",
-        ))
-    } else {
-        match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let outcome = match read_body(&parts.headers, body).await {
         Ok(body) => {
             entry.body_bytes = body.len();
             process(&oss, parts, body, &mut entry).await
         }
-            Err(_) => Outcome::Error(OssError::new(
-                StatusCode::BAD_REQUEST,
-                "RequestTimeout",
-                "Your socket connection to the server was not read from or written to within the timeout period.",
-            )),
-        }
+        Err(error) => Outcome::Error(error),
     };
     let now_ms = oss.clock.now_ms();
     let response = match outcome {
@@ -241,6 +224,30 @@ pub async fn handle(State(oss): State<Arc<Oss>>, request: Request) -> Response {
     );
     oss.record(entry);
     response
+}
+
+/// The whole request body, within the PutObject size limit.
+async fn read_body(headers: &HeaderMap, body: Body) -> OssResult<Bytes> {
+    let declared_length = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(OssError::new(
+            StatusCode::BAD_REQUEST,
+            "EntityTooLarge",
+            "Your proposed upload exceeds the maximum allowed object size.",
+        ));
+    }
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            OssError::new(
+                StatusCode::BAD_REQUEST,
+                "RequestTimeout",
+                "Your socket connection to the server was not read from or written to within the timeout period.",
+            )
+        })
 }
 
 enum Outcome {
