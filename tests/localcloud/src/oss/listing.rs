@@ -33,10 +33,13 @@ pub fn page<'a, T>(
     after: &str,
     max: usize,
 ) -> Page<'a, T> {
-    let start = if after.is_empty() {
+    // Start at the later of the exclusive start and the prefix itself.
+    let start = if after >= prefix && !after.is_empty() {
+        Bound::Excluded(after)
+    } else if prefix.is_empty() {
         Bound::Unbounded
     } else {
-        Bound::Excluded(after)
+        Bound::Included(prefix)
     };
     let mut entries = Vec::new();
     let mut truncated = false;
@@ -112,6 +115,18 @@ mod tests {
         assert!(!page.truncated);
         let page = super::page(&items, "b/", "/", "", 100);
         assert_eq!(names(&page), ["b/x/*", "b/y"]);
+    }
+
+    #[test]
+    fn start_after_before_or_after_the_prefix() {
+        let items = items(&["a", "b/1", "b/2", "c"]);
+        assert_eq!(names(&page(&items, "b/", "", "a", 10)), ["b/1", "b/2"]);
+        assert_eq!(names(&page(&items, "b/", "", "b/1", 10)), ["b/2"]);
+        assert_eq!(
+            names(&page(&items, "b/", "", "b/9", 10)),
+            Vec::<String>::new()
+        );
+        assert_eq!(names(&page(&items, "", "", "b/1", 10)), ["b/2", "c"]);
     }
 
     #[test]
