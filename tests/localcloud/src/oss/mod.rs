@@ -11,7 +11,8 @@
 //!   V4 (`OSS4-HMAC-SHA256`) in the Authorization header or as a presigned URL,
 //!   verified against the credentials of [`ServiceOptions`] and the STS tokens
 //!   registered through `POST /-/oss/sts`; `RequestTimeTooSkewed` outside ±15 minutes of
-//!   the emulator [`Clock`](crate::common::Clock). Errors carry `StringToSign`.
+//!   the emulator [`Clock`](crate::common::Clock) (presigned URLs: expiry instead).
+//!   Errors carry `StringToSign`.
 //! * **Buckets**: PutBucket, DeleteBucket, ListBuckets, GetBucketInfo, GetBucketLocation,
 //!   GetBucketAcl.
 //! * **Objects**: PutObject, GetObject (single byte range), HeadObject, GetObjectMeta,
@@ -48,7 +49,7 @@
 //! | `GET /-/oss/buckets/<name>` | `{"name", "objects": [{"key", "size", "etag", "crc64" (decimal string), "type", "content_type", "last_modified"}]}` |
 //! | `GET /-/oss/uploads` | open multipart uploads: `{"uploads": [{"bucket", "key", "upload_id", "initiated", "parts": [{"part_number", "size", "etag", "crc64"}]}]}` |
 //! | `POST /-/oss/sts` | register temporary credentials; optional JSON body `{"access_key_id", "access_key_secret", "security_token", "duration_secs"}` (defaults: random, 3600 s); answers `{"access_key_id", "access_key_secret", "security_token", "expiration"}` |
-//! | `GET /-/oss/requests`, `DELETE /-/oss/requests` | the request log (last 2000: method, path, query, operation, body bytes, status, error code; no header values), or clear it |
+//! | `GET /-/oss/requests`, `DELETE /-/oss/requests` | the request log (last 2000: method, path, query with signature and token values redacted, operation, body bytes, status (0: dropped), error code; no headers), or clear it |
 //! | `GET /-/oss/settings`, `POST /-/oss/settings` | `{"max_skew_secs": n}`: the allowed clock skew (default 900) |
 //!
 //! # STS
