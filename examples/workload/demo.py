@@ -36,7 +36,7 @@ def show_summary(path):
         s = json.loads(pathlib.Path(path).read_text())
     except (OSError, ValueError):
         return
-    keys = [k for k in ("outcome", "records", "bytes", "elapsed_ms", "transfer_ms", "dirty", "tasks") if k in s]
+    keys = [k for k in ("outcome", "records", "bytes", "elapsed_secs", "records_per_sec", "dirty_records", "tasks") if k in s]
     say("summary: " + ", ".join("%s=%s" % (k, s[k]) for k in keys) + "  (full: %s)" % path)
 
 
