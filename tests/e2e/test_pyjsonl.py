@@ -188,9 +188,13 @@ def test_writer_of_a_job_run_by_the_engine(bins, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     outputs = read_outputs(tmp_path / "out")
     single = reader_lines(bins, job_file)
-    # Two tasks, each the reader's slice: every record twice in all, no temporary file.
+    # Two tasks of 50 records each (the sequence continues across slices), no temporary
+    # file left.
     assert sorted(outputs) == ["rows-0.jsonl", "rows-1.jsonl"]
-    assert all(rows == single for rows in outputs.values())
+    assert [len(rows) for rows in outputs.values()] == [50, 50]
+    every = sorted(outputs["rows-0.jsonl"] + outputs["rows-1.jsonl"])
+    assert every == [[i + 1] + single[0][1:] for i in range(100)]
+    assert json.loads((tmp_path / "summary.json").read_text())["records"] == 100
     # The same window again replaces the output instead of adding to it.
     assert run_engine(bins, job_file).returncode == 0
     assert sorted(read_outputs(tmp_path / "out")) == ["rows-0.jsonl", "rows-1.jsonl"]

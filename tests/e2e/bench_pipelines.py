@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Throughput and cost of both pipelines on localcloud (`scripts/bench-e2e`).
+
+Writes a bulk change workload (BatchWriteRow batches of 200 rows) into `users` and
+`person`, inside one window, then runs each example job through the engine with its
+speed limit removed (`mbps` dropped, `concurrent` kept) and measures:
+
+* changes/s: row changes (stream records) in the window ÷ the engine's elapsed time;
+* CPU time (user + system) per million changes, of the engine process itself and of the
+  plugin processes (every step and task process summed), each plugin measured exactly
+  by a wrapper that waits for it with wait4;
+* peak RSS of the engine (VmHWM sampled from /proc) and the largest of any plugin
+  process (ru_maxrss).
+
+Every output is checked against the rows derived from the workload log before a figure
+is reported. Usage: bench_pipelines.py [--changes N] (binaries from $STREAMPORT_BIN_DIR).
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "examples" / "workload"))
+sys.path.insert(0, str(HERE))
+
+import expected_rows as er  # noqa: E402
+import pipelines  # noqa: E402
+from checks import check_odps, check_oss  # noqa: E402
+
+PLUGINS = ["reader-otsstream", "writer-oss", "writer-odps"]
+
+WRAPPER = r'''#!{python}
+import json, os, resource, sys
+real = {real!r}
+pid = os.fork()
+if pid == 0:
+    os.execv(real, [real] + sys.argv[1:])
+_, status, ru = os.wait4(pid, 0)
+with open({out!r}, "a") as f:
+    f.write(json.dumps({{"plugin": {name!r}, "args": sys.argv[1:3], "cpu_s": ru.ru_utime + ru.ru_stime,
+                        "maxrss_kib": ru.ru_maxrss}}) + "\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+'''
+
+
+def unthrottled(job_path, out_dir):
+    """The job with its byte limit removed (comments are stripped on the way)."""
+    sys.path.insert(0, str(HERE.parents[1] / "examples" / "plugins"))
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("pyjsonl", str(HERE.parents[1] / "examples" / "plugins" / "writer-pyjsonl"))
+    spec = importlib.util.spec_from_loader("pyjsonl", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    doc = json.loads(mod.strip_comments(job_path.read_text()))
+    conf = mod.get_key(doc, "configuration")
+    setting = mod.get_key(conf, "setting")
+    speed = mod.get_key(setting, "speed")
+    for k in list(speed):
+        if k.strip().lower() == "mbps":
+            del speed[k]
+    out = out_dir / job_path.name
+    out.write_text(json.dumps(doc, indent=1))
+    return out
+
+
+def plugin_dir(tmp, bins, usage_file):
+    d = tmp / "plugins"
+    d.mkdir()
+    for name in PLUGINS:
+        w = d / name
+        w.write_text(WRAPPER.format(python=sys.executable, real=str(bins / name), out=str(usage_file), name=name))
+        w.chmod(0o755)
+    return d
+
+
+def run_measured(cloud, job, params, window, plugins, summary):
+    env = dict(os.environ, **cloud.env())
+    cmd = pipelines.engine_command(job, params, window, summary=summary)
+    cmd[cmd.index("--plugin-dir") + 1] = str(plugins)
+    proc = subprocess.Popen(cmd + ["-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu_s, hwm_kib = 0.0, 0
+    while proc.poll() is None:
+        try:
+            stat = pathlib.Path("/proc/%d/stat" % proc.pid).read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            cpu_s = (int(fields[11]) + int(fields[12])) / tick
+            for line in pathlib.Path("/proc/%d/status" % proc.pid).read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    hwm_kib = int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+        time.sleep(0.02)
+    err = proc.stderr.read()
+    if proc.returncode != 0:
+        raise RuntimeError("engine exited %d: %s" % (proc.returncode, err[-3000:]))
+    return cpu_s, hwm_kib
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--changes", type=int, default=100_000)
+    p.add_argument("--keys", type=int, default=20_000)
+    args = p.parse_args(argv)
+    bins = pipelines.bin_dir()
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    cloud = pipelines.Localcloud(str(bins / "localcloud"))
+    results = []
+    try:
+        # A window of an hour, ending five minutes ago, so that the bulk load fits.
+        window = pipelines.Window()
+        window.start_ms = window.end_ms - 3_600_000
+        log = tmp / "ops.jsonl"
+        pipelines.create_person_table(cloud)
+        t0 = time.time()
+        pipelines.run_workload(cloud, log, window, changes=args.changes, outside=0, keys=args.keys, bulk=True)
+        load_s = time.time() - t0
+        ops = er.read_log(str(log))
+        for which, job, params, check, table in (
+            ("OSS CSV", pipelines.OSS_JOB, pipelines.oss_params(window), check_oss, pipelines.OSS_TABLE),
+            ("MaxCompute", pipelines.ODPS_JOB,
+             {"startTime": window.local(window.start_ms // 1000), "endTime": window.local(window.end_ms // 1000)},
+             check_odps, pipelines.ODPS_TABLE),
+        ):
+            changes = len(er.changes_in_window(ops, table, window.start_ms, window.end_ms))
+            usage = tmp / ("usage-%s.jsonl" % table)
+            (tmp / table).mkdir()
+            plugins = plugin_dir(tmp / table, bins, usage)
+            summary = tmp / ("summary-%s.json" % table)
+            engine_cpu, engine_hwm = run_measured(cloud, unthrottled(job, tmp / table), params, window, plugins,
+                                                  summary)
+            rows = check(cloud, ops, window)
+            s = json.loads(summary.read_text())
+            used = [json.loads(line) for line in usage.read_text().splitlines()]
+            plugin_cpu = sum(u["cpu_s"] for u in used)
+            by_plugin = {}
+            for u in used:
+                by_plugin[u["plugin"]] = by_plugin.get(u["plugin"], 0) + u["cpu_s"]
+            results.append({
+                "pipeline": which, "changes": changes, "output_rows": rows, "elapsed_s": s["elapsed_secs"],
+                "changes_per_s": round(changes / s["elapsed_secs"]),
+                "rows_per_s": round(rows / s["elapsed_secs"]),
+                "engine_cpu_s_per_million_changes": round(engine_cpu / changes * 1e6, 2),
+                "plugins_cpu_s_per_million_changes": round(plugin_cpu / changes * 1e6, 2),
+                "cpu_s_per_million_by_plugin": {k: round(v / changes * 1e6, 2) for k, v in by_plugin.items()},
+                "engine_peak_rss_mib": round(engine_hwm / 1024, 1),
+                "plugin_peak_rss_mib": round(max(u["maxrss_kib"] for u in used) / 1024, 1),
+                "tasks": s.get("tasks"),
+            })
+    finally:
+        cloud.stop()
+    print(json.dumps({"workload_load_s": round(load_s, 1), "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
