@@ -42,7 +42,7 @@ def kill_and_rerun(cloud, tmp_path, which, seed):
     rng = random.Random(int(os.environ.get("KILL_SEED", seed)))
     moments = []
     for _ in range(KILLS):
-        delay = rng.uniform(0, full_s * 1.1)
+        delay = rng.uniform(0, full_s * 0.95)
         finished = pipelines.kill_engine_at(cloud, job, params, window, delay)
         left = pipelines.wait_orphans(exclude={cloud.pid})
         moments.append((round(delay, 3), "killed" if finished is None else "finished %s" % finished, left))

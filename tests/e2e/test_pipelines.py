@@ -49,3 +49,34 @@ def test_rerunning_a_window_gives_the_same_output(cloud, pipeline_bins, tmp_path
         pipelines.run_engine(cloud, pipelines.ODPS_JOB, pipelines.odps_params(), window)
     check_oss(cloud, ops, window)
     check_odps(cloud, ops, window)
+
+
+def test_maxcompute_with_sequence_info(cloud, pipeline_bins, tmp_path):
+    """With "isExportSequenceInfo": true the sixth column carries
+    `epoch_committime(µs)_rowindex_shard:line`. The log cannot know the server's commit
+    time or the shard, so that column is checked on its own: ordered by it, the rows are
+    the derived rows in commit order; the row index and line index are the ones the log
+    predicts; the commit time lies within the change's send/answer interval."""
+    window, ops = prepare(cloud, tmp_path, changes=120, seed=15)
+    job = tmp_path / "with-sequence-info.json"
+    text = pipelines.ODPS_JOB.read_text()
+    assert text.count('"isExportSequenceInfo": false') == 1
+    job.write_text(text.replace('"isExportSequenceInfo": false', '"isExportSequenceInfo": true'))
+    pipelines.run_engine(cloud, job, pipelines.odps_params(), window)
+    got = pipelines.odps_rows(cloud, window)["pt=%s" % window.bizdate]
+    parsed = []
+    for row in got:
+        m = er.SEQUENCE_INFO.match(row[5] or "")
+        assert m, row
+        epoch, ts_us, row_index, shard, line = m.groups()
+        parsed.append(((int(ts_us), int(row_index), int(line)), shard, row))
+    parsed.sort(key=lambda p: p[0])
+    want = expected_rows_in_order = er.odps_person_rows(ops, pipelines.ODPS_TABLE, window.start_ms, window.end_ms)
+    shape = er.sequence_info_shape(ops, pipelines.ODPS_TABLE, window.start_ms, window.end_ms)
+    assert len(parsed) == len(want) == len(shape)
+    for ((ts_us, row_index, line), shard, row), w, (w_row_index, w_line, before, after) in zip(
+            parsed, expected_rows_in_order, shape):
+        assert row[:5] == w[:5]
+        assert (row_index, line) == (w_row_index, w_line)
+        assert before <= ts_us // 1000 <= after
+        assert shard
