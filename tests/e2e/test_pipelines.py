@@ -71,11 +71,11 @@ def test_maxcompute_with_sequence_info(cloud, pipeline_bins, tmp_path):
         epoch, ts_us, row_index, shard, line = m.groups()
         parsed.append(((int(ts_us), int(row_index), int(line)), shard, row))
     parsed.sort(key=lambda p: p[0])
-    want = expected_rows_in_order = er.odps_person_rows(ops, pipelines.ODPS_TABLE, window.start_ms, window.end_ms)
+    want = er.odps_person_rows(ops, pipelines.ODPS_TABLE, window.start_ms, window.end_ms)
     shape = er.sequence_info_shape(ops, pipelines.ODPS_TABLE, window.start_ms, window.end_ms)
     assert len(parsed) == len(want) == len(shape)
     for ((ts_us, row_index, line), shard, row), w, (w_row_index, w_line, before, after) in zip(
-            parsed, expected_rows_in_order, shape):
+            parsed, want, shape):
         assert row[:5] == w[:5]
         assert (row_index, line) == (w_row_index, w_line)
         assert before <= ts_us // 1000 <= after
