@@ -175,19 +175,29 @@ def _java_trim(s):
     return s[start:end]
 
 
-def csv_line(fields, delimiter=",", record_delimiter="\n"):
-    """One record as osswriter's `csv` format writes it (spec `oss.md` §8.6.2)."""
+def csv_line(fields, delimiter=",", record_delimiter="\n", trim=True, quote_cr=False):
+    """One record as osswriter's `csv` format writes it (spec `oss.md` §8.6.2).
+
+    DataX trims every field (Java `String.trim()`) and leaves a lone CR unquoted. This
+    project's writer-oss deliberately does neither, so that values round-trip (its
+    README, "Differences from DataX"): `STREAMPORT_CSV` holds those two switches."""
     out = []
     for i, field in enumerate(fields):
-        field = _java_trim(field)
+        if trim:
+            field = _java_trim(field)
         quote = ('"' in field or delimiter in field or record_delimiter in field
+                 or (quote_cr and "\r" in field)
                  or (i == 0 and (field.startswith("#") or field == "")))
         out.append('"' + field.replace('"', '""') + '"' if quote else field)
     return delimiter.join(out) + record_delimiter
 
 
-def csv_text(rows, null_format="null", delimiter=","):
-    return "".join(csv_line([datax_text(v, null_format) for v in row], delimiter) for row in rows)
+# writer-oss's CSV: fields not trimmed, CR quoted.
+STREAMPORT_CSV = {"trim": False, "quote_cr": True}
+
+
+def csv_text(rows, null_format="null", delimiter=",", **style):
+    return "".join(csv_line([datax_text(v, null_format) for v in row], delimiter, **style) for row in rows)
 
 
 def odps_string(value):
@@ -216,11 +226,14 @@ def main(argv=None):
     p.add_argument("--format", choices=["multi-version", "single-version", "csv", "odps-person"],
                    default="multi-version")
     p.add_argument("--columns", help="single-version / csv: comma-separated column names")
+    p.add_argument("--datax-csv", action="store_true",
+                   help="csv: DataX's rendering (fields trimmed) instead of writer-oss's")
     args = p.parse_args(argv)
     ops = read_log(args.log)
     if args.format == "csv":
+        style = {} if args.datax_csv else STREAMPORT_CSV
         sys.stdout.write(csv_text(single_version_rows(ops, args.table, args.start_ms, args.end_ms,
-                                                      args.columns.split(","))))
+                                                      args.columns.split(",")), **style))
         return
     if args.format == "single-version":
         rows = single_version_rows(ops, args.table, args.start_ms, args.end_ms, args.columns.split(","))

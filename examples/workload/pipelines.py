@@ -202,7 +202,8 @@ def split_csv_records(text):
 
 def expected_oss_records(ops, window):
     rows = expected_rows.single_version_rows(ops, OSS_TABLE, window.start_ms, window.end_ms, OSS_COLUMNS)
-    return [expected_rows.csv_line([expected_rows.datax_text(v, "null") for v in row]) for row in rows], rows
+    return [expected_rows.csv_line([expected_rows.datax_text(v, "null") for v in row], **expected_rows.STREAMPORT_CSV)
+            for row in rows], rows
 
 
 def odps_rows(cloud, window):

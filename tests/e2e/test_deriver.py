@@ -83,6 +83,8 @@ def test_csv_lines_follow_osswriter():
     ]
     for fields, line in cases:
         assert er.csv_line(fields) == line
+    # writer-oss keeps whitespace and quotes a CR.
+    assert er.csv_line(["  x  ", "a\rb"], **er.STREAMPORT_CSV) == '  x  ,"a\rb"\n'
 
 
 def test_values_render_as_datax_text():

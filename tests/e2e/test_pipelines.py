@@ -60,8 +60,8 @@ def test_maxcompute_with_sequence_info(cloud, pipeline_bins, tmp_path):
     window, ops = prepare(cloud, tmp_path, changes=120, seed=15)
     job = tmp_path / "with-sequence-info.json"
     text = pipelines.ODPS_JOB.read_text()
-    assert text.count('"isExportSequenceInfo": false') == 1
-    job.write_text(text.replace('"isExportSequenceInfo": false', '"isExportSequenceInfo": true'))
+    assert text.count('"isExportSequenceInfo": false,') == 1
+    job.write_text(text.replace('"isExportSequenceInfo": false,', '"isExportSequenceInfo": true,'))
     pipelines.run_engine(cloud, job, pipelines.odps_params(), window)
     got = pipelines.odps_rows(cloud, window)["pt=%s" % window.bizdate]
     parsed = []
