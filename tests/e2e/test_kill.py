@@ -41,15 +41,17 @@ def kill_and_rerun(cloud, tmp_path, which, seed):
     check(cloud, ops, window)
     rng = random.Random(int(os.environ.get("KILL_SEED", seed)))
     moments = []
-    for _ in range(KILLS):
-        delay = rng.uniform(0, full_s * 0.95)
+    # Ten moments at which the engine was still running; a draw that comes after the
+    # run ended is kept in the record but not counted.
+    while sum(1 for _, what, _ in moments if what == "killed") < KILLS:
+        assert len(moments) < 4 * KILLS, "the engine finished before most kill moments: %s" % moments
+        delay = rng.uniform(0, full_s)
         finished = pipelines.kill_engine_at(cloud, job, params, window, delay)
         left = pipelines.wait_orphans(exclude={cloud.pid})
         moments.append((round(delay, 3), "killed" if finished is None else "finished %s" % finished, left))
         pipelines.run_engine(cloud, job, params, window)
         check(cloud, ops, window)
-    print("full run %.2fs; kills: %s" % (full_s, moments))
-    assert sum(1 for _, what, _ in moments if what == "killed") >= KILLS // 2
+    print("full run %.2fs; kill moments (s), outcome, processes left running: %s" % (full_s, moments))
 
 
 def test_kill_the_oss_pipeline(cloud, pipeline_bins, tmp_path):
