@@ -21,6 +21,10 @@ Rules (spec `tablestore.md` §5.7 and §5.9, `oss.md` §8.6–8.7, `odps.md` §6
   cell of the same name wins), null where absent; DELETE_ROW records and delete cells
   are ignored; a row none of whose configured names was found is dropped.
 
+* Rendering: osswriter's text of each value and its CSV quoting (`csv_line`; DataX
+  trims fields, writer-oss deliberately does not: `STREAMPORT_CSV`); odpswriter's
+  STRING conversion (`odps_string`).
+
 Values are kept typed: str, int, float, bool, bytes, None.
 """
 
