@@ -1,0 +1,605 @@
+//! One task: a reader process and a writer process, and the forwarding between them.
+//!
+//! The writer is started first, then the reader. Each gets the engine's preamble,
+//! `hello` and `configure`. Then two loops run side by side:
+//!
+//! * forward: the reader's frames are read whole; a `batch` is throttled by the job's
+//!   speed limiter and written to the writer as it arrived (never re-encoded);
+//!   `checkpoint` is kept for the reader's `post` and forwarded; `dirty` counts against
+//!   the error limit; `eos` is checked against what was forwarded and forwarded;
+//! * collect: the writer's frames: `dirty`, `progress`, `log`, `output` (to the engine's
+//!   stdout) and finally `done`, whose `report` goes to the writer's `post`.
+//!
+//! When either side fails, or the job is cancelled, both plugins get `cancel` and are
+//! killed after a grace period. The error names the task, the side and the plugin, and
+//! shows how the plugin ended and its last stderr lines.
+
+use std::io::Write;
+use std::process::ExitStatus;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protocol::frame::{encode_frame, encode_message, PREAMBLE};
+use protocol::message::{Cancel, Configure, Done, ErrorKind, Hello, JobContext, Message};
+use protocol::{FrameError, Role};
+use serde_json::Value as Json;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::EngineError;
+use crate::frames::{peek, FrameSource, Peek};
+use crate::plugins::{self, describe_exit, Plugin, StderrTail};
+use crate::shared::{Activity, JobShared};
+
+/// How long plugins get to exit after `cancel` before they are killed.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct TaskPlan {
+    pub index: usize,
+    pub reader: Plugin,
+    pub writer: Plugin,
+    pub reader_config: Json,
+    pub writer_config: Json,
+    pub context: JobContext,
+}
+
+/// What a successful task hands to the `post` steps.
+#[derive(Clone, Debug, Default)]
+pub struct TaskResult {
+    /// The writer's `done.report`.
+    pub report: Json,
+    /// The reader's checkpoint states, in order.
+    pub checkpoints: Vec<Json>,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// Why a task did not succeed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskError {
+    /// The task itself failed; the message says how.
+    Failed(EngineError),
+    /// The job was cancelled (another task failed, a limit, a signal, the watchdog).
+    Cancelled,
+}
+
+/// A failure seen by one of the loops.
+#[derive(Clone, Debug)]
+struct SideFailure {
+    side: Role,
+    message: String,
+    /// The plugin said it itself (an `error` frame): its exit status adds nothing.
+    from_plugin: bool,
+    /// Lower is more telling: 0 the plugin's own error, 1 a protocol problem, 2 a
+    /// broken pipe towards the plugin.
+    rank: u8,
+}
+
+/// The first, most telling failure of a task.
+#[derive(Default)]
+struct Failures(Mutex<Vec<SideFailure>>);
+
+impl Failures {
+    fn add(&self, failure: SideFailure, cancel: &CancellationToken) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(failure);
+        cancel.cancel();
+    }
+
+    fn best(&self) -> Option<SideFailure> {
+        let list = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter().min_by_key(|f| f.rank).cloned()
+    }
+}
+
+struct TaskCtx<'a> {
+    plan: &'a TaskPlan,
+    shared: &'a JobShared,
+    activity: &'a Activity,
+    cancel: CancellationToken,
+    failures: Failures,
+}
+
+impl TaskCtx<'_> {
+    fn plugin(&self, side: Role) -> &str {
+        match side {
+            Role::Writer => &self.plan.writer.name,
+            _ => &self.plan.reader.name,
+        }
+    }
+
+    fn fail(&self, side: Role, rank: u8, message: impl Into<String>) {
+        self.failures.add(
+            SideFailure {
+                side,
+                message: message.into(),
+                from_plugin: false,
+                rank,
+            },
+            &self.cancel,
+        );
+    }
+
+    fn frame_error(&self, side: Role, e: FrameError, what: &str) {
+        let message = match e {
+            FrameError::Closed => format!("its stdout ended {what}"),
+            FrameError::Io(io) => format!("reading its stdout {what}: {io}"),
+            other => format!("{other} ({what})"),
+        };
+        self.fail(side, 1, message);
+    }
+
+    fn plugin_error(&self, side: Role, e: protocol::message::ErrorMessage) {
+        let kind = serde_json::to_value(e.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let retry = if e.retryable { ", retryable" } else { "" };
+        self.failures.add(
+            SideFailure {
+                side,
+                message: format!("{} ({kind} error{retry})", e.message),
+                from_plugin: e.kind != ErrorKind::Cancelled,
+                rank: if e.kind == ErrorKind::Cancelled { 3 } else { 0 },
+            },
+            &self.cancel,
+        );
+    }
+}
+
+fn handshake(context: &JobContext, task: &Json) -> Result<Vec<u8>, EngineError> {
+    let mut out = PREAMBLE.to_vec();
+    for message in [
+        Message::Hello(Hello::new(
+            Role::Engine,
+            "engine",
+            env!("CARGO_PKG_VERSION"),
+        )),
+        Message::Configure(Configure {
+            task: task.clone(),
+            context: context.clone(),
+        }),
+    ] {
+        let body = encode_message(&message).map_err(|e| EngineError::failed(e.to_string()))?;
+        encode_frame(&body, &mut out);
+    }
+    Ok(out)
+}
+
+fn frame_of(message: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Ok(body) = encode_message(message) {
+        encode_frame(&body, &mut out);
+    }
+    out
+}
+
+/// Runs one task to its end.
+pub async fn run_task(plan: TaskPlan, shared: Arc<JobShared>) -> Result<TaskResult, TaskError> {
+    let i = plan.index;
+    let activity = shared.register(format!(
+        "task {i} ({} → {})",
+        plan.reader.name, plan.writer.name
+    ));
+    shared.stats.tasks_running.fetch_add(1, Ordering::Relaxed);
+    let result = run(&plan, &shared, &activity).await;
+    shared.stats.tasks_running.fetch_sub(1, Ordering::Relaxed);
+    shared.unregister(&activity);
+    match &result {
+        Ok(_) => {
+            shared.stats.tasks_done.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(TaskError::Failed(e)) => shared.fail(e.clone()),
+        Err(TaskError::Cancelled) => {}
+    }
+    result
+}
+
+async fn run(
+    plan: &TaskPlan,
+    shared: &JobShared,
+    activity: &Activity,
+) -> Result<TaskResult, TaskError> {
+    let i = plan.index;
+    let failed = |e: EngineError| TaskError::Failed(EngineError::failed(format!("task {i}: {e}")));
+    let mut writer = plugins::spawn(&plan.writer, &["write", "--engine"]).map_err(failed)?;
+    let mut reader = plugins::spawn(&plan.reader, &["read", "--engine"]).map_err(failed)?;
+    let (writer_tail, writer_drain) = drain(&mut writer, format!("[task {i} writer]"));
+    let (reader_tail, reader_drain) = drain(&mut reader, format!("[task {i} reader]"));
+    let ctx = TaskCtx {
+        plan,
+        shared,
+        activity,
+        cancel: shared.cancel.child_token(),
+        failures: Failures::default(),
+    };
+    let (Some(mut r_in), Some(r_out), Some(mut w_in), Some(w_out)) = (
+        reader.stdin.take(),
+        reader.stdout.take(),
+        writer.stdin.take(),
+        writer.stdout.take(),
+    ) else {
+        return Err(failed(EngineError::failed(
+            "the plugins' pipes are missing",
+        )));
+    };
+    let to_reader = handshake(&plan.context, &plan.reader_config).map_err(failed)?;
+    let to_writer = handshake(&plan.context, &plan.writer_config).map_err(failed)?;
+    // A plugin that already died is reported from its output and exit status below.
+    let _ = tokio::join!(r_in.write_all(&to_reader), w_in.write_all(&to_writer));
+    let _ = tokio::join!(r_in.flush(), w_in.flush());
+
+    let mut forwarded = TaskResult::default();
+    let (_, done) = tokio::join!(
+        forward(&ctx, r_out, r_in, w_in, &mut forwarded),
+        collect(&ctx, w_out)
+    );
+    let failure = ctx.failures.best();
+    let grace = if failure.is_some() || ctx.cancel.is_cancelled() {
+        Some(CANCEL_GRACE)
+    } else {
+        None
+    };
+    let (reader_status, writer_status) = tokio::join!(
+        wait(&mut reader, grace, &ctx.cancel),
+        wait(&mut writer, grace, &ctx.cancel)
+    );
+    for handle in [reader_drain, writer_drain].into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), handle).await;
+    }
+    let describe = |side: Role, status: &Option<ExitStatus>, tail: &StderrTail| {
+        let exit = match status {
+            Some(s) => describe_exit(s),
+            None => "was killed after not exiting".to_owned(),
+        };
+        format!("{} ended with {exit}{}", ctx.plugin(side), tail.for_error())
+    };
+    let tail_of = |side: Role| {
+        if side == Role::Writer {
+            &writer_tail
+        } else {
+            &reader_tail
+        }
+    };
+    let status_of = |side: Role| {
+        if side == Role::Writer {
+            &writer_status
+        } else {
+            &reader_status
+        }
+    };
+    if let Some(f) = failure {
+        if f.rank == 3 && shared.cancel.is_cancelled() {
+            return Err(TaskError::Cancelled);
+        }
+        let mut message = format!(
+            "task {i} {} ({}): {}",
+            f.side.name(),
+            ctx.plugin(f.side),
+            f.message
+        );
+        if !f.from_plugin {
+            message.push_str(&format!(
+                "; {}",
+                describe(f.side, status_of(f.side), tail_of(f.side))
+            ));
+        }
+        return Err(TaskError::Failed(EngineError::failed(message)));
+    }
+    if ctx.cancel.is_cancelled() {
+        return Err(TaskError::Cancelled);
+    }
+    for side in [Role::Reader, Role::Writer] {
+        if !status_of(side).is_some_and(|s| s.success()) {
+            return Err(TaskError::Failed(EngineError::failed(format!(
+                "task {i} {} ({}): failed after finishing its stream: {}",
+                side.name(),
+                ctx.plugin(side),
+                describe(side, status_of(side), tail_of(side))
+            ))));
+        }
+    }
+    match done {
+        Some(done) if done.records != forwarded.records => {
+            Err(TaskError::Failed(EngineError::failed(format!(
+                "task {i} writer ({}): done says {} records were received but {} were sent",
+                plan.writer.name, done.records, forwarded.records
+            ))))
+        }
+        Some(done) => Ok(TaskResult {
+            report: done.report,
+            ..forwarded
+        }),
+        None => Err(TaskError::Cancelled),
+    }
+}
+
+fn drain(child: &mut Child, prefix: String) -> (StderrTail, Option<tokio::task::JoinHandle<()>>) {
+    match child.stderr.take() {
+        Some(stderr) => {
+            let (tail, handle) = plugins::drain_stderr(stderr, prefix);
+            (tail, Some(handle))
+        }
+        None => (StderrTail::default(), None),
+    }
+}
+
+/// Waits for a child to exit: without `grace`, until it exits or the task is cancelled
+/// (then `CANCEL_GRACE`); with `grace`, at most that long. Then kills it.
+async fn wait(
+    child: &mut Child,
+    grace: Option<Duration>,
+    cancel: &CancellationToken,
+) -> Option<ExitStatus> {
+    if grace.is_none() {
+        tokio::select! {
+            status = child.wait() => return status.ok(),
+            _ = cancel.cancelled() => {}
+        }
+    }
+    match tokio::time::timeout(grace.unwrap_or(CANCEL_GRACE), child.wait()).await {
+        Ok(status) => status.ok(),
+        Err(_) => {
+            let _ = child.kill().await;
+            None
+        }
+    }
+}
+
+/// Sends `cancel` (best effort, briefly) and closes the pipe.
+async fn send_cancel(pipe: Option<ChildStdin>, reason: &str) {
+    if let Some(mut pipe) = pipe {
+        let frame = frame_of(&Message::Cancel(Cancel {
+            reason: reason.to_owned(),
+        }));
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            let _ = pipe.write_all(&frame).await;
+            let _ = pipe.flush().await;
+        })
+        .await;
+    }
+}
+
+async fn forward(
+    ctx: &TaskCtx<'_>,
+    r_out: ChildStdout,
+    r_in: ChildStdin,
+    w_in: ChildStdin,
+    out: &mut TaskResult,
+) {
+    let mut w_in = Some(w_in);
+    let finished = forward_frames(ctx, r_out, &mut w_in, out).await;
+    if finished {
+        // The reader has sent eos; closing its stdin now is harmless.
+        drop(w_in);
+        drop(r_in);
+    } else {
+        let reason = match ctx.shared.failure() {
+            Some(e) => e.to_string(),
+            None => "the task failed".to_owned(),
+        };
+        tokio::join!(send_cancel(w_in, &reason), send_cancel(Some(r_in), &reason));
+    }
+}
+
+/// The reader → writer loop; true when `eos` was forwarded.
+async fn forward_frames(
+    ctx: &TaskCtx<'_>,
+    r_out: ChildStdout,
+    w_in: &mut Option<ChildStdin>,
+    out: &mut TaskResult,
+) -> bool {
+    let reader = Role::Reader;
+    let mut src = FrameSource::new(r_out);
+    ctx.activity
+        .waiting_on(format!("the hello of {}", ctx.plugin(reader)));
+    let hello = tokio::select! {
+        h = src.hello() => h,
+        _ = ctx.cancel.cancelled() => return false,
+    };
+    if let Err(e) = hello {
+        ctx.frame_error(reader, e, "before its hello");
+        return false;
+    }
+    ctx.activity.touch(ctx.shared);
+    let Some(pipe) = w_in.as_mut() else {
+        return false;
+    };
+    loop {
+        ctx.activity
+            .waiting_on(format!("{} to send data", ctx.plugin(reader)));
+        let frame = tokio::select! {
+            f = src.next_raw() => f,
+            _ = ctx.cancel.cancelled() => return false,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                ctx.fail(
+                    reader,
+                    1,
+                    format!("its stream ended without eos after {} records", out.records),
+                );
+                return false;
+            }
+            Err(e) => {
+                ctx.frame_error(reader, e, &format!("after {} records", out.records));
+                return false;
+            }
+        };
+        ctx.activity.touch(ctx.shared);
+        let forward_raw = match peek(frame.body()) {
+            Peek::Batch { count, bytes } => {
+                tokio::select! {
+                    _ = ctx.shared.limiter.acquire(count, bytes) => {}
+                    _ = ctx.cancel.cancelled() => return false,
+                }
+                out.records += count;
+                out.bytes += bytes;
+                ctx.shared.stats.records.fetch_add(count, Ordering::Relaxed);
+                ctx.shared.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+                true
+            }
+            Peek::Other => match frame.decode() {
+                Ok(Message::Checkpoint(c)) => {
+                    out.checkpoints.push(c.state);
+                    true
+                }
+                Ok(Message::Dirty(d)) => {
+                    ctx.shared
+                        .report_dirty(ctx.plan.index, reader, ctx.plugin(reader), &d);
+                    false
+                }
+                Ok(Message::Progress(_)) => false,
+                Ok(Message::Log(l)) => {
+                    crate::log::plugin_line(
+                        &format!("[task {} reader] {}", ctx.plan.index, l.level),
+                        &l.message,
+                    );
+                    false
+                }
+                Ok(Message::Eos(eos)) => {
+                    if eos.records != out.records {
+                        ctx.fail(
+                            reader,
+                            1,
+                            format!(
+                                "eos says {} records but {} arrived",
+                                eos.records, out.records
+                            ),
+                        );
+                        return false;
+                    }
+                    if !write_to_writer(ctx, pipe, &frame.bytes).await {
+                        return false;
+                    }
+                    let _ = pipe.flush().await;
+                    return true;
+                }
+                Ok(Message::Error(e)) => {
+                    ctx.plugin_error(reader, e);
+                    return false;
+                }
+                Ok(Message::Batch(b)) => {
+                    // A batch the fast path could not read (unusual field order): count it.
+                    out.records += u64::from(b.count);
+                    out.bytes += b.bytes;
+                    ctx.shared
+                        .stats
+                        .records
+                        .fetch_add(u64::from(b.count), Ordering::Relaxed);
+                    ctx.shared.stats.bytes.fetch_add(b.bytes, Ordering::Relaxed);
+                    true
+                }
+                Ok(other) => {
+                    ctx.fail(
+                        reader,
+                        1,
+                        format!("sent an unexpected {} message", other.type_name()),
+                    );
+                    return false;
+                }
+                Err(e) => {
+                    ctx.frame_error(reader, e, &format!("after {} records", out.records));
+                    return false;
+                }
+            },
+        };
+        if forward_raw && !write_to_writer(ctx, pipe, &frame.bytes).await {
+            return false;
+        }
+    }
+}
+
+async fn write_to_writer(ctx: &TaskCtx<'_>, pipe: &mut ChildStdin, bytes: &[u8]) -> bool {
+    ctx.activity
+        .waiting_on(format!("{} to take data", ctx.plugin(Role::Writer)));
+    let written = tokio::select! {
+        r = pipe.write_all(bytes) => r,
+        _ = ctx.cancel.cancelled() => return false,
+    };
+    match written {
+        Ok(()) => {
+            ctx.activity.touch(ctx.shared);
+            true
+        }
+        Err(e) => {
+            ctx.fail(Role::Writer, 2, format!("cannot send it records: {e}"));
+            false
+        }
+    }
+}
+
+/// The writer's loop; its `done` when it finished.
+async fn collect(ctx: &TaskCtx<'_>, w_out: ChildStdout) -> Option<Done> {
+    let writer = Role::Writer;
+    let mut src = FrameSource::new(w_out);
+    let hello = tokio::select! {
+        h = src.hello() => h,
+        _ = ctx.cancel.cancelled() => return None,
+    };
+    if let Err(e) = hello {
+        ctx.frame_error(writer, e, "before its hello");
+        return None;
+    }
+    ctx.activity.touch(ctx.shared);
+    loop {
+        let frame = tokio::select! {
+            f = src.next_raw() => f,
+            _ = ctx.cancel.cancelled() => return None,
+        };
+        let message = match frame.map(|f| f.map(|f| f.decode())) {
+            Ok(Some(Ok(m))) => m,
+            Ok(None) => {
+                ctx.fail(writer, 1, "its stream ended without done");
+                return None;
+            }
+            Ok(Some(Err(e))) | Err(e) => {
+                ctx.frame_error(writer, e, "while writing");
+                return None;
+            }
+        };
+        ctx.activity.touch(ctx.shared);
+        match message {
+            Message::Dirty(d) => {
+                ctx.shared
+                    .report_dirty(ctx.plan.index, writer, ctx.plugin(writer), &d)
+            }
+            Message::Progress(_) | Message::Checkpoint(_) => {}
+            Message::Log(l) => crate::log::plugin_line(
+                &format!("[task {} writer] {}", ctx.plan.index, l.level),
+                &l.message,
+            ),
+            Message::Output(o) => {
+                let mut stdout = std::io::stdout().lock();
+                if let Err(e) = stdout.write_all(&o.data).and_then(|()| stdout.flush()) {
+                    ctx.fail(
+                        writer,
+                        2,
+                        format!("cannot print its output on the engine's stdout: {e}"),
+                    );
+                    return None;
+                }
+            }
+            Message::Done(done) => return Some(done),
+            Message::Error(e) => {
+                ctx.plugin_error(writer, e);
+                return None;
+            }
+            other => {
+                ctx.fail(
+                    writer,
+                    1,
+                    format!("sent an unexpected {} message", other.type_name()),
+                );
+                return None;
+            }
+        }
+    }
+}
