@@ -9,7 +9,7 @@
 //! | double | a number with a fraction or exponent: `1.0`, `2.5e-8`; NaN and ±∞ as `{"double": "NaN"}`, `{"double": "Infinity"}`, `{"double": "-Infinity"}` |
 //! | decimal | `{"decimal": "12.3400"}` |
 //! | bytes | `{"bytes": "<base64>"}` (standard alphabet, padded) |
-//! | date | `{"date": "2024-01-15T08:30:00.000Z"}` (RFC 3339, UTC); on input an integer of epoch milliseconds is accepted too |
+//! | date | `{"date": "2024-01-15T08:30:00.000Z"}` (RFC 3339, UTC); outside the years 1–9999, and optionally on input, an integer of epoch milliseconds: `{"date": -62198755200001}` |
 //!
 //! This is the `--format jsonl` output of readers and the `--input-format jsonl` input
 //! of writers, meant for `jq` and other shell tools.
@@ -42,14 +42,17 @@ pub fn value_to_json(value: &Value) -> Json {
         Value::String(s) => Json::String(s.clone()),
         Value::Decimal(s) => json!({ "decimal": s }),
         Value::Bytes(b) => json!({ "bytes": base64::engine::general_purpose::STANDARD.encode(b) }),
-        Value::Date(ms) => json!({ "date": date_text(*ms) }),
+        Value::Date(ms) => json!({ "date": date_json(*ms) }),
     }
 }
 
-fn date_text(ms: i64) -> String {
+/// RFC 3339 text for years 1–9999; epoch milliseconds outside them.
+fn date_json(ms: i64) -> Json {
     match DateTime::<Utc>::from_timestamp_millis(ms) {
-        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
-        None => ms.to_string(),
+        Some(t) if (1..=9999).contains(&chrono::Datelike::year(&t)) => {
+            Json::String(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        }
+        _ => Json::Number(ms.into()),
     }
 }
 

@@ -10,6 +10,7 @@
 //! * [`jsonl`]: the JSON-lines form of records (`--format jsonl`).
 //! * [`jobfile`]: reading `--config` job files as the vendor documentation writes them.
 //! * [`runtime`]: the command line and modes every plugin shares.
+//! * [`timefmt`]: time zones and Java date patterns (`dateFormat`, `timeZone`).
 //!
 //! Golden frames of every message type are in `testdata/golden/` (see `tests/golden.rs`).
 
@@ -19,6 +20,7 @@ pub mod jsonl;
 pub mod message;
 pub mod records;
 pub mod runtime;
+pub mod timefmt;
 pub mod value;
 
 pub use frame::{FrameDecoder, FrameError, FrameReader, FrameWriter};

@@ -254,7 +254,7 @@ pub fn double_text(d: f64) -> String {
 fn double_to_long(d: f64) -> Option<i64> {
     let t = d.trunc();
     // i64::MAX as f64 rounds up to 2^63, which is out of range.
-    if t.is_finite() && t >= -9_223_372_036_854_775_808.0 && t < 9_223_372_036_854_775_808.0 {
+    if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&t) {
         Some(t as i64)
     } else {
         None

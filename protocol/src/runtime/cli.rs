@@ -162,6 +162,7 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -333,17 +334,15 @@ fn stdout_writer() -> Stdout {
     ))
 }
 
+/// What the engine handshake yields: our frame output, the engine's input, the task.
+type Handshake = (
+    FrameWriter<Stdout>,
+    FrameReader<Box<dyn Read + Send>>,
+    TaskContext,
+);
+
 /// Engine mode: send our hello, read the engine's hello and `configure`.
-fn engine_handshake(
-    info: crate::runtime::PluginInfo,
-) -> Result<
-    (
-        FrameWriter<Stdout>,
-        FrameReader<Box<dyn Read + Send>>,
-        TaskContext,
-    ),
-    PluginError,
-> {
+fn engine_handshake(info: crate::runtime::PluginInfo) -> Result<Handshake, PluginError> {
     let mut out = FrameWriter::new(stdout_writer())
         .map_err(|e| PluginError::io(format!("writing to stdout: {e}")))?;
     out.write_message(&Message::Hello(Hello::new(

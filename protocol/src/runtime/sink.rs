@@ -111,6 +111,28 @@ impl RecordSink {
         Ok(())
     }
 
+    /// Adds one record already encoded with [`encode_record`] (a generator that repeats
+    /// a record encodes it once). `byte_size` is its DataX size.
+    pub fn push_encoded(&mut self, encoded: &[u8], byte_size: u64) -> Result<(), PluginError> {
+        if self.is_cancelled() {
+            return Err(PluginError::cancelled("the task was cancelled"));
+        }
+        if let Output::Jsonl(_) = self.output {
+            let record = crate::records::decode_record(encoded)
+                .map_err(|e| PluginError::internal(e.to_string()))?;
+            return self.push(&record);
+        }
+        self.records += 1;
+        self.bytes += byte_size;
+        self.pending.extend_from_slice(encoded);
+        self.pending_count += 1;
+        self.pending_bytes += byte_size;
+        if self.pending_count >= BATCH_MAX_RECORDS || self.pending.len() >= BATCH_MAX_BYTES {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
     /// Reports a resumable position: every record pushed before it is covered.
     pub fn checkpoint(&mut self, state: serde_json::Value) -> Result<(), PluginError> {
         self.flush_batch()?;

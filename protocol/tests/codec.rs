@@ -1,0 +1,337 @@
+//! Round trips of every message and column type, and the decoder's failure modes.
+
+#![allow(clippy::unwrap_used)] // tests unwrap freely
+
+use bytes::BytesMut;
+use proptest::prelude::*;
+use protocol::frame::{
+    check_hello, decode_message, encode_frame, encode_message, FrameDecoder, FrameError,
+    FrameReader, StreamPart, PREAMBLE,
+};
+use protocol::jsonl::{line_to_record, record_to_line};
+use protocol::message::*;
+use protocol::records::{decode_records, encode_records};
+use protocol::Value;
+
+/// Equality that treats NaN as equal to itself (bit patterns aside).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Double(x), Value::Double(y)) => (x.is_nan() && y.is_nan()) || x == y,
+        _ => a == b,
+    }
+}
+
+fn same_record(a: &[Value], b: &[Value]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_value(x, y))
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Long),
+        any::<f64>().prop_map(Value::Double),
+        prop_oneof![
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(-0.0)
+        ]
+        .prop_map(Value::Double),
+        "-?[0-9]{1,30}(\\.[0-9]{1,12})?".prop_map(Value::Decimal),
+        any::<String>().prop_map(Value::String),
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(Value::Bytes),
+        any::<i64>().prop_map(Value::Date),
+    ]
+}
+
+fn record() -> impl Strategy<Value = Vec<Value>> {
+    proptest::collection::vec(value(), 0..12)
+}
+
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "[a-z0-9 ]{0,12}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+            proptest::collection::btree_map("[a-z]{1,6}", inner, 0..4)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+fn error_kind() -> impl Strategy<Value = ErrorKind> {
+    prop_oneof![
+        Just(ErrorKind::Config),
+        Just(ErrorKind::Auth),
+        Just(ErrorKind::Service),
+        Just(ErrorKind::Io),
+        Just(ErrorKind::Data),
+        Just(ErrorKind::Protocol),
+        Just(ErrorKind::Cancelled),
+        Just(ErrorKind::Internal),
+    ]
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (
+            "[a-z-]{1,20}",
+            "[0-9.]{1,8}",
+            prop_oneof![Just(Role::Engine), Just(Role::Reader), Just(Role::Writer)],
+            any::<u32>()
+        )
+            .prop_map(|(name, v, role, max)| Message::Hello(Hello {
+                max_frame_bytes: max,
+                ..Hello::new(role, &name, &v)
+            })),
+        (
+            json_value(),
+            "[a-z0-9]{0,10}",
+            "[0-9a-f]{32}",
+            any::<u32>(),
+            any::<u32>()
+        )
+            .prop_map(|(task, job_id, fingerprint, i, n)| {
+                Message::Configure(Configure {
+                    task,
+                    context: JobContext {
+                        job_id,
+                        fingerprint,
+                        time_zone: "Asia/Shanghai".into(),
+                        task_index: i,
+                        task_count: n,
+                    },
+                })
+            }),
+        proptest::collection::vec(record(), 0..8)
+            .prop_map(|rs| Message::Batch(Batch::from_records(&rs))),
+        (record(), any::<String>()).prop_map(|(r, why)| Message::Dirty(Dirty::new(&r, why))),
+        json_value().prop_map(|state| Message::Checkpoint(Checkpoint { state })),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(records, bytes)| Message::Progress(Progress { records, bytes })),
+        ("[a-z]{1,5}", any::<String>())
+            .prop_map(|(level, message)| Message::Log(Log { level, message })),
+        proptest::collection::vec(any::<u8>(), 0..100)
+            .prop_map(|data| Message::Output(Output { data })),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(records, bytes)| Message::Eos(Eos { records, bytes })),
+        (any::<u64>(), any::<u64>(), any::<u64>(), json_value()).prop_map(
+            |(records, written, dirty, report)| Message::Done(Done {
+                records,
+                written,
+                dirty,
+                report
+            })
+        ),
+        any::<String>().prop_map(|reason| Message::Cancel(Cancel { reason })),
+        (error_kind(), any::<bool>(), any::<String>()).prop_map(|(kind, retryable, message)| {
+            Message::Error(ErrorMessage {
+                kind,
+                retryable,
+                message,
+            })
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn records_round_trip_through_msgpack(records in proptest::collection::vec(record(), 0..16)) {
+        let mut bytes = Vec::new();
+        encode_records(&records, &mut bytes);
+        let back = decode_records(&bytes).unwrap();
+        prop_assert_eq!(back.len(), records.len());
+        for (a, b) in records.iter().zip(&back) {
+            prop_assert!(same_record(a, b), "{:?} != {:?}", a, b);
+        }
+    }
+
+    #[test]
+    fn records_round_trip_through_json_lines(r in record()) {
+        let line = record_to_line(&r);
+        prop_assert!(!line.contains('\n'));
+        let back = line_to_record(&line).unwrap();
+        prop_assert!(same_record(&r, &back), "{} gave {:?}", line, back);
+    }
+
+    #[test]
+    fn messages_round_trip_through_frames(messages in proptest::collection::vec(message(), 1..6)) {
+        let mut stream = PREAMBLE.to_vec();
+        for m in &messages {
+            encode_frame(&encode_message(m).unwrap(), &mut stream);
+        }
+        let mut reader = FrameReader::new(stream.as_slice());
+        for m in &messages {
+            prop_assert_eq!(&reader.next_message().unwrap().unwrap(), m);
+        }
+        prop_assert!(reader.next_message().unwrap().is_none());
+    }
+
+    #[test]
+    fn frames_survive_arriving_one_byte_at_a_time(messages in proptest::collection::vec(message(), 1..4)) {
+        let mut stream = PREAMBLE.to_vec();
+        for m in &messages {
+            encode_frame(&encode_message(m).unwrap(), &mut stream);
+        }
+        let mut decoder = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for b in stream {
+            buf.extend_from_slice(&[b]);
+            while let Some(body) = decoder.decode_frame(&mut buf).unwrap() {
+                got.push(decode_message(&body).unwrap());
+            }
+        }
+        prop_assert!(decoder.decode_frame_eof(&mut buf).unwrap().is_none());
+        prop_assert_eq!(got, messages);
+    }
+
+    #[test]
+    fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512), with_preamble in any::<bool>()) {
+        let mut stream = if with_preamble { PREAMBLE.to_vec() } else { Vec::new() };
+        stream.extend_from_slice(&bytes);
+        let mut reader = FrameReader::new(stream.as_slice());
+        // Any outcome but a panic is fine; stop at the first error or the end.
+        while let Ok(Some(_)) = reader.next_message() {}
+        let _ = decode_records(&bytes);
+        let _ = line_to_record(&String::from_utf8_lossy(&bytes));
+    }
+}
+
+fn one_frame(message: &Message) -> Vec<u8> {
+    let mut stream = PREAMBLE.to_vec();
+    encode_frame(&encode_message(message).unwrap(), &mut stream);
+    stream
+}
+
+fn sample() -> Message {
+    Message::Batch(Batch::from_records(&[vec![
+        Value::Long(1),
+        Value::String("x".into()),
+    ]]))
+}
+
+fn read_all(bytes: &[u8]) -> Result<Vec<Message>, FrameError> {
+    let mut reader = FrameReader::new(bytes);
+    let mut out = Vec::new();
+    while let Some(m) = reader.next_message()? {
+        out.push(m);
+    }
+    Ok(out)
+}
+
+#[test]
+fn eof_inside_the_header_is_its_own_error() {
+    let stream = one_frame(&sample());
+    let cut = &stream[..PREAMBLE.len() + 2];
+    match read_all(cut) {
+        Err(FrameError::UnexpectedEof {
+            part: StreamPart::Header,
+            have: 2,
+            need: 4,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn eof_inside_the_body_is_its_own_error() {
+    let stream = one_frame(&sample());
+    let cut = &stream[..PREAMBLE.len() + 4 + 3];
+    match read_all(cut) {
+        Err(FrameError::UnexpectedEof {
+            part: StreamPart::Body,
+            have: 3,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    let cut = &stream[..stream.len() - 1];
+    assert!(matches!(
+        read_all(cut),
+        Err(FrameError::UnexpectedEof {
+            part: StreamPart::Checksum,
+            have: 3,
+            need: 4
+        })
+    ));
+    assert!(matches!(
+        read_all(&PREAMBLE[..5]),
+        Err(FrameError::UnexpectedEof {
+            part: StreamPart::Preamble,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn every_flipped_bit_is_caught() {
+    let stream = one_frame(&sample());
+    for byte in PREAMBLE.len() + 4..stream.len() {
+        for bit in 0..8 {
+            let mut bad = stream.clone();
+            bad[byte] ^= 1 << bit;
+            assert!(
+                matches!(read_all(&bad), Err(FrameError::Checksum { .. })),
+                "byte {byte} bit {bit}"
+            );
+        }
+    }
+}
+
+#[test]
+fn oversize_length_is_refused_before_reading_the_body() {
+    let mut stream = PREAMBLE.to_vec();
+    stream.extend_from_slice(&u32::MAX.to_be_bytes());
+    match read_all(&stream) {
+        Err(FrameError::TooLarge { len, max }) => {
+            assert_eq!(len, u32::MAX as usize);
+            assert_eq!(max, protocol::frame::DEFAULT_MAX_FRAME_BYTES);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn printed_text_is_reported_as_not_our_protocol_with_its_first_bytes() {
+    let err = read_all(b"Starting plugin v1.2...\n").unwrap_err();
+    assert_eq!(err.to_string(), "not a streamport protocol stream: it starts with \"Starting plugin v1.2...\\n\" (24 bytes shown)");
+}
+
+#[test]
+fn a_clean_end_is_distinct_from_a_required_message() {
+    let mut reader = FrameReader::new(&PREAMBLE[..]);
+    assert!(reader.next_message().unwrap().is_none());
+    let mut reader = FrameReader::new(&PREAMBLE[..]);
+    assert!(matches!(reader.expect_message(), Err(FrameError::Closed)));
+}
+
+#[test]
+fn malformed_body_with_a_good_checksum() {
+    let mut stream = PREAMBLE.to_vec();
+    encode_frame(b"\x81\xa4type\xa5bogus", &mut stream);
+    assert!(matches!(read_all(&stream), Err(FrameError::Malformed(_))));
+}
+
+#[test]
+fn hello_versions() {
+    let mut hello = Hello::new(Role::Reader, "reader-x", "0.1.0");
+    assert!(check_hello(&hello).is_ok());
+    hello.version = "1.7.2".into();
+    assert!(check_hello(&hello).is_ok());
+    hello.version = "2.0.0".into();
+    let err = check_hello(&hello).unwrap_err();
+    assert_eq!(err.to_string(), "incompatible protocol: peer reader-x speaks streamport 2.0.0, this program speaks streamport 1.0.0");
+    hello.version = "1.0.0".into();
+    hello.protocol = "other".into();
+    assert!(matches!(
+        check_hello(&hello),
+        Err(FrameError::Incompatible { .. })
+    ));
+}
