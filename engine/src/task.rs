@@ -204,7 +204,7 @@ pub async fn run_task(plan: TaskPlan, shared: Arc<JobShared>) -> Result<TaskResu
 async fn run(
     plan: &TaskPlan,
     shared: &JobShared,
-    activity: &Activity,
+    activity: &Arc<Activity>,
 ) -> Result<TaskResult, TaskError> {
     let i = plan.index;
     let failed = |e: EngineError| TaskError::Failed(EngineError::failed(format!("task {i}: {e}")));
@@ -242,6 +242,9 @@ async fn run(
     );
     let failure = ctx.failures.best();
     let grace = if failure.is_some() || ctx.cancel.is_cancelled() {
+        // The wait is bounded by the grace period: the watchdog need not watch it, and
+        // must not take the task's own failure for a stall.
+        shared.unregister(activity);
         Some(CANCEL_GRACE)
     } else {
         None
