@@ -13,6 +13,7 @@
 //! | `dirty` | dirty records per task: a reader sends them instead of records, a writer reports that many of the records it received |
 //! | `fail_step` | this job step (`check`, `prepare`, `split`, `post`, `abort`) fails (with a config error for `check`) |
 //! | `marker_dir` | `post` and `abort` write `<role>-post.json` / `<role>-abort.json` there (the requests' reports) |
+//! | `echo` | parameter keys whose values every step and task prints on stderr (`<key> is <value>`), to test redaction |
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -145,6 +146,18 @@ fn step(role: Role, step: &str) -> i32 {
     0
 }
 
+fn echo(role: Role, p: &Json) {
+    for key in p.get("echo").and_then(Json::as_array).into_iter().flatten() {
+        if let Some(key) = key.as_str() {
+            eprintln!(
+                "{}: {key} is {}",
+                name(role),
+                p.get(key).unwrap_or(&Json::Null)
+            );
+        }
+    }
+}
+
 type Out = FrameWriter<std::io::BufWriter<std::io::Stdout>>;
 
 fn hello(role: Role, out: &mut Out, version: &str) {
@@ -176,6 +189,7 @@ fn task(role: Role) -> i32 {
             return 1;
         }
     };
+    echo(role, &config);
     let mode = mode_of(&config);
     let index = param_u64(&config, "taskIndex", 0);
     eprintln!("{}: task {index} in mode {mode}", name(role));
