@@ -312,9 +312,10 @@ fn log_start(job: &Job, job_id: &str, reader: &Plugin, writer: &Plugin) {
         (None, None) => "no speed limit".to_owned(),
         (b, r) => format!(
             "speed limit for the whole job: {}{}",
-            b.map(|b| format!("{b} bytes/s ({:.2} MiB/s) ", b as f64 / 1048576.0))
+            b.map(|b| format!("{b} bytes/s ({:.2} MiB/s)", b as f64 / 1048576.0))
                 .unwrap_or_default(),
-            r.map(|r| format!("{r} records/s")).unwrap_or_default()
+            r.map(|r| format!("{}{r} records/s", if b.is_some() { " and " } else { "" }))
+                .unwrap_or_default()
         ),
     };
     let errors = match (s.error_limit.record, s.error_limit.percentage) {

@@ -32,9 +32,18 @@ impl Variables {
         };
         let mut evaluated = Vec::with_capacity(params.len());
         for (name, value) in params {
-            let value = vars
+            let mut value = vars
                 .evaluate_brackets(&value)
                 .map_err(|e| EngineError::config(format!("-p {name}: {e}")))?;
+            // A scheduling parameter may be given as a system variable
+            // (`-p date='${bdp.system.bizdate}'`).
+            for system in ["bdp.system.bizdate", "bdp.system.cyctime"] {
+                let placeholder = format!("${{{system}}}");
+                if value.contains(&placeholder) {
+                    let v = vars.lookup(system).unwrap_or_default();
+                    value = value.replace(&placeholder, &v);
+                }
+            }
             evaluated.push((name, value));
         }
         vars.params = evaluated;
@@ -246,11 +255,13 @@ mod tests {
     #[test]
     fn params_may_hold_expressions_and_later_ones_win() {
         let v = vars(&[
+            ("date", "${bdp.system.bizdate}"),
             ("start", "$[yyyymmddhh24miss-5/24/60]"),
             ("n", "1"),
             ("n", "2"),
         ]);
         assert_eq!(v.lookup("start").unwrap(), "20240301000000");
+        assert_eq!(v.lookup("date").unwrap(), "20240229");
         assert_eq!(v.lookup("n").unwrap(), "2");
         assert_eq!(v.lookup("missing"), None);
     }
