@@ -110,6 +110,11 @@ pub async fn run(job: Job, options: RunOptions) -> Summary {
     use std::sync::atomic::Ordering::Relaxed;
     summary.end = end.to_rfc3339_opts(SecondsFormat::Millis, true);
     summary.elapsed_secs = (end - start).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    let (t0, t1) = (
+        stats.transfer_start_ms.load(Relaxed),
+        stats.transfer_end_ms.load(Relaxed),
+    );
+    summary.transfer_secs = t1.saturating_sub(t0) as f64 / 1000.0;
     summary.records = stats.records.load(Relaxed);
     summary.bytes = stats.bytes.load(Relaxed);
     summary.reader_dirty_records = stats.reader_dirty.load(Relaxed);
@@ -364,6 +369,10 @@ async fn transfer(
         .stats
         .tasks_total
         .store(n as u64, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .stats
+        .transfer_start_ms
+        .store(shared.elapsed_ms(), std::sync::atomic::Ordering::Relaxed);
     let slots = Arc::new(Semaphore::new(channel.max(1)));
     let mut running = JoinSet::new();
     for (index, (reader_config, writer_config)) in
@@ -406,6 +415,10 @@ async fn transfer(
             Err(e) => shared.fail(EngineError::failed(format!("a task panicked: {e}"))),
         }
     }
+    shared
+        .stats
+        .transfer_end_ms
+        .store(shared.elapsed_ms(), std::sync::atomic::Ordering::Relaxed);
     if let Some(e) = shared.failure() {
         return Err(e);
     }

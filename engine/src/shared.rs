@@ -30,6 +30,9 @@ pub struct JobStats {
     pub tasks_total: AtomicU64,
     pub tasks_running: AtomicU64,
     pub tasks_done: AtomicU64,
+    /// When the first task started and the last ended (ms since the job started).
+    pub transfer_start_ms: AtomicU64,
+    pub transfer_end_ms: AtomicU64,
 }
 
 impl JobStats {

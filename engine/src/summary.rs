@@ -23,6 +23,9 @@ pub struct Summary {
     pub start: String,
     pub end: String,
     pub elapsed_secs: f64,
+    /// From the start of the first task to the end of the last; the average speeds are
+    /// over this time (the whole elapsed time when no task ran).
+    pub transfer_secs: f64,
     pub records: u64,
     pub bytes: u64,
     pub records_per_sec: f64,
@@ -40,7 +43,12 @@ pub struct Summary {
 impl Summary {
     /// Fills the average speeds from the totals and the elapsed time.
     pub fn compute_speeds(&mut self) {
-        let secs = self.elapsed_secs.max(0.001);
+        let secs = if self.transfer_secs > 0.0 {
+            self.transfer_secs
+        } else {
+            self.elapsed_secs
+        }
+        .max(0.001);
         self.records_per_sec = (self.records as f64 / secs * 10.0).round() / 10.0;
         self.mib_per_sec = (self.bytes as f64 / MIB / secs * 1000.0).round() / 1000.0;
     }
@@ -52,7 +60,13 @@ impl Summary {
             ("Plugins", format!("{} → {}", self.reader, self.writer)),
             ("Start", self.start.clone()),
             ("End", self.end.clone()),
-            ("Elapsed", format!("{:.3} s", self.elapsed_secs)),
+            (
+                "Elapsed",
+                format!(
+                    "{:.3} s (transfer {:.3} s)",
+                    self.elapsed_secs, self.transfer_secs
+                ),
+            ),
             ("Records", thousands(self.records)),
             (
                 "Bytes",

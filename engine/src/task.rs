@@ -36,6 +36,10 @@ use crate::shared::{Activity, JobShared};
 /// How long plugins get to exit after `cancel` before they are killed.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
 
+/// How long a writer that stopped taking records gets to show why (its `error`, its
+/// end of stream) before its task is cancelled.
+const WRITER_END_WAIT: Duration = Duration::from_secs(2);
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct TaskPlan {
@@ -85,11 +89,16 @@ struct Failures(Mutex<Vec<SideFailure>>);
 
 impl Failures {
     fn add(&self, failure: SideFailure, cancel: &CancellationToken) {
+        self.note(failure);
+        cancel.cancel();
+    }
+
+    /// Records a failure without cancelling the task (yet).
+    fn note(&self, failure: SideFailure) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(failure);
-        cancel.cancel();
     }
 
     fn best(&self) -> Option<SideFailure> {
@@ -383,6 +392,11 @@ async fn forward(
         drop(w_in);
         drop(r_in);
     } else {
+        if !ctx.cancel.is_cancelled() {
+            // The writer stopped taking records: give its own end a moment to show.
+            let _ = tokio::time::timeout(WRITER_END_WAIT, ctx.cancel.cancelled()).await;
+            ctx.cancel.cancel();
+        }
         let reason = match ctx.shared.failure() {
             Some(e) => e.to_string(),
             None => "the task failed".to_owned(),
@@ -533,7 +547,14 @@ async fn write_to_writer(ctx: &TaskCtx<'_>, pipe: &mut ChildStdin, bytes: &[u8])
             true
         }
         Err(e) => {
-            ctx.fail(Role::Writer, 2, format!("cannot send it records: {e}"));
+            // The writer went away; how it ended (seen by the collecting loop) says
+            // more than the broken pipe, so the task is not cancelled here.
+            ctx.failures.note(SideFailure {
+                side: Role::Writer,
+                message: format!("cannot send it records: {e}"),
+                from_plugin: false,
+                rank: 2,
+            });
             false
         }
     }
