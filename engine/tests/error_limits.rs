@@ -2,6 +2,9 @@
 //! `percentage` is checked at the end; a breach exits 3 and the writer's `post` never
 //! runs. Every dirty record is in the dirty file with its reason.
 
+// Tests (and their helpers) may unwrap.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! Every way a plugin can misbehave ends the job with a clear message naming the task,
 //! the side and the plugin, exit code 1, the writer's `abort` and no `post`, and no hang.
 
+// Tests (and their helpers) may unwrap.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,9 @@
 //! The lifecycle with real processes: step order, what `post` receives, the job
 //! context, variables, data sources and secrets, writer output, signals.
 
+// Tests (and their helpers) may unwrap.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

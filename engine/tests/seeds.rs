@@ -3,6 +3,9 @@
 //! their reader and writer replaced by reader-stream and writer-stream they run, and
 //! the warnings name each normalised key.
 
+// Tests (and their helpers) may unwrap.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

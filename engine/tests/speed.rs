@@ -1,6 +1,9 @@
 //! The job-wide speed limits hold end to end, across 4 channels, within ±15 % over
 //! more than 5 seconds.
 
+// Tests (and their helpers) may unwrap.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;

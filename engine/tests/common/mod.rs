@@ -1,7 +1,7 @@
 //! Helpers of the engine's integration tests: the plugin binaries, job files in a
 //! temporary directory, and running the engine with a deadline.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

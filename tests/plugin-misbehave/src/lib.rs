@@ -15,6 +15,9 @@
 //! | `marker_dir` | `post` and `abort` write `<role>-post.json` / `<role>-abort.json` there (the requests' reports) |
 //! | `echo` | parameter keys whose values every step and task prints on stderr (`<key> is <value>`), to test redaction |
 
+// A test plugin's stderr is its log, as with every plugin.
+#![allow(clippy::print_stderr)]
+
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -239,9 +242,8 @@ fn read_task(out: &mut Out, config: &Json, mode: &str) -> i32 {
     let (mut sent, mut bytes, mut batch_no) = (0u64, 0u64, 0u64);
     while sent < records {
         if sent >= records / 2 && sent > 0 {
-            match misbehave_mid_stream(out, mode) {
-                Some(code) => return code,
-                None => {}
+            if let Some(code) = misbehave_mid_stream(out, mode) {
+                return code;
             }
         }
         let n = (records - sent).min(100);
