@@ -330,6 +330,12 @@ fn log_start(job: &Job, job_id: &str, reader: &Plugin, writer: &Plugin) {
     };
     crate::info!("{} channels, {speed}, {errors}", s.channel);
     crate::info!("fingerprint {}", job.fingerprint);
+    for (side, section) in [("reader", &job.reader), ("writer", &job.writer)] {
+        crate::info!(
+            "{side} parameter: {}",
+            crate::secrets::masked(&section.parameter)
+        );
+    }
 }
 
 async fn abort_writer(ctx: &Ctx<'_>, writer: &Plugin, state: &Json) {

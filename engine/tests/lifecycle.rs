@@ -186,6 +186,15 @@ fn unknown_data_source_is_a_usage_error() {
 
 #[test]
 fn sigterm_cancels_aborts_the_writer_and_exits_143() {
+    interrupted("-TERM", 143, "interrupted by SIGTERM");
+}
+
+#[test]
+fn sigint_cancels_aborts_the_writer_and_exits_130() {
+    interrupted("-INT", 130, "interrupted by SIGINT");
+}
+
+fn interrupted(signal: &str, code: i32, message: &str) {
     let ws = Workspace::new();
     let marker = ws.dir.path().to_str().unwrap().to_owned();
     let job = ws.job(
@@ -203,13 +212,12 @@ fn sigterm_cancels_aborts_the_writer_and_exits_143() {
     let pid = child.id();
     std::thread::sleep(Duration::from_millis(1500));
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([signal, &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = finish(child, started, DEADLINE);
-    out.assert_code(143)
-        .assert_stderr_has("interrupted by SIGTERM");
+    out.assert_code(code).assert_stderr_has(message);
     assert!(ws.path("writer-abort.json").exists(), "{}", out.stderr);
     assert!(!ws.path("writer-post.json").exists());
 }

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Engine forwarding benchmark (BENCHMARKS.md, section "Engine").
+#
+#   cargo build --release -p engine -p reader-stream -p writer-stream -p plugin-misbehave
+#   scripts/bench-engine.sh [RECORDS] [RUNS]
+#
+# For RECORDS records (default 10,000,000) it measures, best of RUNS runs (default 3):
+#   * cat of the reader's frame bytes through a pipe (the floor of any pipe);
+#   * the direct pipe reader-stream | writer-stream (no engine), 1 and 4 pipes at once;
+#   * reader-stream → engine → writer-stream with 1 and 4 channels;
+# and, once, the peak RSS (VmHWM, via /usr/bin/time) of the engine and of each plugin
+# process, and the wall time of a job that moves no record.
+set -euo pipefail
+
+RECORDS=${1:-10000000}
+RUNS=${2:-3}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BIN:-$ROOT/target/release}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+COLUMNS='[{"type": "long", "sequence": 0}, {"type": "string", "value": "hello, benchmark"},
+  {"type": "double", "value": "3.25"}, {"type": "date", "value": "2024-01-01 00:00:00"},
+  {"type": "bool", "value": "true"}]'
+
+reader_param() { echo "{\"sliceRecordCount\": $1, \"column\": $COLUMNS}"; }
+echo '{"print": false}' > "$WORK/w.json"
+reader_param "$RECORDS" > "$WORK/r1.json"
+reader_param $((RECORDS / 4)) > "$WORK/r4.json"
+
+job() { # channels, records per task
+  cat <<JOB
+{"job": {"setting": {"speed": {"channel": $1}},
+  "content": [{"reader": {"name": "stream", "parameter": $(reader_param "$2")},
+               "writer": {"name": "stream", "parameter": {"print": false}}}]}}
+JOB
+}
+job 1 "$RECORDS" > "$WORK/job1.json"
+job 4 $((RECORDS / 4)) > "$WORK/job4.json"
+
+now() { date +%s.%N; }
+best() { # command...: prints the best wall time of RUNS runs
+  local best="" t0 t1 t
+  for _ in $(seq "$RUNS"); do
+    t0=$(now); "$@" >/dev/null 2>&1; t1=$(now)
+    t=$(echo "$t1 - $t0" | bc -l)
+    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+  done
+  echo "$best"
+}
+
+direct1() { "$BIN/reader-stream" read --config "$WORK/r1.json" | "$BIN/writer-stream" write --config "$WORK/w.json"; }
+direct4() {
+  for _ in 1 2 3 4; do
+    ("$BIN/reader-stream" read --config "$WORK/r4.json" | "$BIN/writer-stream" write --config "$WORK/w.json") &
+  done
+  wait
+}
+engine1() { "$BIN/engine" run "$WORK/job1.json" -q --plugin-dir "$BIN"; }
+engine4() { "$BIN/engine" run "$WORK/job4.json" -q --plugin-dir "$BIN"; }
+"$BIN/reader-stream" read --config "$WORK/r1.json" 2>/dev/null > "$WORK/frames.bin"
+catpipe() { cat "$WORK/frames.bin" | cat > /dev/null; }
+
+FRAME_BYTES=$(stat -c %s "$WORK/frames.bin")
+"$BIN/engine" run "$WORK/job1.json" -q --plugin-dir "$BIN" --summary-json "$WORK/s.json" 2>/dev/null
+DATAX_BYTES=$(python3 -c "import json;print(json.load(open('$WORK/s.json'))['bytes'])")
+
+report() { # label, seconds
+  python3 - "$1" "$2" "$RECORDS" "$DATAX_BYTES" "$FRAME_BYTES" <<'PY'
+import sys
+label, secs, records, datax, frame = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+print(f"| {label} | {secs:.3f} | {records/secs:,.0f} | {datax/secs/1e6:,.1f} | {frame/secs/1e6:,.1f} |")
+PY
+}
+
+echo "records: $RECORDS, runs: $RUNS (best), DataX bytes: $DATAX_BYTES, frame bytes: $FRAME_BYTES"
+echo
+echo "| pipeline | seconds | records/s | DataX MB/s | wire MB/s |"
+echo "|---|---|---|---|---|"
+report "cat frames \| cat" "$(best catpipe)"
+report "reader-stream \| writer-stream (direct pipe)" "$(best direct1)"
+report "reader-stream → engine → writer-stream, 1 channel" "$(best engine1)"
+report "4 direct pipes at once" "$(best direct4)"
+report "reader-stream → engine → writer-stream, 4 channels" "$(best engine4)"
+
+# Peak RSS: each plugin runs under /usr/bin/time through a wrapper in a plugin dir.
+mkdir -p "$WORK/plugins"
+for p in reader-stream writer-stream; do
+  cat > "$WORK/plugins/$p" <<WRAP
+#!/bin/sh
+exec /usr/bin/time -a -o "$WORK/rss-$p" -f "%M" "$BIN/$p" "\$@"
+WRAP
+  chmod +x "$WORK/plugins/$p"
+done
+peak() { sort -n "$1" | tail -1; }
+for channels in 1 4; do
+  rm -f "$WORK"/rss-*
+  /usr/bin/time -o "$WORK/rss-engine" -f "%M" "$BIN/engine" run "$WORK/job$channels.json" -q --plugin-dir "$WORK/plugins" 2>/dev/null
+  echo "peak RSS, $RECORDS records, $channels channel(s): engine $(peak "$WORK/rss-engine") KiB, reader-stream $(peak "$WORK/rss-reader-stream") KiB, writer-stream $(peak "$WORK/rss-writer-stream") KiB (largest process of each)"
+done
+
+# A job that moves no record (reader-misbehave with records: 0), best of 10.
+cat > "$WORK/empty.json" <<'JOB'
+{"job": {"content": [{"reader": {"name": "misbehave", "parameter": {"records": 0}},
+                      "writer": {"name": "misbehave", "parameter": {}}}]}}
+JOB
+RUNS=10
+echo "empty job (8 step processes + 1 task): $(best "$BIN/engine" run "$WORK/empty.json" -q --plugin-dir "$BIN") s"
