@@ -2,18 +2,21 @@
 # Engine forwarding benchmark (BENCHMARKS.md, section "Engine").
 #
 #   cargo build --release -p engine -p reader-stream -p writer-stream -p plugin-misbehave
-#   scripts/bench-engine.sh [RECORDS] [RUNS]
+#   scripts/bench-engine.sh [RECORDS] [RUNS] [RSS_RECORDS]
 #
 # For RECORDS records (default 10,000,000) it measures, best of RUNS runs (default 3):
 #   * cat of the reader's frame bytes through a pipe (the floor of any pipe);
 #   * the direct pipe reader-stream | writer-stream (no engine), 1 and 4 pipes at once;
 #   * reader-stream → engine → writer-stream with 1 and 4 channels;
-# and, once, the peak RSS (VmHWM, via /usr/bin/time) of the engine and of each plugin
-# process, and the wall time of a job that moves no record.
+# and, once per size in RSS_RECORDS (default "1000000 50000000"), the peak RSS of the
+# engine (VmHWM from /proc, sampled every 50 ms; /usr/bin/time would report the largest
+# child's instead) and of each plugin process (/usr/bin/time in a wrapper), and the wall
+# time of a job that moves no record.
 set -euo pipefail
 
 RECORDS=${1:-10000000}
 RUNS=${2:-3}
+RSS_RECORDS=${3:-"1000000 50000000"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-$ROOT/target/release}
 WORK=$(mktemp -d)
@@ -84,6 +87,9 @@ report "4 direct pipes at once" "$(best direct4)"
 report "reader-stream → engine → writer-stream, 4 channels" "$(best engine4)"
 
 # Peak RSS: each plugin runs under /usr/bin/time through a wrapper in a plugin dir.
+echo
+echo "| records | channels | engine peak RSS KiB | reader-stream peak RSS KiB (largest task) | writer-stream peak RSS KiB (largest task) |"
+echo "|---|---|---|---|---|"
 mkdir -p "$WORK/plugins"
 for p in reader-stream writer-stream; do
   cat > "$WORK/plugins/$p" <<WRAP
@@ -93,10 +99,25 @@ WRAP
   chmod +x "$WORK/plugins/$p"
 done
 peak() { sort -n "$1" | tail -1; }
-for channels in 1 4; do
-  rm -f "$WORK"/rss-*
-  /usr/bin/time -o "$WORK/rss-engine" -f "%M" "$BIN/engine" run "$WORK/job$channels.json" -q --plugin-dir "$WORK/plugins" 2>/dev/null
-  echo "peak RSS, $RECORDS records, $channels channel(s): engine $(peak "$WORK/rss-engine") KiB, reader-stream $(peak "$WORK/rss-reader-stream") KiB, writer-stream $(peak "$WORK/rss-writer-stream") KiB (largest process of each)"
+engine_hwm() { # runs the engine in the background and samples its VmHWM
+  "$BIN/engine" "$@" 2>/dev/null &
+  local pid=$! hwm=0 v
+  while kill -0 "$pid" 2>/dev/null; do
+    v=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    if [ -n "$v" ]; then hwm=$v; fi
+    sleep 0.05
+  done
+  wait "$pid"
+  echo "$hwm"
+}
+for n in $RSS_RECORDS; do
+  job 1 "$n" > "$WORK/rss1.json"
+  job 4 $((n / 4)) > "$WORK/rss4.json"
+  for channels in 1 4; do
+    rm -f "$WORK"/rss-*
+    hwm=$(engine_hwm run "$WORK/rss$channels.json" -q --plugin-dir "$WORK/plugins")
+    echo "| $n | $channels | $hwm | $(peak "$WORK/rss-reader-stream") | $(peak "$WORK/rss-writer-stream") |"
+  done
 done
 
 # A job that moves no record (reader-misbehave with records: 0), best of 10.
@@ -105,4 +126,5 @@ cat > "$WORK/empty.json" <<'JOB'
                       "writer": {"name": "misbehave", "parameter": {}}}]}}
 JOB
 RUNS=10
+echo
 echo "empty job (8 step processes + 1 task): $(best "$BIN/engine" run "$WORK/empty.json" -q --plugin-dir "$BIN") s"

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod forwarding;
 pub mod frames;
 pub mod job;
 pub mod lifecycle;

@@ -204,6 +204,9 @@ pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group: a Ctrl-C on the terminal reaches only the engine, which
+        // then cancels the plugins in order (cancel, abort) instead of racing them.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {

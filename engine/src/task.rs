@@ -14,22 +14,20 @@
 //! killed after a grace period. The error names the task, the side and the plugin, and
 //! shows how the plugin ended and its last stderr lines.
 
-use std::io::Write;
 use std::process::ExitStatus;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use protocol::frame::{encode_frame, encode_message, PREAMBLE};
-use protocol::message::{Cancel, Configure, Done, ErrorKind, Hello, JobContext, Message};
+use protocol::message::{Configure, ErrorKind, Hello, JobContext, Message};
 use protocol::{FrameError, Role};
 use serde_json::Value as Json;
 use tokio::io::AsyncWriteExt;
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::EngineError;
-use crate::frames::{peek, FrameSource, Peek};
 use crate::plugins::{self, describe_exit, Plugin, StderrTail};
 use crate::shared::{Activity, JobShared};
 
@@ -38,7 +36,7 @@ pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
 
 /// How long a writer that stopped taking records gets to show why (its `error`, its
 /// end of stream) before its task is cancelled.
-const WRITER_END_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const WRITER_END_WAIT: Duration = Duration::from_secs(2);
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -73,19 +71,19 @@ pub enum TaskError {
 
 /// A failure seen by one of the loops.
 #[derive(Clone, Debug)]
-struct SideFailure {
-    side: Role,
-    message: String,
+pub(crate) struct SideFailure {
+    pub(crate) side: Role,
+    pub(crate) message: String,
     /// The plugin said it itself (an `error` frame): its exit status adds nothing.
-    from_plugin: bool,
+    pub(crate) from_plugin: bool,
     /// Lower is more telling: 0 the plugin's own error, 1 a protocol problem, 2 a
     /// broken pipe towards the plugin.
-    rank: u8,
+    pub(crate) rank: u8,
 }
 
 /// The first, most telling failure of a task.
 #[derive(Default)]
-struct Failures(Mutex<Vec<SideFailure>>);
+pub(crate) struct Failures(Mutex<Vec<SideFailure>>);
 
 impl Failures {
     fn add(&self, failure: SideFailure, cancel: &CancellationToken) {
@@ -94,7 +92,7 @@ impl Failures {
     }
 
     /// Records a failure without cancelling the task (yet).
-    fn note(&self, failure: SideFailure) {
+    pub(crate) fn note(&self, failure: SideFailure) {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -107,23 +105,24 @@ impl Failures {
     }
 }
 
-struct TaskCtx<'a> {
-    plan: &'a TaskPlan,
-    shared: &'a JobShared,
-    activity: &'a Activity,
-    cancel: CancellationToken,
-    failures: Failures,
+/// What both loops of a task share.
+pub(crate) struct TaskCtx<'a> {
+    pub(crate) plan: &'a TaskPlan,
+    pub(crate) shared: &'a JobShared,
+    pub(crate) activity: &'a Activity,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) failures: Failures,
 }
 
 impl TaskCtx<'_> {
-    fn plugin(&self, side: Role) -> &str {
+    pub(crate) fn plugin(&self, side: Role) -> &str {
         match side {
             Role::Writer => &self.plan.writer.name,
             _ => &self.plan.reader.name,
         }
     }
 
-    fn fail(&self, side: Role, rank: u8, message: impl Into<String>) {
+    pub(crate) fn fail(&self, side: Role, rank: u8, message: impl Into<String>) {
         self.failures.add(
             SideFailure {
                 side,
@@ -135,7 +134,7 @@ impl TaskCtx<'_> {
         );
     }
 
-    fn frame_error(&self, side: Role, e: FrameError, what: &str) {
+    pub(crate) fn frame_error(&self, side: Role, e: FrameError, what: &str) {
         let message = match e {
             FrameError::Closed => format!("its stdout ended {what}"),
             FrameError::Io(io) => format!("reading its stdout {what}: {io}"),
@@ -144,7 +143,7 @@ impl TaskCtx<'_> {
         self.fail(side, 1, message);
     }
 
-    fn plugin_error(&self, side: Role, e: protocol::message::ErrorMessage) {
+    pub(crate) fn plugin_error(&self, side: Role, e: protocol::message::ErrorMessage) {
         let kind = serde_json::to_value(e.kind)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -181,7 +180,7 @@ fn handshake(context: &JobContext, task: &Json) -> Result<Vec<u8>, EngineError> 
     Ok(out)
 }
 
-fn frame_of(message: &Message) -> Vec<u8> {
+pub(crate) fn frame_of(message: &Message) -> Vec<u8> {
     let mut out = Vec::new();
     if let Ok(body) = encode_message(message) {
         encode_frame(&body, &mut out);
@@ -246,8 +245,8 @@ async fn run(
 
     let mut forwarded = TaskResult::default();
     let (_, done) = tokio::join!(
-        forward(&ctx, r_out, r_in, w_in, &mut forwarded),
-        collect(&ctx, w_out)
+        crate::forwarding::forward(&ctx, r_out, r_in, w_in, &mut forwarded),
+        crate::forwarding::collect(&ctx, w_out)
     );
     let failure = ctx.failures.best();
     let grace = if failure.is_some() || ctx.cancel.is_cancelled() {
@@ -360,270 +359,6 @@ async fn wait(
         Err(_) => {
             let _ = child.kill().await;
             None
-        }
-    }
-}
-
-/// Sends `cancel` (best effort, briefly) and closes the pipe.
-async fn send_cancel(pipe: Option<ChildStdin>, reason: &str) {
-    if let Some(mut pipe) = pipe {
-        let frame = frame_of(&Message::Cancel(Cancel {
-            reason: reason.to_owned(),
-        }));
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            let _ = pipe.write_all(&frame).await;
-            let _ = pipe.flush().await;
-        })
-        .await;
-    }
-}
-
-async fn forward(
-    ctx: &TaskCtx<'_>,
-    r_out: ChildStdout,
-    r_in: ChildStdin,
-    w_in: ChildStdin,
-    out: &mut TaskResult,
-) {
-    let mut w_in = Some(w_in);
-    let finished = forward_frames(ctx, r_out, &mut w_in, out).await;
-    if finished {
-        // The reader has sent eos; closing its stdin now is harmless.
-        drop(w_in);
-        drop(r_in);
-    } else {
-        if !ctx.cancel.is_cancelled() {
-            // The writer stopped taking records: give its own end a moment to show.
-            let _ = tokio::time::timeout(WRITER_END_WAIT, ctx.cancel.cancelled()).await;
-            ctx.cancel.cancel();
-        }
-        let reason = match ctx.shared.failure() {
-            Some(e) => e.to_string(),
-            None => "the task failed".to_owned(),
-        };
-        tokio::join!(send_cancel(w_in, &reason), send_cancel(Some(r_in), &reason));
-    }
-}
-
-/// The reader → writer loop; true when `eos` was forwarded.
-async fn forward_frames(
-    ctx: &TaskCtx<'_>,
-    r_out: ChildStdout,
-    w_in: &mut Option<ChildStdin>,
-    out: &mut TaskResult,
-) -> bool {
-    let reader = Role::Reader;
-    let mut src = FrameSource::new(r_out);
-    ctx.activity
-        .waiting_on(format!("the hello of {}", ctx.plugin(reader)));
-    let hello = tokio::select! {
-        h = src.hello() => h,
-        _ = ctx.cancel.cancelled() => return false,
-    };
-    if let Err(e) = hello {
-        ctx.frame_error(reader, e, "before its hello");
-        return false;
-    }
-    ctx.activity.touch(ctx.shared);
-    let Some(pipe) = w_in.as_mut() else {
-        return false;
-    };
-    loop {
-        ctx.activity
-            .waiting_on(format!("{} to send data", ctx.plugin(reader)));
-        let frame = tokio::select! {
-            f = src.next_raw() => f,
-            _ = ctx.cancel.cancelled() => return false,
-        };
-        let frame = match frame {
-            Ok(Some(f)) => f,
-            Ok(None) => {
-                ctx.fail(
-                    reader,
-                    1,
-                    format!("its stream ended without eos after {} records", out.records),
-                );
-                return false;
-            }
-            Err(e) => {
-                ctx.frame_error(reader, e, &format!("after {} records", out.records));
-                return false;
-            }
-        };
-        ctx.activity.touch(ctx.shared);
-        let forward_raw = match peek(frame.body()) {
-            Peek::Batch { count, bytes } => {
-                tokio::select! {
-                    _ = ctx.shared.limiter.acquire(count, bytes) => {}
-                    _ = ctx.cancel.cancelled() => return false,
-                }
-                out.records += count;
-                out.bytes += bytes;
-                ctx.shared.stats.records.fetch_add(count, Ordering::Relaxed);
-                ctx.shared.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
-                true
-            }
-            Peek::Other => match frame.decode() {
-                Ok(Message::Checkpoint(c)) => {
-                    out.checkpoints.push(c.state);
-                    true
-                }
-                Ok(Message::Dirty(d)) => {
-                    ctx.shared
-                        .report_dirty(ctx.plan.index, reader, ctx.plugin(reader), &d);
-                    false
-                }
-                Ok(Message::Progress(_)) => false,
-                Ok(Message::Log(l)) => {
-                    crate::log::plugin_line(
-                        &format!("[task {} reader] {}", ctx.plan.index, l.level),
-                        &l.message,
-                    );
-                    false
-                }
-                Ok(Message::Eos(eos)) => {
-                    if eos.records != out.records {
-                        ctx.fail(
-                            reader,
-                            1,
-                            format!(
-                                "eos says {} records but {} arrived",
-                                eos.records, out.records
-                            ),
-                        );
-                        return false;
-                    }
-                    if !write_to_writer(ctx, pipe, &frame.bytes).await {
-                        return false;
-                    }
-                    let _ = pipe.flush().await;
-                    return true;
-                }
-                Ok(Message::Error(e)) => {
-                    ctx.plugin_error(reader, e);
-                    return false;
-                }
-                Ok(Message::Batch(b)) => {
-                    // A batch the fast path could not read (unusual field order): count it.
-                    out.records += u64::from(b.count);
-                    out.bytes += b.bytes;
-                    ctx.shared
-                        .stats
-                        .records
-                        .fetch_add(u64::from(b.count), Ordering::Relaxed);
-                    ctx.shared.stats.bytes.fetch_add(b.bytes, Ordering::Relaxed);
-                    true
-                }
-                Ok(other) => {
-                    ctx.fail(
-                        reader,
-                        1,
-                        format!("sent an unexpected {} message", other.type_name()),
-                    );
-                    return false;
-                }
-                Err(e) => {
-                    ctx.frame_error(reader, e, &format!("after {} records", out.records));
-                    return false;
-                }
-            },
-        };
-        if forward_raw && !write_to_writer(ctx, pipe, &frame.bytes).await {
-            return false;
-        }
-    }
-}
-
-async fn write_to_writer(ctx: &TaskCtx<'_>, pipe: &mut ChildStdin, bytes: &[u8]) -> bool {
-    ctx.activity
-        .waiting_on(format!("{} to take data", ctx.plugin(Role::Writer)));
-    let written = tokio::select! {
-        r = pipe.write_all(bytes) => r,
-        _ = ctx.cancel.cancelled() => return false,
-    };
-    match written {
-        Ok(()) => {
-            ctx.activity.touch(ctx.shared);
-            true
-        }
-        Err(e) => {
-            // The writer went away; how it ended (seen by the collecting loop) says
-            // more than the broken pipe, so the task is not cancelled here.
-            ctx.failures.note(SideFailure {
-                side: Role::Writer,
-                message: format!("cannot send it records: {e}"),
-                from_plugin: false,
-                rank: 2,
-            });
-            false
-        }
-    }
-}
-
-/// The writer's loop; its `done` when it finished.
-async fn collect(ctx: &TaskCtx<'_>, w_out: ChildStdout) -> Option<Done> {
-    let writer = Role::Writer;
-    let mut src = FrameSource::new(w_out);
-    let hello = tokio::select! {
-        h = src.hello() => h,
-        _ = ctx.cancel.cancelled() => return None,
-    };
-    if let Err(e) = hello {
-        ctx.frame_error(writer, e, "before its hello");
-        return None;
-    }
-    ctx.activity.touch(ctx.shared);
-    loop {
-        let frame = tokio::select! {
-            f = src.next_raw() => f,
-            _ = ctx.cancel.cancelled() => return None,
-        };
-        let message = match frame.map(|f| f.map(|f| f.decode())) {
-            Ok(Some(Ok(m))) => m,
-            Ok(None) => {
-                ctx.fail(writer, 1, "its stream ended without done");
-                return None;
-            }
-            Ok(Some(Err(e))) | Err(e) => {
-                ctx.frame_error(writer, e, "while writing");
-                return None;
-            }
-        };
-        ctx.activity.touch(ctx.shared);
-        match message {
-            Message::Dirty(d) => {
-                ctx.shared
-                    .report_dirty(ctx.plan.index, writer, ctx.plugin(writer), &d)
-            }
-            Message::Progress(_) | Message::Checkpoint(_) => {}
-            Message::Log(l) => crate::log::plugin_line(
-                &format!("[task {} writer] {}", ctx.plan.index, l.level),
-                &l.message,
-            ),
-            Message::Output(o) => {
-                let mut stdout = std::io::stdout().lock();
-                if let Err(e) = stdout.write_all(&o.data).and_then(|()| stdout.flush()) {
-                    ctx.fail(
-                        writer,
-                        2,
-                        format!("cannot print its output on the engine's stdout: {e}"),
-                    );
-                    return None;
-                }
-            }
-            Message::Done(done) => return Some(done),
-            Message::Error(e) => {
-                ctx.plugin_error(writer, e);
-                return None;
-            }
-            other => {
-                ctx.fail(
-                    writer,
-                    1,
-                    format!("sent an unexpected {} message", other.type_name()),
-                );
-                return None;
-            }
         }
     }
 }
