@@ -41,50 +41,48 @@ JOB
 job 1 "$RECORDS" > "$WORK/job1.json"
 job 4 $((RECORDS / 4)) > "$WORK/job4.json"
 
-now() { date +%s.%N; }
-best() { # command...: prints the best wall time of RUNS runs
-  local best="" t0 t1 t
+# measure LABEL COMMAND: best wall time of RUNS runs, with the CPU time (user + system,
+# the pipeline's processes together) of that run.
+measure() {
+  local label=$1 cmd=$2 best="" cpu="" wall user sys
   for _ in $(seq "$RUNS"); do
-    t0=$(now); "$@" >/dev/null 2>&1; t1=$(now)
-    t=$(echo "$t1 - $t0" | bc -l)
-    if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+    /usr/bin/time -o "$WORK/t" -f "%e %U %S" bash -c "$cmd" >/dev/null 2>&1
+    read -r wall user sys < "$WORK/t"
+    if [ -z "$best" ] || [ "$(echo "$wall < $best" | bc -l)" = 1 ]; then
+      best=$wall
+      cpu=$(echo "$user + $sys" | bc -l)
+    fi
   done
-  echo "$best"
+  python3 - "$label" "$best" "$cpu" "$RECORDS" "$DATAX_BYTES" "$FRAME_BYTES" <<'PY'
+import sys
+label, secs, cpu = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+records, datax, frame = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+secs = max(secs, 0.001)
+print(f"| {label} | {secs:.2f} | {records/secs:,.0f} | {datax/secs/1e6:,.1f} | {frame/secs/1e6:,.1f} | {cpu:.2f} |")
+PY
 }
 
-direct1() { "$BIN/reader-stream" read --config "$WORK/r1.json" | "$BIN/writer-stream" write --config "$WORK/w.json"; }
-direct4() {
-  for _ in 1 2 3 4; do
-    ("$BIN/reader-stream" read --config "$WORK/r4.json" | "$BIN/writer-stream" write --config "$WORK/w.json") &
-  done
-  wait
-}
-engine1() { "$BIN/engine" run "$WORK/job1.json" -q --plugin-dir "$BIN"; }
-engine4() { "$BIN/engine" run "$WORK/job4.json" -q --plugin-dir "$BIN"; }
-"$BIN/reader-stream" read --config "$WORK/r1.json" 2>/dev/null > "$WORK/frames.bin"
-catpipe() { cat "$WORK/frames.bin" | cat > /dev/null; }
+R="$BIN/reader-stream"; W="$BIN/writer-stream"
+DIRECT1="$R read --config $WORK/r1.json 2>/dev/null | $W write --config $WORK/w.json"
+DIRECT4="for i in 1 2 3 4; do ($R read --config $WORK/r4.json 2>/dev/null | $W write --config $WORK/w.json) & done; wait"
+ENGINE1="$BIN/engine run $WORK/job1.json -q --plugin-dir $BIN"
+ENGINE4="$BIN/engine run $WORK/job4.json -q --plugin-dir $BIN"
+"$R" read --config "$WORK/r1.json" 2>/dev/null > "$WORK/frames.bin"
+CAT="cat $WORK/frames.bin | cat"
 
 FRAME_BYTES=$(stat -c %s "$WORK/frames.bin")
 "$BIN/engine" run "$WORK/job1.json" -q --plugin-dir "$BIN" --summary-json "$WORK/s.json" 2>/dev/null
 DATAX_BYTES=$(python3 -c "import json;print(json.load(open('$WORK/s.json'))['bytes'])")
 
-report() { # label, seconds
-  python3 - "$1" "$2" "$RECORDS" "$DATAX_BYTES" "$FRAME_BYTES" <<'PY'
-import sys
-label, secs, records, datax, frame = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-print(f"| {label} | {secs:.3f} | {records/secs:,.0f} | {datax/secs/1e6:,.1f} | {frame/secs/1e6:,.1f} |")
-PY
-}
-
-echo "records: $RECORDS, runs: $RUNS (best), DataX bytes: $DATAX_BYTES, frame bytes: $FRAME_BYTES"
+echo "records: $RECORDS, best of $RUNS runs, DataX bytes: $DATAX_BYTES, frame bytes: $FRAME_BYTES, load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs"
 echo
-echo "| pipeline | seconds | records/s | DataX MB/s | wire MB/s |"
-echo "|---|---|---|---|---|"
-report "cat frames \| cat" "$(best catpipe)"
-report "reader-stream \| writer-stream (direct pipe)" "$(best direct1)"
-report "reader-stream → engine → writer-stream, 1 channel" "$(best engine1)"
-report "4 direct pipes at once" "$(best direct4)"
-report "reader-stream → engine → writer-stream, 4 channels" "$(best engine4)"
+echo "| pipeline | seconds | records/s | DataX MB/s | wire MB/s | CPU seconds |"
+echo "|---|---|---|---|---|---|"
+measure "cat frames \| cat" "$CAT"
+measure "reader-stream \| writer-stream (direct pipe)" "$DIRECT1"
+measure "reader-stream → engine → writer-stream, 1 channel" "$ENGINE1"
+measure "4 direct pipes at once (RECORDS/4 each)" "$DIRECT4"
+measure "reader-stream → engine → writer-stream, 4 channels" "$ENGINE4"
 
 # Peak RSS: each plugin runs under /usr/bin/time through a wrapper in a plugin dir.
 echo
@@ -125,6 +123,11 @@ cat > "$WORK/empty.json" <<'JOB'
 {"job": {"content": [{"reader": {"name": "misbehave", "parameter": {"records": 0}},
                       "writer": {"name": "misbehave", "parameter": {}}}]}}
 JOB
-RUNS=10
 echo
-echo "empty job (8 step processes + 1 task): $(best "$BIN/engine" run "$WORK/empty.json" -q --plugin-dir "$BIN") s"
+best=""
+for _ in $(seq 10); do
+  t0=$(date +%s.%N); "$BIN/engine" run "$WORK/empty.json" -q --plugin-dir "$BIN" 2>/dev/null; t1=$(date +%s.%N)
+  t=$(echo "$t1 - $t0" | bc -l)
+  if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
+done
+echo "empty job (8 step processes + 1 task), best of 10: $best s"

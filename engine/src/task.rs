@@ -218,6 +218,8 @@ async fn run(
     let failed = |e: EngineError| TaskError::Failed(EngineError::failed(format!("task {i}: {e}")));
     let mut writer = plugins::spawn(&plan.writer, &["write", "--engine"]).map_err(failed)?;
     let mut reader = plugins::spawn(&plan.reader, &["read", "--engine"]).map_err(failed)?;
+    plugins::enlarge_data_pipes(&writer);
+    plugins::enlarge_data_pipes(&reader);
     let (writer_tail, writer_drain) = drain(&mut writer, format!("[task {i} writer]"));
     let (reader_tail, reader_drain) = drain(&mut reader, format!("[task {i} reader]"));
     let ctx = TaskCtx {
