@@ -163,3 +163,35 @@ fn no_limit_tolerates_dirty_records() {
     job_with_dirty(&ws, json!({}), 30, 5, 1).assert_code(0);
     assert_eq!(dirty_lines(&ws).len(), 35);
 }
+
+#[test]
+fn dirty_records_at_a_set_rate_count_against_the_percentage() {
+    // 4 tasks × 1,000 records, every 20th dirty: 200 / 4,000 = 0.05.
+    let run = |percentage: f64| {
+        let ws = Workspace::new();
+        let job = ws.job(
+            json!({"speed": {"channel": 4}, "errorLimit": {"percentage": percentage}}),
+            ("misbehave", json!({"records": 1000, "dirty_every": 20})),
+            ("misbehave", json!({})),
+        );
+        let out = run_job(
+            &ws,
+            &job,
+            &["--dirty-file", "d.jsonl", "--summary-json", "s.json"],
+            DEADLINE,
+        );
+        let summary = ws.read_json("s.json");
+        assert_eq!(summary["reader_dirty_records"], 200);
+        assert_eq!(summary["records"], 3800);
+        assert_eq!(
+            std::fs::read_to_string(ws.path("d.jsonl"))
+                .unwrap()
+                .lines()
+                .count(),
+            200
+        );
+        out.code
+    };
+    assert_eq!(run(0.05), 0);
+    assert_eq!(run(0.04), 3);
+}

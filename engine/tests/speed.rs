@@ -38,6 +38,17 @@ fn run_limited(
     );
     out.assert_code(0)
         .assert_stderr_has("speed limit for the whole job");
+    // A progress line every second (--progress-interval 1) over a run of several seconds.
+    let progress_lines = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" records/s, ") && l.contains(" running, "))
+        .count();
+    assert!(
+        progress_lines >= 2,
+        "{progress_lines} progress lines:\n{}",
+        out.stderr
+    );
     ws.read_json("s.json")
 }
 

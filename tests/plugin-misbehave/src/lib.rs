@@ -10,7 +10,8 @@
 //! | `mode` | `ok` (default), `no_hello` (exit 0 with no output), `wrong_version` (hello with version 9.0.0), `garbage` (text on stdout), `crash` (abort after half the records), `exit_silently` (exit 3 after half the records, no error frame), `hang` (hello, then nothing), `error` (an `error` frame after half the records) |
 //! | `only_task` | apply `mode` to this task index only; other tasks behave |
 //! | `records` | records per task (default 1000), in batches of 100, a checkpoint after each batch (reader) |
-//! | `dirty` | dirty records per task: a reader sends them instead of records, a writer reports that many of the records it received |
+//! | `dirty` | dirty records per task: a reader sends them before its records, a writer reports that many of the records it received |
+//! | `dirty_every` | a reader reports every N-th of its `records` as dirty instead of sending it (a dirty rate of 1/N) |
 //! | `fail_step` | this job step (`check`, `prepare`, `split`, `post`, `abort`) fails (with a config error for `check`) |
 //! | `marker_dir` | `post` and `abort` write `<role>-post.json` / `<role>-abort.json` there (the requests' reports) |
 //! | `echo` | parameter keys whose values every step and task prints on stderr (`<key> is <value>`), to test redaction |
@@ -239,7 +240,7 @@ fn read_task(out: &mut Out, config: &Json, mode: &str) -> i32 {
             format!("column 1: simulated bad value in record {d}"),
         )));
     }
-    let (mut sent, mut bytes, mut batch_no) = (0u64, 0u64, 0u64);
+    let (mut sent, mut bytes, mut batch_no, mut forwarded) = (0u64, 0u64, 0u64, 0u64);
     while sent < records {
         if sent >= records / 2 && sent > 0 {
             if let Some(code) = misbehave_mid_stream(out, mode) {
@@ -247,9 +248,19 @@ fn read_task(out: &mut Out, config: &Json, mode: &str) -> i32 {
             }
         }
         let n = (records - sent).min(100);
-        let batch: Vec<Vec<Value>> = (sent..sent + n).map(record).collect();
+        let every = param_u64(config, "dirty_every", 0);
+        let mut batch: Vec<Vec<Value>> = Vec::with_capacity(n as usize);
+        for i in sent..sent + n {
+            if every > 0 && i % every == every - 1 {
+                let reason = format!("column 0: record {i} is every {every}th");
+                let _ = out.write_message(&Message::Dirty(Dirty::new(&record(i), reason)));
+            } else {
+                batch.push(record(i));
+            }
+        }
         let b = Batch::from_records(&batch);
         bytes += b.bytes;
+        forwarded += u64::from(b.count);
         if out.write_message(&Message::Batch(b)).is_err() {
             return 1;
         }
@@ -265,7 +276,7 @@ fn read_task(out: &mut Out, config: &Json, mode: &str) -> i32 {
         }
     }
     let _ = out.write_message(&Message::Eos(Eos {
-        records: sent,
+        records: forwarded,
         bytes,
     }));
     if out.flush().is_err() {
