@@ -11,6 +11,7 @@
 //! `--state`, `--reports`) files and print their result as JSON.
 
 pub mod cli;
+pub mod retry;
 mod sink;
 mod source;
 

@@ -56,8 +56,9 @@ impl RecordSource {
         }
     }
 
-    /// A source over in-memory frames as a reader writes them (for tests and benchmarks).
-    pub fn from_frame_bytes(bytes: Vec<u8>) -> Self {
+    /// A source over an in-memory stream as a standalone reader writes it: preamble,
+    /// hello, frames (for tests and benchmarks).
+    pub fn from_frame_bytes(bytes: impl AsRef<[u8]> + Send + 'static) -> Self {
         Self::frames(
             FrameReader::new(Box::new(std::io::Cursor::new(bytes))),
             false,

@@ -1,0 +1,100 @@
+//! MaxCompute-specific test-control routes, under `/-/odps/` on the service port.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::server::Odps;
+use super::values::row_json;
+
+/// `GET /-/odps/projects/{project}/tables/{table}`, `GET /-/odps/uploads`,
+/// `GET|DELETE /-/odps/requests`.
+pub fn router(odps: Arc<Odps>) -> Router {
+    Router::new()
+        .route("/-/odps/projects/{project}/tables/{table}", get(dump_table))
+        .route("/-/odps/uploads", get(list_uploads))
+        .route(
+            "/-/odps/requests",
+            get(list_requests).delete(clear_requests),
+        )
+        .with_state(odps)
+}
+
+async fn dump_table(
+    State(odps): State<Arc<Odps>>,
+    Path((project, table)): Path<(String, String)>,
+) -> Response {
+    let catalog = odps.catalog();
+    let t = match catalog.table(&project, &table) {
+        Ok(t) => t,
+        Err(e) => {
+            return (StatusCode::NOT_FOUND, Json(json!({"error": e.message}))).into_response()
+        }
+    };
+    let column_json = |c: &super::state::Column| json!({"name": c.name, "type": c.ty.to_string()});
+    let partitions: Vec<serde_json::Value> = t
+        .partitions
+        .iter()
+        .map(|(key, p)| {
+            let values: serde_json::Map<String, serde_json::Value> = t
+                .partition_keys
+                .iter()
+                .zip(key)
+                .map(|(k, v)| (k.name.clone(), json!(v)))
+                .collect();
+            json!({
+                "spec": t.spec_string(key, false),
+                "values": values,
+                "rows": p.rows.iter().map(|r| row_json(r, &t.columns)).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({
+        "project": project,
+        "table": t.name,
+        "columns": t.columns.iter().map(column_json).collect::<Vec<_>>(),
+        "partition_keys": t.partition_keys.iter().map(column_json).collect::<Vec<_>>(),
+        "partitions": partitions,
+    }))
+    .into_response()
+}
+
+async fn list_uploads(State(odps): State<Arc<Odps>>) -> Json<serde_json::Value> {
+    let catalog = odps.catalog();
+    let mut uploads: Vec<serde_json::Value> = catalog
+        .sessions
+        .uploads
+        .values()
+        .map(|s| {
+            json!({
+                "upload_id": s.id,
+                "project": s.project,
+                "table": s.table,
+                "partition": s.partition,
+                "status": s.status.as_str(),
+                "blocks": s.blocks.keys().collect::<Vec<_>>(),
+                "created_ms": s.created_ms,
+            })
+        })
+        .collect();
+    uploads.sort_by_key(|u| u["created_ms"].as_i64());
+    Json(json!({"uploads": uploads}))
+}
+
+async fn list_requests(State(odps): State<Arc<Odps>>) -> Json<serde_json::Value> {
+    let log = odps.requests.lock().unwrap_or_else(|e| e.into_inner());
+    Json(json!({"requests": log.iter().collect::<Vec<_>>()}))
+}
+
+async fn clear_requests(State(odps): State<Arc<Odps>>) -> Json<serde_json::Value> {
+    odps.requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+    Json(json!({"ok": true}))
+}

@@ -1,0 +1,376 @@
+//! Handlers of the tunnel endpoint (the root of the port): upload sessions and
+//! blocks, commit, download sessions and data.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use super::error::{OdpsError, OdpsResult};
+use super::render;
+use super::routes::{Route, Target};
+use super::server::{Call, Odps, Reply};
+use super::sessions::{
+    session_id, Block, DownloadSession, DownloadSource, UploadSession, UploadStatus, MAX_BLOCK_ID,
+};
+use super::state::{parse_spec, Catalog, Partition, TaskOutcome};
+use super::wire;
+
+/// The largest block accepted after inflating a `deflate` body.
+const MAX_INFLATED_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Runs one tunnel operation.
+pub fn handle(odps: &Odps, call: &Call<'_>) -> OdpsResult<Reply> {
+    let mut catalog = odps.catalog();
+    let now = call.now_ms;
+    match &call.route {
+        Route::CreateUploadSession { project, table } => {
+            create_upload(&mut catalog, project, table, call)
+        }
+        Route::GetUploadSession {
+            project,
+            table,
+            upload_id,
+        } => {
+            let s = catalog.sessions.upload_mut(project, table, upload_id)?;
+            check_partition_param(call, s)?;
+            if s.refresh(now) == UploadStatus::Expired {
+                s.require_open(now)?;
+            }
+            Ok(Reply::json(200, render::upload_session_json(s)))
+        }
+        Route::UploadBlock {
+            project,
+            table,
+            upload_id,
+            block_id,
+        } => {
+            let block_id: u64 = block_id
+                .parse()
+                .ok()
+                .filter(|&b| b < MAX_BLOCK_ID)
+                .ok_or_else(|| {
+                    OdpsError::new(
+                        400,
+                        "InvalidBlockID",
+                        format!("block id {block_id:?} is not in [0, {MAX_BLOCK_ID})"),
+                    )
+                })?;
+            let s = catalog.sessions.upload_mut(project, table, upload_id)?;
+            check_partition_param(call, s)?;
+            s.require_open(now)?;
+            let data = decompress(call)?;
+            let types: Vec<_> = s.columns.iter().map(|c| c.ty.clone()).collect();
+            let rows = wire::decode_block(&data, &types).map_err(|e| {
+                OdpsError::new(400, "MalformedDataStream", format!("block {block_id}: {e}"))
+            })?;
+            s.blocks.insert(
+                block_id,
+                Block {
+                    rows,
+                    received_ms: now,
+                },
+            );
+            Ok(Reply::empty(200))
+        }
+        Route::CommitUpload {
+            project,
+            table,
+            upload_id,
+        } => commit(&mut catalog, project, table, upload_id, call),
+        Route::CreateDownloadSession { project, target } => {
+            create_download(&mut catalog, project, target, call)
+        }
+        Route::GetDownloadSession {
+            project,
+            target,
+            download_id,
+        } => {
+            let s = catalog
+                .sessions
+                .download(project, target_name(target), download_id)?;
+            s.require_live(now)?;
+            Ok(Reply::json(200, render::download_session_json(s)))
+        }
+        Route::DownloadData {
+            project,
+            target,
+            download_id,
+        } => {
+            let s = catalog
+                .sessions
+                .download(project, target_name(target), download_id)?;
+            s.require_live(now)?;
+            let (start, count) = parse_row_range(call.query.get("rowrange").unwrap_or(""))?;
+            let columns: Vec<String> = call
+                .query
+                .get("columns")
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let (chosen, rows) = s.read(start, count, &columns)?;
+            let types: Vec<_> = chosen.iter().map(|c| c.ty.clone()).collect();
+            let mut reply = Reply::empty(200);
+            reply.content_type = "application/octet-stream";
+            reply.headers = vec![("odps-tunnel-record-count", rows.len().to_string())];
+            reply.body = wire::encode_block(&rows, &types);
+            Ok(reply)
+        }
+        other => Err(OdpsError::invalid_argument(format!(
+            "{} is a service operation",
+            other.operation()
+        ))),
+    }
+}
+
+/// The partition values named by the request's `partition` parameter, checked
+/// against the table: required for a partitioned table, refused for another.
+fn requested_partition(
+    catalog: &Catalog,
+    project: &str,
+    table: &str,
+    call: &Call<'_>,
+) -> OdpsResult<Vec<String>> {
+    let t = catalog.table(project, table)?;
+    match call.query.get("partition").filter(|s| !s.is_empty()) {
+        Some(spec) => t.partition_values(&parse_spec(spec)?, false),
+        None if t.is_partitioned() => Err(OdpsError::new(
+            400,
+            "MissingPartitionSpec",
+            format!(
+                "table {project}.{} is partitioned: a partition spec is required",
+                t.name
+            ),
+        )),
+        None => Ok(Vec::new()),
+    }
+}
+
+fn check_partition_param(call: &Call<'_>, s: &UploadSession) -> OdpsResult<()> {
+    let Some(spec) = call.query.get("partition").filter(|v| !v.is_empty()) else {
+        return Ok(());
+    };
+    let pairs = parse_spec(spec)?;
+    let values: Vec<&String> = pairs.iter().map(|(_, v)| v).collect();
+    let keys_match = pairs.len() == s.partition_keys.len()
+        && pairs
+            .iter()
+            .zip(&s.partition_keys)
+            .all(|((k, _), c)| k.eq_ignore_ascii_case(&c.name));
+    if !keys_match || values.into_iter().ne(s.partition.iter()) {
+        return Err(OdpsError::invalid_partition_spec(format!(
+            "partition {spec} is not the partition of upload session {}",
+            s.id
+        )));
+    }
+    Ok(())
+}
+
+fn flag(call: &Call<'_>, name: &str) -> bool {
+    call.query
+        .get(name)
+        .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true"))
+}
+
+fn create_upload(
+    catalog: &mut Catalog,
+    project: &str,
+    table: &str,
+    call: &Call<'_>,
+) -> OdpsResult<Reply> {
+    let key = requested_partition(catalog, project, table, call)?;
+    let create_partition = flag(call, "create_partition");
+    let t = catalog.table_mut(project, table)?;
+    if !t.partitions.contains_key(&key) {
+        if !create_partition {
+            return Err(OdpsError::no_such_partition(&t.spec_string(&key, false)));
+        }
+        let now_s = call.now_ms / 1000;
+        t.partitions.insert(
+            key.clone(),
+            Partition {
+                created_s: now_s,
+                modified_s: now_s,
+                rows: Vec::new(),
+            },
+        );
+    }
+    let (name, columns, partition_keys) =
+        (t.name.clone(), t.columns.clone(), t.partition_keys.clone());
+    let seq = catalog.next_id();
+    let session = UploadSession {
+        id: session_id(call.now_ms, seq),
+        project: project.to_owned(),
+        table: name,
+        partition: key,
+        columns,
+        partition_keys,
+        overwrite: flag(call, "overwrite"),
+        created_ms: call.now_ms,
+        status: UploadStatus::Normal,
+        blocks: BTreeMap::new(),
+    };
+    let body = render::upload_session_json(&session);
+    catalog.sessions.uploads.insert(session.id.clone(), session);
+    Ok(Reply::json(201, body))
+}
+
+fn commit(
+    catalog: &mut Catalog,
+    project: &str,
+    table: &str,
+    upload_id: &str,
+    call: &Call<'_>,
+) -> OdpsResult<Reply> {
+    let s = catalog.sessions.upload_mut(project, table, upload_id)?;
+    check_partition_param(call, s)?;
+    s.require_open(call.now_ms)?;
+    let s = s.clone();
+    let t = catalog.table_mut(project, &s.table)?;
+    if t.columns != s.columns || t.partition_keys != s.partition_keys {
+        return Err(OdpsError::status_conflict(format!(
+            "table {project}.{} changed since upload session {} was created",
+            t.name, s.id
+        )));
+    }
+    let spec = t.spec_string(&s.partition, false);
+    let part = t
+        .partitions
+        .get_mut(&s.partition)
+        .ok_or_else(|| OdpsError::no_such_partition(&spec))?;
+    if s.overwrite {
+        part.rows.clear();
+    }
+    part.rows
+        .extend(s.blocks.values().flat_map(|b| b.rows.iter().cloned()));
+    let now_s = call.now_ms / 1000;
+    part.modified_s = now_s;
+    t.modified_s = now_s;
+    let session = catalog.sessions.upload_mut(project, table, upload_id)?;
+    session.status = UploadStatus::Closed;
+    Ok(Reply::json(200, render::upload_session_json(session)))
+}
+
+fn target_name(target: &Target) -> &str {
+    match target {
+        Target::Table(name) | Target::Instance(name) => name,
+    }
+}
+
+fn create_download(
+    catalog: &mut Catalog,
+    project: &str,
+    target: &Target,
+    call: &Call<'_>,
+) -> OdpsResult<Reply> {
+    let (source, columns, partition_keys, rows) = match target {
+        Target::Table(table) => {
+            let key = requested_partition(catalog, project, table, call)?;
+            let t = catalog.table(project, table)?;
+            let part = t
+                .partitions
+                .get(&key)
+                .ok_or_else(|| OdpsError::no_such_partition(&t.spec_string(&key, false)))?;
+            let source = DownloadSource::Table {
+                table: t.name.clone(),
+                partition: key,
+            };
+            (
+                source,
+                t.columns.clone(),
+                t.partition_keys.clone(),
+                part.rows.clone(),
+            )
+        }
+        Target::Instance(instance) => {
+            let i = catalog
+                .project(project)?
+                .instances
+                .get(instance)
+                .ok_or_else(|| OdpsError::no_such_object(&format!("instance {instance}")))?;
+            let TaskOutcome::ResultSet { columns, rows } = &i.outcome else {
+                return Err(OdpsError::invalid_argument(format!(
+                    "instance {instance} has no result set to download"
+                )));
+            };
+            let source = DownloadSource::Instance {
+                instance: instance.clone(),
+            };
+            (source, columns.clone(), Vec::new(), rows.clone())
+        }
+    };
+    let seq = catalog.next_id();
+    let session = DownloadSession {
+        id: session_id(call.now_ms, seq),
+        project: project.to_owned(),
+        source,
+        columns,
+        partition_keys,
+        rows,
+        created_ms: call.now_ms,
+    };
+    let body = render::download_session_json(&session);
+    catalog
+        .sessions
+        .downloads
+        .insert(session.id.clone(), session);
+    Ok(Reply::json(201, body))
+}
+
+fn decompress(call: &Call<'_>) -> OdpsResult<Vec<u8>> {
+    match call.header("content-encoding").map(str::trim) {
+        None | Some("") | Some("identity") => Ok(call.body.to_vec()),
+        Some(enc) if enc.eq_ignore_ascii_case("deflate") => {
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(&call.body[..])
+                .take(MAX_INFLATED_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    OdpsError::new(
+                        400,
+                        "MalformedDataStream",
+                        format!("deflate (zlib) body: {e}"),
+                    )
+                })?;
+            if out.len() as u64 > MAX_INFLATED_BYTES {
+                return Err(OdpsError::invalid_argument(format!(
+                    "the inflated block exceeds {MAX_INFLATED_BYTES} bytes"
+                )));
+            }
+            Ok(out)
+        }
+        Some(enc) => Err(OdpsError::invalid_argument(format!(
+            "Content-Encoding {enc} is not supported"
+        ))),
+    }
+}
+
+/// `(start,count)` as pyodps and the other SDKs send it.
+fn parse_row_range(text: &str) -> OdpsResult<(u64, u64)> {
+    let bad = || OdpsError::new(400, "InvalidRowRange", format!("invalid rowrange {text:?}"));
+    let inner = text
+        .trim()
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(bad)?;
+    let (a, b) = inner.split_once(',').ok_or_else(bad)?;
+    Ok((
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_ranges() {
+        assert_eq!(parse_row_range("(0,10)").unwrap(), (0, 10));
+        assert_eq!(parse_row_range("( 5 , 1 )").unwrap(), (5, 1));
+        for bad in ["", "0,1", "(0)", "(-1,2)", "(a,b)"] {
+            assert_eq!(parse_row_range(bad).unwrap_err().code, "InvalidRowRange");
+        }
+    }
+}
