@@ -221,3 +221,68 @@ fn interrupted(signal: &str, code: i32, message: &str) {
     assert!(ws.path("writer-abort.json").exists(), "{}", out.stderr);
     assert!(!ws.path("writer-post.json").exists());
 }
+
+#[test]
+fn at_most_channel_tasks_run_at_once() {
+    let ws = Workspace::new();
+    let marker = ws.dir.path().to_str().unwrap().to_owned();
+    // The reader splits into 6 tasks of at least 400 ms each; 2 channels.
+    let job = ws.job(
+        json!({"speed": {"channel": 2}}),
+        (
+            "misbehave",
+            json!({"tasks": 6, "task_ms": 400, "records": 10, "marker_dir": marker}),
+        ),
+        ("misbehave", json!({"marker_dir": marker})),
+    );
+    run_job(&ws, &job, &["--summary-json", "s.json"], DEADLINE).assert_code(0);
+    assert_eq!(ws.read_json("s.json")["tasks"], 6);
+    let spans: Vec<(u64, u64)> = (0..6)
+        .map(|i| {
+            let t = ws.read_json(&format!("task-{i}.json"));
+            (
+                t["start_ms"].as_u64().unwrap(),
+                t["end_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let most_at_once = spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(s, e)| s <= start && start < e)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(most_at_once, 2, "{spans:?}");
+    assert_eq!(
+        ws.read_json("writer-post.json")["reports"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+}
+
+#[test]
+fn steps_form_job_runs() {
+    let ws = Workspace::new();
+    let job = ws.write(
+        "steps.json",
+        r#"{"type": "job", "version": "2.0",
+            "steps": [
+              {"stepType": "stream", "category": "reader", "name": "Reader",
+               "parameter": {"sliceRecordCount": 5, "column": [{"type": "long", "sequence": 1}]}},
+              {"stepType": "stream", "category": "writer", "name": "Writer", "parameter": {"print": true}}
+            ],
+            "setting": {"errorLimit": {"record": "0"}, "speed": {"throttle": false, "concurrent": 1, "mbps": "12"}},
+            "order": {"hops": [{"from": "Reader", "to": "Writer"}]}}"#,
+    );
+    let out = run_job(&ws, &job, &[], DEADLINE);
+    out.assert_code(0)
+        .assert_stderr_has("Data Integration script (steps) format")
+        .assert_stderr_has("no speed limit");
+    assert_eq!(out.stdout, "1\n2\n3\n4\n5\n");
+}

@@ -14,6 +14,8 @@
 //! | `dirty_every` | a reader reports every N-th of its `records` as dirty instead of sending it (a dirty rate of 1/N) |
 //! | `fail_step` | this job step (`check`, `prepare`, `split`, `post`, `abort`) fails (with a config error for `check`) |
 //! | `marker_dir` | `post` and `abort` write `<role>-post.json` / `<role>-abort.json` there (the requests' reports) |
+//! | `tasks` | a reader's `split` returns this many tasks whatever the advice |
+//! | `task_ms` | a reader task takes at least this long, and writes `task-<i>.json` (`{"start_ms", "end_ms"}`, Unix milliseconds) into `marker_dir` |
 //! | `echo` | parameter keys whose values every step and task prints on stderr (`<key> is <value>`), to test redaction |
 
 // A test plugin's stderr is its log, as with every plugin.
@@ -114,7 +116,10 @@ fn step(role: Role, step: &str) -> i32 {
     }
     let value = match step {
         "split" => {
-            let count = request.count.unwrap_or(1);
+            let count = match (role, p.get("tasks").and_then(Json::as_u64)) {
+                (Role::Reader, Some(tasks)) => tasks as usize,
+                _ => request.count.unwrap_or(1),
+            };
             Json::Array(
                 (0..count)
                     .map(|i| {
@@ -230,7 +235,43 @@ fn record(i: u64) -> Vec<Value> {
     vec![Value::Long(i as i64), Value::String(format!("row-{i}"))]
 }
 
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
 fn read_task(out: &mut Out, config: &Json, mode: &str) -> i32 {
+    let start_ms = unix_ms();
+    let code = read_records(out, config, mode);
+    let task_ms = param_u64(config, "task_ms", 0);
+    if task_ms > 0 {
+        std::thread::sleep(Duration::from_millis(task_ms));
+        if let Some(dir) = config.get("marker_dir").and_then(Json::as_str) {
+            let index = param_u64(config, "taskIndex", 0);
+            let body = json!({"start_ms": start_ms as u64, "end_ms": unix_ms() as u64});
+            let _ = std::fs::write(format!("{dir}/task-{index}.json"), body.to_string());
+        }
+    }
+    if code == 0 {
+        // eos goes last, after the task's time.
+        let _ = out.write_message(&Message::Eos(Eos {
+            records: LAST_FORWARDED.load(std::sync::atomic::Ordering::Relaxed),
+            bytes: LAST_BYTES.load(std::sync::atomic::Ordering::Relaxed),
+        }));
+        if out.flush().is_err() {
+            return 1;
+        }
+    }
+    code
+}
+
+static LAST_FORWARDED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static LAST_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Sends the records; the caller sends `eos` when this returns 0.
+fn read_records(out: &mut Out, config: &Json, mode: &str) -> i32 {
     let records = param_u64(config, "records", 1000);
     let dirty = param_u64(config, "dirty", 0);
     let index = param_u64(config, "taskIndex", 0);
@@ -275,13 +316,8 @@ fn read_task(out: &mut Out, config: &Json, mode: &str) -> i32 {
             return code;
         }
     }
-    let _ = out.write_message(&Message::Eos(Eos {
-        records: forwarded,
-        bytes,
-    }));
-    if out.flush().is_err() {
-        return 1;
-    }
+    LAST_FORWARDED.store(forwarded, std::sync::atomic::Ordering::Relaxed);
+    LAST_BYTES.store(bytes, std::sync::atomic::Ordering::Relaxed);
     0
 }
 
