@@ -108,9 +108,8 @@ async fn forward_frames(
         ctx.activity.touch(ctx.shared);
         let forward_raw = match peek(frame.body()) {
             Peek::Batch { count, bytes } => {
-                tokio::select! {
-                    _ = ctx.shared.limiter.acquire(count, bytes) => {}
-                    _ = ctx.cancel.cancelled() => return false,
+                if !throttle(ctx, count, bytes).await {
+                    return false;
                 }
                 out.records += count;
                 out.bytes += bytes;
@@ -187,6 +186,29 @@ async fn forward_frames(
             return false;
         }
     }
+}
+
+/// Waits as the job's speed limits say. Waiting here is not a stall: the activity is
+/// touched every second. False when the task was cancelled meanwhile.
+async fn throttle(ctx: &TaskCtx<'_>, records: u64, bytes: u64) -> bool {
+    let limiter = &ctx.shared.limiter;
+    if !limiter.is_limited() {
+        return true;
+    }
+    let mut wait = limiter.reserve(records, bytes);
+    if !wait.is_zero() {
+        ctx.activity.waiting_on("the job's speed limit");
+    }
+    while !wait.is_zero() {
+        let step = wait.min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = ctx.cancel.cancelled() => return false,
+        }
+        ctx.activity.touch(ctx.shared);
+        wait -= step;
+    }
+    true
 }
 
 async fn write_to_writer(ctx: &TaskCtx<'_>, pipe: &mut ChildStdin, bytes: &[u8]) -> bool {

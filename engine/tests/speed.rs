@@ -96,3 +96,22 @@ fn mbps_is_mebibytes_per_second_for_the_whole_job() {
         "{rate:.3} MiB/s over {secs:.2} s"
     );
 }
+
+#[test]
+fn waiting_for_the_speed_limit_is_not_a_stall() {
+    // 30 records at 10 records/s: the one batch waits 3 s, the stall timeout is 1 s.
+    let ws = Workspace::new();
+    let job = ws.job(
+        json!({"speed": {"record": 10}}),
+        ("misbehave", json!({"records": 30})),
+        ("misbehave", json!({})),
+    );
+    let out = run_job(
+        &ws,
+        &job,
+        &["--stall-timeout", "1"],
+        Duration::from_secs(60),
+    );
+    out.assert_code(0);
+    assert!(out.elapsed >= Duration::from_secs(3), "{:?}", out.elapsed);
+}
