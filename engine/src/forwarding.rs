@@ -11,7 +11,8 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use protocol::message::{Cancel, Done, Message};
+use protocol::message::{Cancel, Done, Hello, Message};
+use protocol::FrameError;
 use protocol::Role;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, ChildStdout};
@@ -75,8 +76,7 @@ async fn forward_frames(
         h = src.hello() => h,
         _ = ctx.cancel.cancelled() => return false,
     };
-    if let Err(e) = hello {
-        ctx.frame_error(reader, e, "before its hello");
+    if !hello_ok(ctx, reader, hello) {
         return false;
     }
     ctx.activity.touch(ctx.shared);
@@ -188,6 +188,30 @@ async fn forward_frames(
     }
 }
 
+/// Checks the plugin's `hello`: readable, compatible, and from a plugin of this role.
+fn hello_ok(ctx: &TaskCtx<'_>, side: Role, hello: Result<Hello, FrameError>) -> bool {
+    match hello {
+        Err(e) => {
+            ctx.frame_error(side, e, "before its hello");
+            false
+        }
+        Ok(h) if h.role != side => {
+            ctx.fail(
+                side,
+                1,
+                format!(
+                    "its hello says it is a {} ({}), not a {}",
+                    h.role.name(),
+                    h.name,
+                    side.name()
+                ),
+            );
+            false
+        }
+        Ok(_) => true,
+    }
+}
+
 /// Waits as the job's speed limits say. Waiting here is not a stall: the activity is
 /// touched every second. False when the task was cancelled meanwhile.
 async fn throttle(ctx: &TaskCtx<'_>, records: u64, bytes: u64) -> bool {
@@ -245,8 +269,7 @@ pub(crate) async fn collect(ctx: &TaskCtx<'_>, w_out: ChildStdout) -> Option<Don
         h = src.hello() => h,
         _ = ctx.cancel.cancelled() => return None,
     };
-    if let Err(e) = hello {
-        ctx.frame_error(writer, e, "before its hello");
+    if !hello_ok(ctx, writer, hello) {
         return None;
     }
     ctx.activity.touch(ctx.shared);

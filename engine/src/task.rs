@@ -364,3 +364,57 @@ async fn wait(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::frame::decode_message;
+    use protocol::FrameDecoder;
+
+    fn failure(side: Role, rank: u8, message: &str) -> SideFailure {
+        SideFailure {
+            side,
+            message: message.into(),
+            from_plugin: rank == 0,
+            rank,
+        }
+    }
+
+    #[test]
+    fn the_most_telling_failure_wins_and_the_first_among_equals() {
+        let cancel = CancellationToken::new();
+        let f = Failures::default();
+        f.note(failure(Role::Writer, 2, "broken pipe"));
+        assert!(!cancel.is_cancelled(), "noting does not cancel");
+        f.add(failure(Role::Writer, 1, "ended without done"), &cancel);
+        assert!(cancel.is_cancelled());
+        f.add(failure(Role::Reader, 1, "later protocol error"), &cancel);
+        assert_eq!(f.best().unwrap().message, "ended without done");
+        f.add(failure(Role::Reader, 0, "the plugin's own error"), &cancel);
+        assert_eq!(f.best().unwrap().message, "the plugin's own error");
+    }
+
+    #[test]
+    fn handshake_is_preamble_hello_configure() {
+        let context = JobContext {
+            job_id: "j".into(),
+            fingerprint: "f".repeat(32),
+            time_zone: "UTC".into(),
+            task_index: 2,
+            task_count: 3,
+        };
+        let bytes = handshake(&context, &serde_json::json!({"taskIndex": 2})).unwrap();
+        let mut buf = bytes::BytesMut::from(&bytes[..]);
+        let mut decoder = FrameDecoder::default();
+        let hello = decode_message(&decoder.decode_frame(&mut buf).unwrap().unwrap()).unwrap();
+        assert!(matches!(hello, Message::Hello(h) if h.role == Role::Engine));
+        match decode_message(&decoder.decode_frame(&mut buf).unwrap().unwrap()).unwrap() {
+            Message::Configure(c) => {
+                assert_eq!(c.context, context);
+                assert_eq!(c.task["taskIndex"], 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(buf.is_empty());
+    }
+}
