@@ -80,9 +80,6 @@ async fn forward_frames(
         return false;
     }
     ctx.activity.touch(ctx.shared);
-    let Some(pipe) = w_in.as_mut() else {
-        return false;
-    };
     loop {
         ctx.activity
             .waiting_on(format!("{} to send data", ctx.plugin(reader)));
@@ -147,10 +144,12 @@ async fn forward_frames(
                         );
                         return false;
                     }
-                    if !write_to_writer(ctx, pipe, &frame.bytes).await {
+                    if !write_to_writer(ctx, w_in, &frame.bytes).await {
                         return false;
                     }
-                    let _ = pipe.flush().await;
+                    if let Some(pipe) = w_in.as_mut() {
+                        let _ = pipe.flush().await;
+                    }
                     return true;
                 }
                 Ok(Message::Error(e)) => {
@@ -182,7 +181,7 @@ async fn forward_frames(
                 }
             },
         };
-        if forward_raw && !write_to_writer(ctx, pipe, &frame.bytes).await {
+        if forward_raw && !write_to_writer(ctx, w_in, &frame.bytes).await {
             return false;
         }
     }
@@ -235,12 +234,20 @@ async fn throttle(ctx: &TaskCtx<'_>, records: u64, bytes: u64) -> bool {
     true
 }
 
-async fn write_to_writer(ctx: &TaskCtx<'_>, pipe: &mut ChildStdin, bytes: &[u8]) -> bool {
+/// Writes a whole frame to the writer. When the task is cancelled in the middle of a
+/// frame, the pipe is closed (a `cancel` after half a frame would read as garbage).
+async fn write_to_writer(ctx: &TaskCtx<'_>, w_in: &mut Option<ChildStdin>, bytes: &[u8]) -> bool {
+    let Some(pipe) = w_in.as_mut() else {
+        return false;
+    };
     ctx.activity
         .waiting_on(format!("{} to take data", ctx.plugin(Role::Writer)));
     let written = tokio::select! {
         r = pipe.write_all(bytes) => r,
-        _ = ctx.cancel.cancelled() => return false,
+        _ = ctx.cancel.cancelled() => {
+            *w_in = None;
+            return false;
+        }
     };
     match written {
         Ok(()) => {
