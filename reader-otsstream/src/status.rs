@@ -316,6 +316,9 @@ pub async fn latest_time_checkpoint(
     low: i64,
     high: i64,
 ) -> Result<Option<String>, OtsError> {
+    if high <= low {
+        return Ok(None);
+    }
     let rows = client
         .get_range(
             table,
