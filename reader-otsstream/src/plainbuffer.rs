@@ -666,4 +666,57 @@ mod tests {
         }
         assert!(decode_rows(&bytes[..bytes.len() - 1]).is_err());
     }
+
+    fn value_strategy() -> impl proptest::strategy::Strategy<Value = CellValue> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<i64>().prop_map(CellValue::Integer),
+            any::<f64>()
+                .prop_filter("NaN has many encodings", |d| !d.is_nan())
+                .prop_map(CellValue::Double),
+            any::<bool>().prop_map(CellValue::Boolean),
+            ".{0,20}".prop_map(CellValue::String),
+            proptest::collection::vec(any::<u8>(), 0..20).prop_map(CellValue::Binary),
+        ]
+    }
+
+    fn cell_strategy() -> impl proptest::strategy::Strategy<Value = Cell> {
+        use proptest::prelude::*;
+        (
+            "[a-z_]{1,8}",
+            proptest::option::of(value_strategy()),
+            proptest::option::of(prop_oneof![Just(OP_DELETE_ALL_VERSION), Just(OP_DELETE_ONE_VERSION)]),
+            proptest::option::of(any::<i64>()),
+        )
+            .prop_map(|(name, value, op, timestamp)| Cell {
+                name,
+                value,
+                op,
+                timestamp,
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn encoded_rows_decode_to_themselves(
+            pk in proptest::collection::vec(("[a-z]{1,6}", value_strategy()), 1..4),
+            cells in proptest::collection::vec(cell_strategy(), 0..6),
+            marker in proptest::bool::ANY,
+        ) {
+            let pk: Vec<Cell> = pk.into_iter().map(|(n, v)| Cell::key(&n, v)).collect();
+            let bytes = encode_row(&pk, &cells, marker);
+            let row = decode_single_row(&bytes).unwrap();
+            proptest::prop_assert_eq!(row.primary_key, pk);
+            proptest::prop_assert_eq!(row.cells, cells);
+            proptest::prop_assert_eq!(row.delete_marker, marker);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let mut with_header = vec![0x75, 0, 0, 0];
+            with_header.extend_from_slice(&bytes);
+            let _ = decode_rows(&bytes);
+            let _ = decode_rows(&with_header);
+        }
+    }
 }
