@@ -92,7 +92,7 @@ pub struct TaskReader<'a> {
     pub task: &'a TaskConfig,
 }
 
-/// Records whose checkpoint ended at a shard's end carry `SHARD_END`.
+/// The state of `shard` in this window (spec §5.8), given the shards already finished.
 fn status_of(
     shard: &str,
     listed: &BTreeMap<&str, &ShardInfo>,
@@ -322,11 +322,13 @@ impl TaskReader<'_> {
                 let row = plainbuffer::decode_single_row(&record.record).map_err(|e| {
                     PluginError::data(format!("{}: {e}", ctx("decoding a stream record")))
                 })?;
-                let info = row.sequence_info.unwrap_or(plainbuffer::SequenceInfo {
-                    epoch: 0,
-                    timestamp_us: 0,
-                    row_index: 0,
-                });
+                // DataX would take time 0 and might skip the record: refuse it instead.
+                let info = row.sequence_info.ok_or_else(|| {
+                    PluginError::data(format!(
+                        "{}: a stream record without sequence info (no commit time)",
+                        ctx("reading")
+                    ))
+                })?;
                 let t = info.timestamp_us / 1000;
                 if t >= job.end_ms {
                     let position = if i == 0 {

@@ -86,3 +86,42 @@ fn faults_do_not_change_the_output() {
     p["isExportSequenceInfo"] = json!(true);
     assert!(cloud.read_ok(&p).is_empty());
 }
+
+#[test]
+fn max_retries_bounds_the_retries_of_a_request() {
+    let cloud = Cloud::start();
+    cloud.create_table("mr", Some(24));
+    let now = now_ms();
+    let busy = |times: u32| FaultRule {
+        operation: Some("DescribeTable".into()),
+        times: Some(times),
+        rate: None,
+        after_apply: false,
+        action: FaultAction::Error { status: 503, code: "OTSServerBusy".into(), message: None },
+    };
+    let mut p = cloud.params("mr", "st_mr", now - 60 * MINUTE, now - 10 * MINUTE);
+    p["maxRetries"] = json!(2);
+    cloud.handle.faults.add(busy(3)).unwrap();
+    let out = cloud.read(&p, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OTSServerBusy"));
+    cloud.handle.faults.clear();
+    p["maxRetries"] = json!(3);
+    cloud.handle.faults.add(busy(3)).unwrap();
+    assert!(cloud.read_ok(&p).is_empty());
+    // Permanent errors are not retried: one fault, one failure.
+    cloud.handle.faults.clear();
+    cloud
+        .handle
+        .faults
+        .add(FaultRule {
+            operation: Some("DescribeTable".into()),
+            times: Some(1),
+            rate: None,
+            after_apply: false,
+            action: FaultAction::Error { status: 400, code: "OTSParameterInvalid".into(), message: None },
+        })
+        .unwrap();
+    let out = cloud.read(&p, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}
