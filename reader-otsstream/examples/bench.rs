@@ -6,7 +6,7 @@
 //! ```
 //! The credentials are localcloud's test pair.
 
-#![allow(clippy::unwrap_used, clippy::print_stdout)]
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,7 +33,10 @@ fn main() {
 }
 
 fn control(endpoint: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let r = reqwest::Client::new()
             .post(format!("{endpoint}{path}"))
@@ -61,26 +64,66 @@ fn load(endpoint: &str, table: &str, changes: u64) {
         })
         .unwrap(),
     );
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(client.create_table(&pb::CreateTableRequest {
         table_meta: pb::TableMeta {
             table_name: table.into(),
             primary_key: vec![
-                pb::PrimaryKeySchema { name: "pk_str".into(), r#type: pb::PK_STRING, option: None },
-                pb::PrimaryKeySchema { name: "pk_int".into(), r#type: pb::PK_INTEGER, option: None },
+                pb::PrimaryKeySchema {
+                    name: "pk_str".into(),
+                    r#type: pb::PK_STRING,
+                    option: None,
+                },
+                pb::PrimaryKeySchema {
+                    name: "pk_int".into(),
+                    r#type: pb::PK_INTEGER,
+                    option: None,
+                },
             ],
         },
-        reserved_throughput: pb::ReservedThroughput { capacity_unit: pb::CapacityUnit { read: Some(0), write: Some(0) } },
-        table_options: Some(pb::TableOptions { time_to_live: Some(-1), max_versions: Some(1), deviation_cell_version_in_sec: None }),
-        stream_spec: Some(pb::StreamSpecification { enable_stream: true, expiration_time: Some(24) }),
+        reserved_throughput: pb::ReservedThroughput {
+            capacity_unit: pb::CapacityUnit {
+                read: Some(0),
+                write: Some(0),
+            },
+        },
+        table_options: Some(pb::TableOptions {
+            time_to_live: Some(-1),
+            max_versions: Some(1),
+            deviation_cell_version_in_sec: None,
+        }),
+        stream_spec: Some(pb::StreamSpecification {
+            enable_stream: true,
+            expiration_time: Some(24),
+        }),
     }))
     .unwrap();
     // Four leaf shards; the empty closed parents leave the listing after the retention.
-    let s = control(endpoint, "/-/ots/split", json!({"table": table, "split_point": key(changes / 2)}));
+    let s = control(
+        endpoint,
+        "/-/ots/split",
+        json!({"table": table, "split_point": key(changes / 2)}),
+    );
     let children = s["children"].as_array().unwrap().clone();
-    control(endpoint, "/-/ots/split", json!({"table": table, "shard_id": children[0], "split_point": key(changes / 4)}));
-    control(endpoint, "/-/ots/split", json!({"table": table, "shard_id": children[1], "split_point": key(3 * changes / 4)}));
-    control(endpoint, "/-/ots/backdate", json!({"table": table, "ms": 25 * 3_600_000}));
+    control(
+        endpoint,
+        "/-/ots/split",
+        json!({"table": table, "shard_id": children[0], "split_point": key(changes / 4)}),
+    );
+    control(
+        endpoint,
+        "/-/ots/split",
+        json!({"table": table, "shard_id": children[1], "split_point": key(3 * changes / 4)}),
+    );
+    control(
+        endpoint,
+        "/-/ots/backdate",
+        json!({"table": table, "ms": 25 * 3_600_000}),
+    );
     let started = Instant::now();
     rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
@@ -101,7 +144,10 @@ fn load(endpoint: &str, table: &str, changes: u64) {
                     .map(|n| {
                         let k = (n * 7919) % changes;
                         (
-                            vec![Cell::key("pk_str", CellValue::String(key(k))), Cell::key("pk_int", CellValue::Integer(0))],
+                            vec![
+                                Cell::key("pk_str", CellValue::String(key(k))),
+                                Cell::key("pk_int", CellValue::Integer(0)),
+                            ],
                             vec![
                                 Cell::put("v", CellValue::Integer(n as i64), None),
                                 Cell::put("s", CellValue::String(format!("value-{n}")), None),
@@ -118,12 +164,20 @@ fn load(endpoint: &str, table: &str, changes: u64) {
     });
     let secs = started.elapsed().as_secs_f64();
     // Every record at least 6 minutes old, so a window can end 5 minutes ago.
-    control(endpoint, "/-/ots/backdate", json!({"table": table, "ms": 6 * 60_000 + (secs * 1000.0) as i64}));
-    eprintln!("loaded {changes} changes in {secs:.1} s ({:.0}/s)", changes as f64 / secs);
+    control(
+        endpoint,
+        "/-/ots/backdate",
+        json!({"table": table, "ms": 6 * 60_000 + (secs * 1000.0) as i64}),
+    );
+    eprintln!(
+        "loaded {changes} changes in {secs:.1} s ({:.0}/s)",
+        changes as f64 / secs
+    );
 }
 
 fn task(path: &str) {
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let (mut sink, buffer) = RecordSink::in_memory();
     // Discard the encoded frames as they come, as a fast consumer would.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -140,7 +194,16 @@ fn task(path: &str) {
     };
     let started = Instant::now();
     OtsStreamReader
-        .read(&TaskContext { config, job: JobContext { time_zone: "UTC".into(), ..Default::default() } }, &mut sink)
+        .read(
+            &TaskContext {
+                config,
+                job: JobContext {
+                    time_zone: "UTC".into(),
+                    ..Default::default()
+                },
+            },
+            &mut sink,
+        )
         .unwrap();
     sink.flush_batch().unwrap();
     let secs = started.elapsed().as_secs_f64();

@@ -685,7 +685,10 @@ mod tests {
         (
             "[a-z_]{1,8}",
             proptest::option::of(value_strategy()),
-            proptest::option::of(prop_oneof![Just(OP_DELETE_ALL_VERSION), Just(OP_DELETE_ONE_VERSION)]),
+            proptest::option::of(prop_oneof![
+                Just(OP_DELETE_ALL_VERSION),
+                Just(OP_DELETE_ONE_VERSION)
+            ]),
             proptest::option::of(any::<i64>()),
         )
             .prop_map(|(name, value, op, timestamp)| Cell {

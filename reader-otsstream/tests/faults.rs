@@ -97,7 +97,11 @@ fn max_retries_bounds_the_retries_of_a_request() {
         times: Some(times),
         rate: None,
         after_apply: false,
-        action: FaultAction::Error { status: 503, code: "OTSServerBusy".into(), message: None },
+        action: FaultAction::Error {
+            status: 503,
+            code: "OTSServerBusy".into(),
+            message: None,
+        },
     };
     let mut p = cloud.params("mr", "st_mr", now - 60 * MINUTE, now - 10 * MINUTE);
     p["maxRetries"] = json!(2);
@@ -119,9 +123,18 @@ fn max_retries_bounds_the_retries_of_a_request() {
             times: Some(1),
             rate: None,
             after_apply: false,
-            action: FaultAction::Error { status: 400, code: "OTSParameterInvalid".into(), message: None },
+            action: FaultAction::Error {
+                status: 400,
+                code: "OTSParameterInvalid".into(),
+                message: None,
+            },
         })
         .unwrap();
     let out = cloud.read(&p, &[]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -183,7 +183,12 @@ fn a_scripted_sequence_over_two_keys_keeps_shard_order_and_types() {
     ];
     assert_eq!(lines, want);
     // The same through V4 request signatures (and V4-keyed response signatures).
-    let mut v4 = cloud.params("t2", "status_ap1c", now - 3 * 60 * MINUTE, now - 10 * MINUTE);
+    let mut v4 = cloud.params(
+        "t2",
+        "status_ap1c",
+        now - 3 * 60 * MINUTE,
+        now - 10 * MINUTE,
+    );
     v4["signatureVersion"] = json!("v4");
     v4["region"] = json!("cn-hangzhou");
     assert_eq!(cloud.read_ok(&v4), want);
