@@ -110,8 +110,16 @@ impl OtsError {
                 _ => "",
             },
         };
+        // Name the parameter the user should look at.
+        let parameter = match (&self, self.code()) {
+            (_, Some("OTSAuthFailed")) | (OtsError::Signature { .. }, _) => {
+                "parameter accessId/accessKey: "
+            }
+            (OtsError::Transport { .. }, _) => "parameter endpoint: ",
+            _ => "",
+        };
         let retryable = self.is_retriable();
-        PluginError::new(kind, format!("{context}: {self}{hint}")).retryable(retryable)
+        PluginError::new(kind, format!("{parameter}{context}: {self}{hint}")).retryable(retryable)
     }
 }
 

@@ -101,13 +101,13 @@ fn every_bad_input_names_its_parameter() {
         &cloud,
         &with(json!({"accessKey": "wrong-secret"})),
         2,
-        &["OTSAuthFailed", "accessKey"],
+        &["parameter accessId/accessKey", "OTSAuthFailed"],
     );
     fails(
         &cloud,
         &with(json!({"endpoint": "http://127.0.0.1:9", "maxRetries": 1})),
         1,
-        &["http://127.0.0.1:9", "endpoint"],
+        &["parameter endpoint", "http://127.0.0.1:9"],
     );
     fails(
         &cloud,
