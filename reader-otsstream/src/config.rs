@@ -30,6 +30,9 @@ pub struct Config {
     /// The window `[start_ms, end_ms)`, epoch milliseconds.
     pub start_ms: i64,
     pub end_ms: i64,
+    /// The keys the window came from (for error messages): the millisecond pair, the
+    /// string pair, or `date` twice.
+    pub window_keys: (&'static str, &'static str),
     pub export_sequence_info: bool,
     pub max_retries: u32,
     pub mode: Mode,
@@ -247,7 +250,7 @@ impl Config {
                 Some(n) => Err(err(key, format!("must be positive, not {n}"))),
             }
         };
-        let (start_ms, end_ms) = time_range(&p, zone)?;
+        let (start_ms, end_ms, window_keys) = time_range(&p, zone)?;
         Ok(Config {
             endpoint: p.string("endpoint")?,
             access_id: p.string("accessId")?,
@@ -259,6 +262,7 @@ impl Config {
             status_table: p.string("statusTable")?,
             start_ms,
             end_ms,
+            window_keys,
             export_sequence_info: p.bool("isExportSequenceInfo", false)?,
             max_retries,
             mode,
@@ -325,7 +329,9 @@ fn parse_columns(value: Option<&Json>) -> Result<Vec<String>, PluginError> {
 }
 
 /// The time keys: exactly one of `date`, the millisecond pair, the string pair.
-fn time_range(p: &Params<'_>, zone: &Zone) -> Result<(i64, i64), PluginError> {
+type Window = (i64, i64, (&'static str, &'static str));
+
+fn time_range(p: &Params<'_>, zone: &Zone) -> Result<Window, PluginError> {
     let date = p.opt_string("date")?;
     let millis = (
         p.get("startTimestampMillis").is_some(),
@@ -352,7 +358,7 @@ fn time_range(p: &Params<'_>, zone: &Zone) -> Result<(i64, i64), PluginError> {
             "cannot be set together with startTimeString/endTimeString; use one form of time range",
         ));
     }
-    let (start, end) = if let Some(d) = date {
+    let window = if let Some(d) = date {
         let pattern = DatePattern::new("yyyyMMdd").map_err(|e| err("date", e))?;
         if d.len() != 8 || !d.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err(
@@ -366,27 +372,29 @@ fn time_range(p: &Params<'_>, zone: &Zone) -> Result<(i64, i64), PluginError> {
                 format!("{d:?} is not a date like 20240115 (yyyyMMdd): {e}"),
             )
         })?;
-        (start, start + 86_400_000)
+        (start, start + 86_400_000, ("date", "date"))
     } else if any_strings {
         let start = time_string(p, "startTimeString", zone)?;
         let end = time_string(p, "endTimeString", zone)?;
-        (start, end)
+        (start, end, ("startTimeString", "endTimeString"))
     } else if any_millis {
         let start = millis_value(p, "startTimestampMillis")?;
         let end = millis_value(p, "endTimestampMillis")?;
-        (start, end)
+        (start, end, ("startTimestampMillis", "endTimestampMillis"))
     } else {
         return Err(PluginError::config(
             "parameter date / startTimestampMillis+endTimestampMillis / startTimeString+endTimeString: \
              set one form of time range",
         ));
     };
+    let (start, end, keys) = window;
     if start >= end {
         return Err(PluginError::config(format!(
-            "parameter endTimestampMillis: the end of the window ({end}) must be later than its start ({start})"
+            "parameter {}: the end of the window ({end}) must be later than its start ({start})",
+            keys.1
         )));
     }
-    Ok((start, end))
+    Ok((start, end, keys))
 }
 
 fn time_string(p: &Params<'_>, key: &str, zone: &Zone) -> Result<i64, PluginError> {

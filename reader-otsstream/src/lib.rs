@@ -73,8 +73,9 @@ pub fn check_window_end(cfg: &Config, now_ms: i64) -> Result<(), PluginError> {
     let latest = now_ms - END_MARGIN_MS;
     if cfg.end_ms > latest {
         return Err(PluginError::config(format!(
-            "parameter endTimestampMillis: the window must end at least 5 minutes ago \
+            "parameter {}: the window must end at least 5 minutes ago \
              (to absorb clock differences between machines); its end {} ({}) is later than {} ({latest})",
+            cfg.window_keys.1,
             utc_minute(cfg.end_ms),
             cfg.end_ms,
             utc_minute(latest)
@@ -260,9 +261,10 @@ async fn prepare_job(client: &OtsClient, cfg: &Config, now: i64) -> Result<JobSt
     let horizon = now - i64::from(expiration_hours) * 3_600_000 + START_MARGIN_MS;
     if cfg.start_ms < horizon {
         return Err(PluginError::config(format!(
-            "parameter startTimestampMillis: the window starts at {} ({}), before what the stream of \
+            "parameter {}: the window starts at {} ({}), before what the stream of \
              table {:?} still holds (retention {expiration_hours} h): the start must be after {} ({horizon}); \
              records older than the retention are trimmed and would be lost",
+            cfg.window_keys.0,
             utc_minute(cfg.start_ms),
             cfg.start_ms,
             cfg.data_table,
