@@ -39,6 +39,8 @@ pub struct Config {
     /// Single-version mode: the output columns, in order.
     pub columns: Vec<String>,
     pub enable_seek_iterator: bool,
+    /// Shards a task reads at the same time (DataX's `threadNum`).
+    pub concurrent_shards: usize,
     pub request_timeout_ms: u64,
     pub connect_timeout_ms: u64,
 }
@@ -164,7 +166,7 @@ impl Config {
                 tracing::warn!("parameter {key} is not known to reader-otsstream and is ignored");
             }
         }
-        for key in ["threadNum", "enableTableGroupSupport", "confSimplifyEnable"] {
+        for key in ["enableTableGroupSupport", "confSimplifyEnable"] {
             if map.contains_key(key) {
                 tracing::warn!("parameter {key} (a hidden DataX option) has no effect here");
             }
@@ -268,6 +270,7 @@ impl Config {
             mode,
             columns,
             enable_seek_iterator: p.bool("enableSeekIterator", false)?,
+            concurrent_shards: positive("threadNum", 32)?.min(256) as usize,
             request_timeout_ms: positive("requestTimeoutMillis", 50_000)?,
             connect_timeout_ms: positive("connectTimeoutMillis", 10_000)?,
         })

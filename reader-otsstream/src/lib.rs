@@ -40,6 +40,16 @@ fn runtime() -> Result<tokio::runtime::Runtime, PluginError> {
         .map_err(|e| PluginError::internal(format!("starting the async runtime: {e}")))
 }
 
+/// The runtime of a task: shard fetchers run on it while rows are converted and
+/// pushed on the calling thread.
+fn task_runtime() -> Result<tokio::runtime::Runtime, PluginError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| PluginError::internal(format!("starting the async runtime: {e}")))
+}
+
 fn zone(name: &str) -> Result<Zone, PluginError> {
     Zone::parse(name).map_err(|e| PluginError::config(format!("job time zone: {e}")))
 }
@@ -368,7 +378,7 @@ impl Reader for OtsStreamReader {
             .map_err(|e| PluginError::config(format!("task config from split: {e}")))?;
         let cfg = Config::from_parameter(&task_config.parameter, &zone(&task.job.time_zone)?)?;
         let client = client_for(&cfg)?;
-        let rt = runtime()?;
+        let rt = task_runtime()?;
         TaskReader {
             config: &cfg,
             client: &client,
@@ -419,6 +429,7 @@ fn parameter_specs() -> Vec<ParameterSpec> {
         spec("column", "array", false, None, "single_version_and_update_only: [{\"name\": ...}] output columns"),
         spec("enableSeekIterator", "boolean", false, Some("false"), "without stored checkpoints, seek by time instead of scanning from the oldest record"),
         spec("isTimeseriesTable", "boolean", false, Some("false"), "time-series tables: not supported yet (an error in single-version mode)"),
+        spec("threadNum", "integer", false, Some("32"), "shards a task reads at the same time (parents still before children)"),
         spec("requestTimeoutMillis", "integer", false, Some("50000"), "timeout of one HTTP request"),
         spec("connectTimeoutMillis", "integer", false, Some("10000"), "timeout of one connection attempt"),
     ]

@@ -190,6 +190,8 @@ impl TaskReader<'_> {
     }
 
     /// Reads every owned shard; returns the checkpoints (also reported to `out`).
+    /// Up to `concurrent_shards` shards whose parents are done are fetched at once;
+    /// rows are converted and pushed here, in each shard's order.
     pub fn run(&self, out: &mut RecordSink) -> Result<Vec<ShardCheckpoint>, PluginError> {
         let job = &self.task.job;
         let listed: BTreeMap<&str, &ShardInfo> = job
@@ -198,191 +200,295 @@ impl TaskReader<'_> {
             .map(|s| (s.shard_id.as_str(), s))
             .collect();
         let mut remaining: BTreeSet<String> = self.task.shards.iter().cloned().collect();
+        let mut running: BTreeSet<String> = BTreeSet::new();
         let mut done: BTreeMap<String, ShardCheckpoint> = BTreeMap::new();
         let mut results = Vec::new();
         let mut starts = BTreeMap::new();
         for shard in &remaining {
             starts.insert(shard.clone(), self.start_position(shard)?);
         }
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<ShardEvent>(64);
+        let mut rows = Vec::new();
+        let mut finish = |c: ShardCheckpoint,
+                          out: &mut RecordSink,
+                          done: &mut BTreeMap<String, ShardCheckpoint>,
+                          remaining: &mut BTreeSet<String>|
+         -> Result<(), PluginError> {
+            tracing::info!(shard = %c.shard_id, checkpoint = %c.checkpoint, records = c.send_record_count, "shard done");
+            out.checkpoint(serde_json::to_value(&c).unwrap_or_default())?;
+            remaining.remove(&c.shard_id);
+            done.insert(c.shard_id.clone(), c.clone());
+            results.push(c);
+            Ok(())
+        };
         // Shards whose start checkpoint is SHARD_END are finished at once.
         for (shard, start) in &starts {
             if start.checkpoint == SHARD_END {
-                let c = ShardCheckpoint {
-                    shard_id: shard.clone(),
-                    checkpoint: SHARD_END.to_owned(),
-                    send_record_count: 0,
-                    time_checkpoint: None,
-                };
-                out.checkpoint(serde_json::to_value(&c).unwrap_or_default())?;
-                done.insert(shard.clone(), c.clone());
-                results.push(c);
-                remaining.remove(shard);
-            }
-        }
-        while !remaining.is_empty() {
-            let mut memo = BTreeMap::new();
-            let mut progressed = false;
-            for shard in remaining.clone() {
-                let status = status_of(&shard, &listed, &done, &mut memo);
-                let c = match status {
-                    ShardStatus::Ready => {
-                        let start = starts.remove(&shard).ok_or_else(|| {
-                            PluginError::internal(format!("shard {shard} has no start position"))
-                        })?;
-                        self.read_shard(&shard, start, out)?
-                    }
-                    ShardStatus::Skip => ShardCheckpoint {
+                finish(
+                    ShardCheckpoint {
                         shard_id: shard.clone(),
-                        checkpoint: TRIM_HORIZON.to_owned(),
+                        checkpoint: SHARD_END.to_owned(),
                         send_record_count: 0,
                         time_checkpoint: None,
                     },
-                    _ => continue,
-                };
-                tracing::info!(shard = %shard, checkpoint = %c.checkpoint, records = c.send_record_count, "shard done");
-                out.checkpoint(serde_json::to_value(&c).unwrap_or_default())?;
-                done.insert(shard.clone(), c.clone());
-                results.push(c);
-                remaining.remove(&shard);
-                progressed = true;
-                // Statuses depend on `done`: re-evaluate from scratch.
-                break;
+                    out,
+                    &mut done,
+                    &mut remaining,
+                )?;
             }
-            if !progressed {
+        }
+        loop {
+            // Start what is ready, settle what is skipped, until nothing changes.
+            loop {
+                let mut memo = BTreeMap::new();
+                let mut changed = false;
+                for shard in remaining.clone() {
+                    if running.contains(&shard) {
+                        continue;
+                    }
+                    match status_of(&shard, &listed, &done, &mut memo) {
+                        ShardStatus::Ready if running.len() < self.config.concurrent_shards => {
+                            let start = starts.remove(&shard).ok_or_else(|| {
+                                PluginError::internal(format!(
+                                    "shard {shard} has no start position"
+                                ))
+                            })?;
+                            let fetcher = ShardFetcher {
+                                client: self.client.clone(),
+                                stream_id: job.stream_id.clone(),
+                                data_table: self.config.data_table.clone(),
+                                shard: shard.clone(),
+                                start_ms: job.start_ms,
+                                end_ms: job.end_ms,
+                            };
+                            let tx = tx.clone();
+                            self.rt.spawn(async move {
+                                let result = fetcher.run(start, &tx).await;
+                                let _ = tx.send(ShardEvent::Done(result)).await;
+                            });
+                            running.insert(shard);
+                        }
+                        ShardStatus::Skip => {
+                            finish(
+                                ShardCheckpoint {
+                                    shard_id: shard.clone(),
+                                    checkpoint: TRIM_HORIZON.to_owned(),
+                                    send_record_count: 0,
+                                    time_checkpoint: None,
+                                },
+                                out,
+                                &mut done,
+                                &mut remaining,
+                            )?;
+                            changed = true;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+            if remaining.is_empty() {
+                return Ok(results);
+            }
+            if running.is_empty() {
                 return Err(PluginError::internal(format!(
                     "shards {remaining:?} wait for parents that this task does not read"
                 )));
             }
+            let event = self.rt.block_on(rx.recv()).ok_or_else(|| {
+                PluginError::internal("every shard reader stopped without a result")
+            })?;
+            match event {
+                ShardEvent::Records { shard, records } => {
+                    for (action, row, info) in &records {
+                        rows.clear();
+                        self.convert(*action, row, info, &shard, &mut rows)?;
+                        for r in &rows {
+                            out.push(r)?;
+                        }
+                    }
+                }
+                ShardEvent::Done(result) => {
+                    let c = result?;
+                    running.remove(&c.shard_id);
+                    finish(c, out, &mut done, &mut remaining)?;
+                }
+            }
         }
-        Ok(results)
     }
 
-    fn read_shard(
+    fn convert(
         &self,
+        action: i32,
+        row: &plainbuffer::Row,
+        info: &plainbuffer::SequenceInfo,
         shard: &str,
-        start: StartPosition,
-        out: &mut RecordSink,
-    ) -> Result<ShardCheckpoint, PluginError> {
-        let job = &self.task.job;
+        rows: &mut Vec<Vec<protocol::value::Value>>,
+    ) -> Result<(), PluginError> {
         let cfg = self.config;
-        let ctx = |what: &str| format!("{what} of shard {shard} (dataTable {:?})", cfg.data_table);
+        match cfg.mode {
+            Mode::MultiVersion => {
+                convert::multi_version(action, row, info, shard, cfg.export_sequence_info, rows)
+            }
+            Mode::SingleVersionAndUpdateOnly => convert::single_version(
+                action,
+                row,
+                info,
+                shard,
+                &cfg.columns,
+                cfg.export_sequence_info,
+            )
+            .map(|r| rows.extend(r)),
+        }
+        .map_err(|e| {
+            PluginError::data(format!(
+                "converting a stream record of shard {shard} (dataTable {:?}): {e}",
+                cfg.data_table
+            ))
+        })
+    }
+}
+
+/// What a shard fetcher tells the task.
+enum ShardEvent {
+    /// Records to emit, in order: (action type, row, sequence info).
+    Records {
+        shard: String,
+        records: Vec<(i32, plainbuffer::Row, plainbuffer::SequenceInfo)>,
+    },
+    /// The shard is finished (its records were all sent before this).
+    Done(Result<ShardCheckpoint, PluginError>),
+}
+
+/// Reads one shard's records of the window (spec §5.7) and sends them to the task.
+struct ShardFetcher {
+    client: OtsClient,
+    stream_id: String,
+    data_table: String,
+    shard: String,
+    start_ms: i64,
+    end_ms: i64,
+}
+
+impl ShardFetcher {
+    fn context(&self, what: &str) -> String {
+        format!(
+            "{what} of shard {} (dataTable {:?})",
+            self.shard, self.data_table
+        )
+    }
+
+    fn finish(
+        &self,
+        checkpoint: String,
+        sent: i64,
+        time_checkpoint: Option<String>,
+    ) -> ShardCheckpoint {
+        ShardCheckpoint {
+            shard_id: self.shard.clone(),
+            checkpoint,
+            send_record_count: sent,
+            time_checkpoint,
+        }
+    }
+
+    async fn run(
+        &self,
+        start: StartPosition,
+        tx: &tokio::sync::mpsc::Sender<ShardEvent>,
+    ) -> Result<ShardCheckpoint, PluginError> {
         let mut iterator = if start.checkpoint == TRIM_HORIZON {
             let timestamp_us = if start.seek {
-                let t = job.start_ms - 600_000;
+                let t = self.start_ms - 600_000;
                 (t > 0).then_some(t * 1000)
             } else {
                 None
             };
-            match self.ots(
-                self.rt.block_on(self.client.get_shard_iterator(
-                    &job.stream_id,
-                    shard,
-                    timestamp_us,
-                )),
-                ctx("GetShardIterator"),
-            )? {
+            match self
+                .client
+                .get_shard_iterator(&self.stream_id, &self.shard, timestamp_us)
+                .await
+                .map_err(|e| e.into_plugin(self.context("GetShardIterator")))?
+            {
                 Some(it) => it,
-                None => {
-                    return Ok(ShardCheckpoint {
-                        shard_id: shard.to_owned(),
-                        checkpoint: SHARD_END.to_owned(),
-                        send_record_count: 0,
-                        time_checkpoint: None,
-                    })
-                }
+                None => return Ok(self.finish(SHARD_END.to_owned(), 0, None)),
             }
         } else {
             start.checkpoint
         };
         let mut skip = start.skip_before_start;
         let mut sent: i64 = 0;
-        let mut rows = Vec::new();
-        let finish =
-            |checkpoint: String, sent: i64, time_checkpoint: Option<String>| ShardCheckpoint {
-                shard_id: shard.to_owned(),
-                checkpoint,
-                send_record_count: sent,
-                time_checkpoint,
-            };
         loop {
-            let page = self.ots(
-                self.rt
-                    .block_on(self.client.get_stream_record(&iterator, None)),
-                ctx("GetStreamRecord"),
-            )?;
+            let page = self
+                .client
+                .get_stream_record(&iterator, None)
+                .await
+                .map_err(|e| e.into_plugin(self.context("GetStreamRecord")))?;
             let last = std::mem::take(&mut iterator);
             if page.stream_records.is_empty() {
-                if let Some(next) = page.next_shard_iterator {
+                return Ok(match page.next_shard_iterator {
                     // Caught up with an open shard.
-                    return Ok(finish(next.clone(), sent, Some(next)));
-                }
-                return Ok(finish(SHARD_END.to_owned(), sent, None));
+                    Some(next) => self.finish(next.clone(), sent, Some(next)),
+                    None => self.finish(SHARD_END.to_owned(), sent, None),
+                });
             }
+            let mut records = Vec::with_capacity(page.stream_records.len());
+            let mut stop_at = None;
             for (i, record) in page.stream_records.iter().enumerate() {
                 let row = plainbuffer::decode_single_row(&record.record).map_err(|e| {
-                    PluginError::data(format!("{}: {e}", ctx("decoding a stream record")))
+                    PluginError::data(format!("{}: {e}", self.context("decoding a stream record")))
                 })?;
                 // DataX would take time 0 and might skip the record: refuse it instead.
                 let info = row.sequence_info.ok_or_else(|| {
                     PluginError::data(format!(
                         "{}: a stream record without sequence info (no commit time)",
-                        ctx("reading")
+                        self.context("reading")
                     ))
                 })?;
                 let t = info.timestamp_us / 1000;
-                if t >= job.end_ms {
-                    let position = if i == 0 {
-                        last
-                    } else {
-                        let partial = self.ots(
-                            self.rt
-                                .block_on(self.client.get_stream_record(&last, Some(i as i32))),
-                            ctx("GetStreamRecord"),
-                        )?;
-                        partial.next_shard_iterator.ok_or_else(|| {
-                            PluginError::service(format!(
-                                "{}: the service gave no position after {i} records although more follow",
-                                ctx("GetStreamRecord")
-                            ))
-                        })?
-                    };
-                    return Ok(finish(position, sent, None));
+                if t >= self.end_ms {
+                    stop_at = Some(i);
+                    break;
                 }
-                if skip && t < job.start_ms {
+                if skip && t < self.start_ms {
                     continue;
                 }
                 skip = false;
-                rows.clear();
-                match cfg.mode {
-                    Mode::MultiVersion => convert::multi_version(
-                        record.action_type,
-                        &row,
-                        &info,
-                        shard,
-                        cfg.export_sequence_info,
-                        &mut rows,
-                    ),
-                    Mode::SingleVersionAndUpdateOnly => convert::single_version(
-                        record.action_type,
-                        &row,
-                        &info,
-                        shard,
-                        &cfg.columns,
-                        cfg.export_sequence_info,
-                    )
-                    .map(|r| rows.extend(r)),
-                }
-                .map_err(|e| {
-                    PluginError::data(format!("{}: {e}", ctx("converting a stream record")))
-                })?;
-                for r in &rows {
-                    out.push(r)?;
-                }
-                sent += 1;
+                records.push((record.action_type, row, info));
+            }
+            sent += records.len() as i64;
+            if !records.is_empty() {
+                tx.send(ShardEvent::Records {
+                    shard: self.shard.clone(),
+                    records,
+                })
+                .await
+                .map_err(|_| PluginError::cancelled("the task stopped reading"))?;
+            }
+            if let Some(i) = stop_at {
+                let position = if i == 0 {
+                    last
+                } else {
+                    let partial = self
+                        .client
+                        .get_stream_record(&last, Some(i as i32))
+                        .await
+                        .map_err(|e| e.into_plugin(self.context("GetStreamRecord")))?;
+                    partial.next_shard_iterator.ok_or_else(|| {
+                        PluginError::service(format!(
+                            "{}: the service gave no position after {i} records although more follow",
+                            self.context("GetStreamRecord")
+                        ))
+                    })?
+                };
+                return Ok(self.finish(position, sent, None));
             }
             match page.next_shard_iterator {
                 Some(next) => iterator = next,
-                None => return Ok(finish(SHARD_END.to_owned(), sent, None)),
+                None => return Ok(self.finish(SHARD_END.to_owned(), sent, None)),
             }
         }
     }
