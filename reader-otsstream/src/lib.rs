@@ -44,7 +44,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, PluginError> {
 /// pushed on the calling thread.
 fn task_runtime() -> Result<tokio::runtime::Runtime, PluginError> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| PluginError::internal(format!("starting the async runtime: {e}")))
