@@ -1,0 +1,233 @@
+//! Job-level steps: `prepare` (bucket check, writeMode), `post` (complete every upload,
+//! all or nothing) and `abort` (abort every open upload of the job).
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use protocol::runtime::PluginError;
+use serde::{Deserialize, Serialize};
+
+use crate::client::{OssClient, UploadedPart};
+use crate::config::{WriteMode, WriterConfig};
+use crate::naming;
+use crate::writer::{TaskReport, UploadReport};
+
+/// OSS's smallest non-final part.
+const MIN_PART_BYTES: usize = 102_400;
+/// The part number single-object mode gives the merged tails when they go last.
+const LAST_PART_NUMBER: u32 = 10_000;
+
+/// What `prepare` hands to the later steps.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct JobState {
+    /// 24 hex digits of the job's names.
+    pub job_hex: String,
+    /// Single-object mode: the job's multipart upload.
+    #[serde(default)]
+    pub upload_id: Option<String>,
+}
+
+/// Bucket check, then the writeMode action; single-object mode also starts its upload.
+pub async fn prepare(
+    client: &OssClient,
+    config: &WriterConfig,
+    job_hex: &str,
+) -> Result<JobState, PluginError> {
+    client
+        .check_bucket()
+        .await
+        .map_err(|e| e.into_plugin().context("checking the bucket"))?;
+    let bucket = client.bucket();
+    let object = &config.object;
+    if config.single_object {
+        if config.write_mode == WriteMode::NonConflict && client.head(object).await?.is_some() {
+            return Err(PluginError::config(format!(
+                "writeMode nonConflict: oss://{bucket}/{object} already exists"
+            )));
+        }
+        let upload_id = client
+            .initiate(object, config.content_type(), config.encrypt)
+            .await?;
+        tracing::info!("single object oss://{bucket}/{object}: upload {upload_id} started");
+        return Ok(JobState {
+            job_hex: job_hex.to_owned(),
+            upload_id: Some(upload_id),
+        });
+    }
+    match config.write_mode {
+        WriteMode::Truncate => {
+            let keys = client.list_keys(object, None).await?;
+            tracing::info!(
+                "writeMode truncate: deleting {} objects under oss://{bucket}/{object}",
+                keys.len()
+            );
+            for key in &keys {
+                tracing::info!("writeMode truncate: deleting oss://{bucket}/{key}");
+            }
+            client.delete_keys(&keys).await?;
+        }
+        WriteMode::NonConflict => {
+            let keys = client.list_keys(object, Some(10)).await?;
+            if !keys.is_empty() {
+                return Err(PluginError::config(format!(
+                    "writeMode nonConflict: objects already exist under oss://{bucket}/{object}: {}",
+                    keys.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        WriteMode::Append => {}
+    }
+    Ok(JobState {
+        job_hex: job_hex.to_owned(),
+        upload_id: None,
+    })
+}
+
+/// Completes every reported upload. If one fails, the objects completed so far are
+/// deleted and the rest aborted, so the job shows all its objects or none. Then removes
+/// what an earlier run of the same window left under the job's names and is not part of
+/// this output, and aborts the job's other open uploads.
+pub async fn post_multi(
+    client: &OssClient,
+    config: &WriterConfig,
+    job_hex: &str,
+    reports: &[TaskReport],
+) -> Result<(), PluginError> {
+    let uploads: Vec<&UploadReport> = reports.iter().flat_map(|r| r.uploads.iter()).collect();
+    let bucket = client.bucket();
+    let mut completed: Vec<&str> = Vec::new();
+    for (i, upload) in uploads.iter().enumerate() {
+        if let Err(e) = client
+            .complete(&upload.key, &upload.upload_id, &upload.parts)
+            .await
+        {
+            tracing::error!(
+                "completing oss://{bucket}/{} failed: {e}; rolling back the {} objects completed so far",
+                upload.key,
+                completed.len()
+            );
+            let keys: Vec<String> = completed.iter().map(|k| (*k).to_owned()).collect();
+            if let Err(d) = client.delete_keys(&keys).await {
+                tracing::error!("rollback could not delete {keys:?}: {d}");
+            }
+            for u in &uploads[i..] {
+                if let Err(a) = client.abort(&u.key, &u.upload_id).await {
+                    tracing::warn!("rollback could not abort {}: {a}", u.key);
+                }
+            }
+            return Err(e.into_plugin().context("post"));
+        }
+        completed.push(&upload.key);
+    }
+    let written: BTreeSet<&str> = completed.iter().copied().collect();
+    let prefix = naming::job_prefix(&config.object, job_hex);
+    let stale: Vec<String> = client
+        .list_keys(&prefix, None)
+        .await?
+        .into_iter()
+        .filter(|k| !written.contains(k.as_str()))
+        .collect();
+    if !stale.is_empty() {
+        tracing::info!(
+            "removing {} objects an earlier run of this window left: {}",
+            stale.len(),
+            stale.join(", ")
+        );
+        client.delete_keys(&stale).await?;
+    }
+    abort_open(client, &prefix, |_| true).await?;
+    let bytes: u64 = uploads
+        .iter()
+        .flat_map(|u| u.parts.iter())
+        .map(|p| p.size)
+        .sum();
+    tracing::info!(
+        "post: {} objects ({bytes} bytes) visible under oss://{bucket}/{}",
+        completed.len(),
+        config.object
+    );
+    Ok(())
+}
+
+/// Single-object mode: uploads the merged task tails as one part and completes, or
+/// aborts when no record arrived at all (no object, as DataX).
+pub async fn post_single(
+    client: &OssClient,
+    config: &WriterConfig,
+    upload_id: &str,
+    reports: &[TaskReport],
+) -> Result<(), PluginError> {
+    let key = &config.object;
+    let bucket = client.bucket();
+    let records: u64 = reports.iter().map(|r| r.records).sum();
+    if records == 0 {
+        client.abort(key, upload_id).await?;
+        if config.write_mode == WriteMode::Truncate && client.head(key).await?.is_some() {
+            client.delete(key).await?;
+        }
+        tracing::info!("no records: oss://{bucket}/{key} not written");
+        return Ok(());
+    }
+    let mut parts: Vec<UploadedPart> = reports
+        .iter()
+        .flat_map(|r| r.parts.iter().cloned())
+        .collect();
+    let mut tail = Vec::new();
+    let mut sorted: Vec<&TaskReport> = reports.iter().collect();
+    sorted.sort_by_key(|r| r.task_index);
+    for r in &sorted {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&r.tail_base64)
+            .map_err(|e| {
+                PluginError::protocol(format!("task {} report: tail: {e}", r.task_index))
+            })?;
+        tail.extend(bytes);
+    }
+    // Task 0 holds the header: if it cut no part of its own, its tail starts with it
+    // and the tail must come first.
+    let task0_has_parts = sorted
+        .first()
+        .is_some_and(|r| r.task_index == 0 && !r.parts.is_empty());
+    if !tail.is_empty() {
+        let number = if parts.is_empty() || (!task0_has_parts && tail.len() >= MIN_PART_BYTES) {
+            1
+        } else {
+            if !task0_has_parts && !config.header.is_empty() {
+                tracing::warn!(
+                    "single object: the header line is not first, because task 0 wrote under \
+                     {MIN_PART_BYTES} bytes while other tasks wrote whole parts"
+                );
+            }
+            LAST_PART_NUMBER
+        };
+        parts.push(
+            client
+                .upload_part(key, upload_id, number, Bytes::from(tail))
+                .await?,
+        );
+    }
+    parts.sort_by_key(|p| p.number);
+    client.complete(key, upload_id, &parts).await?;
+    tracing::info!(
+        "post: oss://{bucket}/{key} visible ({records} records, {} parts)",
+        parts.len()
+    );
+    Ok(())
+}
+
+/// Aborts the open uploads whose key starts with `prefix` and passes `keep`.
+pub async fn abort_open(
+    client: &OssClient,
+    prefix: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<usize, PluginError> {
+    let uploads = client.list_uploads(prefix).await?;
+    let mut count = 0;
+    for (key, id) in uploads.iter().filter(|(k, _)| keep(k)) {
+        client.abort(key, id).await?;
+        tracing::info!("aborted the open upload of oss://{}/{key}", client.bucket());
+        count += 1;
+    }
+    Ok(count)
+}
