@@ -73,7 +73,7 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("encoding", "string", false, Some("\"UTF-8\""), "Charset of the objects (UTF-8, GBK, GB18030, …); unmappable characters become '?'."),
         p("nullFormat", "string", false, Some("\"null\""), "Text written for a null value (DataX's real default is the literal null)."),
         p("dateFormat", "string", false, Some("\"yyyy-MM-dd HH:mm:ss\""), "Java date pattern for date values, in timeZone."),
-        p("timeZone", "string", false, None, "Zone for dates (IANA name or GMT+8); default the job's zone, else GMT+8 as DataX."),
+        p("timeZone", "string", false, None, "Zone for dates (IANA name or GMT+8); default the job's zone (the engine's timeZone, else the machine's)."),
         p("header", "array", false, None, "Column names written as the first line of every object."),
         p("maxFileSize", "integer", false, Some("100000"), "MiB per object before rolling to <name>_1, _2, …"),
         p("suffix", "string", false, None, "Appended to every object name with a '.' (csv → .csv)."),
@@ -282,13 +282,7 @@ impl WriterConfig {
         }
         let zone_text = string(map, "timeZone")?
             .filter(|s| !s.trim().is_empty())
-            .unwrap_or_else(|| {
-                if job_zone.trim().is_empty() {
-                    "GMT+8".into()
-                } else {
-                    job_zone.to_owned()
-                }
-            });
+            .unwrap_or_else(|| job_zone.to_owned());
         let zone = Zone::parse(&zone_text).map_err(|e| err(format!("timeZone: {e}")))?;
         let date_text = string(map, "dateFormat")?
             .filter(|s| !s.trim().is_empty())

@@ -186,8 +186,15 @@ impl TextEncoder {
             out.extend_from_slice(text.as_bytes());
             return;
         }
-        let mut encoder = self.encoding.new_encoder();
+        // WHATWG's GBK maps U+20AC to 0x80, which Java's GBK (and Python's) lack: a
+        // reader in those would fail on it, so it is unmappable here, as in Java.
+        let replaced;
         let mut src = text;
+        if self.encoding == encoding_rs::GBK && text.contains('\u{20AC}') {
+            replaced = text.replace('\u{20AC}', "?");
+            src = &replaced;
+        }
+        let mut encoder = self.encoding.new_encoder();
         loop {
             let start = out.len();
             let room = encoder
@@ -297,8 +304,8 @@ mod tests {
     fn encodings_replace_unmappable_characters() {
         let gbk = TextEncoder::for_label("GBK").unwrap();
         let mut out = Vec::new();
-        gbk.encode_into("测试a😀", &mut out);
-        assert_eq!(out, [0xB2, 0xE2, 0xCA, 0xD4, b'a', b'?']);
+        gbk.encode_into("测试a😀€", &mut out);
+        assert_eq!(out, [0xB2, 0xE2, 0xCA, 0xD4, b'a', b'?', b'?']);
         assert!(TextEncoder::for_label("UTF-16").is_none());
         assert!(TextEncoder::for_label("no-such-charset").is_none());
         let utf8 = TextEncoder::for_label("utf-8").unwrap();
