@@ -505,6 +505,22 @@ impl OssClient {
         }
     }
 
+    /// GetObject, checking the body against the object's CRC-64 (for verification).
+    pub async fn get(&self, key: &str) -> Result<Bytes, OssError> {
+        let r = self
+            .send(&self.request("GetObject", Method::GET, key))
+            .await?;
+        let crc = crc64::checksum(&r.body);
+        match r.crc64() {
+            Some(server) if server != crc => Err(OssError::Integrity {
+                operation: "GetObject",
+                target: self.target(key),
+                message: format!("CRC-64 mismatch: ours {crc}, OSS {server}"),
+            }),
+            _ => Ok(r.body),
+        }
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), OssError> {
         self.send(&self.request("DeleteObject", Method::DELETE, key))
             .await

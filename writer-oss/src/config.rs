@@ -327,7 +327,7 @@ impl WriterConfig {
                 )))
             }
         };
-        let (_, host_port) = client::normalize_endpoint(&endpoint).map_err(|e| err(e))?;
+        let (_, host_port) = client::normalize_endpoint(&endpoint).map_err(err)?;
         let region = match string(map, "region")?.filter(|s| !s.trim().is_empty()) {
             Some(r) => r.trim().trim_start_matches("oss-").to_owned(),
             None => match client::region_of_endpoint(&host_port) {
