@@ -170,7 +170,6 @@ impl Writer for OssWriter {
         input: &mut RecordSource,
         out: &mut WriterOutput,
     ) -> Result<Json, PluginError> {
-        let _ = out;
         let parameter = task.config.get("parameter").cloned().unwrap_or(Json::Null);
         let (config, client) = setup(&parameter, &task.job.time_zone)?;
         let field = |name: &str| task.config.get(name).and_then(Json::as_u64);
@@ -209,7 +208,7 @@ impl Writer for OssWriter {
         } else {
             TaskWriter::multi(&rt, client, &config, &hex, task_index)
         };
-        let report = writer.run(input)?;
+        let report = writer.run(input, out)?;
         serde_json::to_value(report).map_err(|e| PluginError::internal(e.to_string()))
     }
 }

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use protocol::runtime::{PluginError, RecordSource};
+use protocol::runtime::{PluginError, RecordSource, WriterOutput};
 use protocol::value::Value;
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
@@ -131,6 +131,8 @@ pub struct TaskWriter<'a> {
     scratch: String,
     encoded: Vec<u8>,
     records: u64,
+    /// Bytes handed to part uploads so far.
+    bytes_cut: u64,
 }
 
 impl<'a> TaskWriter<'a> {
@@ -195,13 +197,18 @@ impl<'a> TaskWriter<'a> {
             scratch: String::new(),
             encoded: Vec::new(),
             records: 0,
+            bytes_cut: 0,
         }
     }
 
     /// Writes every record of `input` and returns the report for `post`; on failure the
     /// task's own uploads are aborted before the error is returned.
-    pub fn run(mut self, input: &mut RecordSource) -> Result<TaskReport, PluginError> {
-        let outcome = self.consume(input).and_then(|()| self.finish());
+    pub fn run(
+        mut self,
+        input: &mut RecordSource,
+        out: &mut WriterOutput,
+    ) -> Result<TaskReport, PluginError> {
+        let outcome = self.consume(input, out).and_then(|()| self.finish());
         match outcome {
             Ok(report) => Ok(report),
             Err(e) => {
@@ -211,10 +218,19 @@ impl<'a> TaskWriter<'a> {
         }
     }
 
-    fn consume(&mut self, input: &mut RecordSource) -> Result<(), PluginError> {
+    fn consume(
+        &mut self,
+        input: &mut RecordSource,
+        out: &mut WriterOutput,
+    ) -> Result<(), PluginError> {
+        let mut last_progress = std::time::Instant::now();
         while let Some(batch) = input.next_batch()? {
             for record in &batch {
                 self.write_record(record)?;
+            }
+            if last_progress.elapsed() >= std::time::Duration::from_secs(1) {
+                last_progress = std::time::Instant::now();
+                out.progress(self.records, self.bytes_cut)?;
             }
         }
         Ok(())
@@ -307,6 +323,7 @@ impl<'a> TaskWriter<'a> {
             )));
         }
         object.next_part += 1;
+        self.bytes_cut += bytes.len() as u64;
         let permit = self
             .rt
             .block_on(self.permits.clone().acquire_owned())

@@ -72,7 +72,11 @@ fn reader_stream_into_writer_oss_writes_datax_named_csv() {
         .output()
         .unwrap();
     assert!(read.wait().unwrap().success());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let client = OssClient::new(ClientOptions {
         endpoint: handle.endpoint(),
@@ -89,7 +93,11 @@ fn reader_stream_into_writer_oss_writes_datax_named_csv() {
     .unwrap();
     let keys = rt.block_on(client.list_keys("pipe/", None)).unwrap();
     assert_eq!(keys.len(), 1);
-    let hex = keys[0].strip_prefix("pipe/out__").unwrap().strip_suffix(".csv").unwrap();
+    let hex = keys[0]
+        .strip_prefix("pipe/out__")
+        .unwrap()
+        .strip_suffix(".csv")
+        .unwrap();
     assert!(hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
     let body = rt.block_on(client.get(&keys[0])).unwrap();
     let mut rows = csv::ReaderBuilder::new()
@@ -100,7 +108,13 @@ fn reader_stream_into_writer_oss_writes_datax_named_csv() {
         let row = row.unwrap();
         assert_eq!(
             row.iter().collect::<Vec<_>>(),
-            [&(i + 1).to_string(), "a,\"b\"\r\nc", "2024/01/02 03:04", "12345678.9", "false"]
+            [
+                &(i + 1).to_string(),
+                "a,\"b\"\r\nc",
+                "2024/01/02 03:04",
+                "12345678.9",
+                "false"
+            ]
         );
         n += 1;
     }
