@@ -2,6 +2,8 @@
 //! joined as CSV (RFC 4180 quoting, nothing trimmed) or text (DataX: no quoting), then
 //! encoded in the configured charset.
 
+use std::fmt::Write as _;
+
 use base64::Engine as _;
 use protocol::timefmt::{DatePattern, Zone};
 use protocol::value::Value;
@@ -87,7 +89,9 @@ impl RecordFormat {
         match value {
             Value::Null => out.push_str(&self.null_format),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Long(v) => out.push_str(itoa(*v).as_str()),
+            Value::Long(v) => {
+                let _ = write!(out, "{v}");
+            }
             Value::Double(d) => out.push_str(&double_plain(*d)),
             Value::Decimal(s) | Value::String(s) => out.push_str(s),
             Value::Bytes(b) if self.bytes_base64 => {
@@ -99,6 +103,16 @@ impl RecordFormat {
     }
 
     fn needs_quotes(&self, field: &str, first: bool) -> bool {
+        if first && (field.is_empty() || field.starts_with('#')) {
+            return true;
+        }
+        // csv delimiters are one character (checked in config); the usual ASCII one
+        // takes a single pass over the bytes.
+        if let [delimiter] = self.field_delimiter.as_bytes() {
+            let bytes = field.as_bytes();
+            return memchr::memchr3(b'"', b'\r', b'\n', bytes).is_some()
+                || memchr::memchr(*delimiter, bytes).is_some();
+        }
         field.contains('"')
             || field.contains(['\r', '\n'])
             || (!self.field_delimiter.is_empty() && field.contains(self.field_delimiter.as_str()))
@@ -126,9 +140,16 @@ impl RecordFormat {
                     if i > 0 {
                         out.push_str(&self.field_delimiter);
                     }
-                    scratch.clear();
-                    self.render(value, scratch);
-                    self.push_csv_field(scratch, i == 0, out);
+                    match value {
+                        Value::String(text) | Value::Decimal(text) => {
+                            self.push_csv_field(text, i == 0, out)
+                        }
+                        _ => {
+                            scratch.clear();
+                            self.render(value, scratch);
+                            self.push_csv_field(scratch, i == 0, out);
+                        }
+                    }
                 }
                 out.push_str(&self.line_delimiter);
             }
@@ -156,10 +177,6 @@ impl RecordFormat {
         let mut scratch = String::new();
         self.write_record(&record, out, &mut scratch);
     }
-}
-
-fn itoa(v: i64) -> String {
-    v.to_string()
 }
 
 /// Text to bytes in the configured charset; unmappable characters become `?` as in
