@@ -11,12 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::{OssClient, UploadedPart};
 use crate::config::{WriteMode, WriterConfig};
 use crate::naming;
-use crate::writer::{TaskReport, UploadReport};
-
-/// OSS's smallest non-final part.
-const MIN_PART_BYTES: usize = 102_400;
-/// The part number single-object mode gives the merged tails when they go last.
-const LAST_PART_NUMBER: u32 = 10_000;
+use crate::writer::{TaskReport, UploadReport, MIN_PART_BYTES};
 
 /// What `prepare` hands to the later steps.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -150,7 +145,7 @@ pub async fn post_multi(
     Ok(())
 }
 
-/// Single-object mode: uploads the merged task tails as one part and completes, or
+/// Single-object mode: uploads the header and the tasks' leftovers as part 1 and completes, or
 /// aborts when no record arrived at all (no object, as DataX).
 pub async fn post_single(
     client: &OssClient,
@@ -173,37 +168,37 @@ pub async fn post_single(
         .iter()
         .flat_map(|r| r.parts.iter().cloned())
         .collect();
-    let mut tail = Vec::new();
+    // Part 1: the header, then every task's leftovers in task order. It is at least
+    // 100 KiB whenever another part exists, since a task uploads parts only after
+    // keeping its first 100 KiB for this one.
+    let mut first = String::new();
+    if !config.header.is_empty() {
+        config
+            .record_format
+            .write_header(&config.header, &mut first);
+    }
+    let mut part1 = Vec::new();
+    config.encoder.encode_into(&first, &mut part1);
     let mut sorted: Vec<&TaskReport> = reports.iter().collect();
     sorted.sort_by_key(|r| r.task_index);
     for r in &sorted {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(&r.tail_base64)
             .map_err(|e| {
-                PluginError::protocol(format!("task {} report: tail: {e}", r.task_index))
+                PluginError::protocol(format!("task {} report: leftovers: {e}", r.task_index))
             })?;
-        tail.extend(bytes);
+        part1.extend(bytes);
     }
-    // Task 0 holds the header: if it cut no part of its own, its tail starts with it
-    // and the tail must come first.
-    let task0_has_parts = sorted
-        .first()
-        .is_some_and(|r| r.task_index == 0 && !r.parts.is_empty());
-    if !tail.is_empty() {
-        let number = if parts.is_empty() || (!task0_has_parts && tail.len() >= MIN_PART_BYTES) {
-            1
-        } else {
-            if !task0_has_parts && !config.header.is_empty() {
-                tracing::warn!(
-                    "single object: the header line is not first, because task 0 wrote under \
-                     {MIN_PART_BYTES} bytes while other tasks wrote whole parts"
-                );
-            }
-            LAST_PART_NUMBER
-        };
+    if !parts.is_empty() && part1.len() < MIN_PART_BYTES {
+        return Err(PluginError::internal(format!(
+            "single object: part 1 has {} bytes, under OSS's minimum",
+            part1.len()
+        )));
+    }
+    if !part1.is_empty() {
         parts.push(
             client
-                .upload_part(key, upload_id, number, Bytes::from(tail))
+                .upload_part(key, upload_id, 1, Bytes::from(part1))
                 .await?,
         );
     }

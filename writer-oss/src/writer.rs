@@ -19,6 +19,9 @@ use crate::config::{Compress, WriterConfig};
 use crate::error::OssError;
 use crate::naming;
 
+/// OSS's smallest non-final part.
+pub const MIN_PART_BYTES: usize = 102_400;
+
 /// One multipart upload a task made, for `post` to complete.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UploadReport {
@@ -33,8 +36,8 @@ pub struct TaskReport {
     pub task_index: u32,
     pub records: u64,
     pub uploads: Vec<UploadReport>,
-    /// Single-object mode: parts uploaded into the job's upload, and the bytes left
-    /// over (Base64), which `post` uploads as one part.
+    /// Single-object mode: parts uploaded into the job's upload, and the task's first
+    /// 100 KiB and last bytes (Base64), which `post` uploads as part 1 after the header.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<UploadedPart>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -133,6 +136,8 @@ pub struct TaskWriter<'a> {
     records: u64,
     /// Bytes handed to part uploads so far.
     bytes_cut: u64,
+    /// Single object: the task's first records, reported instead of uploaded.
+    head: Vec<u8>,
 }
 
 impl<'a> TaskWriter<'a> {
@@ -198,6 +203,7 @@ impl<'a> TaskWriter<'a> {
             encoded: Vec::new(),
             records: 0,
             bytes_cut: 0,
+            head: Vec::new(),
         }
     }
 
@@ -260,8 +266,8 @@ impl<'a> TaskWriter<'a> {
             pending: Vec::new(),
             parts: Vec::new(),
         };
-        // The header opens every object; in single-object mode only task 0's stream.
-        if !self.config.header.is_empty() && (self.single.is_none() || self.task_index == 0) {
+        // The header opens every object (single object: `post` writes it).
+        if !self.config.header.is_empty() && self.single.is_none() {
             let mut line = String::new();
             self.config
                 .record_format
@@ -302,6 +308,12 @@ impl<'a> TaskWriter<'a> {
                     .encode_into(&self.text, &mut self.encoded);
                 body.write(&self.encoded)?;
             }
+        }
+        if self.single.is_some() && self.head.len() < MIN_PART_BYTES {
+            // Single object: the first 100 KiB go to `post` with the report, so the part
+            // `post` makes of them (header first) is never too small.
+            self.head.extend(object.body.take());
+            return Ok(());
         }
         if object.body.buffered() >= self.config.part_size_bytes {
             let bytes = object.body.take();
@@ -396,9 +408,7 @@ impl<'a> TaskWriter<'a> {
     fn finish(&mut self) -> Result<TaskReport, PluginError> {
         let empty_object =
             self.single.is_none() && self.records == 0 && self.config.generate_empty_file;
-        // Single object: task 0's stream carries the header even when it got no record.
-        let header_holder = self.single.is_some() && self.task_index == 0;
-        if self.current.is_none() && (empty_object || header_holder) {
+        if self.current.is_none() && empty_object {
             self.open()?;
         }
         self.close()?;
@@ -412,7 +422,9 @@ impl<'a> TaskWriter<'a> {
                 report.parts = std::mem::take(&mut object.parts);
                 if let Body::Plain(tail) = &object.body {
                     use base64::Engine as _;
-                    report.tail_base64 = base64::engine::general_purpose::STANDARD.encode(tail);
+                    self.head.extend_from_slice(tail);
+                    report.tail_base64 =
+                        base64::engine::general_purpose::STANDARD.encode(&self.head);
                 }
             }
         } else {

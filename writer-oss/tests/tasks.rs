@@ -216,14 +216,15 @@ fn single_object_from_several_tasks_has_the_header_first_and_every_record() {
         "single/all.csv",
         json!({"writeSingleObject": true, "header": ["n", "s", "z"], "blockSizeInMB": 1}),
     );
-    // Task 1 writes more than one part (1 MiB); tasks 0 and 2 only leftovers.
-    run_job(&parameter, 3, &[10, 40_000, 7]).unwrap();
+    // Task 1 writes whole parts (1 MiB); tasks 0 and 2 only a few records.
+    run_job(&parameter, 3, &[10, 70_000, 7]).unwrap();
     let objects = cloud.objects("single/");
     assert_eq!(objects.len(), 1);
     let rows = data_rows(&objects[0].1);
     assert_eq!(rows[0], ["n", "s", "z"]);
+    assert_eq!(rows.iter().filter(|r| r[0] == "n").count(), 1);
     let mut got: Vec<String> = rows[1..].iter().map(|r| r[0].clone()).collect();
-    let mut want: Vec<String> = [10, 40_000, 7]
+    let mut want: Vec<String> = [10, 70_000, 7]
         .iter()
         .enumerate()
         .flat_map(|(t, n)| records(t, *n))
