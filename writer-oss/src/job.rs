@@ -8,10 +8,16 @@ use bytes::Bytes;
 use protocol::runtime::PluginError;
 use serde::{Deserialize, Serialize};
 
+use futures::stream::{self, StreamExt};
+
 use crate::client::{OssClient, UploadedPart};
 use crate::config::{WriteMode, WriterConfig};
+use crate::error::OssError;
 use crate::naming;
 use crate::writer::{TaskReport, UploadReport, MIN_PART_BYTES};
+
+/// CompleteMultipartUpload requests `post` sends at once.
+const COMPLETES_IN_FLIGHT: usize = 8;
 
 /// What `prepare` hands to the later steps.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -79,8 +85,8 @@ pub async fn prepare(
     })
 }
 
-/// Completes every reported upload. If one fails, the objects completed so far are
-/// deleted and the rest aborted, so the job shows all its objects or none. Then removes
+/// Completes every reported upload (several at once). If one fails, the objects
+/// completed are deleted and the failed uploads aborted, so the job shows all its objects or none. Then removes
 /// what an earlier run of the same window left under the job's names and is not part of
 /// this output, and aborts the job's other open uploads.
 pub async fn post_multi(
@@ -91,29 +97,38 @@ pub async fn post_multi(
 ) -> Result<(), PluginError> {
     let uploads: Vec<&UploadReport> = reports.iter().flat_map(|r| r.uploads.iter()).collect();
     let bucket = client.bucket();
+    let results: Vec<(usize, Result<(), OssError>)> = stream::iter(uploads.iter().enumerate())
+        .map(|(i, u)| async move { (i, client.complete(&u.key, &u.upload_id, &u.parts).await) })
+        .buffer_unordered(COMPLETES_IN_FLIGHT)
+        .collect()
+        .await;
     let mut completed: Vec<&str> = Vec::new();
-    for (i, upload) in uploads.iter().enumerate() {
-        if let Err(e) = client
-            .complete(&upload.key, &upload.upload_id, &upload.parts)
-            .await
-        {
-            tracing::error!(
-                "completing oss://{bucket}/{} failed: {e}; rolling back the {} objects completed so far",
-                upload.key,
-                completed.len()
-            );
-            let keys: Vec<String> = completed.iter().map(|k| (*k).to_owned()).collect();
-            if let Err(d) = client.delete_keys(&keys).await {
-                tracing::error!("rollback could not delete {keys:?}: {d}");
-            }
-            for u in &uploads[i..] {
-                if let Err(a) = client.abort(&u.key, &u.upload_id).await {
-                    tracing::warn!("rollback could not abort {}: {a}", u.key);
-                }
-            }
-            return Err(e.into_plugin().context("post"));
+    let mut failed: Vec<(usize, OssError)> = Vec::new();
+    for (i, result) in results {
+        match result {
+            Ok(()) => completed.push(&uploads[i].key),
+            Err(e) => failed.push((i, e)),
         }
-        completed.push(&upload.key);
+    }
+    if let Some((_, first_error)) = failed.first() {
+        tracing::error!(
+            "{} of {} objects could not be completed ({first_error}); deleting the {} completed ones",
+            failed.len(),
+            uploads.len(),
+            completed.len()
+        );
+        let keys: Vec<String> = completed.iter().map(|k| (*k).to_owned()).collect();
+        if let Err(d) = client.delete_keys(&keys).await {
+            tracing::error!("rollback could not delete {keys:?}: {d}");
+        }
+        for (i, _) in &failed {
+            let u = uploads[*i];
+            if let Err(a) = client.abort(&u.key, &u.upload_id).await {
+                tracing::warn!("rollback could not abort {}: {a}", u.key);
+            }
+        }
+        let error = failed.swap_remove(0).1;
+        return Err(error.into_plugin().context("post"));
     }
     let written: BTreeSet<&str> = completed.iter().copied().collect();
     let prefix = naming::job_prefix(&config.object, job_hex);

@@ -264,3 +264,36 @@ fn a_failed_task_leaves_nothing_visible() {
         .unwrap();
     assert!(uploads.is_empty(), "{uploads:?}");
 }
+
+#[test]
+fn a_complete_that_fails_for_good_rolls_back_every_object() {
+    let cloud = cloud();
+    let parameter = cloud.parameter("rollback/out", json!({}));
+    cloud
+        .handle
+        .faults
+        .add(localcloud::common::faults::FaultRule {
+            operation: Some("CompleteMultipartUpload".into()),
+            times: Some(1),
+            rate: None,
+            after_apply: false,
+            action: localcloud::common::faults::FaultAction::Error {
+                status: 400,
+                code: "InvalidPart".into(),
+                message: None,
+            },
+        })
+        .unwrap();
+    let err = run_job(&parameter, 4, &[10, 20, 30, 40]).unwrap_err();
+    assert!(err.contains("InvalidPart"), "{err}");
+    // All or nothing: the three Completes that succeeded were undone.
+    assert!(cloud.objects("rollback/").is_empty());
+    let uploads = cloud
+        .rt
+        .block_on(cloud.client().list_uploads("rollback/"))
+        .unwrap();
+    assert!(uploads.is_empty(), "{uploads:?}");
+    // The window runs again cleanly.
+    run_job(&parameter, 4, &[10, 20, 30, 40]).unwrap();
+    assert_eq!(cloud.objects("rollback/").len(), 4);
+}
