@@ -330,4 +330,39 @@ mod tests {
         utf8.encode_into("测", &mut out);
         assert_eq!(out, "测".as_bytes());
     }
+
+    proptest::proptest! {
+        /// Doubles never lose precision and never use scientific notation.
+        #[test]
+        fn doubles_round_trip_exactly(bits in proptest::num::u64::ANY) {
+            let d = f64::from_bits(bits);
+            proptest::prop_assume!(d.is_finite());
+            let text = double_plain(d);
+            proptest::prop_assert!(!text.contains(['e', 'E']), "{}", text);
+            proptest::prop_assert_eq!(text.parse::<f64>().unwrap(), d);
+        }
+
+        /// Any strings, delimiters and line breaks included, parse back unchanged with an
+        /// RFC 4180 reader.
+        #[test]
+        fn csv_round_trips_through_an_rfc_4180_reader(
+            fields in proptest::collection::vec("[a-z,;\"\r\n #\t é测]{0,12}", 1..6),
+            delimiter in proptest::sample::select(vec![',', ';', '\t', '|']),
+            crlf in proptest::bool::ANY,
+        ) {
+            let mut f = format(FileFormat::Csv);
+            f.field_delimiter = delimiter.to_string();
+            f.line_delimiter = if crlf { "\r\n" } else { "\n" }.into();
+            let record: Vec<Value> = fields.iter().map(|s| Value::String(s.clone())).collect();
+            let text = line(&f, &record).repeat(2);
+            let rows: Vec<Vec<String>> = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .delimiter(delimiter as u8)
+                .from_reader(text.as_bytes())
+                .records()
+                .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+                .collect();
+            proptest::prop_assert_eq!(rows, vec![fields.clone(), fields]);
+        }
+    }
 }
