@@ -105,7 +105,7 @@ async fn enqueue(ctx: &TaskCtx<'_>, queue: &Queue, frame: RawFrame, eos: bool) -
         }
     };
     let item = Queued {
-        frame,
+        frame: frame.detach(),
         eos,
         _budget: budget,
     };
