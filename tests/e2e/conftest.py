@@ -46,6 +46,17 @@ def cloud(bins):
 
 
 @pytest.fixture
-def pipeline_bins(bins):
-    require(bins, "engine", "reader-otsstream", "writer-oss", "writer-odps")
+def oss_bins(bins):
+    require(bins, "engine", "reader-otsstream", "writer-oss")
     return bins
+
+
+@pytest.fixture
+def odps_bins(bins):
+    require(bins, "engine", "reader-otsstream", "writer-odps")
+    return bins
+
+
+@pytest.fixture
+def pipeline_bins(oss_bins, odps_bins):
+    return oss_bins

@@ -54,9 +54,9 @@ def kill_and_rerun(cloud, tmp_path, which, seed):
     print("full run %.2fs; kill moments (s), outcome, processes left running: %s" % (full_s, moments))
 
 
-def test_kill_the_oss_pipeline(cloud, pipeline_bins, tmp_path):
+def test_kill_the_oss_pipeline(cloud, oss_bins, tmp_path):
     kill_and_rerun(cloud, tmp_path, "oss", 21)
 
 
-def test_kill_the_maxcompute_pipeline(cloud, pipeline_bins, tmp_path):
+def test_kill_the_maxcompute_pipeline(cloud, odps_bins, tmp_path):
     kill_and_rerun(cloud, tmp_path, "odps", 22)

@@ -18,7 +18,7 @@ def prepare(cloud, tmp_path, **workload):
     return window, er.read_log(str(log))
 
 
-def test_tablestore_stream_to_oss_csv(cloud, pipeline_bins, tmp_path):
+def test_tablestore_stream_to_oss_csv(cloud, oss_bins, tmp_path):
     window, ops = prepare(cloud, tmp_path, changes=300, seed=11)
     summary = tmp_path / "summary.json"
     pipelines.run_engine(cloud, pipelines.OSS_JOB, pipelines.oss_params(window), window, summary=summary)
@@ -26,7 +26,7 @@ def test_tablestore_stream_to_oss_csv(cloud, pipeline_bins, tmp_path):
     assert json.loads(summary.read_text())["records"] == rows
 
 
-def test_tablestore_stream_to_maxcompute(cloud, pipeline_bins, tmp_path):
+def test_tablestore_stream_to_maxcompute(cloud, odps_bins, tmp_path):
     window, ops = prepare(cloud, tmp_path, changes=300, seed=12)
     summary = tmp_path / "summary.json"
     pipelines.run_engine(cloud, pipelines.ODPS_JOB, pipelines.odps_params(), window, summary=summary)
@@ -51,7 +51,7 @@ def test_rerunning_a_window_gives_the_same_output(cloud, pipeline_bins, tmp_path
     check_odps(cloud, ops, window)
 
 
-def test_maxcompute_with_sequence_info(cloud, pipeline_bins, tmp_path):
+def test_maxcompute_with_sequence_info(cloud, odps_bins, tmp_path):
     """With "isExportSequenceInfo": true the sixth column carries
     `epoch_committime(µs)_rowindex_shard:line`. The log cannot know the server's commit
     time or the shard, so that column is checked on its own: ordered by it, the rows are
