@@ -9,8 +9,11 @@ speed limit removed (`mbps` dropped, `concurrent` kept) and measures:
 * CPU time (user + system) per million changes, of the engine process itself and of the
   plugin processes (every step and task process summed), each plugin measured exactly
   by a wrapper that waits for it with wait4;
-* peak RSS of the engine (VmHWM sampled from /proc) and the largest of any plugin
-  process (ru_maxrss).
+* peak RSS of the engine (VmHWM sampled from /proc every 10 ms) and the largest of any
+  plugin process (ru_maxrss).
+
+The engine's own CPU time is its wait4 total minus what the wrappers report (their
+own time and their plugin's).
 
 Every output is checked against the rows derived from the workload log before a figure
 is reported. Usage: bench_pipelines.py [--changes N] (binaries from $STREAMPORT_BIN_DIR).
@@ -42,9 +45,10 @@ pid = os.fork()
 if pid == 0:
     os.execv(real, [real] + sys.argv[1:])
 _, status, ru = os.wait4(pid, 0)
+me = resource.getrusage(resource.RUSAGE_SELF)
 with open({out!r}, "a") as f:
     f.write(json.dumps({{"plugin": {name!r}, "args": sys.argv[1:3], "cpu_s": ru.ru_utime + ru.ru_stime,
-                        "maxrss_kib": ru.ru_maxrss}}) + "\n")
+                        "wrapper_cpu_s": me.ru_utime + me.ru_stime, "maxrss_kib": ru.ru_maxrss}}) + "\n")
 sys.exit(os.waitstatus_to_exitcode(status))
 '''
 
@@ -87,23 +91,25 @@ def run_measured(cloud, job, params, window, plugins, summary):
     cmd = pipelines.engine_command(job, params, window, summary=summary)
     cmd[cmd.index("--plugin-dir") + 1] = str(plugins)
     proc = subprocess.Popen(cmd + ["-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    tick = os.sysconf("SC_CLK_TCK")
-    cpu_s, hwm_kib = 0.0, 0
-    while proc.poll() is None:
+    hwm_kib = 0
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
         try:
-            stat = pathlib.Path("/proc/%d/stat" % proc.pid).read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
-            cpu_s = (int(fields[11]) + int(fields[12])) / tick
             for line in pathlib.Path("/proc/%d/status" % proc.pid).read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     hwm_kib = int(line.split()[1])
         except (OSError, ValueError, IndexError):
             pass
-        time.sleep(0.02)
+        time.sleep(0.01)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read()
     if proc.returncode != 0:
         raise RuntimeError("engine exited %d: %s" % (proc.returncode, err[-3000:]))
-    return cpu_s, hwm_kib
+    # The engine's rusage from wait4 includes the processes it waited for: every plugin
+    # wrapper (its own time plus its plugin's), which the wrappers report.
+    return ru.ru_utime + ru.ru_stime, hwm_kib
 
 
 def main(argv=None):
@@ -146,6 +152,7 @@ def main(argv=None):
             s = json.loads(summary.read_text())
             used = [json.loads(line) for line in usage.read_text().splitlines()]
             plugin_cpu = sum(u["cpu_s"] for u in used)
+            engine_cpu -= plugin_cpu + sum(u["wrapper_cpu_s"] for u in used)
             by_plugin = {}
             for u in used:
                 by_plugin[u["plugin"]] = by_plugin.get(u["plugin"], 0) + u["cpu_s"]
