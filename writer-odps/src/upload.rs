@@ -140,9 +140,9 @@ impl BlockTarget<'_> {
         Ok(())
     }
 
-    /// Appends the last bytes (the trailer), ends the request and waits for the
-    /// answer; sends the block again from the spool after a temporary failure.
-    pub fn finish(&self, mut block: OpenBlock, mut data: Vec<u8>) -> Result<u64, OdpsError> {
+    /// Appends the last bytes (the trailer) and ends the request body; the answer is
+    /// awaited by [`BlockTarget::wait`], so the next block can start meanwhile.
+    pub fn end(&self, mut block: OpenBlock, mut data: Vec<u8>) -> Result<OpenBlock, OdpsError> {
         self.push(&mut block, &mut data)?;
         if let Some(z) = block.compressor.take() {
             let tail = z
@@ -151,6 +151,12 @@ impl BlockTarget<'_> {
             self.send(&mut block, tail)?;
         }
         block.tx = None; // ends the streamed body
+        Ok(block)
+    }
+
+    /// Waits for the answer to an ended block; sends it again from the spool after a
+    /// temporary failure. Returns the bytes of the block.
+    pub fn wait(&self, mut block: OpenBlock) -> Result<u64, OdpsError> {
         let mut result = match (block.response.take(), block.early_error.take()) {
             (Some(handle), _) => {
                 match self

@@ -529,6 +529,7 @@ impl Writer for OdpsWriter {
             next_block: state.block_start,
             block_end: state.block_end,
             open: None,
+            pending: None,
             encoder: BlockEncoder::new(),
             block_bytes: 0,
             buf: Vec::with_capacity(CHUNK_BYTES + 64 * 1024),
@@ -548,7 +549,7 @@ impl Writer for OdpsWriter {
             }
             out.progress(received, input_bytes)?;
         }
-        task_writer.close_block()?;
+        task_writer.finish()?;
         let report = TaskReport {
             upload_id: state.job.upload_id.clone(),
             blocks: task_writer.blocks,
@@ -579,6 +580,8 @@ struct TaskWriter<'a> {
     next_block: u32,
     block_end: u32,
     open: Option<OpenBlock>,
+    /// The previous block: its body is sent, its answer not yet awaited.
+    pending: Option<OpenBlock>,
     encoder: BlockEncoder,
     /// Uncompressed bytes of the open block.
     block_bytes: u64,
@@ -637,15 +640,33 @@ impl TaskWriter<'_> {
         Ok(Ok(()))
     }
 
-    /// Ends the open block (trailer, answer, retries).
+    /// Ends the open block (trailer) and waits for the answer to the block before it:
+    /// one block's answer is awaited while the next one is being sent.
     fn close_block(&mut self) -> Result<(), PluginError> {
         let Some(block) = self.open.take() else {
             return Ok(());
         };
         self.encoder.finish(&mut self.buf);
-        let id = block.id;
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
-        self.sent_bytes += self.target.finish(block, data)?;
+        let ended = self.target.end(block, data)?;
+        if let Some(previous) = self.pending.replace(ended) {
+            self.wait(previous)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the open block and waits for every answer.
+    fn finish(&mut self) -> Result<(), PluginError> {
+        self.close_block()?;
+        if let Some(last) = self.pending.take() {
+            self.wait(last)?;
+        }
+        Ok(())
+    }
+
+    fn wait(&mut self, block: OpenBlock) -> Result<(), PluginError> {
+        let id = block.id;
+        self.sent_bytes += self.target.wait(block)?;
         self.blocks.push(id);
         Ok(())
     }
