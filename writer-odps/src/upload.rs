@@ -113,8 +113,29 @@ impl BlockTarget<'_> {
             .write_all(&bytes)
             .map_err(|e| io_error(&block.request, "writing the block spool file", e))?;
         block.sent_bytes += bytes.len() as u64;
-        if let Some(tx) = &block.tx {
-            if tx.blocking_send(Ok(Bytes::from(bytes))).is_err() {
+        let Some(tx) = &block.tx else {
+            return Ok(());
+        };
+        let sent = self
+            .rt
+            .block_on(tx.send_timeout(Ok(Bytes::from(bytes)), self.write_timeout));
+        match sent {
+            Ok(()) => {}
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                // The service stopped reading: give up this attempt, resend later.
+                block.tx = None;
+                if let Some(handle) = block.response.take() {
+                    handle.abort();
+                }
+                block.early_error = Some(OdpsError::Transport {
+                    operation: block.request.operation.clone(),
+                    message: format!(
+                        "the Tunnel accepted no data for writeTimeoutInMs ({} ms)",
+                        self.write_timeout.as_millis()
+                    ),
+                });
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => {
                 // The request ended before its body: find out why.
                 block.tx = None;
                 if let Some(handle) = block.response.take() {

@@ -238,3 +238,42 @@ fn abort_commits_nothing() {
     writer.abort(&ctx(&param, &state, 0, 1)).unwrap();
     assert_eq!(cloud.rows(&t, "pt=1").unwrap(), Vec::<Json>::new());
 }
+
+#[test]
+fn a_block_answer_that_times_out_is_sent_again_from_the_spool() {
+    let cloud = Cloud::start();
+    let t = unique("slow");
+    cloud.sql(&format!(
+        "create table {t} (id bigint, s string) partitioned by (pt string)"
+    ));
+    cloud.fault(
+        Some("UploadBlock"),
+        None,
+        Some(1),
+        false,
+        FaultAction::Latency { ms: 4000 },
+    );
+    let param = cloud.param(&t, json!({"partition": "pt=1", "truncate": true, "writeTimeoutInMs": 1000, "isCompress": true}));
+    let writer = OdpsWriter;
+    let state = writer.prepare(&ctx(&param, &Json::Null, 0, 1)).unwrap();
+    let tasks = writer.split(&ctx(&param, &state, 0, 1), 1).unwrap();
+    let started = std::time::Instant::now();
+    let report = write_task(&tasks[0], 0, 1, &rows(0, 50, 5)).unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(3900),
+        "the slow answer was awaited"
+    );
+    writer.post(&ctx(&param, &state, 0, 1), &[report]).unwrap();
+    assert_eq!(
+        sorted_ids(&cloud, &t, "pt=1"),
+        (0..50).collect::<Vec<i64>>()
+    );
+    let uploads: Vec<Json> = cloud
+        .handle
+        .faults
+        .injected()
+        .iter()
+        .map(|f| json!(f.operation))
+        .collect();
+    assert_eq!(uploads, vec![json!("UploadBlock")]);
+}
