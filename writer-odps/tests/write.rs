@@ -245,3 +245,49 @@ fn reader_stream_pipe_into_the_person_table() {
         assert!((100..=300).contains(&len), "{len}");
     }
 }
+
+#[test]
+fn signature_v4_with_an_sts_token() {
+    let cloud = Cloud::start();
+    let t = unique("v4");
+    cloud.sql(&format!(
+        "create table {t} (id bigint) partitioned by (pt string)"
+    ));
+    let param = cloud.param(
+        &t,
+        json!({"partition": "pt=1", "signatureVersion": "v4", "region": "cn-hangzhou", "securityToken": "sts-token-value"}),
+    );
+    ok(&write_jsonl(&param, "[1]\n"));
+    assert_eq!(cloud.rows(&t, "pt=1").unwrap(), vec![json!([1])]);
+    let url = format!("{}/-/odps/requests", cloud.endpoint());
+    let log: Json = cloud.rt.block_on(async {
+        serde_json::from_str(&reqwest::get(url).await.unwrap().text().await.unwrap()).unwrap()
+    });
+    let writer_requests: Vec<&Json> = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // The test's own setup signs v2; everything else is the writer's.
+        .filter(|r| r["signature"] != "v2")
+        .collect();
+    let operations: Vec<&str> = writer_requests
+        .iter()
+        .map(|r| r["operation"].as_str().unwrap())
+        .collect();
+    for op in [
+        "GetTable",
+        "CreateUploadSession",
+        "UploadBlock",
+        "GetUploadSession",
+        "CommitUpload",
+    ] {
+        assert!(
+            operations.contains(&op),
+            "{op} not signed v4: {operations:?}"
+        );
+    }
+    assert!(
+        writer_requests.iter().all(|r| r["signature"] == "v4+sts"),
+        "{writer_requests:?}"
+    );
+}
