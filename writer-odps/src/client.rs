@@ -287,15 +287,20 @@ impl OdpsClient {
         req
     }
 
-    /// T1: creates an upload session.
+    /// T1: creates an upload session; with `overwrite` its commit replaces the rows
+    /// of the partition (or table) instead of appending.
     pub async fn create_upload(
         &self,
         table: &str,
         partition: &str,
+        overwrite: bool,
     ) -> Result<UploadSession, OdpsError> {
-        let req = self
+        let mut req = self
             .tunnel_request("CreateUploadSession", Method::POST, table, partition)
             .param("uploads", "");
+        if overwrite {
+            req = req.param("overwrite", "true");
+        }
         let answer = self.http.send(self.tunnel()?, &req, Bytes::new()).await?;
         parse_session(&req.operation, &answer.body)
     }

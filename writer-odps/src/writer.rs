@@ -202,56 +202,45 @@ impl OdpsWriter {
                 .await?;
         }
         let t = &config.table;
-        if schema.is_partitioned() {
+        if schema.is_partitioned() && !client.list_partitions(t).await?.contains(&partition) {
             let spec_sql = partition
                 .split(',')
                 .filter_map(|p| p.split_once('='))
                 .map(|(k, v)| format!("{k}='{v}'"))
                 .collect::<Vec<_>>()
                 .join(",");
-            let exists = client.list_partitions(t).await?.contains(&partition);
-            if config.truncate && exists {
-                tracing::info!("truncating: dropping partition {partition} of {t}");
-                client
-                    .run_sql(
-                        "truncate",
-                        &format!("alter table {t} drop IF EXISTS partition({spec_sql});"),
-                        true,
-                    )
-                    .await?;
-            }
-            if config.truncate || !exists {
-                client
-                    .run_sql(
-                        "addPart",
-                        &format!("alter table {t} add IF NOT EXISTS partition({spec_sql});"),
-                        true,
-                    )
-                    .await?;
-            }
-        } else if config.truncate {
-            tracing::info!("truncating table {t}");
             client
-                .run_sql("truncate", &format!("truncate table {t};"), false)
+                .run_sql(
+                    "addPart",
+                    &format!("alter table {t} add IF NOT EXISTS partition({spec_sql});"),
+                    true,
+                )
                 .await?;
         }
         let tunnel = client.discover_tunnel().await.map_err(|e| {
             PluginError::from(e).context("discovering the tunnel endpoint (or set tunnelServer)")
         })?;
+        // Truncation is the session's: its commit replaces the rows, so a job that
+        // fails leaves the old rows in place.
         let session = client
-            .create_upload(t, &partition)
+            .create_upload(t, &partition, config.truncate)
             .await
             .map_err(|e| PluginError::from(e).context(format!("tunnel endpoint {tunnel}")))?;
         // Field numbers come from the session's schema.
         let positions = resolve_columns(config, &session.schema)?;
         tracing::info!(
             upload_id = session.id.as_str(),
-            "upload session created for {}.{t}{}",
+            "upload session created for {}.{t}{}{}",
             config.project,
             if partition.is_empty() {
                 String::new()
             } else {
                 format!(" partition {partition}")
+            },
+            if config.truncate {
+                " (overwrite: its commit replaces the rows)"
+            } else {
+                ""
             }
         );
         Ok(JobState {

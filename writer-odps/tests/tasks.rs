@@ -206,7 +206,7 @@ fn ten_percent_faults_on_every_request_and_a_commit_that_succeeded() {
         json!({"partition": "pt=1", "blockSizeInMB": 8, "truncate": true}),
     );
     // Truncating runs: each replaces the partition, so one copy remains.
-    for _ in 0..4 {
+    for _ in 0..6 {
         run(param.clone());
     }
     let injected = cloud.handle.faults.injected();
@@ -218,7 +218,9 @@ fn ten_percent_faults_on_every_request_and_a_commit_that_succeeded() {
     assert!(injected
         .iter()
         .any(|f| f.operation == "CommitUpload" && f.after_apply));
-    assert!(injected.len() >= 4, "faults injected: {injected:?}");
+    // The two one-off faults and, with ~70 requests at 10 %, some of the random ones
+    // (none at all has a probability below 0.1 %).
+    assert!(injected.len() >= 3, "faults injected: {injected:?}");
     eprintln!("{} faults injected on {ops:?}", injected.len());
 }
 

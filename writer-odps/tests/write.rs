@@ -184,6 +184,18 @@ fn truncate_replaces_and_a_failed_run_leaves_no_duplicates() {
     // ... so the successful re-run leaves one copy of each row.
     ok(&write_jsonl(&keep, "[4, \"d\"]\n[5, \"e\"]\n"));
     assert_eq!(ids(cloud.rows(&t, "pt=1").unwrap()), vec![1, 2, 3, 4, 5]);
+
+    // A truncating run that fails leaves the rows as they were: the truncation is
+    // the commit's (an overwrite session), and nothing was committed.
+    let truncate_small = cloud.param(
+        &t,
+        json!({"partition": "pt=1", "truncate": true, "blockSizeInMB": 8}),
+    );
+    let failed = write_jsonl(&truncate_small, &big);
+    assert!(!failed.status.success());
+    assert_eq!(ids(cloud.rows(&t, "pt=1").unwrap()), vec![1, 2, 3, 4, 5]);
+    ok(&write_jsonl(&truncate_small, "[6, \"f\"]\n"));
+    assert_eq!(ids(cloud.rows(&t, "pt=1").unwrap()), vec![6]);
 }
 
 #[test]
