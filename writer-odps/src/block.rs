@@ -75,52 +75,69 @@ impl BlockEncoder {
     /// Appends one record; `cells` are in the session schema's column order (field
     /// numbers 1, 2, …). A record may carry fewer cells than the schema has columns.
     pub fn encode_record(&mut self, cells: &[Cell<'_>], out: &mut Vec<u8>) {
-        self.crc_input.clear();
+        self.start_record();
         for (i, cell) in cells.iter().enumerate() {
-            if matches!(cell, Cell::Null) {
-                continue;
+            self.encode_field(i, cell, out);
+        }
+        self.end_record(out);
+    }
+
+    /// Starts a record: its fields follow with [`BlockEncoder::encode_field`] in
+    /// ascending column order, then [`BlockEncoder::end_record`]. A caller that gives
+    /// up on a record truncates `out` to where the record started and starts again.
+    pub fn start_record(&mut self) {
+        self.crc_input.clear();
+    }
+
+    /// Appends the field of column `index` (0-based); NULL writes nothing.
+    pub fn encode_field(&mut self, index: usize, cell: &Cell<'_>, out: &mut Vec<u8>) {
+        if matches!(cell, Cell::Null) {
+            return;
+        }
+        let field = (index + 1) as u32;
+        self.crc_input.extend_from_slice(&field.to_le_bytes());
+        let field = u64::from(field) << 3;
+        match cell {
+            Cell::Null => {}
+            Cell::Int(v) | Cell::Datetime(v) | Cell::Date(v) => {
+                put_varint(out, field);
+                put_varint(out, zigzag64(*v));
+                self.crc_input.extend_from_slice(&v.to_le_bytes());
             }
-            let field = (i + 1) as u32;
-            self.crc_input.extend_from_slice(&field.to_le_bytes());
-            let field = u64::from(field) << 3;
-            match cell {
-                Cell::Null => {}
-                Cell::Int(v) | Cell::Datetime(v) | Cell::Date(v) => {
-                    put_varint(out, field);
-                    put_varint(out, zigzag64(*v));
-                    self.crc_input.extend_from_slice(&v.to_le_bytes());
-                }
-                Cell::Bool(b) => {
-                    put_varint(out, field);
-                    out.push(u8::from(*b));
-                    self.crc_input.push(u8::from(*b));
-                }
-                Cell::Double(d) => {
-                    put_varint(out, field | 1);
-                    out.extend_from_slice(&d.to_le_bytes());
-                    self.crc_input.extend_from_slice(&d.to_le_bytes());
-                }
-                Cell::Float(f) => {
-                    put_varint(out, field | 5);
-                    out.extend_from_slice(&f.to_le_bytes());
-                    self.crc_input.extend_from_slice(&f.to_le_bytes());
-                }
-                Cell::Bytes(b) => {
-                    put_varint(out, field | 2);
-                    put_varint(out, b.len() as u64);
-                    out.extend_from_slice(b);
-                    self.crc_input.extend_from_slice(b);
-                }
-                Cell::Timestamp { seconds, nanos } => {
-                    // Wire type 2 but no length prefix (spec §5.3).
-                    put_varint(out, field | 2);
-                    put_varint(out, zigzag64(*seconds));
-                    put_varint(out, u64::from(zigzag32(*nanos)));
-                    self.crc_input.extend_from_slice(&seconds.to_le_bytes());
-                    self.crc_input.extend_from_slice(&nanos.to_le_bytes());
-                }
+            Cell::Bool(b) => {
+                put_varint(out, field);
+                out.push(u8::from(*b));
+                self.crc_input.push(u8::from(*b));
+            }
+            Cell::Double(d) => {
+                put_varint(out, field | 1);
+                out.extend_from_slice(&d.to_le_bytes());
+                self.crc_input.extend_from_slice(&d.to_le_bytes());
+            }
+            Cell::Float(f) => {
+                put_varint(out, field | 5);
+                out.extend_from_slice(&f.to_le_bytes());
+                self.crc_input.extend_from_slice(&f.to_le_bytes());
+            }
+            Cell::Bytes(b) => {
+                put_varint(out, field | 2);
+                put_varint(out, b.len() as u64);
+                out.extend_from_slice(b);
+                self.crc_input.extend_from_slice(b);
+            }
+            Cell::Timestamp { seconds, nanos } => {
+                // Wire type 2 but no length prefix (spec §5.3).
+                put_varint(out, field | 2);
+                put_varint(out, zigzag64(*seconds));
+                put_varint(out, u64::from(zigzag32(*nanos)));
+                self.crc_input.extend_from_slice(&seconds.to_le_bytes());
+                self.crc_input.extend_from_slice(&nanos.to_le_bytes());
             }
         }
+    }
+
+    /// Ends the record: the end tag and its checksum.
+    pub fn end_record(&mut self, out: &mut Vec<u8>) {
         let crc = if self.crc_input.is_empty() {
             0
         } else {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tokio::runtime::Runtime;
 
-use crate::block::{empty_block, BlockEncoder, Cell};
+use crate::block::{empty_block, BlockEncoder};
 use crate::client::OdpsClient;
 use crate::config::{parameters, OdpsConfig, TASK_KEY};
 use crate::convert::Conversions;
@@ -513,6 +513,15 @@ impl Writer for OdpsWriter {
                 .map(|c| c.odps_type())
                 .collect(),
             positions: &state.job.positions,
+            sources: {
+                let mut sources = vec![None; state.job.schema.columns.len()];
+                for (i, &pos) in state.job.positions.iter().enumerate() {
+                    if let Some(s) = sources.get_mut(pos) {
+                        *s = Some(i);
+                    }
+                }
+                sources
+            },
             conversions,
             flush_bytes: config.block_flush_bytes(),
             next_block: state.block_start,
@@ -521,22 +530,22 @@ impl Writer for OdpsWriter {
             pending: None,
             encoder: BlockEncoder::new(),
             block_bytes: 0,
+            done_bytes: 0,
             buf: Vec::with_capacity(CHUNK_BYTES + 64 * 1024),
             blocks: Vec::new(),
             records: 0,
             sent_bytes: 0,
         };
         let mut received = 0u64;
-        let mut input_bytes = 0u64;
         while let Some(batch) = input.next_batch()? {
             received += batch.len() as u64;
             for record in &batch {
-                input_bytes += protocol::value::record_byte_size(record);
                 if let Err(reason) = task_writer.write_record(record)? {
                     out.dirty(record, &reason)?;
                 }
             }
-            out.progress(received, input_bytes)?;
+            // Bytes as encoded for the Tunnel (cheaper than DataX byte sizes).
+            out.progress(received, task_writer.encoded_bytes())?;
         }
         task_writer.finish()?;
         let report = TaskReport {
@@ -564,6 +573,8 @@ struct TaskWriter<'a> {
     schema: &'a TableSchema,
     types: Vec<OdpsType>,
     positions: &'a [usize],
+    /// For each schema column, the index of the record value it takes.
+    sources: Vec<Option<usize>>,
     conversions: Conversions,
     flush_bytes: u64,
     next_block: u32,
@@ -572,8 +583,9 @@ struct TaskWriter<'a> {
     /// The previous block: its body is sent, its answer not yet awaited.
     pending: Option<OpenBlock>,
     encoder: BlockEncoder,
-    /// Uncompressed bytes of the open block.
+    /// Uncompressed bytes of the open block, and of the blocks before it.
     block_bytes: u64,
+    done_bytes: u64,
     buf: Vec<u8>,
     blocks: Vec<u32>,
     records: u64,
@@ -593,16 +605,6 @@ impl TaskWriter<'_> {
                 self.positions.len()
             )));
         }
-        let mut cells = vec![Cell::Null; self.types.len()];
-        for (value, &pos) in record.iter().zip(self.positions) {
-            match self.conversions.convert(value, &self.types[pos]) {
-                Ok(cell) => cells[pos] = cell,
-                Err(e) => {
-                    let c = &self.schema.columns[pos];
-                    return Ok(Err(format!("column {} ({}): {e}", c.name, c.type_name)));
-                }
-            }
-        }
         if self.open.is_none() {
             if self.next_block >= self.block_end {
                 return Err(PluginError::data(format!(
@@ -613,10 +615,27 @@ impl TaskWriter<'_> {
             self.open = Some(self.target.begin(self.next_block)?);
             self.next_block += 1;
             self.encoder = BlockEncoder::new();
+            self.done_bytes += self.block_bytes;
             self.block_bytes = 0;
         }
+        // Convert and encode in schema order; a value that does not fit discards
+        // what the record wrote so far.
         let before = self.buf.len();
-        self.encoder.encode_record(&cells, &mut self.buf);
+        self.encoder.start_record();
+        for (pos, source) in self.sources.iter().enumerate() {
+            let Some(value) = source.and_then(|i| record.get(i)) else {
+                continue;
+            };
+            match self.conversions.convert(value, &self.types[pos]) {
+                Ok(cell) => self.encoder.encode_field(pos, &cell, &mut self.buf),
+                Err(e) => {
+                    self.buf.truncate(before);
+                    let c = &self.schema.columns[pos];
+                    return Ok(Err(format!("column {} ({}): {e}", c.name, c.type_name)));
+                }
+            }
+        }
+        self.encoder.end_record(&mut self.buf);
         self.block_bytes += (self.buf.len() - before) as u64;
         self.records += 1;
         if self.block_bytes >= self.flush_bytes {
@@ -627,6 +646,11 @@ impl TaskWriter<'_> {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// Encoded bytes so far (blocks done and the open one).
+    fn encoded_bytes(&self) -> u64 {
+        self.done_bytes + self.block_bytes
     }
 
     /// Ends the open block (trailer) and waits for the answer to the block before it:
