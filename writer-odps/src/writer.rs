@@ -283,7 +283,7 @@ impl OdpsWriter {
             tracing::info!("upload session {id} is already committed");
             return self.post_sql(config, &client).await;
         }
-        if session.status != "normal" {
+        if session.status != "normal" && session.status != "committing" {
             return Err(PluginError::service(format!(
                 "upload session {id} of {}.{t} is {}: nothing was committed",
                 config.project, session.status
