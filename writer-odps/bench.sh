@@ -106,7 +106,42 @@ PY
   stop_cloud
 }
 
+# Through the engine (when it is built): reader-stream with constant values of the
+# same shape → engine → writer-odps, N channels into one upload session.
+run_engine() { # channels
+  local channels=$1
+  start_cloud
+  config 64 false
+  local s400 s150
+  s400=$(printf 'x%.0s' $(seq 400)); s150=$(printf 'y%.0s' $(seq 150))
+  cat > "$work/job.json" <<JSON
+{"job": {"setting": {"speed": {"channel": $channels}},
+ "content": [{"reader": {"name": "streamreader", "parameter": {"sliceRecordCount": $((rows / channels)), "column": [
+   {"type": "long", "sequence": 1}, {"type": "double", "value": "123.456"}, {"type": "bool", "value": "true"},
+   {"type": "date", "value": "2024-01-01 00:00:00"}, {"type": "string", "value": "$s400"},
+   {"type": "string", "value": "$s400"}, {"type": "decimal", "value": "12345.6789"},
+   {"type": "long", "value": "123456789"}, {"type": "string", "value": "$s150"},
+   {"type": "date", "value": "2024-01-01 00:00:00"}]}},
+  "writer": {"name": "odpswriter", "parameter": $(cat "$work/w.json")}}]}}
+JSON
+  local start end
+  start=$(date +%s.%N)
+  "$bin/engine" run "$work/job.json" --plugin-dir "$bin" -q 2> "$work/engine.log" || { tail -20 "$work/engine.log"; exit 1; }
+  end=$(date +%s.%N)
+  "$python" - "engine, $channels channel(s), 64 MiB" "$start" "$end" "$rows" <<'PY'
+import sys
+label, start, end, rows = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+wall = end - start
+print(f"{label:<28} total {wall:6.2f} s {rows/wall:>9,.0f} rec/s {rows*1012/wall/1e6:6.1f} MB/s (about 1,012 bytes a row)")
+PY
+  stop_cloud
+}
+
 run "1 channel, 64 MiB blocks" 64 false "$work/all.bin"
 run "1 channel, 512 MiB blocks" 512 false "$work/all.bin"
 run "1 channel, 64 MiB, deflate" 64 true "$work/all.bin"
 run "4 channels, 64 MiB blocks" 64 false "$work"/q{0,1,2,3}.bin
+if [ -x "$bin/engine" ]; then
+  run_engine 1
+  run_engine 4
+fi
