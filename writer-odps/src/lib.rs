@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod schema;
 pub mod sign;
+mod task;
 pub mod upload;
 pub mod writer;
 mod xml;

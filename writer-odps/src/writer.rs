@@ -11,14 +11,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tokio::runtime::Runtime;
 
-use crate::block::{empty_block, BlockEncoder};
+use crate::block::empty_block;
 use crate::client::OdpsClient;
 use crate::config::{parameters, OdpsConfig, TASK_KEY};
 use crate::convert::Conversions;
 use crate::error::OdpsError;
 use crate::http::Endpoint;
-use crate::schema::{OdpsType, TableSchema};
-use crate::upload::{BlockTarget, OpenBlock, CHUNK_BYTES};
+use crate::schema::TableSchema;
+use crate::task::TaskWriter;
+use crate::upload::BlockTarget;
 
 /// Block ids a session accepts: [0, 20000).
 const MAX_BLOCK_ID: u32 = 20_000;
@@ -502,40 +503,15 @@ impl Writer for OdpsWriter {
             compress: config.compress,
             write_timeout: config.write_timeout,
         };
-        let mut task_writer = TaskWriter {
+        let mut task_writer = TaskWriter::new(
             target,
-            schema: &state.job.schema,
-            types: state
-                .job
-                .schema
-                .columns
-                .iter()
-                .map(|c| c.odps_type())
-                .collect(),
-            positions: &state.job.positions,
-            sources: {
-                let mut sources = vec![None; state.job.schema.columns.len()];
-                for (i, &pos) in state.job.positions.iter().enumerate() {
-                    if let Some(s) = sources.get_mut(pos) {
-                        *s = Some(i);
-                    }
-                }
-                sources
-            },
+            &state.job.schema,
+            &state.job.positions,
             conversions,
-            flush_bytes: config.block_flush_bytes(),
-            next_block: state.block_start,
-            block_end: state.block_end,
-            open: None,
-            pending: None,
-            encoder: BlockEncoder::new(),
-            block_bytes: 0,
-            done_bytes: 0,
-            buf: Vec::with_capacity(CHUNK_BYTES + 64 * 1024),
-            blocks: Vec::new(),
-            records: 0,
-            sent_bytes: 0,
-        };
+            config.block_flush_bytes(),
+            state.block_start,
+            state.block_end,
+        );
         let mut received = 0u64;
         while let Some(batch) = input.next_batch()? {
             received += batch.len() as u64;
@@ -547,13 +523,13 @@ impl Writer for OdpsWriter {
             // Bytes as encoded for the Tunnel (cheaper than DataX byte sizes).
             out.progress(received, task_writer.encoded_bytes())?;
         }
-        task_writer.finish()?;
+        let outcome = task_writer.finish()?;
         let report = TaskReport {
             upload_id: state.job.upload_id.clone(),
-            blocks: task_writer.blocks,
-            records: task_writer.records,
+            blocks: outcome.blocks,
+            records: outcome.records,
             dirty: out.dirty_count(),
-            bytes: task_writer.sent_bytes,
+            bytes: outcome.sent_bytes,
         };
         tracing::info!(
             records = report.records,
@@ -564,123 +540,5 @@ impl Writer for OdpsWriter {
             task.job.task_index
         );
         serde_json::to_value(report).map_err(|e| PluginError::internal(e.to_string()))
-    }
-}
-
-/// One task's encoding and block state.
-struct TaskWriter<'a> {
-    target: BlockTarget<'a>,
-    schema: &'a TableSchema,
-    types: Vec<OdpsType>,
-    positions: &'a [usize],
-    /// For each schema column, the index of the record value it takes.
-    sources: Vec<Option<usize>>,
-    conversions: Conversions,
-    flush_bytes: u64,
-    next_block: u32,
-    block_end: u32,
-    open: Option<OpenBlock>,
-    /// The previous block: its body is sent, its answer not yet awaited.
-    pending: Option<OpenBlock>,
-    encoder: BlockEncoder,
-    /// Uncompressed bytes of the open block, and of the blocks before it.
-    block_bytes: u64,
-    done_bytes: u64,
-    buf: Vec<u8>,
-    blocks: Vec<u32>,
-    records: u64,
-    sent_bytes: u64,
-}
-
-impl TaskWriter<'_> {
-    /// Converts and encodes one record. `Ok(Err(reason))`: the record is dirty.
-    fn write_record(
-        &mut self,
-        record: &[protocol::value::Value],
-    ) -> Result<Result<(), String>, PluginError> {
-        if record.len() > self.positions.len() {
-            return Err(PluginError::data(format!(
-                "writer-odps: a record has {} columns but column lists {}: more source columns than target columns",
-                record.len(),
-                self.positions.len()
-            )));
-        }
-        if self.open.is_none() {
-            if self.next_block >= self.block_end {
-                return Err(PluginError::data(format!(
-                    "writer-odps: this task used all its block ids (up to {}); raise blockSizeInMB or use fewer tasks",
-                    self.block_end
-                )));
-            }
-            self.open = Some(self.target.begin(self.next_block)?);
-            self.next_block += 1;
-            self.encoder = BlockEncoder::new();
-            self.done_bytes += self.block_bytes;
-            self.block_bytes = 0;
-        }
-        // Convert and encode in schema order; a value that does not fit discards
-        // what the record wrote so far.
-        let before = self.buf.len();
-        self.encoder.start_record();
-        for (pos, source) in self.sources.iter().enumerate() {
-            let Some(value) = source.and_then(|i| record.get(i)) else {
-                continue;
-            };
-            match self.conversions.convert(value, &self.types[pos]) {
-                Ok(cell) => self.encoder.encode_field(pos, &cell, &mut self.buf),
-                Err(e) => {
-                    self.buf.truncate(before);
-                    let c = &self.schema.columns[pos];
-                    return Ok(Err(format!("column {} ({}): {e}", c.name, c.type_name)));
-                }
-            }
-        }
-        self.encoder.end_record(&mut self.buf);
-        self.block_bytes += (self.buf.len() - before) as u64;
-        self.records += 1;
-        if self.block_bytes >= self.flush_bytes {
-            self.close_block()?;
-        } else if self.buf.len() >= CHUNK_BYTES {
-            if let Some(block) = self.open.as_mut() {
-                self.target.push(block, &mut self.buf)?;
-            }
-        }
-        Ok(Ok(()))
-    }
-
-    /// Encoded bytes so far (blocks done and the open one).
-    fn encoded_bytes(&self) -> u64 {
-        self.done_bytes + self.block_bytes
-    }
-
-    /// Ends the open block (trailer) and waits for the answer to the block before it:
-    /// one block's answer is awaited while the next one is being sent.
-    fn close_block(&mut self) -> Result<(), PluginError> {
-        let Some(block) = self.open.take() else {
-            return Ok(());
-        };
-        self.encoder.finish(&mut self.buf);
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
-        let ended = self.target.end(block, data)?;
-        if let Some(previous) = self.pending.replace(ended) {
-            self.wait(previous)?;
-        }
-        Ok(())
-    }
-
-    /// Ends the open block and waits for every answer.
-    fn finish(&mut self) -> Result<(), PluginError> {
-        self.close_block()?;
-        if let Some(last) = self.pending.take() {
-            self.wait(last)?;
-        }
-        Ok(())
-    }
-
-    fn wait(&mut self, block: OpenBlock) -> Result<(), PluginError> {
-        let id = block.id;
-        self.sent_bytes += self.target.wait(block)?;
-        self.blocks.push(id);
-        Ok(())
     }
 }
