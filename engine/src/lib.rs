@@ -1,1 +1,25 @@
-//! engine (see the project's issues).
+//! The engine: runs a job file end to end.
+//!
+//! It reads a job ([`job`]), finds the reader and writer executables ([`plugins`]),
+//! runs the job-level steps ([`steps`]) and the tasks ([`task`]) in the order of
+//! [`lifecycle`], forwards framed records between each task's reader and writer without
+//! re-encoding them ([`frames`]), and enforces the job's speed and error limits
+//! ([`limits`]) centrally. [`progress`] shows progress and runs the watchdog;
+//! [`summary`] reports the outcome. Exit codes are in [`error`].
+
+pub mod cli;
+pub mod error;
+pub mod forwarding;
+pub mod frames;
+pub mod job;
+pub mod lifecycle;
+pub mod limits;
+#[macro_use]
+pub mod log;
+pub mod plugins;
+pub mod progress;
+pub mod secrets;
+pub mod shared;
+pub mod steps;
+pub mod summary;
+pub mod task;

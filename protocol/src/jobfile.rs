@@ -47,8 +47,11 @@ pub fn parse_lenient(text: &str, source_name: &str) -> Result<Value, JobFileErro
     })
 }
 
-/// Comments become spaces (newlines kept) so positions stay the same.
-fn strip_comments_and_trailing_commas(text: &str) -> String {
+/// Removes `//`, `#` and `/* */` comments and trailing commas, leaving strings
+/// untouched. Comments become spaces (newlines kept) so positions stay the same.
+/// Variables must be substituted after this, or a `${name}` inside a comment would
+/// count as a use of `name`.
+pub fn strip_comments_and_trailing_commas(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -290,6 +290,8 @@ fn standalone_context<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<StepCont
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
     };
+    // Comments first: a `${name}` in a comment is not a use of `name`.
+    let text = jobfile::strip_comments_and_trailing_commas(&text);
     let text = jobfile::substitute(&text, &source_name, &lookup)
         .map_err(|e| PluginError::config(e.to_string()))?;
     let doc = jobfile::parse_lenient(&text, &source_name)

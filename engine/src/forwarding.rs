@@ -1,0 +1,336 @@
+//! The two loops of a task: reader → writer forwarding, and the writer's reports.
+//!
+//! Forwarding reads the reader's frames whole ([`FrameSource`]) and decodes only what it
+//! must: a `batch` is throttled by the job's speed limiter and written to the writer
+//! byte for byte; `checkpoint` is kept for the reader's `post` and forwarded; `dirty`
+//! counts against the error limit; `eos` is checked against what was forwarded and
+//! forwarded. The writer's loop handles `dirty`, `progress`, `log`, `output` (printed on
+//! the engine's stdout) and finally `done`.
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use protocol::message::{Cancel, Done, Hello, Message};
+use protocol::FrameError;
+use protocol::Role;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{ChildStdin, ChildStdout};
+
+use crate::frames::{peek, FrameSource, Peek};
+use crate::task::{frame_of, SideFailure, TaskCtx, TaskResult, WRITER_END_WAIT};
+
+/// Sends `cancel` (best effort, briefly) and closes the pipe.
+async fn send_cancel(pipe: Option<ChildStdin>, reason: &str) {
+    if let Some(mut pipe) = pipe {
+        let frame = frame_of(&Message::Cancel(Cancel {
+            reason: reason.to_owned(),
+        }));
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            let _ = pipe.write_all(&frame).await;
+            let _ = pipe.flush().await;
+        })
+        .await;
+    }
+}
+
+pub(crate) async fn forward(
+    ctx: &TaskCtx<'_>,
+    r_out: ChildStdout,
+    r_in: ChildStdin,
+    w_in: ChildStdin,
+    out: &mut TaskResult,
+) {
+    let mut w_in = Some(w_in);
+    let finished = forward_frames(ctx, r_out, &mut w_in, out).await;
+    if finished {
+        // The reader has sent eos; closing its stdin now is harmless.
+        drop(w_in);
+        drop(r_in);
+    } else {
+        if !ctx.cancel.is_cancelled() {
+            // The writer stopped taking records: give its own end a moment to show.
+            let _ = tokio::time::timeout(WRITER_END_WAIT, ctx.cancel.cancelled()).await;
+            ctx.cancel.cancel();
+        }
+        let reason = match ctx.shared.failure() {
+            Some(e) => e.to_string(),
+            None => "the task failed".to_owned(),
+        };
+        tokio::join!(send_cancel(w_in, &reason), send_cancel(Some(r_in), &reason));
+    }
+}
+
+/// The reader → writer loop; true when `eos` was forwarded.
+async fn forward_frames(
+    ctx: &TaskCtx<'_>,
+    r_out: ChildStdout,
+    w_in: &mut Option<ChildStdin>,
+    out: &mut TaskResult,
+) -> bool {
+    let reader = Role::Reader;
+    let mut src = FrameSource::new(r_out);
+    ctx.activity
+        .waiting_on(format!("the hello of {}", ctx.plugin(reader)));
+    let hello = tokio::select! {
+        h = src.hello() => h,
+        _ = ctx.cancel.cancelled() => return false,
+    };
+    if !hello_ok(ctx, reader, hello) {
+        return false;
+    }
+    ctx.activity.touch(ctx.shared);
+    loop {
+        ctx.activity
+            .waiting_on(format!("{} to send data", ctx.plugin(reader)));
+        let frame = tokio::select! {
+            f = src.next_raw() => f,
+            _ = ctx.cancel.cancelled() => return false,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                ctx.fail(
+                    reader,
+                    1,
+                    format!("its stream ended without eos after {} records", out.records),
+                );
+                return false;
+            }
+            Err(e) => {
+                ctx.frame_error(reader, e, &format!("after {} records", out.records));
+                return false;
+            }
+        };
+        ctx.activity.touch(ctx.shared);
+        let forward_raw = match peek(frame.body()) {
+            Peek::Batch { count, bytes } => {
+                if !throttle(ctx, count, bytes).await {
+                    return false;
+                }
+                out.records += count;
+                out.bytes += bytes;
+                ctx.shared.stats.records.fetch_add(count, Ordering::Relaxed);
+                ctx.shared.stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+                true
+            }
+            Peek::Other => match frame.decode() {
+                Ok(Message::Checkpoint(c)) => {
+                    out.checkpoints.push(c.state);
+                    true
+                }
+                Ok(Message::Dirty(d)) => {
+                    ctx.shared
+                        .report_dirty(ctx.plan.index, reader, ctx.plugin(reader), &d);
+                    false
+                }
+                Ok(Message::Progress(_)) => false,
+                Ok(Message::Log(l)) => {
+                    crate::log::plugin_line(
+                        &format!("[task {} reader] {}", ctx.plan.index, l.level),
+                        &l.message,
+                    );
+                    false
+                }
+                Ok(Message::Eos(eos)) => {
+                    if eos.records != out.records {
+                        ctx.fail(
+                            reader,
+                            1,
+                            format!(
+                                "eos says {} records but {} arrived",
+                                eos.records, out.records
+                            ),
+                        );
+                        return false;
+                    }
+                    if !write_to_writer(ctx, w_in, &frame.bytes).await {
+                        return false;
+                    }
+                    if let Some(pipe) = w_in.as_mut() {
+                        let _ = pipe.flush().await;
+                    }
+                    return true;
+                }
+                Ok(Message::Error(e)) => {
+                    ctx.plugin_error(reader, e);
+                    return false;
+                }
+                Ok(Message::Batch(b)) => {
+                    // A batch the fast path could not read (unusual field order): count it.
+                    out.records += u64::from(b.count);
+                    out.bytes += b.bytes;
+                    ctx.shared
+                        .stats
+                        .records
+                        .fetch_add(u64::from(b.count), Ordering::Relaxed);
+                    ctx.shared.stats.bytes.fetch_add(b.bytes, Ordering::Relaxed);
+                    true
+                }
+                Ok(other) => {
+                    ctx.fail(
+                        reader,
+                        1,
+                        format!("sent an unexpected {} message", other.type_name()),
+                    );
+                    return false;
+                }
+                Err(e) => {
+                    ctx.frame_error(reader, e, &format!("after {} records", out.records));
+                    return false;
+                }
+            },
+        };
+        if forward_raw && !write_to_writer(ctx, w_in, &frame.bytes).await {
+            return false;
+        }
+    }
+}
+
+/// Checks the plugin's `hello`: readable, compatible, and from a plugin of this role.
+fn hello_ok(ctx: &TaskCtx<'_>, side: Role, hello: Result<Hello, FrameError>) -> bool {
+    match hello {
+        Err(e) => {
+            ctx.frame_error(side, e, "before its hello");
+            false
+        }
+        Ok(h) if h.role != side => {
+            ctx.fail(
+                side,
+                1,
+                format!(
+                    "its hello says it is a {} ({}), not a {}",
+                    h.role.name(),
+                    h.name,
+                    side.name()
+                ),
+            );
+            false
+        }
+        Ok(_) => true,
+    }
+}
+
+/// Waits as the job's speed limits say. Waiting here is not a stall: the activity is
+/// touched every second. False when the task was cancelled meanwhile.
+async fn throttle(ctx: &TaskCtx<'_>, records: u64, bytes: u64) -> bool {
+    let limiter = &ctx.shared.limiter;
+    if !limiter.is_limited() {
+        return true;
+    }
+    let mut wait = limiter.reserve(records, bytes);
+    if !wait.is_zero() {
+        ctx.activity.waiting_on("the job's speed limit");
+    }
+    while !wait.is_zero() {
+        let step = wait.min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = ctx.cancel.cancelled() => return false,
+        }
+        ctx.activity.touch(ctx.shared);
+        wait -= step;
+    }
+    true
+}
+
+/// Writes a whole frame to the writer. When the task is cancelled in the middle of a
+/// frame, the pipe is closed (a `cancel` after half a frame would read as garbage).
+async fn write_to_writer(ctx: &TaskCtx<'_>, w_in: &mut Option<ChildStdin>, bytes: &[u8]) -> bool {
+    let Some(pipe) = w_in.as_mut() else {
+        return false;
+    };
+    ctx.activity
+        .waiting_on(format!("{} to take data", ctx.plugin(Role::Writer)));
+    let written = tokio::select! {
+        r = pipe.write_all(bytes) => r,
+        _ = ctx.cancel.cancelled() => {
+            *w_in = None;
+            return false;
+        }
+    };
+    match written {
+        Ok(()) => {
+            ctx.activity.touch(ctx.shared);
+            true
+        }
+        Err(e) => {
+            // The writer went away; how it ended (seen by the collecting loop) says
+            // more than the broken pipe, so the task is not cancelled here.
+            ctx.failures.note(SideFailure {
+                side: Role::Writer,
+                message: format!("cannot send it records: {e}"),
+                from_plugin: false,
+                rank: 2,
+            });
+            false
+        }
+    }
+}
+
+/// The writer's loop; its `done` when it finished.
+pub(crate) async fn collect(ctx: &TaskCtx<'_>, w_out: ChildStdout) -> Option<Done> {
+    let writer = Role::Writer;
+    let mut src = FrameSource::new(w_out);
+    let hello = tokio::select! {
+        h = src.hello() => h,
+        _ = ctx.cancel.cancelled() => return None,
+    };
+    if !hello_ok(ctx, writer, hello) {
+        return None;
+    }
+    ctx.activity.touch(ctx.shared);
+    loop {
+        let frame = tokio::select! {
+            f = src.next_raw() => f,
+            _ = ctx.cancel.cancelled() => return None,
+        };
+        let message = match frame.map(|f| f.map(|f| f.decode())) {
+            Ok(Some(Ok(m))) => m,
+            Ok(None) => {
+                ctx.fail(writer, 1, "its stream ended without done");
+                return None;
+            }
+            Ok(Some(Err(e))) | Err(e) => {
+                ctx.frame_error(writer, e, "while writing");
+                return None;
+            }
+        };
+        ctx.activity.touch(ctx.shared);
+        match message {
+            Message::Dirty(d) => {
+                ctx.shared
+                    .report_dirty(ctx.plan.index, writer, ctx.plugin(writer), &d)
+            }
+            Message::Progress(_) | Message::Checkpoint(_) => {}
+            Message::Log(l) => crate::log::plugin_line(
+                &format!("[task {} writer] {}", ctx.plan.index, l.level),
+                &l.message,
+            ),
+            Message::Output(o) => {
+                let mut stdout = std::io::stdout().lock();
+                if let Err(e) = stdout.write_all(&o.data).and_then(|()| stdout.flush()) {
+                    ctx.fail(
+                        writer,
+                        2,
+                        format!("cannot print its output on the engine's stdout: {e}"),
+                    );
+                    return None;
+                }
+            }
+            Message::Done(done) => return Some(done),
+            Message::Error(e) => {
+                ctx.plugin_error(writer, e);
+                return None;
+            }
+            other => {
+                ctx.fail(
+                    writer,
+                    1,
+                    format!("sent an unexpected {} message", other.type_name()),
+                );
+                return None;
+            }
+        }
+    }
+}

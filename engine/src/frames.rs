@@ -1,0 +1,318 @@
+//! Frames on the engine's side of a plugin's pipes.
+//!
+//! [`FrameSource`] reads a plugin's stdout and yields whole frames as they arrived
+//! (header, body, CRC), so a batch is forwarded to the writer byte for byte, never
+//! re-encoded. [`peek`] reads just the message type and a batch's `count` and `bytes`
+//! from a body without decoding the records.
+
+use bytes::{Buf, BytesMut};
+use protocol::frame::{check_hello, decode_message, StreamPart, DEFAULT_MAX_FRAME_BYTES, PREAMBLE};
+use protocol::message::{Hello, Message};
+use protocol::FrameError;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+const HEADER: usize = 4;
+const TRAILER: usize = 4;
+const READ_CHUNK: usize = 256 * 1024;
+
+/// One frame as it arrived.
+#[derive(Debug)]
+pub struct RawFrame {
+    pub bytes: BytesMut,
+}
+
+impl RawFrame {
+    pub fn body(&self) -> &[u8] {
+        &self.bytes[HEADER..self.bytes.len() - TRAILER]
+    }
+
+    pub fn decode(&self) -> Result<Message, FrameError> {
+        decode_message(self.body())
+    }
+}
+
+/// Frames from an async byte stream.
+#[derive(Debug)]
+pub struct FrameSource<R> {
+    inner: R,
+    buf: BytesMut,
+    max_frame_bytes: usize,
+    eof: bool,
+}
+
+impl<R: AsyncRead + Unpin> FrameSource<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            eof: false,
+        }
+    }
+
+    async fn fill(&mut self, want: usize) -> Result<(), FrameError> {
+        self.buf.reserve(want.max(READ_CHUNK));
+        let n = self.inner.read_buf(&mut self.buf).await?;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(())
+    }
+
+    /// Reads the preamble and the peer's `hello`, and checks its version.
+    pub async fn hello(&mut self) -> Result<Hello, FrameError> {
+        while self.buf.len() < PREAMBLE.len() {
+            let n = self.buf.len();
+            if self.buf[..] != PREAMBLE[..n] {
+                break;
+            }
+            if self.eof {
+                return Err(if n == 0 {
+                    FrameError::Closed
+                } else {
+                    FrameError::UnexpectedEof {
+                        part: StreamPart::Preamble,
+                        have: n,
+                        need: PREAMBLE.len(),
+                    }
+                });
+            }
+            self.fill(PREAMBLE.len()).await?;
+        }
+        if self.buf[..PREAMBLE.len()] != PREAMBLE[..] {
+            // Gather a little more of what the plugin printed, for the message.
+            while self.buf.len() < 64 && !self.eof {
+                self.fill(64).await?;
+            }
+            return Err(FrameError::NotOurProtocol {
+                first_bytes: self.buf[..self.buf.len().min(64)].to_vec(),
+            });
+        }
+        self.buf.advance(PREAMBLE.len());
+        let frame = self.next_raw().await?.ok_or(FrameError::Closed)?;
+        match frame.decode()? {
+            Message::Hello(hello) => {
+                check_hello(&hello)?;
+                Ok(hello)
+            }
+            other => Err(FrameError::Unexpected {
+                got: other.type_name(),
+                expected: "hello",
+            }),
+        }
+    }
+
+    /// The next whole frame (CRC checked); `Ok(None)` at a clean end of stream.
+    pub async fn next_raw(&mut self) -> Result<Option<RawFrame>, FrameError> {
+        loop {
+            if self.buf.len() >= HEADER {
+                let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
+                    as usize;
+                if len > self.max_frame_bytes {
+                    return Err(FrameError::TooLarge {
+                        len,
+                        max: self.max_frame_bytes,
+                    });
+                }
+                let total = HEADER + len + TRAILER;
+                if self.buf.len() >= total {
+                    let bytes = self.buf.split_to(total);
+                    let body = &bytes[HEADER..HEADER + len];
+                    let expected = u32::from_be_bytes([
+                        bytes[total - 4],
+                        bytes[total - 3],
+                        bytes[total - 2],
+                        bytes[total - 1],
+                    ]);
+                    let actual = crc32fast::hash(body);
+                    if expected != actual {
+                        return Err(FrameError::Checksum {
+                            expected,
+                            actual,
+                            len,
+                        });
+                    }
+                    return Ok(Some(RawFrame { bytes }));
+                }
+                if self.eof {
+                    let have = self.buf.len() - HEADER;
+                    return Err(if have < len {
+                        FrameError::UnexpectedEof {
+                            part: StreamPart::Body,
+                            have,
+                            need: len,
+                        }
+                    } else {
+                        FrameError::UnexpectedEof {
+                            part: StreamPart::Checksum,
+                            have: have - len,
+                            need: TRAILER,
+                        }
+                    });
+                }
+                self.fill(total - self.buf.len()).await?;
+                continue;
+            }
+            if self.eof {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(FrameError::UnexpectedEof {
+                        part: StreamPart::Header,
+                        have: self.buf.len(),
+                        need: HEADER,
+                    })
+                };
+            }
+            self.fill(HEADER).await?;
+        }
+    }
+}
+
+/// What [`peek`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peek {
+    Batch {
+        count: u64,
+        bytes: u64,
+    },
+    /// Any other message (decode it fully).
+    Other,
+}
+
+/// Reads the `type` of a frame body and, for a batch, its `count` and `bytes`, without
+/// touching the records. Anything unusual answers [`Peek::Other`].
+pub fn peek(body: &[u8]) -> Peek {
+    peek_batch(body).unwrap_or(Peek::Other)
+}
+
+fn peek_batch(mut rd: &[u8]) -> Option<Peek> {
+    let entries = rmp::decode::read_map_len(&mut rd).ok()?;
+    let (mut count, mut bytes, mut is_batch) = (None, None, false);
+    for _ in 0..entries {
+        let key_len = rmp::decode::read_str_len(&mut rd).ok()? as usize;
+        if rd.len() < key_len {
+            return None;
+        }
+        let (key, rest) = rd.split_at(key_len);
+        rd = rest;
+        match key {
+            b"type" => {
+                let len = rmp::decode::read_str_len(&mut rd).ok()? as usize;
+                if rd.len() < len || &rd[..len] != b"batch" {
+                    return None;
+                }
+                rd = &rd[len..];
+                is_batch = true;
+            }
+            b"count" => count = Some(rmp::decode::read_int::<u64, _>(&mut rd).ok()?),
+            b"bytes" => bytes = Some(rmp::decode::read_int::<u64, _>(&mut rd).ok()?),
+            _ => {
+                // Only the records blob is skipped; anything else: decode fully.
+                let len = rmp::decode::read_bin_len(&mut rd).ok()? as usize;
+                if rd.len() < len {
+                    return None;
+                }
+                rd = &rd[len..];
+            }
+        }
+        if let (true, Some(count), Some(bytes)) = (is_batch, count, bytes) {
+            return Some(Peek::Batch { count, bytes });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::frame::{encode_frame, encode_message};
+    use protocol::message::{Batch, Eos, Role};
+    use protocol::Value;
+
+    fn stream(messages: &[Message]) -> Vec<u8> {
+        let mut out = PREAMBLE.to_vec();
+        for m in messages {
+            encode_frame(&encode_message(m).unwrap(), &mut out);
+        }
+        out
+    }
+
+    fn hello() -> Message {
+        Message::Hello(Hello::new(Role::Reader, "reader-test", "0.1.0"))
+    }
+
+    #[tokio::test]
+    async fn frames_come_out_as_they_went_in() {
+        let batch = Message::Batch(Batch::from_records(&[vec![
+            Value::Long(7),
+            Value::String("ab".into()),
+        ]]));
+        let bytes = stream(&[
+            hello(),
+            batch.clone(),
+            Message::Eos(Eos {
+                records: 1,
+                bytes: 10,
+            }),
+        ]);
+        let mut src = FrameSource::new(bytes.as_slice());
+        assert_eq!(src.hello().await.unwrap().name, "reader-test");
+        let raw = src.next_raw().await.unwrap().unwrap();
+        let mut expected = Vec::new();
+        encode_frame(&encode_message(&batch).unwrap(), &mut expected);
+        assert_eq!(&raw.bytes[..], &expected[..]);
+        assert_eq!(
+            peek(raw.body()),
+            Peek::Batch {
+                count: 1,
+                bytes: 10
+            }
+        );
+        let eos = src.next_raw().await.unwrap().unwrap();
+        assert_eq!(peek(eos.body()), Peek::Other);
+        assert!(matches!(eos.decode().unwrap(), Message::Eos(_)));
+        assert!(src.next_raw().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn garbage_shows_its_first_bytes() {
+        let mut src = FrameSource::new(&b"hello world, not a frame"[..]);
+        let err = src.hello().await.unwrap_err();
+        assert!(matches!(err, FrameError::NotOurProtocol { .. }), "{err}");
+        assert!(err.to_string().contains("hello world"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn nothing_at_all_is_closed_and_cuts_are_unexpected_eof() {
+        let mut src = FrameSource::new(&b""[..]);
+        assert!(matches!(src.hello().await.unwrap_err(), FrameError::Closed));
+        let mut bytes = stream(&[hello(), Message::Eos(Eos::default())]);
+        bytes.truncate(bytes.len() - 3);
+        let mut src = FrameSource::new(bytes.as_slice());
+        src.hello().await.unwrap();
+        let err = src.next_raw().await.unwrap_err();
+        assert!(matches!(err, FrameError::UnexpectedEof { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn wrong_version_and_bad_checksum() {
+        let mut h = Hello::new(Role::Writer, "writer-old", "0.1.0");
+        h.version = "9.0.0".into();
+        let bytes = stream(&[Message::Hello(h)]);
+        let err = FrameSource::new(bytes.as_slice())
+            .hello()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FrameError::Incompatible { .. }), "{err}");
+        let mut bytes = stream(&[hello(), Message::Eos(Eos::default())]);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let mut src = FrameSource::new(bytes.as_slice());
+        src.hello().await.unwrap();
+        assert!(matches!(
+            src.next_raw().await.unwrap_err(),
+            FrameError::Checksum { .. }
+        ));
+    }
+}

@@ -1,0 +1,477 @@
+//! A job from start to end.
+//!
+//! `check` (reader, writer) → `prepare` (reader, writer) → `split` (reader with the
+//! channel count as advice, writer with the reader's task count) → tasks (at most
+//! `channel` at once) → final error-limit check → writer `post` (each task's
+//! `done.report`, in task order) → reader `post` (the reader tasks' checkpoints, in
+//! order). On any failure the running tasks are cancelled, the writer's `abort` runs
+//! and no `post` does.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::SecondsFormat;
+use protocol::message::JobContext;
+use protocol::runtime::{StepContext, StepRequest};
+use protocol::Role;
+use serde_json::Value as Json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::error::{EngineError, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM};
+use crate::job::Job;
+use crate::limits::{MonotonicClock, SpeedLimiter};
+use crate::plugins::{self, Plugin, PluginDirs};
+use crate::progress::{self, MonitorOptions};
+use crate::shared::JobShared;
+use crate::steps::run_step;
+use crate::summary::Summary;
+use crate::task::{run_task, TaskPlan, TaskResult};
+
+/// How to run a job (from the command line).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub plugin_dirs: PluginDirs,
+    /// The dirty-record file; by default `<job file stem>-<job id>.dirty.jsonl` in the
+    /// current directory, created only when there is a dirty record.
+    pub dirty_file: Option<PathBuf>,
+    pub summary_json: Option<PathBuf>,
+    pub stall_timeout: Duration,
+    pub progress_interval: Duration,
+    /// Show a live progress line (stderr is a terminal).
+    pub live: bool,
+}
+
+/// A new job id: the start time and a per-process counter.
+pub fn new_job_id() -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = chrono::Utc::now();
+    format!(
+        "{}-{:05}-{:04x}{n}",
+        now.format("%Y%m%dT%H%M%S"),
+        std::process::id() % 100_000,
+        now.timestamp_subsec_micros() & 0xffff
+    )
+}
+
+/// Runs the job; the summary says how it ended (`exit_code`).
+pub async fn run(job: Job, options: RunOptions) -> Summary {
+    let job_id = new_job_id();
+    let start = chrono::Utc::now().with_timezone(&job.time_zone);
+    let mut summary = Summary {
+        job_id: job_id.clone(),
+        job_file: job.source_name.clone(),
+        reader: job.reader.name.clone(),
+        writer: job.writer.name.clone(),
+        time_zone: job.time_zone.name().to_owned(),
+        start: start.to_rfc3339_opts(SecondsFormat::Millis, true),
+        channels: job.settings.channel,
+        ..Summary::default()
+    };
+    let dirty_path = options.dirty_file.clone().unwrap_or_else(|| {
+        let stem = std::path::Path::new(&job.source_name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "job".to_owned());
+        PathBuf::from(format!("{stem}-{job_id}.dirty.jsonl"))
+    });
+    let limiter = SpeedLimiter::new(
+        job.settings.bytes_per_sec,
+        job.settings.records_per_sec,
+        Arc::new(MonotonicClock::default()),
+    );
+    let shared = Arc::new(JobShared::new(
+        limiter,
+        job.settings.error_limit.clone(),
+        dirty_path,
+    ));
+    let stop_monitor = tokio_util::sync::CancellationToken::new();
+    let monitor = tokio::spawn(progress::monitor(
+        shared.clone(),
+        MonitorOptions {
+            interval: options.progress_interval,
+            stall_timeout: options.stall_timeout,
+            live: options.live,
+        },
+        stop_monitor.clone(),
+    ));
+    let signals = tokio::spawn(watch_signals(shared.clone()));
+
+    let result = lifecycle(&job, &job_id, &options, &shared, &mut summary).await;
+
+    signals.abort();
+    stop_monitor.cancel();
+    let _ = monitor.await;
+    let _ = shared.dirty_file.flush();
+    let end = chrono::Utc::now().with_timezone(&job.time_zone);
+    let stats = &shared.stats;
+    use std::sync::atomic::Ordering::Relaxed;
+    summary.end = end.to_rfc3339_opts(SecondsFormat::Millis, true);
+    summary.elapsed_secs = (end - start).num_microseconds().unwrap_or(0) as f64 / 1e6;
+    let (t0, t1) = (
+        stats.transfer_start_ms.load(Relaxed),
+        stats.transfer_end_ms.load(Relaxed),
+    );
+    summary.transfer_secs = t1.saturating_sub(t0) as f64 / 1000.0;
+    summary.records = stats.records.load(Relaxed);
+    summary.bytes = stats.bytes.load(Relaxed);
+    summary.reader_dirty_records = stats.reader_dirty.load(Relaxed);
+    summary.writer_dirty_records = stats.writer_dirty.load(Relaxed);
+    summary.dirty_records = stats.dirty();
+    summary.tasks = stats.tasks_total.load(Relaxed);
+    summary.tasks_succeeded = stats.tasks_done.load(Relaxed);
+    summary.dirty_file = shared
+        .dirty_file
+        .is_used()
+        .then(|| shared.dirty_file.path().display().to_string());
+    summary.compute_speeds();
+    match result {
+        Ok(()) => {
+            summary.outcome = "succeeded".to_owned();
+            summary.exit_code = EXIT_OK;
+        }
+        Err(e) => {
+            summary.outcome = e.outcome().to_owned();
+            summary.exit_code = e.exit_code();
+            summary.error = Some(crate::secrets::global().redact(&e.to_string()));
+        }
+    }
+    summary
+}
+
+async fn watch_signals(shared: Arc<JobShared>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let (name, code) = tokio::select! {
+        _ = int.recv() => ("SIGINT", EXIT_SIGINT),
+        _ = term.recv() => ("SIGTERM", EXIT_SIGTERM),
+    };
+    crate::warn!("{name} received: cancelling the tasks");
+    shared.fail(EngineError::Interrupted { signal: name, code });
+}
+
+struct Ctx<'a> {
+    job: &'a Job,
+    shared: &'a Arc<JobShared>,
+    base: JobContext,
+}
+
+impl Ctx<'_> {
+    fn request(
+        &self,
+        role: Role,
+        state: &Json,
+        count: Option<usize>,
+        reports: Vec<Json>,
+        task_count: usize,
+    ) -> StepRequest {
+        let parameter = match role {
+            Role::Writer => self.job.writer.parameter.clone(),
+            _ => self.job.reader.parameter.clone(),
+        };
+        StepRequest {
+            context: StepContext {
+                parameter,
+                state: state.clone(),
+                job: JobContext {
+                    task_count: task_count as u32,
+                    ..self.base.clone()
+                },
+            },
+            count,
+            reports,
+        }
+    }
+
+    async fn step(
+        &self,
+        plugin: &Plugin,
+        step: &str,
+        request: &StepRequest,
+    ) -> Result<Json, EngineError> {
+        crate::info!("{} {step}", plugin.name);
+        run_step(
+            plugin,
+            step,
+            request,
+            Some(self.shared),
+            Some(&self.shared.cancel),
+        )
+        .await
+        .map_err(|e| self.shared.failure().unwrap_or(e))
+    }
+}
+
+async fn lifecycle(
+    job: &Job,
+    job_id: &str,
+    options: &RunOptions,
+    shared: &Arc<JobShared>,
+    summary: &mut Summary,
+) -> Result<(), EngineError> {
+    let reader = plugins::resolve(Role::Reader, &job.reader.name, &options.plugin_dirs)?;
+    let writer = plugins::resolve(Role::Writer, &job.writer.name, &options.plugin_dirs)?;
+    summary.reader = reader.name.clone();
+    summary.writer = writer.name.clone();
+    log_start(job, job_id, &reader, &writer);
+    let ctx = Ctx {
+        job,
+        shared,
+        base: JobContext {
+            job_id: job_id.to_owned(),
+            fingerprint: job.fingerprint.clone(),
+            time_zone: job.time_zone.name().to_owned(),
+            task_index: 0,
+            task_count: 0,
+        },
+    };
+    let null = Json::Null;
+    ctx.step(
+        &reader,
+        "check",
+        &ctx.request(Role::Reader, &null, None, vec![], 0),
+    )
+    .await?;
+    ctx.step(
+        &writer,
+        "check",
+        &ctx.request(Role::Writer, &null, None, vec![], 0),
+    )
+    .await?;
+    let reader_state = ctx
+        .step(
+            &reader,
+            "prepare",
+            &ctx.request(Role::Reader, &null, None, vec![], 0),
+        )
+        .await?;
+    let mut writer_state = Json::Null;
+    let outcome = async {
+        writer_state = ctx
+            .step(
+                &writer,
+                "prepare",
+                &ctx.request(Role::Writer, &null, None, vec![], 0),
+            )
+            .await?;
+        let transfer = transfer(&ctx, &reader, &writer, &reader_state, &writer_state).await?;
+        let n = transfer.len();
+        let reports: Vec<Json> = transfer.iter().map(|t| t.report.clone()).collect();
+        ctx.step(
+            &writer,
+            "post",
+            &ctx.request(Role::Writer, &writer_state, None, reports, n),
+        )
+        .await?;
+        Ok::<_, EngineError>(transfer)
+    }
+    .await;
+    let transfer = match outcome {
+        Ok(t) => t,
+        Err(e) => {
+            let e = shared.failure().unwrap_or(e);
+            crate::error!("job failed: {e}");
+            abort_writer(&ctx, &writer, &writer_state).await;
+            return Err(e);
+        }
+    };
+    let n = transfer.len();
+    let checkpoints: Vec<Json> = transfer.into_iter().flat_map(|t| t.checkpoints).collect();
+    ctx.step(
+        &reader,
+        "post",
+        &ctx.request(Role::Reader, &reader_state, None, checkpoints, n),
+    )
+    .await
+    .inspect_err(|e| crate::error!("job failed after the writer committed: {e}"))?;
+    Ok(())
+}
+
+fn log_start(job: &Job, job_id: &str, reader: &Plugin, writer: &Plugin) {
+    crate::info!(
+        "job {job_id}: {} ({} format)",
+        job.source_name,
+        job.format.name()
+    );
+    crate::info!(
+        "reader {} ({}), writer {} ({})",
+        reader.name,
+        reader.path.display(),
+        writer.name,
+        writer.path.display()
+    );
+    crate::info!(
+        "time zone {}, schedule time {}",
+        job.time_zone.name(),
+        job.schedule_time.format("%Y-%m-%d %H:%M:%S")
+    );
+    let s = &job.settings;
+    let speed = match (s.bytes_per_sec, s.records_per_sec) {
+        (None, None) => "no speed limit".to_owned(),
+        (b, r) => format!(
+            "speed limit for the whole job: {}{}",
+            b.map(|b| format!("{b} bytes/s ({:.2} MiB/s)", b as f64 / 1048576.0))
+                .unwrap_or_default(),
+            r.map(|r| format!("{}{r} records/s", if b.is_some() { " and " } else { "" }))
+                .unwrap_or_default()
+        ),
+    };
+    let errors = match (s.error_limit.record, s.error_limit.percentage) {
+        (Some(r), _) => format!("error limit {r} dirty records"),
+        (None, Some(p)) => format!("error limit {p} of the records read"),
+        (None, None) => "no error limit".to_owned(),
+    };
+    crate::info!("{} channels, {speed}, {errors}", s.channel);
+    crate::info!("fingerprint {}", job.fingerprint);
+    for (side, section) in [("reader", &job.reader), ("writer", &job.writer)] {
+        crate::info!(
+            "{side} parameter: {}",
+            crate::secrets::masked(&section.parameter)
+        );
+    }
+}
+
+async fn abort_writer(ctx: &Ctx<'_>, writer: &Plugin, state: &Json) {
+    crate::info!("{} abort", writer.name);
+    let request = ctx.request(Role::Writer, state, None, vec![], 0);
+    if let Err(e) = run_step(writer, "abort", &request, None, None).await {
+        crate::error!("{} abort also failed: {e}", writer.name);
+    }
+}
+
+/// Splits and runs the tasks; their results in task order.
+async fn transfer(
+    ctx: &Ctx<'_>,
+    reader: &Plugin,
+    writer: &Plugin,
+    reader_state: &Json,
+    writer_state: &Json,
+) -> Result<Vec<TaskResult>, EngineError> {
+    let channel = ctx.job.settings.channel;
+    let reader_tasks = split(ctx, reader, reader_state, channel).await?;
+    let n = reader_tasks.len();
+    let writer_tasks = split(ctx, writer, writer_state, n).await?;
+    if writer_tasks.len() != n {
+        return Err(EngineError::failed(format!(
+            "{} split returned {} tasks, but the reader has {n}: a writer must return exactly the count asked",
+            writer.name,
+            writer_tasks.len()
+        )));
+    }
+    crate::info!(
+        "{} splits into {n} tasks; running at most {} at once",
+        reader.name,
+        channel.min(n)
+    );
+    let shared = ctx.shared;
+    shared
+        .stats
+        .tasks_total
+        .store(n as u64, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .stats
+        .transfer_start_ms
+        .store(shared.elapsed_ms(), std::sync::atomic::Ordering::Relaxed);
+    let slots = Arc::new(Semaphore::new(channel.max(1)));
+    let mut running = JoinSet::new();
+    for (index, (reader_config, writer_config)) in
+        reader_tasks.into_iter().zip(writer_tasks).enumerate()
+    {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p,
+            _ = shared.cancel.cancelled() => break,
+        };
+        if shared.cancel.is_cancelled() {
+            break;
+        }
+        let plan = TaskPlan {
+            index,
+            reader: reader.clone(),
+            writer: writer.clone(),
+            reader_config,
+            writer_config,
+            context: JobContext {
+                task_index: index as u32,
+                task_count: n as u32,
+                ..ctx.base.clone()
+            },
+        };
+        let task_shared = shared.clone();
+        running.spawn(async move {
+            let result = run_task(plan, task_shared).await;
+            drop(permit);
+            (index, result)
+        });
+    }
+    let mut results: Vec<Option<TaskResult>> = vec![None; n];
+    while let Some(joined) = running.join_next().await {
+        match joined {
+            Ok((index, Ok(result))) => {
+                crate::info!("task {index} done: {} records", result.records);
+                results[index] = Some(result);
+            }
+            Ok((_, Err(_))) => {}
+            Err(e) => shared.fail(EngineError::failed(format!("a task panicked: {e}"))),
+        }
+    }
+    shared
+        .stats
+        .transfer_end_ms
+        .store(shared.elapsed_ms(), std::sync::atomic::Ordering::Relaxed);
+    if let Some(e) = shared.failure() {
+        return Err(e);
+    }
+    let results: Vec<TaskResult> = results.into_iter().flatten().collect();
+    if results.len() != n {
+        return Err(EngineError::failed("not every task finished"));
+    }
+    let stats = &shared.stats;
+    let read = stats.records.load(std::sync::atomic::Ordering::Relaxed)
+        + stats
+            .reader_dirty
+            .load(std::sync::atomic::Ordering::Relaxed);
+    shared
+        .error_limit
+        .check_final(stats.dirty(), read)
+        .map_err(EngineError::ErrorLimit)?;
+    Ok(results)
+}
+
+async fn split(
+    ctx: &Ctx<'_>,
+    plugin: &Plugin,
+    state: &Json,
+    count: usize,
+) -> Result<Vec<Json>, EngineError> {
+    let role = plugin.role;
+    let value = ctx
+        .step(
+            plugin,
+            "split",
+            &ctx.request(role, state, Some(count), vec![], 0),
+        )
+        .await?;
+    match value {
+        Json::Array(tasks) if !tasks.is_empty() => Ok(tasks),
+        Json::Array(_) => Err(EngineError::failed(format!(
+            "{} split returned no task",
+            plugin.name
+        ))),
+        other => Err(EngineError::failed(format!(
+            "{} split returned {} instead of an array of task configs",
+            plugin.name,
+            match other {
+                Json::Object(_) => "an object",
+                Json::Null => "null",
+                _ => "a scalar",
+            }
+        ))),
+    }
+}

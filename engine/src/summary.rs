@@ -1,0 +1,157 @@
+//! The end-of-job summary, as text on stderr and as JSON (`--summary-json`).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::progress::{thousands, MIB};
+
+/// Everything the summary reports.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub job_id: String,
+    pub job_file: String,
+    pub reader: String,
+    pub writer: String,
+    pub time_zone: String,
+    /// `succeeded`, `failed`, `error limit exceeded`, `interrupted`, `configuration error`.
+    pub outcome: String,
+    pub exit_code: i32,
+    /// Why the job did not succeed (secrets redacted).
+    pub error: Option<String>,
+    /// RFC 3339, in the job's time zone.
+    pub start: String,
+    pub end: String,
+    pub elapsed_secs: f64,
+    /// From the start of the first task to the end of the last; the average speeds are
+    /// over this time (the whole elapsed time when no task ran).
+    pub transfer_secs: f64,
+    pub records: u64,
+    pub bytes: u64,
+    pub records_per_sec: f64,
+    pub mib_per_sec: f64,
+    pub dirty_records: u64,
+    pub reader_dirty_records: u64,
+    pub writer_dirty_records: u64,
+    /// Where the dirty records are, when there were any.
+    pub dirty_file: Option<String>,
+    pub tasks: u64,
+    pub tasks_succeeded: u64,
+    pub channels: usize,
+}
+
+impl Summary {
+    /// Fills the average speeds from the totals and the elapsed time.
+    pub fn compute_speeds(&mut self) {
+        let secs = if self.transfer_secs > 0.0 {
+            self.transfer_secs
+        } else {
+            self.elapsed_secs
+        }
+        .max(0.001);
+        self.records_per_sec = (self.records as f64 / secs * 10.0).round() / 10.0;
+        self.mib_per_sec = (self.bytes as f64 / MIB / secs * 1000.0).round() / 1000.0;
+    }
+
+    /// The summary as aligned lines.
+    pub fn text(&self) -> String {
+        let mut rows: Vec<(&str, String)> = vec![
+            ("Job", format!("{} ({})", self.job_id, self.job_file)),
+            ("Plugins", format!("{} → {}", self.reader, self.writer)),
+            ("Start", self.start.clone()),
+            ("End", self.end.clone()),
+            (
+                "Elapsed",
+                format!(
+                    "{:.3} s (transfer {:.3} s)",
+                    self.elapsed_secs, self.transfer_secs
+                ),
+            ),
+            ("Records", thousands(self.records)),
+            (
+                "Bytes",
+                format!(
+                    "{} ({:.2} MiB)",
+                    thousands(self.bytes),
+                    self.bytes as f64 / MIB
+                ),
+            ),
+            (
+                "Average speed",
+                format!(
+                    "{} records/s, {:.2} MiB/s",
+                    thousands(self.records_per_sec as u64),
+                    self.mib_per_sec
+                ),
+            ),
+            (
+                "Dirty records",
+                format!(
+                    "{} (reader {}, writer {})",
+                    self.dirty_records, self.reader_dirty_records, self.writer_dirty_records
+                ),
+            ),
+            (
+                "Tasks",
+                format!(
+                    "{} of {} succeeded, {} channels",
+                    self.tasks_succeeded, self.tasks, self.channels
+                ),
+            ),
+        ];
+        if let Some(f) = &self.dirty_file {
+            rows.push(("Dirty file", f.clone()));
+        }
+        rows.push((
+            "Outcome",
+            format!("{} (exit code {})", self.outcome, self.exit_code),
+        ));
+        if let Some(e) = &self.error {
+            rows.push(("Error", e.clone()));
+        }
+        let mut out = String::from("summary\n");
+        for (label, value) in rows {
+            out.push_str(&format!("  {label:<14}: {value}\n"));
+        }
+        out
+    }
+
+    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, crate::secrets::global().redact(&text) + "\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speeds_and_text() {
+        let mut s = Summary {
+            job_id: "j1".into(),
+            outcome: "succeeded".into(),
+            elapsed_secs: 2.0,
+            records: 1_000_000,
+            bytes: 200 * 1024 * 1024,
+            dirty_records: 3,
+            reader_dirty_records: 1,
+            writer_dirty_records: 2,
+            ..Summary::default()
+        };
+        s.compute_speeds();
+        assert_eq!(s.records_per_sec, 500_000.0);
+        assert_eq!(s.mib_per_sec, 100.0);
+        let text = s.text();
+        assert!(text.contains("Records       : 1,000,000"), "{text}");
+        assert!(text.contains("500,000 records/s, 100.00 MiB/s"), "{text}");
+        assert!(text.contains("3 (reader 1, writer 2)"), "{text}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        s.write_json(&path).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back["records"], 1_000_000);
+        assert_eq!(back["outcome"], "succeeded");
+    }
+}

@@ -1,0 +1,5 @@
+//! A reader that misbehaves on command; see the crate docs.
+
+fn main() {
+    plugin_misbehave::main(protocol::Role::Reader)
+}
