@@ -1,5 +1,10 @@
 """writer-odps loads what pyodps reads back.
 
+Through the engine too: the same seeded reader-stream job run once into
+writer-stream (JSON lines: the generated rows) and once into writer-odps, with
+several channels; a column list that leaves table columns out (written as NULL)
+and `["*"]`.
+
 reader-stream generates rows of every primitive type (seeded, so a second run with
 `--format jsonl` shows the same rows); `reader-stream read | writer-odps write`
 loads them into the emulator; pyodps 0.13.2 reads the partition back through the
@@ -25,12 +30,13 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", str(WORKSPACE / "target"))
 
 @pytest.fixture(scope="module")
 def binaries():
+    names = ("reader-stream", "writer-odps", "writer-stream", "engine")
     subprocess.run(
-        ["cargo", "build", "--quiet", "-p", "reader-stream", "-p", "writer-odps"],
+        ["cargo", "build", "--quiet"] + [a for n in names for a in ("-p", n)],
         cwd=WORKSPACE,
         check=True,
     )
-    return {n: os.path.join(TARGET, "debug", n) for n in ("reader-stream", "writer-odps")}
+    return {n: os.path.join(TARGET, "debug", n) for n in names}
 
 
 @pytest.fixture(autouse=True)
@@ -192,3 +198,59 @@ def test_nulls_and_star_read_back_by_pyodps(localcloud, binaries, tmp_path):
         [None] * 15,
         [None] * 15,  # emptyAsNull: "" is written as NULL
     ]
+
+
+def engine_job(path, reader, writer_name, writer, channels):
+    job = {"job": {"setting": {"speed": {"channel": channels}, "errorLimit": {"record": 0}},
+                   "content": [{"reader": {"name": "streamreader", "parameter": reader},
+                                "writer": {"name": writer_name, "parameter": writer}}]}}
+    path.write_text(json.dumps(job))
+    return path
+
+
+@pytest.mark.parametrize("star", [False, True])
+def test_engine_rows_read_back_by_pyodps(localcloud, binaries, tmp_path, star):
+    o = client(localcloud)
+    table = unique("wodps_engine")
+    o.execute_sql(f"create table {table} {TABLE}")
+    table_columns = [c.name for c in o.get_table(table).table_schema.simple_columns]
+    sources = dict(SOURCE)
+    if star:
+        # Every column, in table order.
+        chosen = table_columns
+        column = ["*"]
+    else:
+        # Reordered, and three columns left out: they are written as NULL.
+        chosen = [n for n, _ in SOURCE if n not in ("c_float", "c_char", "c_timestamp")]
+        column = chosen
+    reader = {"sliceRecordCount": 200, "seed": 11, "column": [sources[n] for n in chosen]}
+    info = localcloud["odps"]
+    writer = {
+        "odpsServer": info["endpoint"] + "/api",
+        "project": info["project"],
+        "table": table,
+        "partition": "pt=${bdp.system.bizdate},region=hz",
+        "column": column,
+        "truncate": True,
+        "accessId": localcloud["access_key_id"],
+        "accessKey": localcloud["access_key_secret"],
+    }
+    plugin_dir = os.path.dirname(binaries["engine"])
+    engine = [binaries["engine"], "run", "--plugin-dir", plugin_dir, "--schedule-time", "2024-03-02T08:00:00", "-q"]
+    env = dict(os.environ, TZ="UTC")
+    shown = run(engine + [str(engine_job(tmp_path / "show.json", reader, "streamwriter",
+                                         {"format": "jsonl"}, 3))], env=env)
+    generated = [json.loads(l) for l in shown.stdout.decode().splitlines()]
+    assert len(generated) == 600
+    run(engine + [str(engine_job(tmp_path / "load.json", reader, "odpswriter", writer, 3))], env=env)
+
+    position = {name: i for i, name in enumerate(chosen)}
+    expected = sorted(
+        ([expected_cell(n, row[position[n]]) if n in position else None for n in table_columns]
+         for row in generated),
+        key=lambda r: r[0],
+    )
+    actual = sorted(read_back(o, table, "pt=20240301,region=hz"), key=lambda r: r[0])
+    assert len(actual) == 600
+    for a, e in zip(actual, expected):
+        assert a == e
