@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-1000000}
 python=${PYTHON:-python3}
-cargo build --quiet --release -p writer-odps -p reader-stream -p localcloud
+cargo build --quiet --release -p writer-odps -p reader-stream -p localcloud -p engine
 bin=$(cargo metadata --format-version 1 --no-deps | "$python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
 work=$(mktemp -d)
 lc_pid=""
