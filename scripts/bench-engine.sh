@@ -8,7 +8,8 @@
 #   * cat of the reader's frame bytes through a pipe (the floor of any pipe);
 #   * the direct pipe reader-stream | writer-stream (no engine), 1 and 4 pipes at once;
 #   * reader-stream → engine → writer-stream with 1 and 4 channels;
-# and, once per size in RSS_RECORDS (default "1000000 50000000"), the peak RSS of the
+# and, once per size in RSS_RECORDS (default "1000000 50000000"), the engine's own CPU
+# time (utime + stime from /proc/<pid>/stat) and the peak RSS of the
 # engine (VmHWM from /proc, sampled every 50 ms; /usr/bin/time would report the largest
 # child's instead) and of each plugin process (/usr/bin/time in a wrapper), and the wall
 # time of a job that moves no record.
@@ -86,8 +87,8 @@ measure "reader-stream → engine → writer-stream, 4 channels" "$ENGINE4"
 
 # Peak RSS: each plugin runs under /usr/bin/time through a wrapper in a plugin dir.
 echo
-echo "| records | channels | engine peak RSS KiB | reader-stream peak RSS KiB (largest task) | writer-stream peak RSS KiB (largest task) |"
-echo "|---|---|---|---|---|"
+echo "| records | channels | engine peak RSS KiB | engine's own CPU seconds | reader-stream peak RSS KiB (largest task) | writer-stream peak RSS KiB (largest task) |"
+echo "|---|---|---|---|---|---|"
 mkdir -p "$WORK/plugins"
 for p in reader-stream writer-stream; do
   cat > "$WORK/plugins/$p" <<WRAP
@@ -97,24 +98,26 @@ WRAP
   chmod +x "$WORK/plugins/$p"
 done
 peak() { sort -n "$1" | tail -1; }
-engine_hwm() { # runs the engine in the background and samples its VmHWM
+engine_hwm() { # runs the engine in the background; samples its VmHWM and its own CPU
   "$BIN/engine" "$@" 2>/dev/null &
-  local pid=$! hwm=0 v
+  local pid=$! hwm=0 ticks=0 v t
   while kill -0 "$pid" 2>/dev/null; do
     v=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || true)
     if [ -n "$v" ]; then hwm=$v; fi
+    if [ -n "$t" ]; then ticks=$t; fi
     sleep 0.05
   done
   wait "$pid"
-  echo "$hwm"
+  echo "$hwm $(echo "$ticks / $(getconf CLK_TCK)" | bc -l)"
 }
 for n in $RSS_RECORDS; do
   job 1 "$n" > "$WORK/rss1.json"
   job 4 $((n / 4)) > "$WORK/rss4.json"
   for channels in 1 4; do
     rm -f "$WORK"/rss-*
-    hwm=$(engine_hwm run "$WORK/rss$channels.json" -q --plugin-dir "$WORK/plugins")
-    echo "| $n | $channels | $hwm | $(peak "$WORK/rss-reader-stream") | $(peak "$WORK/rss-writer-stream") |"
+    read -r hwm cpu < <(engine_hwm run "$WORK/rss$channels.json" -q --plugin-dir "$WORK/plugins")
+    printf "| %s | %s | %s | %.2f | %s | %s |\n" "$n" "$channels" "$hwm" "$cpu" "$(peak "$WORK/rss-reader-stream")" "$(peak "$WORK/rss-writer-stream")"
   done
 done
 

@@ -1,14 +1,16 @@
 //! The two loops of a task: reader → writer forwarding, and the writer's reports.
 //!
 //! Forwarding reads the reader's frames whole ([`FrameSource`]) and decodes only what it
-//! must: a `batch` is throttled by the job's speed limiter and written to the writer
-//! byte for byte; `checkpoint` is kept for the reader's `post` and forwarded; `dirty`
+//! must: a `batch` is throttled by the job's speed limiter and passed on to the writer
+//! byte for byte; `checkpoint` is kept for the reader's `post` and passed on; `dirty`
 //! counts against the error limit; `eos` is checked against what was forwarded and
-//! forwarded. The writer's loop handles `dirty`, `progress`, `log`, `output` (printed on
+//! passed on. Frames wait for the writer in a queue bounded to [`QUEUE_BYTES`] (the
+//! engine's channel buffer), so memory stays flat whatever the job's size. The writer's loop handles `dirty`, `progress`, `log`, `output` (printed on
 //! the engine's stdout) and finally `done`.
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use protocol::message::{Cancel, Done, Hello, Message};
@@ -16,8 +18,9 @@ use protocol::FrameError;
 use protocol::Role;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, ChildStdout};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use crate::frames::{peek, FrameSource, Peek};
+use crate::frames::{peek, FrameSource, Peek, RawFrame};
 use crate::task::{frame_of, SideFailure, TaskCtx, TaskResult, WRITER_END_WAIT};
 
 /// Sends `cancel` (best effort, briefly) and closes the pipe.
@@ -34,6 +37,24 @@ async fn send_cancel(pipe: Option<ChildStdin>, reason: &str) {
     }
 }
 
+/// How many bytes of frames may wait between the reader and the writer of a task. The
+/// queue lets the engine drain the reader while the writer is busy (and the other way
+/// round), so neither waits for the engine to be scheduled between two frames.
+pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A frame on its way to the writer, holding its share of the queue's byte budget.
+struct Queued {
+    frame: RawFrame,
+    eos: bool,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// The reader's side of the queue.
+struct Queue {
+    tx: mpsc::Sender<Queued>,
+    budget: Arc<Semaphore>,
+}
+
 pub(crate) async fn forward(
     ctx: &TaskCtx<'_>,
     r_out: ChildStdout,
@@ -41,18 +62,22 @@ pub(crate) async fn forward(
     w_in: ChildStdin,
     out: &mut TaskResult,
 ) {
+    let (tx, rx) = mpsc::channel(1024);
+    let queue = Queue {
+        tx,
+        budget: Arc::new(Semaphore::new(QUEUE_BYTES)),
+    };
     let mut w_in = Some(w_in);
-    let finished = forward_frames(ctx, r_out, &mut w_in, out).await;
-    if finished {
+    let (read, written) = tokio::join!(
+        forward_frames(ctx, r_out, queue, out),
+        drain_queue(ctx, rx, &mut w_in)
+    );
+    if read && written {
         // The reader has sent eos; closing its stdin now is harmless.
         drop(w_in);
         drop(r_in);
     } else {
-        if !ctx.cancel.is_cancelled() {
-            // The writer stopped taking records: give its own end a moment to show.
-            let _ = tokio::time::timeout(WRITER_END_WAIT, ctx.cancel.cancelled()).await;
-            ctx.cancel.cancel();
-        }
+        ctx.cancel.cancel();
         let reason = match ctx.shared.failure() {
             Some(e) => e.to_string(),
             None => "the task failed".to_owned(),
@@ -61,11 +86,71 @@ pub(crate) async fn forward(
     }
 }
 
+/// Puts a frame in the queue; false when the task was cancelled or the writer's side
+/// stopped.
+async fn enqueue(ctx: &TaskCtx<'_>, queue: &Queue, frame: RawFrame, eos: bool) -> bool {
+    let need = frame.bytes.len().min(QUEUE_BYTES) as u32;
+    let budget = match queue.budget.clone().try_acquire_many_owned(need) {
+        Ok(permit) => permit,
+        Err(_) => {
+            ctx.activity
+                .waiting_on(format!("{} to take data", ctx.plugin(Role::Writer)));
+            tokio::select! {
+                p = queue.budget.clone().acquire_many_owned(need) => match p {
+                    Ok(permit) => permit,
+                    Err(_) => return false,
+                },
+                _ = ctx.cancel.cancelled() => return false,
+            }
+        }
+    };
+    let item = Queued {
+        frame: frame.detach(),
+        eos,
+        _budget: budget,
+    };
+    tokio::select! {
+        sent = queue.tx.send(item) => sent.is_ok(),
+        _ = ctx.cancel.cancelled() => false,
+    }
+}
+
+/// The writer's side of the queue; true when `eos` was written.
+async fn drain_queue(
+    ctx: &TaskCtx<'_>,
+    mut rx: mpsc::Receiver<Queued>,
+    w_in: &mut Option<ChildStdin>,
+) -> bool {
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => item,
+            _ = ctx.cancel.cancelled() => return false,
+        };
+        // The reader's side ended without eos: it says why.
+        let Some(item) = item else { return false };
+        if !write_to_writer(ctx, w_in, &item.frame.bytes).await {
+            if !ctx.cancel.is_cancelled() {
+                // The writer stopped taking records: give its own end (seen by the
+                // collecting loop) a moment to show before the task is cancelled.
+                let _ = tokio::time::timeout(WRITER_END_WAIT, ctx.cancel.cancelled()).await;
+                ctx.cancel.cancel();
+            }
+            return false;
+        }
+        if item.eos {
+            if let Some(pipe) = w_in.as_mut() {
+                let _ = pipe.flush().await;
+            }
+            return true;
+        }
+    }
+}
+
 /// The reader → writer loop; true when `eos` was forwarded.
 async fn forward_frames(
     ctx: &TaskCtx<'_>,
     r_out: ChildStdout,
-    w_in: &mut Option<ChildStdin>,
+    queue: Queue,
     out: &mut TaskResult,
 ) -> bool {
     let reader = Role::Reader;
@@ -144,13 +229,7 @@ async fn forward_frames(
                         );
                         return false;
                     }
-                    if !write_to_writer(ctx, w_in, &frame.bytes).await {
-                        return false;
-                    }
-                    if let Some(pipe) = w_in.as_mut() {
-                        let _ = pipe.flush().await;
-                    }
-                    return true;
+                    return enqueue(ctx, &queue, frame, true).await;
                 }
                 Ok(Message::Error(e)) => {
                     ctx.plugin_error(reader, e);
@@ -181,7 +260,7 @@ async fn forward_frames(
                 }
             },
         };
-        if forward_raw && !write_to_writer(ctx, w_in, &frame.bytes).await {
+        if forward_raw && !enqueue(ctx, &queue, frame, false).await {
             return false;
         }
     }

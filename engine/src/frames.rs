@@ -29,6 +29,15 @@ impl RawFrame {
     pub fn decode(&self) -> Result<Message, FrameError> {
         decode_message(self.body())
     }
+
+    /// The frame in an allocation of its own. A frame fresh from [`FrameSource`] shares
+    /// the read buffer's allocation, which it would keep alive (and keep the source from
+    /// reusing) for as long as it waits in a queue.
+    pub fn detach(self) -> RawFrame {
+        RawFrame {
+            bytes: BytesMut::from(&self.bytes[..]),
+        }
+    }
 }
 
 /// Frames from an async byte stream.

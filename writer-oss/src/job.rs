@@ -1,0 +1,243 @@
+//! Job-level steps: `prepare` (bucket check, writeMode), `post` (complete every upload,
+//! all or nothing) and `abort` (abort every open upload of the job).
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use protocol::runtime::PluginError;
+use serde::{Deserialize, Serialize};
+
+use futures::stream::{self, StreamExt};
+
+use crate::client::{OssClient, UploadedPart};
+use crate::config::{WriteMode, WriterConfig};
+use crate::error::OssError;
+use crate::naming;
+use crate::writer::{TaskReport, UploadReport, MIN_PART_BYTES};
+
+/// CompleteMultipartUpload requests `post` sends at once.
+const COMPLETES_IN_FLIGHT: usize = 8;
+
+/// What `prepare` hands to the later steps.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct JobState {
+    /// 24 hex digits of the job's names.
+    pub job_hex: String,
+    /// Single-object mode: the job's multipart upload.
+    #[serde(default)]
+    pub upload_id: Option<String>,
+}
+
+/// Bucket check, then the writeMode action; single-object mode also starts its upload.
+pub async fn prepare(
+    client: &OssClient,
+    config: &WriterConfig,
+    job_hex: &str,
+) -> Result<JobState, PluginError> {
+    client
+        .check_bucket()
+        .await
+        .map_err(|e| e.into_plugin().context("checking the bucket"))?;
+    let bucket = client.bucket();
+    let object = &config.object;
+    if config.single_object {
+        if config.write_mode == WriteMode::NonConflict && client.head(object).await?.is_some() {
+            return Err(PluginError::config(format!(
+                "writeMode nonConflict: oss://{bucket}/{object} already exists"
+            )));
+        }
+        let upload_id = client
+            .initiate(object, config.content_type(), config.encrypt)
+            .await?;
+        tracing::info!("single object oss://{bucket}/{object}: upload {upload_id} started");
+        return Ok(JobState {
+            job_hex: job_hex.to_owned(),
+            upload_id: Some(upload_id),
+        });
+    }
+    match config.write_mode {
+        WriteMode::Truncate => {
+            let keys = client.list_keys(object, None).await?;
+            tracing::info!(
+                "writeMode truncate: deleting {} objects under oss://{bucket}/{object}",
+                keys.len()
+            );
+            for key in &keys {
+                tracing::info!("writeMode truncate: deleting oss://{bucket}/{key}");
+            }
+            client.delete_keys(&keys).await?;
+        }
+        WriteMode::NonConflict => {
+            let keys = client.list_keys(object, Some(10)).await?;
+            if !keys.is_empty() {
+                return Err(PluginError::config(format!(
+                    "writeMode nonConflict: objects already exist under oss://{bucket}/{object}: {}",
+                    keys.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        WriteMode::Append => {}
+    }
+    Ok(JobState {
+        job_hex: job_hex.to_owned(),
+        upload_id: None,
+    })
+}
+
+/// Completes every reported upload (several at once). If one fails, the objects
+/// completed are deleted and the failed uploads aborted, so the job shows all its objects or none. Then removes
+/// what an earlier run of the same window left under the job's names and is not part of
+/// this output, and aborts the job's other open uploads.
+pub async fn post_multi(
+    client: &OssClient,
+    config: &WriterConfig,
+    job_hex: &str,
+    reports: &[TaskReport],
+) -> Result<(), PluginError> {
+    let uploads: Vec<&UploadReport> = reports.iter().flat_map(|r| r.uploads.iter()).collect();
+    let bucket = client.bucket();
+    let results: Vec<(usize, Result<(), OssError>)> = stream::iter(uploads.iter().enumerate())
+        .map(|(i, u)| async move { (i, client.complete(&u.key, &u.upload_id, &u.parts).await) })
+        .buffer_unordered(COMPLETES_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut completed: Vec<&str> = Vec::new();
+    let mut failed: Vec<(usize, OssError)> = Vec::new();
+    for (i, result) in results {
+        match result {
+            Ok(()) => completed.push(&uploads[i].key),
+            Err(e) => failed.push((i, e)),
+        }
+    }
+    if let Some((_, first_error)) = failed.first() {
+        tracing::error!(
+            "{} of {} objects could not be completed ({first_error}); deleting the {} completed ones",
+            failed.len(),
+            uploads.len(),
+            completed.len()
+        );
+        let keys: Vec<String> = completed.iter().map(|k| (*k).to_owned()).collect();
+        if let Err(d) = client.delete_keys(&keys).await {
+            tracing::error!("rollback could not delete {keys:?}: {d}");
+        }
+        for (i, _) in &failed {
+            let u = uploads[*i];
+            if let Err(a) = client.abort(&u.key, &u.upload_id).await {
+                tracing::warn!("rollback could not abort {}: {a}", u.key);
+            }
+        }
+        let error = failed.swap_remove(0).1;
+        return Err(error.into_plugin().context("post"));
+    }
+    let written: BTreeSet<&str> = completed.iter().copied().collect();
+    let prefix = naming::job_prefix(&config.object, job_hex);
+    let stale: Vec<String> = client
+        .list_keys(&prefix, None)
+        .await?
+        .into_iter()
+        .filter(|k| !written.contains(k.as_str()))
+        .collect();
+    if !stale.is_empty() {
+        tracing::info!(
+            "removing {} objects an earlier run of this window left: {}",
+            stale.len(),
+            stale.join(", ")
+        );
+        client.delete_keys(&stale).await?;
+    }
+    abort_open(client, &prefix, |_| true).await?;
+    let bytes: u64 = uploads
+        .iter()
+        .flat_map(|u| u.parts.iter())
+        .map(|p| p.size)
+        .sum();
+    tracing::info!(
+        "post: {} objects ({bytes} bytes) visible under oss://{bucket}/{}",
+        completed.len(),
+        config.object
+    );
+    Ok(())
+}
+
+/// Single-object mode: uploads the header and the tasks' leftovers as part 1 and completes, or
+/// aborts when no record arrived at all (no object, as DataX).
+pub async fn post_single(
+    client: &OssClient,
+    config: &WriterConfig,
+    upload_id: &str,
+    reports: &[TaskReport],
+) -> Result<(), PluginError> {
+    let key = &config.object;
+    let bucket = client.bucket();
+    let records: u64 = reports.iter().map(|r| r.records).sum();
+    if records == 0 {
+        client.abort(key, upload_id).await?;
+        if config.write_mode == WriteMode::Truncate && client.head(key).await?.is_some() {
+            client.delete(key).await?;
+        }
+        tracing::info!("no records: oss://{bucket}/{key} not written");
+        return Ok(());
+    }
+    let mut parts: Vec<UploadedPart> = reports
+        .iter()
+        .flat_map(|r| r.parts.iter().cloned())
+        .collect();
+    // Part 1: the header, then every task's leftovers in task order. It is at least
+    // 100 KiB whenever another part exists, since a task uploads parts only after
+    // keeping its first 100 KiB for this one.
+    let mut first = String::new();
+    if !config.header.is_empty() {
+        config
+            .record_format
+            .write_header(&config.header, &mut first);
+    }
+    let mut part1 = Vec::new();
+    config.encoder.encode_into(&first, &mut part1);
+    let mut sorted: Vec<&TaskReport> = reports.iter().collect();
+    sorted.sort_by_key(|r| r.task_index);
+    for r in &sorted {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&r.tail_base64)
+            .map_err(|e| {
+                PluginError::protocol(format!("task {} report: leftovers: {e}", r.task_index))
+            })?;
+        part1.extend(bytes);
+    }
+    if !parts.is_empty() && part1.len() < MIN_PART_BYTES {
+        return Err(PluginError::internal(format!(
+            "single object: part 1 has {} bytes, under OSS's minimum",
+            part1.len()
+        )));
+    }
+    if !part1.is_empty() {
+        parts.push(
+            client
+                .upload_part(key, upload_id, 1, Bytes::from(part1))
+                .await?,
+        );
+    }
+    parts.sort_by_key(|p| p.number);
+    client.complete(key, upload_id, &parts).await?;
+    tracing::info!(
+        "post: oss://{bucket}/{key} visible ({records} records, {} parts)",
+        parts.len()
+    );
+    Ok(())
+}
+
+/// Aborts the open uploads whose key starts with `prefix` and passes `keep`.
+pub async fn abort_open(
+    client: &OssClient,
+    prefix: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<usize, PluginError> {
+    let uploads = client.list_uploads(prefix).await?;
+    let mut count = 0;
+    for (key, id) in uploads.iter().filter(|(k, _)| keep(k)) {
+        client.abort(key, id).await?;
+        tracing::info!("aborted the open upload of oss://{}/{key}", client.bucket());
+        count += 1;
+    }
+    Ok(count)
+}

@@ -1,0 +1,3 @@
+fn main() {
+    protocol::runtime::run_writer(writer_oss::OssWriter)
+}

@@ -1,0 +1,91 @@
+//! The little XML the writer reads (OSS answers) and writes (Complete, Delete bodies).
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+/// The text of every element named `tag`, in document order (empty elements give "").
+pub fn texts(body: &[u8], tag: &str) -> Result<Vec<String>, String> {
+    let mut reader = Reader::from_reader(body);
+    let mut out = Vec::new();
+    let mut inside = false;
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => {
+                inside = e.local_name().as_ref() == tag.as_bytes();
+                if inside {
+                    out.push(String::new());
+                }
+            }
+            Ok(Event::Empty(e)) => {
+                if e.local_name().as_ref() == tag.as_bytes() {
+                    out.push(String::new());
+                }
+                inside = false;
+            }
+            Ok(Event::Text(t)) if inside => {
+                let text = t.unescape().map_err(|e| e.to_string())?;
+                if let Some(last) = out.last_mut() {
+                    last.push_str(&text);
+                }
+            }
+            Ok(Event::CData(c)) if inside => {
+                if let Some(last) = out.last_mut() {
+                    last.push_str(&String::from_utf8_lossy(&c));
+                }
+            }
+            Ok(Event::End(_)) => inside = false,
+            Ok(Event::Eof) => break,
+            Err(e) => return Err(format!("unreadable XML: {e}")),
+            Ok(_) => {}
+        }
+        buf.clear();
+    }
+    Ok(out)
+}
+
+/// The first text of `tag`.
+pub fn text(body: &[u8], tag: &str) -> Result<Option<String>, String> {
+    Ok(texts(body, tag)?.into_iter().next())
+}
+
+/// Escapes text for an XML element.
+pub fn escape(text: &str) -> String {
+    quick_xml::escape::escape(text).into_owned()
+}
+
+/// Decodes `%XX` (the `encoding-type=url` form of keys in listings).
+pub fn url_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = |c: u8| (c as char).to_digit(16);
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_texts_and_decodes_keys() {
+        let body = br#"<?xml version="1.0"?><R><Contents><Key>a%2Fb%20c</Key></Contents><Contents><Key>x&amp;y</Key></Contents><Empty/><IsTruncated>false</IsTruncated></R>"#;
+        assert_eq!(texts(body, "Key").unwrap(), vec!["a%2Fb%20c", "x&y"]);
+        assert_eq!(url_decode("a%2Fb%20c%E6%B5%8B"), "a/b c测");
+        assert_eq!(url_decode("100%"), "100%");
+        assert_eq!(text(body, "IsTruncated").unwrap().as_deref(), Some("false"));
+        assert_eq!(texts(body, "Empty").unwrap(), vec![""]);
+        assert_eq!(escape("a<b&\"c"), "a&lt;b&amp;&quot;c");
+    }
+}
