@@ -1,1 +1,20 @@
-//! writer-odps (see the project's issues).
+//! `writer-odps`: DataX's odpswriter as a plugin of this project. Loads records into
+//! one MaxCompute table (one partition) through the Tunnel: `prepare` checks the table
+//! and partition, truncates when asked and opens one upload session; every task
+//! streams its blocks into that session; `post` verifies the block list and commits
+//! the session once. See `README.md`.
+
+pub mod block;
+pub mod client;
+pub mod config;
+pub mod convert;
+pub mod error;
+pub mod http;
+pub mod schema;
+pub mod sign;
+mod task;
+pub mod upload;
+pub mod writer;
+mod xml;
+
+pub use writer::OdpsWriter;

@@ -1,0 +1,483 @@
+//! Record values → MaxCompute cells, by the target column's type (spec `odps.md` §6.8).
+//!
+//! A value that does not fit its column is an error naming the column; the writer
+//! reports the whole record as dirty. Where DataX silently wraps or alters a value
+//! (INT/SMALLINT overflow, invalid UTF-8 bytes into STRING) this writer refuses or
+//! keeps the bytes instead.
+
+use std::borrow::Cow;
+
+use protocol::timefmt::{DatePattern, Zone};
+use protocol::value::{double_text, Value};
+
+use crate::block::Cell;
+use crate::schema::OdpsType;
+
+/// DATETIME range accepted by the service (years 0000–9999), epoch ms.
+const DATETIME_MIN_MS: i64 = -62_167_305_600_000;
+const DATETIME_MAX_MS: i64 = 253_402_387_200_000;
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// What to do with STRING/BINARY values longer than the limit (DataX `overLengthRule`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverLengthRule {
+    /// Keep the value: the record is dirty (the service would refuse it).
+    KeepOn,
+    /// Write NULL instead.
+    SetNull,
+    /// Cut the value to `max_field_length` bytes (at a character boundary for strings).
+    Truncate,
+}
+
+/// The conversion settings of a task.
+#[derive(Clone, Debug)]
+pub struct Conversions {
+    pub empty_as_null: bool,
+    /// Zone of date text and of dates rendered as text.
+    pub zone: Zone,
+    /// Zone that turns an instant into a DATE.
+    pub date_zone: Zone,
+    pub over_length_rule: OverLengthRule,
+    /// Byte length above which a STRING/BINARY value is over-long.
+    pub max_odps_field_length: usize,
+    /// Length kept by [`OverLengthRule::Truncate`].
+    pub max_field_length: usize,
+    patterns: Vec<DatePattern>,
+    render: DatePattern,
+}
+
+impl Conversions {
+    pub fn new(
+        empty_as_null: bool,
+        zone: Zone,
+        date_zone: Zone,
+        over_length_rule: OverLengthRule,
+        max_odps_field_length: usize,
+        max_field_length: usize,
+    ) -> Result<Self, String> {
+        // DataX's string-to-date formats, in order (engine `core.json`).
+        let patterns = ["yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd", "HH:mm:ss", "yyyyMMdd"]
+            .iter()
+            .map(|p| DatePattern::new(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            empty_as_null,
+            zone,
+            date_zone,
+            over_length_rule,
+            max_odps_field_length,
+            max_field_length,
+            patterns,
+            render: DatePattern::new("yyyy-MM-dd HH:mm:ss")?,
+        })
+    }
+
+    /// Converts one value for a column of type `ty`.
+    pub fn convert<'a>(&self, value: &'a Value, ty: &OdpsType) -> Result<Cell<'a>, String> {
+        if value.is_null() {
+            return Ok(Cell::Null);
+        }
+        if self.empty_as_null && matches!(value, Value::String(s) if s.is_empty()) {
+            return Ok(Cell::Null);
+        }
+        let err = |e: protocol::value::ConvertError| e.to_string();
+        let integer = |low: i64, high: i64, name: &str| -> Result<Cell<'a>, String> {
+            let v = value.as_long().map_err(err)?.unwrap_or_default();
+            if v < low || v > high {
+                return Err(format!("{v} is out of the {name} range [{low}, {high}]"));
+            }
+            Ok(Cell::Int(v))
+        };
+        match ty {
+            OdpsType::Bigint => integer(i64::MIN + 1, i64::MAX, "BIGINT"),
+            OdpsType::Int => integer(i32::MIN.into(), i32::MAX.into(), "INT"),
+            OdpsType::Smallint => integer(i16::MIN.into(), i16::MAX.into(), "SMALLINT"),
+            OdpsType::Tinyint => integer(i8::MIN.into(), i8::MAX.into(), "TINYINT"),
+            OdpsType::Double => Ok(Cell::Double(
+                value.as_double().map_err(err)?.unwrap_or_default(),
+            )),
+            OdpsType::Float => {
+                let d = value.as_double().map_err(err)?.unwrap_or_default();
+                let f = d as f32;
+                if d.is_finite() && !f.is_finite() {
+                    return Err(format!("{d} is out of the FLOAT range"));
+                }
+                Ok(Cell::Float(f))
+            }
+            OdpsType::Boolean => Ok(Cell::Bool(
+                value.as_bool().map_err(err)?.unwrap_or_default(),
+            )),
+            OdpsType::Datetime => self.instant(value).map(Cell::Datetime),
+            OdpsType::Date => {
+                let ms = self.instant(value)?;
+                let local = ms + i64::from(self.date_zone.offset_at(ms).local_minus_utc()) * 1000;
+                Ok(Cell::Date(local.div_euclid(MS_PER_DAY)))
+            }
+            OdpsType::Timestamp => {
+                let ms = self.instant(value)?;
+                Ok(Cell::Timestamp {
+                    seconds: ms.div_euclid(1000),
+                    nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+                })
+            }
+            OdpsType::String => self.text_bytes(value).and_then(|b| self.over_length(b)),
+            OdpsType::Binary => {
+                let bytes = value.as_bytes().map_err(err)?.unwrap_or_default();
+                self.over_length(bytes)
+            }
+            OdpsType::Varchar(n) | OdpsType::Char(n) => {
+                let text = self.text(value)?;
+                let chars = text.chars().count();
+                if chars > *n as usize {
+                    let kind = if matches!(ty, OdpsType::Char(_)) {
+                        "CHAR"
+                    } else {
+                        "VARCHAR"
+                    };
+                    return Err(format!("{chars} characters do not fit {kind}({n})"));
+                }
+                Ok(Cell::Bytes(match text {
+                    Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                    Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+                }))
+            }
+            OdpsType::Decimal { precision, scale } => {
+                let text = match value {
+                    Value::Decimal(s) | Value::String(s) => s.clone(),
+                    Value::Long(v) => v.to_string(),
+                    Value::Double(d) if d.is_finite() => double_text(*d),
+                    other => {
+                        return Err(format!("cannot convert {} value to DECIMAL", other.kind()))
+                    }
+                };
+                decimal_text(&text, *precision, *scale)
+                    .map(|t| Cell::Bytes(Cow::Owned(t.into_bytes())))
+            }
+            OdpsType::Other(name) => Err(format!("type {name} is not written by writer-odps")),
+        }
+    }
+
+    /// Epoch ms of a date value: a date, a long (epoch ms), or text in DataX's formats.
+    fn instant(&self, value: &Value) -> Result<i64, String> {
+        let ms = match value {
+            Value::Date(ms) | Value::Long(ms) => *ms,
+            Value::String(s) => self
+                .patterns
+                .iter()
+                .find_map(|p| p.parse(s, &self.zone).ok())
+                .ok_or_else(|| {
+                    format!(
+                        "cannot parse {s:?} as a date (yyyy-MM-dd HH:mm:ss, yyyy-MM-dd, HH:mm:ss or yyyyMMdd in {})",
+                        self.zone.name()
+                    )
+                })?,
+            other => return Err(format!("cannot convert {} value to a date", other.kind())),
+        };
+        if !(DATETIME_MIN_MS..=DATETIME_MAX_MS).contains(&ms) {
+            return Err(format!(
+                "{ms} ms is outside the DATETIME range (years 0000-9999)"
+            ));
+        }
+        Ok(ms)
+    }
+
+    fn text<'a>(&self, value: &'a Value) -> Result<Cow<'a, str>, String> {
+        Ok(match value {
+            Value::Date(ms) => Cow::Owned(self.render.format(*ms, &self.zone)),
+            other => other.as_text().unwrap_or_default(),
+        })
+    }
+
+    /// Text for a STRING column; bytes are kept as they are (STRING holds any bytes).
+    fn text_bytes<'a>(&self, value: &'a Value) -> Result<Cow<'a, [u8]>, String> {
+        Ok(match value {
+            Value::Bytes(b) => Cow::Borrowed(b.as_slice()),
+            other => match self.text(other)? {
+                Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+            },
+        })
+    }
+
+    fn over_length<'a>(&self, bytes: Cow<'a, [u8]>) -> Result<Cell<'a>, String> {
+        if bytes.len() <= self.max_odps_field_length {
+            return Ok(Cell::Bytes(bytes));
+        }
+        match self.over_length_rule {
+            OverLengthRule::KeepOn => Err(format!(
+                "{} bytes exceed the field limit of {} bytes (maxOdpsFieldLength; overLengthRule keepOn)",
+                bytes.len(),
+                self.max_odps_field_length
+            )),
+            OverLengthRule::SetNull => Ok(Cell::Null),
+            OverLengthRule::Truncate => {
+                let mut cut = self.max_field_length.min(bytes.len());
+                // Keep whole UTF-8 characters when the value is text.
+                if std::str::from_utf8(&bytes).is_ok() {
+                    while cut > 0 && (bytes[cut] & 0xC0) == 0x80 {
+                        cut -= 1;
+                    }
+                }
+                Ok(Cell::Bytes(match bytes {
+                    Cow::Borrowed(b) => Cow::Borrowed(&b[..cut]),
+                    Cow::Owned(mut b) => {
+                        b.truncate(cut);
+                        Cow::Owned(b)
+                    }
+                }))
+            }
+        }
+    }
+}
+
+/// Checks decimal text against DECIMAL(precision, scale) and renders it in plain
+/// notation, rounded half-up to `scale` digits when it has more (as the Java SDK).
+pub fn decimal_text(text: &str, precision: u32, scale: u32) -> Result<String, String> {
+    let bad = || format!("{text:?} is not a decimal number");
+    let (negative, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().map_err(|_| bad())?),
+        None => (rest, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+        || exponent.abs() > 10_000
+    {
+        return Err(bad());
+    }
+    // All digits with the decimal point `point` digits from the left.
+    let mut digits: Vec<u8> = int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .map(|b| b - b'0')
+        .collect();
+    let mut point = int_part.len() as i64 + exponent;
+    if point < 0 {
+        let pad = (-point) as usize;
+        digits.splice(0..0, std::iter::repeat_n(0, pad));
+        point = 0;
+    }
+    while (digits.len() as i64) < point {
+        digits.push(0);
+    }
+    let point = point as usize;
+    let scale = scale as usize;
+    // Round half-up to `scale` fraction digits.
+    if digits.len() > point + scale {
+        let round_up = digits[point + scale] >= 5;
+        digits.truncate(point + scale);
+        if round_up {
+            let mut i = digits.len();
+            loop {
+                if i == 0 {
+                    digits.insert(0, 1);
+                    return render_decimal(negative, &digits, point + 1, precision, scale, text);
+                }
+                i -= 1;
+                if digits[i] == 9 {
+                    digits[i] = 0;
+                } else {
+                    digits[i] += 1;
+                    break;
+                }
+            }
+        }
+    }
+    render_decimal(negative, &digits, point, precision, scale, text)
+}
+
+fn render_decimal(
+    negative: bool,
+    digits: &[u8],
+    point: usize,
+    precision: u32,
+    scale: usize,
+    original: &str,
+) -> Result<String, String> {
+    let int_digits: Vec<u8> = digits[..point]
+        .iter()
+        .copied()
+        .skip_while(|d| *d == 0)
+        .collect();
+    let max_int = (precision as usize).saturating_sub(scale);
+    if int_digits.len() > max_int {
+        return Err(format!(
+            "{original} has {} integer digits; DECIMAL({precision},{scale}) allows {max_int}",
+            int_digits.len()
+        ));
+    }
+    let frac = &digits[point..];
+    let is_zero = int_digits.is_empty() && frac.iter().all(|d| *d == 0);
+    let mut out = String::with_capacity(digits.len() + 3);
+    if negative && !is_zero {
+        out.push('-');
+    }
+    if int_digits.is_empty() {
+        out.push('0');
+    }
+    out.extend(int_digits.iter().map(|d| char::from(b'0' + d)));
+    if !frac.is_empty() {
+        out.push('.');
+        out.extend(frac.iter().map(|d| char::from(b'0' + d)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conv() -> Conversions {
+        Conversions::new(
+            false,
+            Zone::parse("Asia/Shanghai").unwrap(),
+            Zone::parse("Asia/Shanghai").unwrap(),
+            OverLengthRule::KeepOn,
+            8,
+            4,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn integers_refuse_what_does_not_fit() {
+        let c = conv();
+        assert_eq!(
+            c.convert(&Value::String("1.9".into()), &OdpsType::Bigint),
+            Ok(Cell::Int(1))
+        );
+        let e = c
+            .convert(&Value::String("abc".into()), &OdpsType::Bigint)
+            .unwrap_err();
+        assert!(e.contains("not a decimal number"), "{e}");
+        assert!(c
+            .convert(&Value::Long(i64::MIN), &OdpsType::Bigint)
+            .is_err());
+        assert!(c.convert(&Value::Long(128), &OdpsType::Tinyint).is_err());
+        assert!(c
+            .convert(&Value::Long(40_000), &OdpsType::Smallint)
+            .is_err());
+        assert!(c.convert(&Value::Long(1 << 31), &OdpsType::Int).is_err());
+        assert_eq!(
+            c.convert(&Value::Bool(true), &OdpsType::Int),
+            Ok(Cell::Int(1))
+        );
+        assert!(c
+            .convert(&Value::Bytes(vec![1]), &OdpsType::Bigint)
+            .is_err());
+    }
+
+    #[test]
+    fn dates_and_times() {
+        let c = conv();
+        // 2024-01-02 00:00:00 in Shanghai is 2024-01-01T16:00:00Z.
+        let ms = 1_704_124_800_000;
+        assert_eq!(
+            c.convert(
+                &Value::String("2024-01-02 00:00:00".into()),
+                &OdpsType::Datetime
+            ),
+            Ok(Cell::Datetime(ms))
+        );
+        assert_eq!(
+            c.convert(&Value::String("20240102".into()), &OdpsType::Datetime),
+            Ok(Cell::Datetime(ms))
+        );
+        assert_eq!(
+            c.convert(&Value::Date(ms), &OdpsType::Date),
+            Ok(Cell::Date(19724))
+        );
+        assert_eq!(
+            c.convert(&Value::Date(-1), &OdpsType::Timestamp),
+            Ok(Cell::Timestamp {
+                seconds: -1,
+                nanos: 999_000_000
+            })
+        );
+        assert!(c
+            .convert(&Value::String("soon".into()), &OdpsType::Datetime)
+            .is_err());
+        assert!(c.convert(&Value::Double(1.0), &OdpsType::Datetime).is_err());
+        assert!(c
+            .convert(&Value::Date(DATETIME_MAX_MS + 1), &OdpsType::Datetime)
+            .is_err());
+        assert_eq!(
+            c.convert(&Value::Date(ms), &OdpsType::Varchar(30)),
+            Ok(Cell::Bytes(Cow::Owned(b"2024-01-02 00:00:00".to_vec())))
+        );
+    }
+
+    #[test]
+    fn strings_and_lengths() {
+        let mut c = conv();
+        assert!(c
+            .convert(&Value::String("héllo".into()), &OdpsType::Varchar(5))
+            .is_ok());
+        assert!(c
+            .convert(&Value::String("héllo!".into()), &OdpsType::Char(5))
+            .is_err());
+        assert!(c
+            .convert(&Value::String("123456789".into()), &OdpsType::String)
+            .is_err());
+        c.over_length_rule = OverLengthRule::SetNull;
+        assert_eq!(
+            c.convert(&Value::String("123456789".into()), &OdpsType::String),
+            Ok(Cell::Null)
+        );
+        c.over_length_rule = OverLengthRule::Truncate;
+        assert_eq!(
+            c.convert(&Value::String("ééééé".into()), &OdpsType::String),
+            Ok(Cell::Bytes(Cow::Owned("éé".as_bytes().to_vec())))
+        );
+        assert!(c.convert(&Value::Long(1), &OdpsType::Binary).is_err());
+        assert_eq!(
+            c.convert(&Value::Bytes(vec![0xff]), &OdpsType::String),
+            Ok(Cell::Bytes(Cow::Owned(vec![0xff])))
+        );
+        c.empty_as_null = true;
+        assert_eq!(
+            c.convert(&Value::String(String::new()), &OdpsType::Bigint),
+            Ok(Cell::Null)
+        );
+    }
+
+    #[test]
+    fn decimals() {
+        assert_eq!(decimal_text("123.45", 54, 18).unwrap(), "123.45");
+        assert_eq!(decimal_text("1.2345", 10, 2).unwrap(), "1.23");
+        assert_eq!(decimal_text("1.235", 10, 2).unwrap(), "1.24");
+        assert_eq!(decimal_text("-9.995", 10, 2).unwrap(), "-10.00");
+        assert_eq!(decimal_text("1e3", 10, 2).unwrap(), "1000");
+        assert_eq!(decimal_text("1.5E-3", 10, 4).unwrap(), "0.0015");
+        assert_eq!(decimal_text("-0.001", 54, 18).unwrap(), "-0.001");
+        assert_eq!(decimal_text("-0.001", 10, 2).unwrap(), "0.00");
+        assert!(decimal_text("123456789", 10, 2).is_err());
+        assert!(decimal_text("abc", 10, 2).is_err());
+        assert!(decimal_text("", 10, 2).is_err());
+        let c = conv();
+        assert!(c
+            .convert(
+                &Value::Bool(true),
+                &OdpsType::Decimal {
+                    precision: 10,
+                    scale: 2
+                }
+            )
+            .is_err());
+        assert!(c
+            .convert(
+                &Value::Double(f64::NAN),
+                &OdpsType::Decimal {
+                    precision: 10,
+                    scale: 2
+                }
+            )
+            .is_err());
+    }
+}

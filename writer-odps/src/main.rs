@@ -1,0 +1,5 @@
+//! `writer-odps`: DataX's odpswriter as a plugin of this project.
+
+fn main() {
+    protocol::runtime::run_writer(writer_odps::OdpsWriter);
+}

@@ -1,0 +1,544 @@
+//! The plugin: job steps (check, prepare, split, post, abort) and the task (write).
+
+use std::collections::BTreeSet;
+
+use protocol::message::Role;
+use protocol::runtime::{
+    ParameterSpec, Plugin, PluginError, PluginInfo, RecordSource, StepContext, TaskContext, Writer,
+    WriterOutput,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use tokio::runtime::Runtime;
+
+use crate::block::empty_block;
+use crate::client::OdpsClient;
+use crate::config::{parameters, OdpsConfig, TASK_KEY};
+use crate::convert::Conversions;
+use crate::error::OdpsError;
+use crate::http::Endpoint;
+use crate::schema::TableSchema;
+use crate::task::TaskWriter;
+use crate::upload::BlockTarget;
+
+/// Block ids a session accepts: [0, 20000).
+const MAX_BLOCK_ID: u32 = 20_000;
+
+/// The plugin.
+pub struct OdpsWriter;
+
+/// What `prepare` hands to later steps.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobState {
+    pub upload_id: String,
+    pub tunnel_endpoint: String,
+    /// The partition with the table's key names, `pt=1,region=hz`.
+    pub partition: String,
+    /// The upload session's schema (field numbers follow its columns).
+    pub schema: TableSchema,
+    /// For each configured column, its index among the schema's columns.
+    pub positions: Vec<usize>,
+}
+
+/// A task's share of the job: the state plus its block ids `[block_start, block_end)`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskState {
+    #[serde(flatten)]
+    pub job: JobState,
+    pub block_start: u32,
+    pub block_end: u32,
+}
+
+/// What a task reports to `post`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskReport {
+    pub upload_id: String,
+    pub blocks: Vec<u32>,
+    pub records: u64,
+    pub dirty: u64,
+    pub bytes: u64,
+}
+
+fn runtime() -> Result<Runtime, PluginError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PluginError::internal(format!("starting the I/O runtime: {e}")))
+}
+
+fn client_for(config: &OdpsConfig, tunnel: Option<Endpoint>) -> Result<OdpsClient, PluginError> {
+    OdpsClient::new(config.http_options(), config.service.clone(), tunnel)
+        .map_err(PluginError::internal)
+}
+
+/// Checks the partition against the table's keys; returns it with the table's key
+/// names.
+fn check_partition(config: &OdpsConfig, schema: &TableSchema) -> Result<String, PluginError> {
+    let table = format!("{}.{}", config.project, config.table);
+    let keys: Vec<&str> = schema
+        .partition_keys
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    if keys.is_empty() {
+        if !config.partition.is_empty() {
+            return Err(PluginError::config(format!(
+                "writer-odps: table {table} is not partitioned, but partition is {:?}",
+                config.partition
+            )));
+        }
+        return Ok(String::new());
+    }
+    if config.partition.is_empty() {
+        return Err(PluginError::config(format!(
+            "writer-odps: table {table} is partitioned by ({}): partition must name every level, e.g. {}",
+            keys.join(", "),
+            keys.iter().map(|k| format!("{k}=…")).collect::<Vec<_>>().join(",")
+        )));
+    }
+    let pairs: Vec<(&str, &str)> = config
+        .partition
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .collect();
+    let same_keys = pairs.len() == keys.len()
+        && pairs
+            .iter()
+            .zip(&keys)
+            .all(|((k, _), key)| k.eq_ignore_ascii_case(key));
+    if !same_keys {
+        return Err(PluginError::config(format!(
+            "writer-odps: partition {:?} must name every partition level of {table} in order, down to the last: ({})",
+            config.partition,
+            keys.join(", ")
+        )));
+    }
+    Ok(pairs
+        .iter()
+        .zip(&keys)
+        .map(|((_, v), k)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+/// Maps the configured columns to schema positions.
+fn resolve_columns(config: &OdpsConfig, schema: &TableSchema) -> Result<Vec<usize>, PluginError> {
+    let table = format!("{}.{}", config.project, config.table);
+    let positions: Vec<usize> = match &config.columns {
+        None => (0..schema.columns.len()).collect(),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                if let Some(i) = schema
+                    .columns
+                    .iter()
+                    .position(|c| c.name.eq_ignore_ascii_case(name))
+                {
+                    return Ok(i);
+                }
+                if schema.partition_keys.iter().any(|k| k.name.eq_ignore_ascii_case(name)) {
+                    return Err(PluginError::config(format!(
+                        "writer-odps: column {name:?} is a partition key of {table}; dynamic partitions are not supported: remove it from column and set partition"
+                    )));
+                }
+                Err(PluginError::config(format!(
+                    "writer-odps: column {name:?} does not exist in table {table} (its columns: {})",
+                    schema.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                )))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    for &i in &positions {
+        let c = &schema.columns[i];
+        if !c.odps_type().is_writable() {
+            return Err(PluginError::config(format!(
+                "writer-odps: column {} of {table} has type {}, which writer-odps does not write; leave it out of column (it is then NULL)",
+                c.name, c.type_name
+            )));
+        }
+    }
+    Ok(positions)
+}
+
+/// Loads the table and validates the configuration against it.
+async fn load_and_check(
+    config: &OdpsConfig,
+    client: &OdpsClient,
+) -> Result<(TableSchema, String, Vec<usize>), PluginError> {
+    let table = client.get_table(&config.table).await?;
+    if table.is_view {
+        return Err(PluginError::config(format!(
+            "writer-odps: {}.{} is a view; only tables can be loaded",
+            config.project, config.table
+        )));
+    }
+    let partition = check_partition(config, &table.schema)?;
+    let positions = resolve_columns(config, &table.schema)?;
+    Ok((table.schema, partition, positions))
+}
+
+fn with_semicolon(sql: &str) -> String {
+    let t = sql.trim();
+    if t.ends_with(';') {
+        t.to_owned()
+    } else {
+        format!("{t};")
+    }
+}
+
+impl OdpsWriter {
+    fn config(&self, ctx: &StepContext) -> Result<OdpsConfig, PluginError> {
+        OdpsConfig::from_parameter(&ctx.parameter, &ctx.job.time_zone)
+    }
+
+    async fn prepare_async(&self, config: &OdpsConfig) -> Result<JobState, PluginError> {
+        let mut client = client_for(config, config.tunnel.clone())?;
+        let (schema, partition, _) = load_and_check(config, &client).await?;
+        for sql in &config.pre_sql {
+            client
+                .run_sql("preSql", &with_semicolon(sql), false)
+                .await?;
+        }
+        let t = &config.table;
+        if schema.is_partitioned() && !client.list_partitions(t).await?.contains(&partition) {
+            let spec_sql = partition
+                .split(',')
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| format!("{k}='{v}'"))
+                .collect::<Vec<_>>()
+                .join(",");
+            client
+                .run_sql(
+                    "addPart",
+                    &format!("alter table {t} add IF NOT EXISTS partition({spec_sql});"),
+                    true,
+                )
+                .await?;
+        }
+        let tunnel = client.discover_tunnel().await.map_err(|e| {
+            PluginError::from(e).context("discovering the tunnel endpoint (or set tunnelServer)")
+        })?;
+        // Truncation is the session's: its commit replaces the rows, so a job that
+        // fails leaves the old rows in place.
+        let session = client
+            .create_upload(t, &partition, config.truncate)
+            .await
+            .map_err(|e| PluginError::from(e).context(format!("tunnel endpoint {tunnel}")))?;
+        // Field numbers come from the session's schema.
+        let positions = resolve_columns(config, &session.schema)?;
+        tracing::info!(
+            upload_id = session.id.as_str(),
+            "upload session created for {}.{t}{}{}",
+            config.project,
+            if partition.is_empty() {
+                String::new()
+            } else {
+                format!(" partition {partition}")
+            },
+            if config.truncate {
+                " (overwrite: its commit replaces the rows)"
+            } else {
+                ""
+            }
+        );
+        Ok(JobState {
+            upload_id: session.id,
+            tunnel_endpoint: tunnel.to_string(),
+            partition,
+            schema: session.schema,
+            positions,
+        })
+    }
+
+    async fn post_async(
+        &self,
+        config: &OdpsConfig,
+        state: &JobState,
+        reports: &[Json],
+    ) -> Result<(), PluginError> {
+        let tunnel = Endpoint::parse(&state.tunnel_endpoint).map_err(PluginError::internal)?;
+        let client = client_for(config, Some(tunnel))?;
+        let (t, part, id) = (&config.table, &state.partition, &state.upload_id);
+        let mut reported = BTreeSet::new();
+        let mut records = 0u64;
+        for (i, r) in reports.iter().enumerate() {
+            let report: TaskReport = serde_json::from_value(r.clone()).map_err(|e| {
+                PluginError::internal(format!(
+                    "report of task {i} is not a writer-odps report: {e}"
+                ))
+            })?;
+            if report.upload_id != *id {
+                return Err(PluginError::internal(format!(
+                    "task {i} wrote to upload session {}, not {id}",
+                    report.upload_id
+                )));
+            }
+            records += report.records;
+            reported.extend(report.blocks);
+        }
+        let session = client.get_upload(t, part, id).await?;
+        if session.status == "closed" {
+            tracing::info!("upload session {id} is already committed");
+            return self.post_sql(config, &client).await;
+        }
+        if session.status != "normal" && session.status != "committing" {
+            return Err(PluginError::service(format!(
+                "upload session {id} of {}.{t} is {}: nothing was committed",
+                config.project, session.status
+            )));
+        }
+        let on_server: BTreeSet<u32> = session.blocks.iter().copied().collect();
+        let missing: Vec<u32> = reported.difference(&on_server).copied().collect();
+        if !missing.is_empty() {
+            return Err(PluginError::service(format!(
+                "upload session {id}: blocks {missing:?} reported by the tasks are not on the server; nothing was committed"
+            )));
+        }
+        // Blocks no task reported (left by a failed attempt of a task) are emptied.
+        for stale in on_server.difference(&reported) {
+            tracing::warn!("upload session {id}: emptying block {stale}, which no task reported");
+            let req = client.block_request(t, part, id, *stale, false);
+            client
+                .http
+                .send(
+                    &client.tunnel_endpoint()?,
+                    &req,
+                    bytes::Bytes::from(empty_block()),
+                )
+                .await?;
+        }
+        self.commit(&client, config, state).await?;
+        tracing::info!(
+            records,
+            blocks = reported.len(),
+            "committed upload session {id} into {}.{t}{}",
+            config.project,
+            if part.is_empty() {
+                String::new()
+            } else {
+                format!(" partition {part}")
+            }
+        );
+        self.post_sql(config, &client).await
+    }
+
+    /// T4 with retries; an error whose session is in fact committed is success.
+    async fn commit(
+        &self,
+        client: &OdpsClient,
+        config: &OdpsConfig,
+        state: &JobState,
+    ) -> Result<(), PluginError> {
+        let (t, part, id) = (&config.table, &state.partition, &state.upload_id);
+        let mut backoff = client.http.backoff();
+        loop {
+            let error = match client.commit_upload_once(t, part, id).await {
+                Ok(_) => return Ok(()),
+                Err(e) => e,
+            };
+            match client.get_upload(t, part, id).await {
+                Ok(s) if s.status == "closed" => {
+                    tracing::warn!("{error}; but upload session {id} is committed");
+                    return Ok(());
+                }
+                Ok(s) if s.status != "normal" && s.status != "committing" => {
+                    return Err(PluginError::from(error)
+                        .context(format!("upload session {id} is {}", s.status)))
+                }
+                _ => {}
+            }
+            let temporary = error.is_retryable() || error.code() == Some("StatusConflict");
+            match backoff.next_delay() {
+                Some(wait) if temporary => {
+                    tracing::warn!("{error}; retrying the commit in {} ms", wait.as_millis());
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(error.into()),
+            }
+        }
+    }
+
+    async fn post_sql(&self, config: &OdpsConfig, client: &OdpsClient) -> Result<(), PluginError> {
+        for sql in &config.post_sql {
+            client
+                .run_sql("postSql", &with_semicolon(sql), false)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn state_of(ctx: &StepContext) -> Result<JobState, PluginError> {
+    serde_json::from_value(ctx.state.clone()).map_err(|e| {
+        PluginError::internal(format!(
+            "the job state is not writer-odps's (run prepare first): {e}"
+        ))
+    })
+}
+
+impl Plugin for OdpsWriter {
+    fn info(&self) -> PluginInfo {
+        PluginInfo {
+            name: "writer-odps",
+            version: env!("CARGO_PKG_VERSION"),
+            role: Role::Writer,
+            about: "Loads records into a MaxCompute (ODPS) table through the Tunnel, committed once (DataX odpswriter)",
+        }
+    }
+
+    fn parameters(&self) -> Vec<ParameterSpec> {
+        parameters()
+    }
+
+    fn check(&self, ctx: &StepContext) -> Result<(), PluginError> {
+        let config = self.config(ctx)?;
+        runtime()?.block_on(async {
+            let mut client = client_for(&config, config.tunnel.clone())?;
+            load_and_check(&config, &client).await?;
+            let tunnel = client.discover_tunnel().await?;
+            // Any answer from the Tunnel proves it reachable and our signature accepted
+            // there; an unknown session is the expected answer.
+            match client.get_upload(&config.table, "", "0").await {
+                Ok(_) => Ok(()),
+                Err(e @ OdpsError::Transport { .. }) => Err(PluginError::config(format!(
+                    "writer-odps: tunnel endpoint {tunnel} is unreachable: {e}"
+                ))),
+                Err(e) if matches!(e.status(), Some(401 | 403)) => Err(e.into()),
+                Err(_) => Ok(()),
+            }
+        })
+    }
+
+    fn prepare(&self, ctx: &StepContext) -> Result<Json, PluginError> {
+        let config = self.config(ctx)?;
+        let state = runtime()?.block_on(self.prepare_async(&config))?;
+        serde_json::to_value(state).map_err(|e| PluginError::internal(e.to_string()))
+    }
+
+    fn split(&self, ctx: &StepContext, count: usize) -> Result<Vec<Json>, PluginError> {
+        self.config(ctx)?;
+        let state = state_of(ctx)?;
+        if count == 0 || count > MAX_BLOCK_ID as usize {
+            return Err(PluginError::config(format!(
+                "writer-odps: {count} tasks cannot share one upload session (at most {MAX_BLOCK_ID})"
+            )));
+        }
+        let per_task = MAX_BLOCK_ID / count as u32;
+        (0..count as u32)
+            .map(|i| {
+                let task = TaskState {
+                    job: state.clone(),
+                    block_start: i * per_task,
+                    block_end: (i + 1) * per_task,
+                };
+                let mut config = ctx.parameter.clone();
+                let value =
+                    serde_json::to_value(task).map_err(|e| PluginError::internal(e.to_string()))?;
+                if let Some(map) = config.as_object_mut() {
+                    map.insert(TASK_KEY.into(), value);
+                }
+                Ok(config)
+            })
+            .collect()
+    }
+
+    fn post(&self, ctx: &StepContext, reports: &[Json]) -> Result<(), PluginError> {
+        let config = self.config(ctx)?;
+        let state = state_of(ctx)?;
+        runtime()?.block_on(self.post_async(&config, &state, reports))
+    }
+
+    fn abort(&self, ctx: &StepContext) -> Result<(), PluginError> {
+        // Nothing is visible before the commit in post: the session is left to expire.
+        if let Ok(state) = state_of(ctx) {
+            tracing::info!(
+                "upload session {} is not committed; the service discards it after 24 h",
+                state.upload_id
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Writer for OdpsWriter {
+    fn write(
+        &self,
+        task: &TaskContext,
+        input: &mut RecordSource,
+        out: &mut WriterOutput,
+    ) -> Result<Json, PluginError> {
+        let config = OdpsConfig::from_parameter(&task.config, &task.job.time_zone)?;
+        let state: TaskState =
+            serde_json::from_value(task.config.get(TASK_KEY).cloned().unwrap_or(Json::Null))
+                .map_err(|e| {
+                    PluginError::internal(format!(
+                        "task config without its upload session (run split): {e}"
+                    ))
+                })?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| PluginError::internal(format!("starting the I/O runtime: {e}")))?;
+        let tunnel = Endpoint::parse(&state.job.tunnel_endpoint).map_err(PluginError::internal)?;
+        let client = client_for(&config, Some(tunnel))?;
+        let conversions = Conversions::new(
+            config.empty_as_null,
+            config.zone,
+            config.date_zone,
+            config.over_length_rule,
+            config.max_odps_field_length,
+            config.max_field_length,
+        )
+        .map_err(PluginError::internal)?;
+        let target = BlockTarget {
+            rt: &rt,
+            client: &client,
+            table: &config.table,
+            partition: &state.job.partition,
+            upload_id: &state.job.upload_id,
+            compress: config.compress,
+            write_timeout: config.write_timeout,
+        };
+        let mut task_writer = TaskWriter::new(
+            target,
+            &state.job.schema,
+            &state.job.positions,
+            conversions,
+            config.block_flush_bytes(),
+            state.block_start,
+            state.block_end,
+        );
+        let mut received = 0u64;
+        while let Some(batch) = input.next_batch()? {
+            received += batch.len() as u64;
+            for record in &batch {
+                if let Err(reason) = task_writer.write_record(record)? {
+                    out.dirty(record, &reason)?;
+                }
+            }
+            // Bytes as encoded for the Tunnel (cheaper than DataX byte sizes).
+            out.progress(received, task_writer.encoded_bytes())?;
+        }
+        let outcome = task_writer.finish()?;
+        let report = TaskReport {
+            upload_id: state.job.upload_id.clone(),
+            blocks: outcome.blocks,
+            records: outcome.records,
+            dirty: out.dirty_count(),
+            bytes: outcome.sent_bytes,
+        };
+        tracing::info!(
+            records = report.records,
+            dirty = report.dirty,
+            blocks = report.blocks.len(),
+            bytes = report.bytes,
+            "writer-odps: task {} uploaded its blocks",
+            task.job.task_index
+        );
+        serde_json::to_value(report).map_err(|e| PluginError::internal(e.to_string()))
+    }
+}
