@@ -3,11 +3,14 @@ the engine with the example data-source file against localcloud; the OSS objects
 the MaxCompute rows are compared row by row with the rows derived from the workload's
 own log of operations."""
 
+import base64
 import json
+import subprocess
 
 import expected_rows as er
 import pipelines
 from checks import check_odps, check_oss
+from conftest import require
 
 
 def prepare(cloud, tmp_path, **workload):
@@ -80,3 +83,22 @@ def test_maxcompute_with_sequence_info(cloud, odps_bins, tmp_path):
         assert (row_index, line) == (w_row_index, w_line)
         assert before <= ts_us // 1000 <= after
         assert shard
+
+
+def test_standalone_reader_prints_the_window_as_json_lines(cloud, bins, tmp_path):
+    """examples/jobs/otsstream-standalone.json: the reader alone, `--format jsonl`."""
+    require(bins, "reader-otsstream")
+    window, ops = prepare(cloud, tmp_path, changes=100, seed=16)
+    info = cloud.info
+    cmd = [str(bins / "reader-otsstream"), "read", "--format", "jsonl", "--config",
+           str(pipelines.WORKSPACE / "examples" / "jobs" / "otsstream-standalone.json")]
+    for k, v in {"endpoint": info["ots"]["endpoint"], "instance": info["ots"]["instance"],
+                 "accessId": info["access_key_id"], "accessKey": info["access_key_secret"],
+                 "startTime": window.local(window.start_ms // 1000),
+                 "endTime": window.local(window.end_ms // 1000)}.items():
+        cmd += ["-p", "%s=%s" % (k, v)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    got = [[base64.b64decode(v["bytes"]) if isinstance(v, dict) else v for v in json.loads(line)]
+           for line in out.splitlines()]
+    want = er.multi_version_rows(ops, pipelines.ODPS_TABLE, window.start_ms, window.end_ms)
+    assert got == want
