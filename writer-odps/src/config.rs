@@ -114,13 +114,7 @@ const KNOWN: &[&str] = &[
 ];
 
 pub fn parameters() -> Vec<ParameterSpec> {
-    let p = |name, kind, required, default, doc| ParameterSpec {
-        name,
-        kind,
-        required,
-        default,
-        doc,
-    };
+    let p = ParameterSpec::new;
     vec![
         p("odpsServer", "string", true, None, "Service endpoint, e.g. http://service.cn-hangzhou.maxcompute.aliyun.com/api."),
         p("tunnelServer", "string", false, None, "Tunnel endpoint, e.g. http://dt.cn-hangzhou.maxcompute.aliyun.com; discovered through odpsServer when absent."),

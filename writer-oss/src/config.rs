@@ -52,13 +52,7 @@ pub struct WriterConfig {
 const MIB: u64 = 1024 * 1024;
 
 pub fn parameters() -> Vec<ParameterSpec> {
-    let p = |name, kind, required, default, doc| ParameterSpec {
-        name,
-        kind,
-        required,
-        default,
-        doc,
-    };
+    let p = ParameterSpec::new;
     vec![
         p("endpoint", "string", true, None, "OSS endpoint, e.g. http://oss-cn-hangzhou.aliyuncs.com; http:// is added when there is no scheme. IP and localhost endpoints are addressed path-style, others virtual-hosted."),
         p("accessId", "string", true, None, "AccessKey id."),

@@ -146,7 +146,12 @@ fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), P
     let code = match outcome {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
-            tracing::error!("{}: {}", info.name, e.message);
+            // Plugins often name themselves in their messages already.
+            if e.message.starts_with(info.name) {
+                tracing::error!("{}", e.message);
+            } else {
+                tracing::error!("{}: {}", info.name, e.message);
+            }
             e.exit_code()
         }
         // The panic hook already printed the panic on stderr.

@@ -184,6 +184,24 @@ pub struct ParameterSpec {
     pub doc: &'static str,
 }
 
+impl ParameterSpec {
+    pub const fn new(
+        name: &'static str,
+        kind: &'static str,
+        required: bool,
+        default: Option<&'static str>,
+        doc: &'static str,
+    ) -> Self {
+        Self {
+            name,
+            kind,
+            required,
+            default,
+            doc,
+        }
+    }
+}
+
 /// What every plugin does at job level.
 pub trait Plugin: Sync {
     fn info(&self) -> PluginInfo;

@@ -15,22 +15,7 @@ use serde_json::{json, Value as Json};
 
 /// A workspace binary, built if the test run did not build it already.
 pub fn binary(name: &str) -> PathBuf {
-    let dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = dir.join(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", name])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    test_support::workspace_binary(name)
 }
 
 pub fn now_ms() -> i64 {

@@ -7,22 +7,7 @@ use std::process::{Command, Stdio};
 
 /// A workspace binary, built if the test run did not build it already.
 fn binary(name: &str) -> PathBuf {
-    let dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = dir.join(name);
-    if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", name])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    path
+    test_support::workspace_binary(name)
 }
 
 fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
