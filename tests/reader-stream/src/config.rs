@@ -80,7 +80,7 @@ impl StreamConfig {
         for key in map.keys() {
             if !matches!(
                 key.as_str(),
-                "sliceRecordCount" | "column" | "dateFormat" | "seed" | "taskIndex"
+                "sliceRecordCount" | "column" | "dateFormat" | "seed"
             ) {
                 return Err(err(format!(
                     "unknown parameter {key:?} (see `reader-stream spec`)"

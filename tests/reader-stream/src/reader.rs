@@ -42,26 +42,16 @@ impl Plugin for StreamReader {
     /// As DataX's streamreader: exactly `count` identical tasks.
     fn split(&self, ctx: &StepContext, count: usize) -> Result<Vec<Json>, PluginError> {
         StreamConfig::from_parameter(&ctx.parameter, &zone_of(&ctx.job.time_zone)?)?;
-        Ok((0..count)
-            .map(|i| {
-                let mut task = ctx.parameter.clone();
-                if let Some(map) = task.as_object_mut() {
-                    map.insert("taskIndex".into(), Json::from(i));
-                }
-                task
-            })
-            .collect())
+        // Every task gets the same parameter; a task learns its index from its
+        // JobContext (`task.job.task_index`).
+        Ok(vec![ctx.parameter.clone(); count])
     }
 }
 
 impl Reader for StreamReader {
     fn read(&self, task: &TaskContext, out: &mut RecordSink) -> Result<(), PluginError> {
         let config = StreamConfig::from_parameter(&task.config, &zone_of(&task.job.time_zone)?)?;
-        let task_index = task
-            .config
-            .get("taskIndex")
-            .and_then(Json::as_u64)
-            .unwrap_or(0);
+        let task_index = u64::from(task.job.task_index);
         let first = task_index * config.slice_record_count;
         let constant = config
             .columns

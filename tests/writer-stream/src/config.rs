@@ -86,7 +86,6 @@ impl SinkConfig {
                 "recordNumBeforeSleep",
                 "sleepTime",
                 "encoding",
-                "taskIndex",
             ];
             if !known.contains(&key.as_str()) {
                 return Err(err(format!(

@@ -36,15 +36,9 @@ impl Plugin for StreamWriter {
 
     fn split(&self, ctx: &StepContext, count: usize) -> Result<Vec<Json>, PluginError> {
         SinkConfig::from_parameter(&ctx.parameter, &ctx.job.time_zone)?;
-        Ok((0..count)
-            .map(|i| {
-                let mut task = ctx.parameter.clone();
-                if let Some(map) = task.as_object_mut() {
-                    map.insert("taskIndex".into(), Json::from(i));
-                }
-                task
-            })
-            .collect())
+        // Every task gets the same parameter; a task learns its index from its
+        // JobContext (`task.job.task_index`).
+        Ok(vec![ctx.parameter.clone(); count])
     }
 
     fn post(&self, _ctx: &StepContext, reports: &[Json]) -> Result<(), PluginError> {
@@ -69,11 +63,7 @@ impl Writer for StreamWriter {
         out: &mut WriterOutput,
     ) -> Result<Json, PluginError> {
         let config = SinkConfig::from_parameter(&task.config, &task.job.time_zone)?;
-        let task_index = task
-            .config
-            .get("taskIndex")
-            .and_then(Json::as_u64)
-            .unwrap_or(0);
+        let task_index = u64::from(task.job.task_index);
         let mut file = match &config.path {
             Some(path) => {
                 let path = if task_index == 0 {
