@@ -89,7 +89,7 @@ fn main() {
     let (elapsed, bytes) = best(|| {
         let mut source = RecordSource::from_frame_bytes(stream.clone());
         let mut n = 0;
-        while let Some(batch) = source.next_batch().unwrap() {
+        while let Some(batch) = source.next_batch_ref().unwrap() {
             n += batch.len();
         }
         assert_eq!(n, RECORDS);

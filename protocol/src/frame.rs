@@ -20,7 +20,7 @@ use std::io::{Read, Write};
 
 use bytes::{Buf, BytesMut};
 
-use crate::message::{Hello, Message, PROTOCOL_NAME, PROTOCOL_VERSION};
+use crate::message::{Batch, Hello, Message, PROTOCOL_NAME, PROTOCOL_VERSION};
 
 /// The bytes that open every stream.
 pub const PREAMBLE: &[u8; 12] = b"SPRT\x07msgpack";
@@ -251,7 +251,53 @@ pub fn encode_message(message: &Message) -> Result<Vec<u8>, FrameError> {
 
 /// Decodes a frame body.
 pub fn decode_message(body: &[u8]) -> Result<Message, FrameError> {
+    if let Some(batch) = batch_parts(body) {
+        return Ok(Message::Batch(Batch {
+            count: batch.count,
+            bytes: batch.bytes,
+            records: batch.records.to_vec(),
+        }));
+    }
     rmp_serde::from_slice(body).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// A `batch` message read in place from its frame body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchParts<'a> {
+    pub count: u32,
+    pub bytes: u64,
+    /// The encoded records ([`crate::records`]), borrowed from the body.
+    pub records: &'a [u8],
+}
+
+/// Reads a `batch` body without copying its records, when it is laid out as this
+/// crate writes it: a map of `type`, `count`, `bytes`, `records` in that order.
+/// `None` for any other body (another message, or a batch in another layout, which
+/// [`decode_message`] still decodes).
+pub fn batch_parts(body: &[u8]) -> Option<BatchParts<'_>> {
+    use rmp::decode::{read_bin_len, read_int, read_map_len, read_str_from_slice};
+    let mut rest = body;
+    if read_map_len(&mut rest).ok()? != 4 {
+        return None;
+    }
+    let key = |rest: &mut &[u8], want: &str| -> Option<()> {
+        let (k, after) = read_str_from_slice(*rest).ok()?;
+        *rest = after;
+        (k == want).then_some(())
+    };
+    key(&mut rest, "type")?;
+    key(&mut rest, "batch")?;
+    key(&mut rest, "count")?;
+    let count: u32 = read_int(&mut rest).ok()?;
+    key(&mut rest, "bytes")?;
+    let bytes: u64 = read_int(&mut rest).ok()?;
+    key(&mut rest, "records")?;
+    let len = read_bin_len(&mut rest).ok()? as usize;
+    (rest.len() == len).then_some(BatchParts {
+        count,
+        bytes,
+        records: rest,
+    })
 }
 
 /// Checks a peer's `hello` against ours: same protocol name, caret-compatible version.

@@ -91,6 +91,25 @@ pub fn decode_records(bytes: &[u8]) -> Result<Vec<Record>, RecordDecodeError> {
     Ok(records)
 }
 
+/// Decodes an array of records into `out`, reusing its records and their string
+/// buffers: a writer that decodes batch after batch into the same vector allocates
+/// almost nothing per record. On error `out` holds partly decoded records.
+pub fn decode_records_into(bytes: &[u8], out: &mut Vec<Record>) -> Result<(), RecordDecodeError> {
+    let mut cursor = Cursor { bytes, pos: 0 };
+    let count = cursor.array_len()?;
+    if count > bytes.len() {
+        return Err(cursor.error(format!("array of {count} records in {} bytes", bytes.len())));
+    }
+    out.truncate(count);
+    for i in 0..count {
+        match out.get_mut(i) {
+            Some(record) => cursor.record_into(record)?,
+            None => out.push(cursor.record()?),
+        }
+    }
+    cursor.finish()
+}
+
 /// Decodes one record. The whole input must be consumed.
 pub fn decode_record(bytes: &[u8]) -> Result<Record, RecordDecodeError> {
     let mut cursor = Cursor { bytes, pos: 0 };
@@ -164,6 +183,94 @@ impl<'a> Cursor<'a> {
             record.push(self.value()?);
         }
         Ok(record)
+    }
+
+    /// Decodes a record over `record`, reusing its values' buffers.
+    fn record_into(&mut self, record: &mut Record) -> Result<(), RecordDecodeError> {
+        let len = self.array_len()?;
+        if len > self.bytes.len() - self.pos {
+            return Err(self.error(format!("record of {len} values in the remaining input")));
+        }
+        record.truncate(len);
+        for i in 0..len {
+            match record.get_mut(i) {
+                Some(slot) => self.value_into(slot)?,
+                None => record.push(self.value()?),
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes a value over `slot`; a string or decimal over one of the same kind
+    /// reuses its buffer.
+    fn value_into(&mut self, slot: &mut Value) -> Result<(), RecordDecodeError> {
+        let start = self.pos;
+        let reusable = match slot {
+            Value::String(buf) => self.str_header()?.map(|len| (len, buf)),
+            Value::Decimal(buf) => self.decimal_header()?.map(|len| (len, buf)),
+            _ => None,
+        };
+        match reusable {
+            Some((len, buf)) => self.text_into(len, buf),
+            None => {
+                self.pos = start;
+                *slot = self.value()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The length of the string that starts here, its header consumed; `None` (and
+    /// nothing consumed) when something else starts here.
+    fn str_header(&mut self) -> Result<Option<usize>, RecordDecodeError> {
+        let start = self.pos;
+        let len = match self.byte()? {
+            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
+            0xd9 => usize::from(self.byte()?),
+            0xda => usize::from(u16::from_be_bytes(self.be()?)),
+            0xdb => u32::from_be_bytes(self.be()?) as usize,
+            _ => {
+                self.pos = start;
+                return Ok(None);
+            }
+        };
+        Ok(Some(len))
+    }
+
+    /// Like [`Cursor::str_header`], for a decimal extension.
+    fn decimal_header(&mut self) -> Result<Option<usize>, RecordDecodeError> {
+        let start = self.pos;
+        let len = match self.byte()? {
+            0xd4 => 1,
+            0xd5 => 2,
+            0xd6 => 4,
+            0xd7 => 8,
+            0xd8 => 16,
+            0xc7 => usize::from(self.byte()?),
+            0xc8 => usize::from(u16::from_be_bytes(self.be()?)),
+            0xc9 => u32::from_be_bytes(self.be()?) as usize,
+            _ => {
+                self.pos = start;
+                return Ok(None);
+            }
+        };
+        if self.byte()? as i8 != EXT_DECIMAL {
+            self.pos = start;
+            return Ok(None);
+        }
+        Ok(Some(len))
+    }
+
+    fn text_into(&mut self, len: usize, buf: &mut String) -> Result<(), RecordDecodeError> {
+        let at = self.pos;
+        let raw = self.take(len)?;
+        let text = std::str::from_utf8(raw).map_err(|e| RecordDecodeError {
+            offset: at,
+            message: format!("string is not UTF-8: {e}"),
+        })?;
+        buf.clear();
+        buf.push_str(text);
+        Ok(())
     }
 
     fn text(&mut self, len: usize) -> Result<String, RecordDecodeError> {

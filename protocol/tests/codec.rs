@@ -5,12 +5,13 @@
 use bytes::BytesMut;
 use proptest::prelude::*;
 use protocol::frame::{
-    check_hello, decode_message, encode_frame, encode_message, FrameDecoder, FrameError,
-    FrameReader, StreamPart, PREAMBLE,
+    batch_parts, check_hello, decode_message, encode_frame, encode_message, FrameDecoder,
+    FrameError, FrameReader, StreamPart, PREAMBLE,
 };
 use protocol::jsonl::{line_to_record, record_to_line};
 use protocol::message::*;
-use protocol::records::{decode_records, encode_records};
+use protocol::records::{decode_records, decode_records_into, encode_records};
+use protocol::runtime::RecordSource;
 use protocol::Value;
 
 /// Equality that treats NaN as equal to itself (bit patterns aside).
@@ -150,6 +151,51 @@ proptest! {
         for (a, b) in records.iter().zip(&back) {
             prop_assert!(same_record(a, b), "{:?} != {:?}", a, b);
         }
+    }
+
+    #[test]
+    fn decoding_over_a_used_batch_equals_a_fresh_decode(
+        first in proptest::collection::vec(record(), 0..12),
+        second in proptest::collection::vec(record(), 0..12),
+    ) {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encode_records(&first, &mut a);
+        encode_records(&second, &mut b);
+        let mut reused = Vec::new();
+        decode_records_into(&a, &mut reused).unwrap();
+        decode_records_into(&b, &mut reused).unwrap();
+        let fresh = decode_records(&b).unwrap();
+        prop_assert_eq!(reused.len(), fresh.len());
+        for (x, y) in reused.iter().zip(&fresh) {
+            prop_assert!(same_record(x, y), "{:?} != {:?}", x, y);
+        }
+    }
+
+    #[test]
+    fn lent_batches_equal_owned_batches(batches in proptest::collection::vec(proptest::collection::vec(record(), 0..8), 1..6)) {
+        let mut stream = PREAMBLE.to_vec();
+        let hello = Message::Hello(Hello::new(Role::Reader, "test", "0"));
+        encode_frame(&encode_message(&hello).unwrap(), &mut stream);
+        let mut total = 0;
+        for batch in &batches {
+            total += batch.len() as u64;
+            encode_frame(&encode_message(&Message::Batch(Batch::from_records(batch))).unwrap(), &mut stream);
+        }
+        encode_frame(&encode_message(&Message::Eos(Eos { records: total, bytes: 0 })).unwrap(), &mut stream);
+        let mut lent = RecordSource::from_frame_bytes(stream.clone());
+        let mut owned = RecordSource::from_frame_bytes(stream);
+        for batch in &batches {
+            let want = owned.next_batch().unwrap().unwrap();
+            let got = lent.next_batch_ref().unwrap().unwrap();
+            prop_assert_eq!(got.len(), batch.len());
+            prop_assert_eq!(want.len(), batch.len());
+            for ((g, w), b) in got.iter().zip(&want).zip(batch) {
+                prop_assert!(same_record(g, b) && same_record(w, b), "{:?} / {:?} != {:?}", g, w, b);
+            }
+        }
+        prop_assert!(lent.next_batch_ref().unwrap().is_none());
+        prop_assert!(owned.next_batch().unwrap().is_none());
+        prop_assert_eq!(lent.records(), total);
     }
 
     #[test]
@@ -334,4 +380,71 @@ fn hello_versions() {
         check_hello(&hello),
         Err(FrameError::Incompatible { .. })
     ));
+}
+
+/// A batch whose fields come in another order is not read in place, but still decodes.
+#[test]
+fn batches_in_another_layout_take_the_general_path() {
+    let records = vec![vec![Value::Long(1), Value::String("x".into())]];
+    let canonical = encode_message(&Message::Batch(Batch::from_records(&records))).unwrap();
+    let parts = batch_parts(&canonical).unwrap();
+    assert_eq!((parts.count, parts.bytes), (1, 9));
+    let mut encoded = Vec::new();
+    encode_records(&records, &mut encoded);
+    assert_eq!(parts.records, encoded.as_slice());
+
+    let mut reordered = Vec::new();
+    rmp::encode::write_map_len(&mut reordered, 4).unwrap();
+    rmp::encode::write_str(&mut reordered, "type").unwrap();
+    rmp::encode::write_str(&mut reordered, "batch").unwrap();
+    rmp::encode::write_str(&mut reordered, "records").unwrap();
+    rmp::encode::write_bin(&mut reordered, &encoded).unwrap();
+    rmp::encode::write_str(&mut reordered, "bytes").unwrap();
+    rmp::encode::write_uint(&mut reordered, 9).unwrap();
+    rmp::encode::write_str(&mut reordered, "count").unwrap();
+    rmp::encode::write_uint(&mut reordered, 1).unwrap();
+    assert!(batch_parts(&reordered).is_none());
+    assert_eq!(
+        decode_message(&reordered).unwrap(),
+        Message::Batch(Batch::from_records(&records))
+    );
+    // Not a batch, or a batch with bytes after its records: not read in place.
+    let eos = encode_message(&Message::Eos(Eos {
+        records: 1,
+        bytes: 9,
+    }))
+    .unwrap();
+    assert!(batch_parts(&eos).is_none());
+    let mut longer = canonical.clone();
+    longer.push(0xc0);
+    assert!(batch_parts(&longer).is_none());
+}
+
+/// A lent batch whose count disagrees with its records is refused, as an owned one is.
+#[test]
+fn a_lent_batch_with_a_wrong_count_is_an_error() {
+    let records = vec![vec![Value::Long(1)], vec![Value::Long(2)]];
+    let mut batch = Batch::from_records(&records);
+    batch.count = 3;
+    let mut stream = PREAMBLE.to_vec();
+    let hello = Message::Hello(Hello::new(Role::Reader, "test", "0"));
+    encode_frame(&encode_message(&hello).unwrap(), &mut stream);
+    encode_frame(
+        &encode_message(&Message::Batch(batch)).unwrap(),
+        &mut stream,
+    );
+    let e = RecordSource::from_frame_bytes(stream.clone())
+        .next_batch_ref()
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("batch says 3 records but holds 2"),
+        "{e}"
+    );
+    let e = RecordSource::from_frame_bytes(stream)
+        .next_batch()
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("batch says 3 records but holds 2"),
+        "{e}"
+    );
 }

@@ -513,9 +513,9 @@ impl Writer for OdpsWriter {
             state.block_end,
         );
         let mut received = 0u64;
-        while let Some(batch) = input.next_batch()? {
+        while let Some(batch) = input.next_batch_ref()? {
             received += batch.len() as u64;
-            for record in &batch {
+            for record in batch {
                 if let Err(reason) = task_writer.write_record(record)? {
                     out.dirty(record, &reason)?;
                 }

@@ -230,8 +230,8 @@ impl<'a> TaskWriter<'a> {
         out: &mut WriterOutput,
     ) -> Result<(), PluginError> {
         let mut last_progress = std::time::Instant::now();
-        while let Some(batch) = input.next_batch()? {
-            for record in &batch {
+        while let Some(batch) = input.next_batch_ref()? {
+            for record in batch {
                 self.write_record(record)?;
             }
             if last_progress.elapsed() >= std::time::Duration::from_secs(1) {

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, Read, Write};
 
-use crate::frame::{check_hello, FrameReader, FrameWriter};
+use crate::frame::{batch_parts, check_hello, decode_message, FrameReader, FrameWriter};
 use crate::jsonl::JsonlReader;
 use crate::message::{Message, Output, Progress};
 use crate::runtime::sink::report_dirty;
@@ -31,6 +31,8 @@ pub struct RecordSource {
     bytes: u64,
     /// Totals of the streams already ended by `eos`.
     ended_records: u64,
+    /// The batch lent out by [`RecordSource::next_batch_ref`], reused for the next.
+    lent: Vec<Record>,
 }
 
 impl RecordSource {
@@ -53,6 +55,7 @@ impl RecordSource {
             records: 0,
             bytes: 0,
             ended_records: 0,
+            lent: Vec::new(),
         }
     }
 
@@ -72,22 +75,44 @@ impl RecordSource {
 
     /// The next batch of records; `Ok(None)` when the input has ended properly.
     pub fn next_batch(&mut self) -> Result<Option<Vec<Record>>, PluginError> {
+        let mut batch = Vec::new();
+        Ok(self.next_into(&mut batch)?.then_some(batch))
+    }
+
+    /// The next batch, lent until the next call. Cheaper than
+    /// [`RecordSource::next_batch`]: each batch is decoded over the previous one,
+    /// reusing its records and string buffers.
+    pub fn next_batch_ref(&mut self) -> Result<Option<&[Record]>, PluginError> {
+        let mut batch = std::mem::take(&mut self.lent);
+        let more = self.next_into(&mut batch)?;
+        self.lent = batch;
+        Ok(more.then_some(self.lent.as_slice()))
+    }
+
+    /// Decodes the next batch over `out`; `false` when the input has ended properly.
+    fn next_into(&mut self, out: &mut Vec<Record>) -> Result<bool, PluginError> {
         if self.finished {
-            return Ok(None);
+            return Ok(false);
         }
         if matches!(self.input, Input::Jsonl(_)) {
-            return self.next_jsonl_batch_from_input();
+            return Ok(match self.next_jsonl_batch_from_input()? {
+                Some(batch) => {
+                    *out = batch;
+                    true
+                }
+                None => false,
+            });
         }
         loop {
             let (reader, engine_mode, saw_hello) = match &mut self.input {
-                Input::Jsonl(_) => return Ok(None),
+                Input::Jsonl(_) => return Ok(false),
                 Input::Frames {
                     reader,
                     engine_mode,
                     saw_hello,
                 } => (reader, *engine_mode, saw_hello),
             };
-            let Some(message) = reader.next_message()? else {
+            let Some(body) = reader.next_frame()? else {
                 if engine_mode {
                     return Err(PluginError::protocol(
                         "the input ended without eos: the stream was truncated",
@@ -105,8 +130,35 @@ impl RecordSource {
                     )));
                 }
                 self.finished = true;
-                return Ok(None);
+                return Ok(false);
             };
+            if *saw_hello {
+                if let Some(batch) = batch_parts(&body) {
+                    crate::records::decode_records_into(batch.records, out)
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| {
+                            if out.len() == batch.count as usize {
+                                Ok(())
+                            } else {
+                                Err(format!(
+                                    "batch says {} records but holds {}",
+                                    batch.count,
+                                    out.len()
+                                ))
+                            }
+                        })
+                        .map_err(|e| {
+                            PluginError::protocol(format!(
+                                "batch after record {}: {e}",
+                                self.records
+                            ))
+                        })?;
+                    self.records += out.len() as u64;
+                    self.bytes += batch.bytes;
+                    return Ok(true);
+                }
+            }
+            let message = decode_message(&body)?;
             match message {
                 Message::Hello(hello) if !*saw_hello => {
                     check_hello(&hello)?;
@@ -124,7 +176,8 @@ impl RecordSource {
                     })?;
                     self.records += records.len() as u64;
                     self.bytes += batch.bytes;
-                    return Ok(Some(records));
+                    *out = records;
+                    return Ok(true);
                 }
                 Message::Eos(eos) => {
                     let received = self.records - self.ended_records;
@@ -137,7 +190,7 @@ impl RecordSource {
                     self.ended_records = self.records;
                     if engine_mode {
                         self.finished = true;
-                        return Ok(None);
+                        return Ok(false);
                     }
                 }
                 Message::Cancel(cancel) => {

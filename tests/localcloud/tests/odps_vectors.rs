@@ -41,10 +41,16 @@ fn expected(cell: &Json, ty: &OdpsType) -> Option<Value> {
         OdpsType::Double => Value::Double(cell.as_f64().unwrap()),
         OdpsType::Float => Value::Float(cell.as_f64().unwrap() as f32),
         OdpsType::Boolean => Value::Bool(cell.as_bool().unwrap()),
-        OdpsType::Decimal(_) => Value::Bytes(cell["decimal"].as_str().unwrap().as_bytes().to_vec()),
-        OdpsType::Binary => Value::Bytes(hex::decode(cell["bytes_hex"].as_str().unwrap()).unwrap()),
+        OdpsType::Decimal(_) => {
+            Value::Bytes(cell["decimal"].as_str().unwrap().as_bytes().to_vec().into())
+        }
+        OdpsType::Binary => Value::Bytes(
+            hex::decode(cell["bytes_hex"].as_str().unwrap())
+                .unwrap()
+                .into(),
+        ),
         OdpsType::String | OdpsType::Varchar(_) | OdpsType::Char(_) | OdpsType::Json => {
-            Value::Bytes(cell.as_str().unwrap().as_bytes().to_vec())
+            Value::Bytes(cell.as_str().unwrap().as_bytes().to_vec().into())
         }
         OdpsType::Timestamp | OdpsType::TimestampNtz => {
             let ns = cell["epoch_ns"].as_i64().unwrap();
@@ -120,7 +126,7 @@ fn blocks_decode_to_the_rows_their_files_describe() {
         assert!(!rows.is_empty(), "{name}");
         for key in ["block_hex", "block_hex_pyodps_cython"] {
             assert_eq!(
-                decode_block(&block(&v, key), &types).unwrap(),
+                decode_block(&block(&v, key).into(), &types).unwrap(),
                 rows,
                 "{name} {key}"
             );
@@ -166,7 +172,7 @@ fn one_flipped_byte_in_a_value_is_a_checksum_error() {
     let mut corrupt = original.clone();
     corrupt[at] ^= 0x01;
     assert!(matches!(
-        decode_block(&corrupt, &types),
+        decode_block(&corrupt.clone().into(), &types),
         Err(BlockError::RecordChecksum { record: 0, .. })
     ));
     // The final checksum's first byte.
@@ -174,7 +180,7 @@ fn one_flipped_byte_in_a_value_is_a_checksum_error() {
     let last = corrupt.len() - 5;
     corrupt[last] ^= 0x01;
     assert!(matches!(
-        decode_block(&corrupt, &types),
+        decode_block(&corrupt.clone().into(), &types),
         Err(BlockError::FinalChecksum { .. })
     ));
     // Any flipped byte anywhere is refused, one way or another. (Single bits are
@@ -183,7 +189,10 @@ fn one_flipped_byte_in_a_value_is_a_checksum_error() {
     for i in 0..original.len() {
         let mut corrupt = original.clone();
         corrupt[i] ^= 0xff;
-        assert!(decode_block(&corrupt, &types).is_err(), "byte {i}");
+        assert!(
+            decode_block(&corrupt.clone().into(), &types).is_err(),
+            "byte {i}"
+        );
     }
 }
 
@@ -193,7 +202,7 @@ fn a_block_for_another_schema_is_refused() {
     let mut types = columns(&v);
     types[1] = OdpsType::Bigint;
     assert!(matches!(
-        decode_block(&block(&v, "block_hex"), &types),
+        decode_block(&block(&v, "block_hex").into(), &types),
         Err(BlockError::WireType { .. })
     ));
 }
@@ -373,7 +382,7 @@ fn captured_pyodps_requests_verify_and_their_blocks_decode() {
                     Some(h) => hex::decode(h.as_str().unwrap()).unwrap(),
                     None => hex::decode(r["body_hex"].as_str().unwrap()).unwrap(),
                 };
-                assert_eq!(decode_block(&body, &types).unwrap(), rows);
+                assert_eq!(decode_block(&body.into(), &types).unwrap(), rows);
                 blocks += 1;
             }
         }

@@ -81,11 +81,11 @@ impl Writer for StreamWriter {
         let mut records = 0u64;
         let mut slept = false;
         let mut text = Vec::with_capacity(64 * 1024);
-        while let Some(batch) = input.next_batch()? {
+        while let Some(batch) = input.next_batch_ref()? {
             records += batch.len() as u64;
             if config.print || file.is_some() {
                 text.clear();
-                for record in &batch {
+                for record in batch {
                     render(&config, record, &mut text);
                 }
                 match &mut file {

@@ -190,7 +190,7 @@ pub fn upload_session_json(s: &UploadSession) -> String {
         .iter()
         .map(|(id, b)| {
             json!({"BlockID": id, "CreateTime": b.received_ms / 1000, "Date": http_date(b.received_ms),
-                   "FileName": format!("{id}.cfile"), "RecordCount": b.rows.len(), "Version": 0})
+                   "FileName": format!("{id}.cfile"), "RecordCount": b.records, "Version": 0})
         })
         .collect();
     json!({

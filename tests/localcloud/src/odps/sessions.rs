@@ -41,7 +41,10 @@ impl UploadStatus {
 /// One received block.
 #[derive(Clone, Debug)]
 pub struct Block {
+    /// The block's rows until the commit moves them into the table.
     pub rows: Vec<Row>,
+    /// How many rows the block held (kept after the commit).
+    pub records: usize,
     pub received_ms: i64,
 }
 

@@ -161,7 +161,7 @@ impl Table {
             OdpsType::Bigint | OdpsType::Int | OdpsType::Smallint | OdpsType::Tinyint => {
                 text.parse().ok().map(Value::Int)
             }
-            _ => Some(Value::Bytes(text.as_bytes().to_vec())),
+            _ => Some(Value::Bytes(bytes::Bytes::copy_from_slice(text.as_bytes()))),
         }
     }
 }

@@ -19,6 +19,15 @@ const MAX_INFLATED_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Runs one tunnel operation.
 pub fn handle(odps: &Odps, call: &Call<'_>) -> OdpsResult<Reply> {
+    if let Route::UploadBlock {
+        project,
+        table,
+        upload_id,
+        block_id,
+    } = &call.route
+    {
+        return upload_block(odps, call, project, table, upload_id, block_id);
+    }
     let mut catalog = odps.catalog();
     let now = call.now_ms;
     match &call.route {
@@ -36,40 +45,6 @@ pub fn handle(odps: &Odps, call: &Call<'_>) -> OdpsResult<Reply> {
                 s.require_open(now)?;
             }
             Ok(Reply::json(200, render::upload_session_json(s)))
-        }
-        Route::UploadBlock {
-            project,
-            table,
-            upload_id,
-            block_id,
-        } => {
-            let block_id: u64 = block_id
-                .parse()
-                .ok()
-                .filter(|&b| b < MAX_BLOCK_ID)
-                .ok_or_else(|| {
-                    OdpsError::new(
-                        400,
-                        "InvalidBlockID",
-                        format!("block id {block_id:?} is not in [0, {MAX_BLOCK_ID})"),
-                    )
-                })?;
-            let s = catalog.sessions.upload_mut(project, table, upload_id)?;
-            check_partition_param(call, s)?;
-            s.require_open(now)?;
-            let data = decompress(call)?;
-            let types: Vec<_> = s.columns.iter().map(|c| c.ty.clone()).collect();
-            let rows = wire::decode_block(&data, &types).map_err(|e| {
-                OdpsError::new(400, "MalformedDataStream", format!("block {block_id}: {e}"))
-            })?;
-            s.blocks.insert(
-                block_id,
-                Block {
-                    rows,
-                    received_ms: now,
-                },
-            );
-            Ok(Reply::empty(200))
         }
         Route::CommitUpload {
             project,
@@ -122,6 +97,53 @@ pub fn handle(odps: &Odps, call: &Call<'_>) -> OdpsResult<Reply> {
             other.operation()
         ))),
     }
+}
+
+/// Receives one block. The block is decoded and checked without holding the
+/// catalogue lock, so uploads to several sessions (or blocks) proceed in parallel.
+fn upload_block(
+    odps: &Odps,
+    call: &Call<'_>,
+    project: &str,
+    table: &str,
+    upload_id: &str,
+    block_id: &str,
+) -> OdpsResult<Reply> {
+    let block_id: u64 = block_id
+        .parse()
+        .ok()
+        .filter(|&b| b < MAX_BLOCK_ID)
+        .ok_or_else(|| {
+            OdpsError::new(
+                400,
+                "InvalidBlockID",
+                format!("block id {block_id:?} is not in [0, {MAX_BLOCK_ID})"),
+            )
+        })?;
+    let types: Vec<_> = {
+        let mut catalog = odps.catalog();
+        let s = catalog.sessions.upload_mut(project, table, upload_id)?;
+        check_partition_param(call, s)?;
+        s.require_open(call.now_ms)?;
+        s.columns.iter().map(|c| c.ty.clone()).collect()
+    };
+    let data = decompress(call)?;
+    let rows = wire::decode_block(&data, &types).map_err(|e| {
+        OdpsError::new(400, "MalformedDataStream", format!("block {block_id}: {e}"))
+    })?;
+    let mut catalog = odps.catalog();
+    let s = catalog.sessions.upload_mut(project, table, upload_id)?;
+    // A commit may have happened while the block was decoded.
+    s.require_open(call.now_ms)?;
+    s.blocks.insert(
+        block_id,
+        Block {
+            records: rows.len(),
+            rows,
+            received_ms: call.now_ms,
+        },
+    );
+    Ok(Reply::empty(200))
 }
 
 /// The partition values named by the request's `partition` parameter, checked
@@ -226,29 +248,46 @@ fn commit(
     let s = catalog.sessions.upload_mut(project, table, upload_id)?;
     check_partition_param(call, s)?;
     s.require_open(call.now_ms)?;
-    let s = s.clone();
-    let t = catalog.table_mut(project, &s.table)?;
-    if t.columns != s.columns || t.partition_keys != s.partition_keys {
+    let (session_table, columns, partition_keys, partition, overwrite) = (
+        s.table.clone(),
+        s.columns.clone(),
+        s.partition_keys.clone(),
+        s.partition.clone(),
+        s.overwrite,
+    );
+    // Every check comes before anything changes: the commit applies whole or not at all.
+    let t = catalog.table_mut(project, &session_table)?;
+    if t.columns != columns || t.partition_keys != partition_keys {
         return Err(OdpsError::status_conflict(format!(
-            "table {project}.{} changed since upload session {} was created",
-            t.name, s.id
+            "table {project}.{} changed since upload session {upload_id} was created",
+            t.name
         )));
     }
-    let spec = t.spec_string(&s.partition, false);
-    let part = t
-        .partitions
-        .get_mut(&s.partition)
-        .ok_or_else(|| OdpsError::no_such_partition(&spec))?;
-    if s.overwrite {
-        part.rows.clear();
+    if !t.partitions.contains_key(&partition) {
+        return Err(OdpsError::no_such_partition(
+            &t.spec_string(&partition, false),
+        ));
     }
-    part.rows
-        .extend(s.blocks.values().flat_map(|b| b.rows.iter().cloned()));
-    let now_s = call.now_ms / 1000;
-    part.modified_s = now_s;
-    t.modified_s = now_s;
+    // The session is closed from here on: its rows move into the table (the block
+    // ids stay listed), with no copy.
     let session = catalog.sessions.upload_mut(project, table, upload_id)?;
     session.status = UploadStatus::Closed;
+    let mut rows: Vec<_> = Vec::new();
+    for block in session.blocks.values_mut() {
+        rows.append(&mut block.rows);
+    }
+    let t = catalog.table_mut(project, &session_table)?;
+    let now_s = call.now_ms / 1000;
+    t.modified_s = now_s;
+    if let Some(part) = t.partitions.get_mut(&partition) {
+        if overwrite || part.rows.is_empty() {
+            part.rows = rows;
+        } else {
+            part.rows.append(&mut rows);
+        }
+        part.modified_s = now_s;
+    }
+    let session = catalog.sessions.upload_mut(project, table, upload_id)?;
     Ok(Reply::json(200, render::upload_session_json(session)))
 }
 
@@ -318,9 +357,10 @@ fn create_download(
     Ok(Reply::json(201, body))
 }
 
-fn decompress(call: &Call<'_>) -> OdpsResult<Vec<u8>> {
+/// The block as sent, inflated when it is `deflate`-encoded.
+fn decompress(call: &Call<'_>) -> OdpsResult<bytes::Bytes> {
     match call.header("content-encoding").map(str::trim) {
-        None | Some("") | Some("identity") => Ok(call.body.to_vec()),
+        None | Some("") | Some("identity") => Ok(call.body.clone()),
         Some(enc) if enc.eq_ignore_ascii_case("deflate") => {
             let mut out = Vec::new();
             flate2::read::ZlibDecoder::new(&call.body[..])
@@ -338,7 +378,7 @@ fn decompress(call: &Call<'_>) -> OdpsResult<Vec<u8>> {
                     "the inflated block exceeds {MAX_INFLATED_BYTES} bytes"
                 )));
             }
-            Ok(out)
+            Ok(bytes::Bytes::from(out))
         }
         Some(enc) => Err(OdpsError::invalid_argument(format!(
             "Content-Encoding {enc} is not supported"

@@ -51,8 +51,9 @@ pub enum Value {
     Bool(bool),
     Double(f64),
     Float(f32),
-    /// STRING, VARCHAR, CHAR, JSON, BINARY, DECIMAL (its text).
-    Bytes(Vec<u8>),
+    /// STRING, VARCHAR, CHAR, JSON, BINARY, DECIMAL (its text). A received value
+    /// shares the buffer of the block it came in (no copy per value).
+    Bytes(bytes::Bytes),
     /// TIMESTAMP, TIMESTAMP_NTZ, INTERVAL_DAY_TIME.
     Timestamp {
         seconds: i64,

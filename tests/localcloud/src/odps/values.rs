@@ -111,18 +111,27 @@ mod tests {
     fn json_forms_by_type() {
         let t = |s: &str| OdpsType::parse(s).unwrap();
         assert_eq!(
-            value_json(Some(&Value::Bytes(vec![0, 255])), &t("binary")),
+            value_json(
+                Some(&Value::Bytes(bytes::Bytes::from(vec![0, 255]))),
+                &t("binary")
+            ),
             json!("00ff")
         );
         assert_eq!(
-            value_json(Some(&Value::Bytes(b"1.5".to_vec())), &t("decimal")),
+            value_json(
+                Some(&Value::Bytes(bytes::Bytes::from_static(b"1.5"))),
+                &t("decimal")
+            ),
             json!("1.5")
         );
         assert_eq!(
             value_json(Some(&Value::Double(f64::NAN)), &t("double")),
             json!("NaN")
         );
-        let map = Value::Map(vec![Some(Value::Bytes(b"k".to_vec()))], vec![None]);
+        let map = Value::Map(
+            vec![Some(Value::Bytes(bytes::Bytes::from_static(b"k")))],
+            vec![None],
+        );
         assert_eq!(
             value_json(Some(&map), &t("map<string,bigint>")),
             json!([["k", null]])
@@ -148,7 +157,10 @@ mod tests {
                 comment: String::new(),
             },
         ];
-        let rows = vec![vec![Some(Value::Bytes(b"x,\"y\"".to_vec())), None]];
+        let rows = vec![vec![
+            Some(Value::Bytes(bytes::Bytes::from_static(b"x,\"y\""))),
+            None,
+        ]];
         assert_eq!(result_csv(&cols, &rows), "a,b\n\"x,\"\"y\"\"\",\\N\n");
     }
 }

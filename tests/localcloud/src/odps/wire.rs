@@ -6,6 +6,8 @@
 //! the schema, value ranges) and returns the records only if the whole block is
 //! valid. [`encode_block`] writes the same format for download sessions.
 
+use bytes::Bytes;
+
 use super::types::{OdpsType, Row, Value};
 
 /// Field number of the end-of-record tag.
@@ -66,6 +68,8 @@ pub enum BlockError {
 
 struct Cursor<'a> {
     data: &'a [u8],
+    /// The same bytes, shared by the values decoded from them.
+    shared: &'a Bytes,
     pos: usize,
 }
 
@@ -84,6 +88,13 @@ impl<'a> Cursor<'a> {
             }
         }
         Err(BlockError::Truncated(self.pos))
+    }
+
+    /// The next `n` bytes as a value sharing the block's buffer.
+    fn shared(&mut self, n: usize) -> Result<Bytes, BlockError> {
+        let start = self.pos;
+        self.bytes(n)?;
+        Ok(self.shared.slice(start..self.pos))
     }
 
     fn bytes(&mut self, n: usize) -> Result<&'a [u8], BlockError> {
@@ -115,13 +126,65 @@ fn zigzag32(n: i32) -> u64 {
     u64::from(((n << 1) ^ (n >> 31)) as u32)
 }
 
+/// The CRC-32C of one record, fed piece by piece. Small pieces (field numbers,
+/// integers) are gathered and checksummed together: one call per piece costs more
+/// than the checksum itself.
+struct RecordCrc {
+    crc: u32,
+    pending: [u8; 32],
+    len: usize,
+}
+
+impl RecordCrc {
+    fn new() -> Self {
+        Self {
+            crc: 0,
+            pending: [0; 32],
+            len: 0,
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() <= self.pending.len() {
+            self.pending[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+            return;
+        }
+        self.flush();
+        if bytes.len() <= self.pending.len() {
+            self.pending[..bytes.len()].copy_from_slice(bytes);
+            self.len = bytes.len();
+        } else {
+            self.crc = crc32c::crc32c_append(self.crc, bytes);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.len > 0 {
+            self.crc = crc32c::crc32c_append(self.crc, &self.pending[..self.len]);
+            self.len = 0;
+        }
+    }
+
+    /// The record's checksum; the accumulator starts over.
+    fn finish(&mut self) -> u32 {
+        self.flush();
+        std::mem::take(&mut self.crc)
+    }
+}
+
 /// Decodes one block against the session's data columns.
-pub fn decode_block(data: &[u8], columns: &[OdpsType]) -> Result<Vec<Row>, BlockError> {
-    let mut cur = Cursor { data, pos: 0 };
+/// String values share `data` rather than copying it.
+pub fn decode_block(data: &Bytes, columns: &[OdpsType]) -> Result<Vec<Row>, BlockError> {
+    let mut cur = Cursor {
+        data,
+        shared: data,
+        pos: 0,
+    };
     let mut rows = Vec::new();
     let mut record_crcs: Vec<u8> = Vec::new();
     let mut row: Row = vec![None; columns.len()];
-    let mut crc = 0u32;
+    let mut crc = RecordCrc::new();
     let mut last_field = 0u64;
     loop {
         let at = cur.pos;
@@ -137,16 +200,16 @@ pub fn decode_block(data: &[u8], columns: &[OdpsType]) -> Result<Vec<Row>, Block
         }
         if field == TUNNEL_END_RECORD {
             let found = cur.varint()? as u32;
-            if found != crc {
+            let computed = crc.finish();
+            if found != computed {
                 return Err(BlockError::RecordChecksum {
                     record,
                     found,
-                    computed: crc,
+                    computed,
                 });
             }
-            record_crcs.extend_from_slice(&crc.to_le_bytes());
+            record_crcs.extend_from_slice(&computed.to_le_bytes());
             rows.push(std::mem::replace(&mut row, vec![None; columns.len()]));
-            crc = 0;
             last_field = 0;
         } else if field == TUNNEL_META_COUNT {
             let count = unzigzag64(cur.varint()?);
@@ -187,7 +250,7 @@ pub fn decode_block(data: &[u8], columns: &[OdpsType]) -> Result<Vec<Row>, Block
                     column_type: ty.to_string(),
                 });
             }
-            crc = crc32c::crc32c_append(crc, &(field as u32).to_le_bytes());
+            crc.feed(&(field as u32).to_le_bytes());
             let value =
                 read_value(&mut cur, ty, &mut crc).map_err(|e| e.in_field(record, field))?;
             row[(field - 1) as usize] = Some(value);
@@ -227,8 +290,12 @@ impl ValueError {
     }
 }
 
-fn read_value(cur: &mut Cursor<'_>, ty: &OdpsType, crc: &mut u32) -> Result<Value, ValueError> {
-    let mut feed = |bytes: &[u8]| *crc = crc32c::crc32c_append(*crc, bytes);
+fn read_value(
+    cur: &mut Cursor<'_>,
+    ty: &OdpsType,
+    crc: &mut RecordCrc,
+) -> Result<Value, ValueError> {
+    let mut feed = |bytes: &[u8]| crc.feed(bytes);
     Ok(match ty {
         OdpsType::Bigint
         | OdpsType::Int
@@ -275,7 +342,7 @@ fn read_value(cur: &mut Cursor<'_>, ty: &OdpsType, crc: &mut u32) -> Result<Valu
         | OdpsType::Varchar(_)
         | OdpsType::Char(_) => {
             let len = usize::try_from(cur.varint()?).map_err(|_| BlockError::Truncated(cur.pos))?;
-            let b = cur.bytes(len)?.to_vec();
+            let b = cur.shared(len)?;
             check_text(ty, &b).map_err(ValueError::Bad)?;
             feed(&b);
             Value::Bytes(b)
@@ -316,7 +383,7 @@ fn read_value(cur: &mut Cursor<'_>, ty: &OdpsType, crc: &mut u32) -> Result<Valu
 fn read_nullable(
     cur: &mut Cursor<'_>,
     ty: &OdpsType,
-    crc: &mut u32,
+    crc: &mut RecordCrc,
 ) -> Result<Option<Value>, ValueError> {
     match cur.varint()? {
         1 => Ok(None),
@@ -328,7 +395,7 @@ fn read_nullable(
 fn read_elements(
     cur: &mut Cursor<'_>,
     ty: &OdpsType,
-    crc: &mut u32,
+    crc: &mut RecordCrc,
 ) -> Result<Vec<Option<Value>>, ValueError> {
     let count = cur.varint()?;
     if count > (cur.data.len() - cur.pos) as u64 {
@@ -487,7 +554,7 @@ mod tests {
 
     #[test]
     fn empty_block_is_just_the_trailer() {
-        let block = encode_block(&[], &basic_columns());
+        let block = Bytes::from(encode_block(&[], &basic_columns()));
         assert_eq!(hex::encode(&block), "f0ffff7f00f8ffff7f00");
         assert!(decode_block(&block, &basic_columns()).unwrap().is_empty());
     }
@@ -497,38 +564,44 @@ mod tests {
         let rows = vec![
             vec![
                 Some(Value::Int(-5)),
-                Some(Value::Bytes(b"x".to_vec())),
+                Some(Value::Bytes(Bytes::from_static(b"x"))),
                 None,
                 Some(Value::Bool(false)),
                 Some(Value::Int(1_704_164_645_678)),
-                Some(Value::Bytes(b"1E+2".to_vec())),
+                Some(Value::Bytes(Bytes::from_static(b"1E+2"))),
             ],
             vec![None; 6],
         ];
-        let block = encode_block(&rows, &basic_columns());
+        let block = Bytes::from(encode_block(&rows, &basic_columns()));
         assert_eq!(decode_block(&block, &basic_columns()).unwrap(), rows);
     }
 
     #[test]
     fn truncation_and_trailing_bytes_are_rejected() {
-        let block = encode_block(&[vec![Some(Value::Int(1))]], &[OdpsType::Bigint]);
+        let block = Bytes::from(encode_block(
+            &[vec![Some(Value::Int(1))]],
+            &[OdpsType::Bigint],
+        ));
         for cut in 0..block.len() {
             assert!(
-                decode_block(&block[..cut], &[OdpsType::Bigint]).is_err(),
+                decode_block(&block.slice(..cut), &[OdpsType::Bigint]).is_err(),
                 "{cut}"
             );
         }
-        let mut longer = block.clone();
+        let mut longer = block.to_vec();
         longer.push(0);
         assert_eq!(
-            decode_block(&longer, &[OdpsType::Bigint]),
+            decode_block(&Bytes::from(longer), &[OdpsType::Bigint]),
             Err(BlockError::TrailingData(1))
         );
     }
 
     #[test]
     fn mistyped_and_out_of_range_fields_are_rejected() {
-        let block = encode_block(&[vec![Some(Value::Int(300))]], &[OdpsType::Bigint]);
+        let block = Bytes::from(encode_block(
+            &[vec![Some(Value::Int(300))]],
+            &[OdpsType::Bigint],
+        ));
         assert!(matches!(
             decode_block(&block, &[OdpsType::Tinyint]),
             Err(BlockError::BadValue { .. })
@@ -541,6 +614,42 @@ mod tests {
             decode_block(&block, &[]),
             Err(BlockError::UnknownField { .. })
         ));
+    }
+
+    #[test]
+    fn record_checksum_fed_in_pieces_is_the_checksum_of_the_whole() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+        for cuts in [
+            vec![4, 8, 9, 13, 21, 621, 625, 700],
+            vec![1, 2, 3, 35, 36, 100, 101, 700],
+            vec![700],
+            vec![32, 64, 96, 700],
+        ] {
+            let mut crc = RecordCrc::new();
+            let mut from = 0;
+            for to in cuts {
+                crc.feed(&data[from..to]);
+                from = to;
+            }
+            assert_eq!(crc.finish(), crc32c::crc32c(&data));
+            assert_eq!(crc.finish(), 0, "finish starts over");
+        }
+    }
+
+    #[test]
+    fn string_values_share_the_block_buffer() {
+        let rows = vec![vec![Some(Value::Bytes(Bytes::from_static(b"shared")))]];
+        let block = Bytes::from(encode_block(&rows, &[OdpsType::String]));
+        let decoded = decode_block(&block, &[OdpsType::String]).unwrap();
+        let Some(Value::Bytes(b)) = &decoded[0][0] else {
+            panic!("{decoded:?}")
+        };
+        assert_eq!(&b[..], b"shared");
+        let range = block.as_ptr_range();
+        assert!(
+            range.contains(&b.as_ptr()),
+            "the value is a slice of the block"
+        );
     }
 
     #[test]
