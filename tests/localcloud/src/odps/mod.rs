@@ -67,6 +67,7 @@
 
 mod admin;
 pub mod auth;
+mod block_decoder;
 mod error;
 mod faults;
 pub mod render;

@@ -15,6 +15,8 @@ use super::faults;
 use super::render;
 use super::routes::{self, Query, Route, Surface};
 use super::state::Catalog;
+use super::types::{OdpsType, Row};
+use super::wire::{BlockDecoder, BlockError};
 use super::{service, tunnel};
 use crate::common::{Clock, Credentials, FaultPlan};
 
@@ -207,8 +209,26 @@ pub async fn handle(State(odps): State<Arc<Odps>>, request: Request) -> Response
     if let Err(e) = authenticate(&odps, &method, &headers, &decoded_path, &query, now_ms) {
         return error_response(surface, &e, &request_id);
     }
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
+    // A block for an open session is decoded as it arrives, as the service does;
+    // every other body is read whole first.
+    let streamed = match surface {
+        Surface::Tunnel => tunnel::streamed_block_columns(&odps, &route, &headers),
+        Surface::Service => None,
+    };
+    let received = match streamed {
+        Some(columns) => receive_block(body, columns)
+            .await
+            .map(|(rows, len)| (bytes::Bytes::new(), Some(rows), len)),
+        None => axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map(|b| {
+                let len = b.len();
+                (b, None, len)
+            })
+            .map_err(|e| e.to_string()),
+    };
+    let (body, block, body_len) = match received {
+        Ok(r) => r,
         Err(e) => {
             let e = OdpsError::new(
                 400,
@@ -219,13 +239,7 @@ pub async fn handle(State(odps): State<Arc<Odps>>, request: Request) -> Response
         }
     };
     log_request(
-        &odps,
-        &route,
-        &method,
-        &raw_path,
-        &query,
-        &headers,
-        body.len(),
+        &odps, &route, &method, &raw_path, &query, &headers, body_len,
     );
     let call = Call {
         route,
@@ -238,7 +252,7 @@ pub async fn handle(State(odps): State<Arc<Odps>>, request: Request) -> Response
     let operation = call.route.operation();
     let result = match surface {
         Surface::Service => service::handle(&odps, &call),
-        Surface::Tunnel => tunnel::handle(&odps, &call),
+        Surface::Tunnel => tunnel::handle(&odps, &call, block),
     };
     if let Some(action) = &fault.after {
         return faults::render(surface, action, operation, &request_id);
@@ -247,6 +261,27 @@ pub async fn handle(State(odps): State<Arc<Odps>>, request: Request) -> Response
         Ok(reply) => reply_response(reply, &request_id),
         Err(e) => error_response(surface, &e, &request_id),
     }
+}
+
+/// Reads a block body chunk by chunk into a [`BlockDecoder`]; returns the decoded
+/// block (or why it is invalid) and the body's length.
+async fn receive_block(
+    mut body: Body,
+    columns: Vec<OdpsType>,
+) -> Result<(Result<Vec<Row>, BlockError>, usize), String> {
+    use http_body_util::BodyExt;
+    let mut decoder = BlockDecoder::new(columns);
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() else {
+            continue; // trailers
+        };
+        if decoder.received() + data.len() > MAX_BODY_BYTES {
+            return Err("length limit exceeded".to_owned());
+        }
+        decoder.push(data);
+    }
+    let len = decoder.received();
+    Ok((decoder.finish(), len))
 }
 
 fn log_request(

@@ -12,13 +12,20 @@ use super::sessions::{
     session_id, Block, DownloadSession, DownloadSource, UploadSession, UploadStatus, MAX_BLOCK_ID,
 };
 use super::state::{parse_spec, Catalog, Partition, TaskOutcome};
-use super::wire;
+use super::types::{OdpsType, Row};
+use super::wire::{self, BlockError};
 
 /// The largest block accepted after inflating a `deflate` body.
 const MAX_INFLATED_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Runs one tunnel operation.
-pub fn handle(odps: &Odps, call: &Call<'_>) -> OdpsResult<Reply> {
+/// `block` is the request's block when it was decoded as it arrived (see
+/// [`streamed_block_columns`]).
+pub fn handle(
+    odps: &Odps,
+    call: &Call<'_>,
+    block: Option<Result<Vec<Row>, BlockError>>,
+) -> OdpsResult<Reply> {
     if let Route::UploadBlock {
         project,
         table,
@@ -26,7 +33,7 @@ pub fn handle(odps: &Odps, call: &Call<'_>) -> OdpsResult<Reply> {
         block_id,
     } = &call.route
     {
-        return upload_block(odps, call, project, table, upload_id, block_id);
+        return upload_block(odps, call, block, [project, table, upload_id, block_id]);
     }
     let mut catalog = odps.catalog();
     let now = call.now_ms;
@@ -101,13 +108,42 @@ pub fn handle(odps: &Odps, call: &Call<'_>) -> OdpsResult<Reply> {
 
 /// Receives one block. The block is decoded and checked without holding the
 /// catalogue lock, so uploads to several sessions (or blocks) proceed in parallel.
+/// The columns to decode an arriving block against: for a block upload without
+/// `Content-Encoding` to an open session. `None` leaves the body to be read whole
+/// (and any error to [`handle`]).
+pub fn streamed_block_columns(
+    odps: &Odps,
+    route: &Route,
+    headers: &[(String, String)],
+) -> Option<Vec<OdpsType>> {
+    let Route::UploadBlock {
+        project,
+        table,
+        upload_id,
+        ..
+    } = route
+    else {
+        return None;
+    };
+    let encoded = headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("content-encoding") && !matches!(v.trim(), "" | "identity")
+    });
+    if encoded {
+        return None;
+    }
+    let mut catalog = odps.catalog();
+    let s = catalog
+        .sessions
+        .upload_mut(project, table, upload_id)
+        .ok()?;
+    Some(s.columns.iter().map(|c| c.ty.clone()).collect())
+}
+
 fn upload_block(
     odps: &Odps,
     call: &Call<'_>,
-    project: &str,
-    table: &str,
-    upload_id: &str,
-    block_id: &str,
+    streamed: Option<Result<Vec<Row>, BlockError>>,
+    [project, table, upload_id, block_id]: [&str; 4],
 ) -> OdpsResult<Reply> {
     let block_id: u64 = block_id
         .parse()
@@ -127,10 +163,11 @@ fn upload_block(
         s.require_open(call.now_ms)?;
         s.columns.iter().map(|c| c.ty.clone()).collect()
     };
-    let data = decompress(call)?;
-    let rows = wire::decode_block(&data, &types).map_err(|e| {
-        OdpsError::new(400, "MalformedDataStream", format!("block {block_id}: {e}"))
-    })?;
+    let rows = match streamed {
+        Some(rows) => rows,
+        None => wire::decode_block(&decompress(call)?, &types),
+    }
+    .map_err(|e| OdpsError::new(400, "MalformedDataStream", format!("block {block_id}: {e}")))?;
     let mut catalog = odps.catalog();
     let s = catalog.sessions.upload_mut(project, table, upload_id)?;
     // A commit may have happened while the block was decoded.

@@ -1,13 +1,15 @@
 //! The Tunnel block format: protobuf-style fields per record, a CRC-32C per record,
 //! and a trailer with the record count and a checksum of the record checksums.
 //!
-//! [`decode_block`] verifies a block exactly as the service does (every record
+//! [`decode_block`] (and [`BlockDecoder`], which decodes a block as it arrives)
+//! verifies a block exactly as the service does (every record
 //! checksum, the count, the final checksum, field numbers and wire types against
 //! the schema, value ranges) and returns the records only if the whole block is
 //! valid. [`encode_block`] writes the same format for download sessions.
 
 use bytes::Bytes;
 
+pub use super::block_decoder::{decode_block, BlockDecoder};
 use super::types::{OdpsType, Row, Value};
 
 /// Field number of the end-of-record tag.
@@ -20,8 +22,11 @@ pub const TUNNEL_META_CHECKSUM: u64 = 33_554_431;
 /// Why a block was rejected. Rendered as `MalformedDataStream`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BlockError {
+    /// The data ended inside a record or the trailer.
     #[error("data stream truncated at byte {0}")]
     Truncated(usize),
+    #[error("malformed varint at byte {0}")]
+    Varint(usize),
     #[error("record {record}: checksum mismatch (block says {found:#010x}, data gives {computed:#010x})")]
     RecordChecksum {
         record: usize,
@@ -66,7 +71,7 @@ pub enum BlockError {
     TrailerTag { found: u64, at: usize },
 }
 
-struct Cursor<'a> {
+pub(super) struct Cursor<'a> {
     data: &'a [u8],
     /// The same bytes, shared by the values decoded from them.
     shared: &'a Bytes,
@@ -74,6 +79,27 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    /// A cursor at the start of `data`; string values share it.
+    pub(super) fn new(data: &'a Bytes) -> Self {
+        Self {
+            data,
+            shared: data,
+            pos: 0,
+        }
+    }
+
+    pub(super) fn at(data: &'a Bytes, pos: usize) -> Self {
+        Self {
+            data,
+            shared: data,
+            pos,
+        }
+    }
+
+    pub(super) fn pos(&self) -> usize {
+        self.pos
+    }
+
     fn varint(&mut self) -> Result<u64, BlockError> {
         let mut value: u64 = 0;
         for i in 0..10 {
@@ -87,7 +113,7 @@ impl<'a> Cursor<'a> {
                 return Ok(value);
             }
         }
-        Err(BlockError::Truncated(self.pos))
+        Err(BlockError::Varint(self.pos))
     }
 
     /// The next `n` bytes as a value sharing the block's buffer.
@@ -173,16 +199,24 @@ impl RecordCrc {
     }
 }
 
-/// Decodes one block against the session's data columns.
-/// String values share `data` rather than copying it.
-pub fn decode_block(data: &Bytes, columns: &[OdpsType]) -> Result<Vec<Row>, BlockError> {
-    let mut cur = Cursor {
-        data,
-        shared: data,
-        pos: 0,
-    };
-    let mut rows = Vec::new();
-    let mut record_crcs: Vec<u8> = Vec::new();
+/// What one step of decoding yields: a record, or the trailer.
+pub(super) enum Unit {
+    /// A record and its checksum.
+    Record(Row, u32),
+    Trailer {
+        count: i64,
+        checksum: u32,
+    },
+}
+
+/// Decodes the record (or trailer) that starts at the cursor, checking its checksum,
+/// field numbers, wire types and values against `columns`. `record` is the index
+/// of the record, for errors. [`BlockError::Truncated`] means the data ended first.
+pub(super) fn decode_unit(
+    cur: &mut Cursor<'_>,
+    columns: &[OdpsType],
+    record: usize,
+) -> Result<Unit, BlockError> {
     let mut row: Row = vec![None; columns.len()];
     let mut crc = RecordCrc::new();
     let mut last_field = 0u64;
@@ -190,7 +224,6 @@ pub fn decode_block(data: &Bytes, columns: &[OdpsType]) -> Result<Vec<Row>, Bloc
         let at = cur.pos;
         let key = cur.varint()?;
         let (field, wire_type) = (key >> 3, (key & 7) as u32);
-        let record = rows.len();
         if field > columns.len() as u64 && wire_type != 0 {
             return Err(BlockError::MarkerWireType {
                 field,
@@ -208,15 +241,14 @@ pub fn decode_block(data: &Bytes, columns: &[OdpsType]) -> Result<Vec<Row>, Bloc
                     computed,
                 });
             }
-            record_crcs.extend_from_slice(&computed.to_le_bytes());
-            rows.push(std::mem::replace(&mut row, vec![None; columns.len()]));
-            last_field = 0;
+            return Ok(Unit::Record(row, computed));
         } else if field == TUNNEL_META_COUNT {
             let count = unzigzag64(cur.varint()?);
-            if usize::try_from(count).ok() != Some(rows.len()) || last_field != 0 {
+            if last_field != 0 {
+                // The trailer inside a record.
                 return Err(BlockError::Count {
                     found: count,
-                    actual: rows.len(),
+                    actual: record,
                 });
             }
             let at = cur.pos;
@@ -227,15 +259,8 @@ pub fn decode_block(data: &Bytes, columns: &[OdpsType]) -> Result<Vec<Row>, Bloc
                     at,
                 });
             }
-            let found = cur.varint()? as u32;
-            let computed = crc32c::crc32c(&record_crcs);
-            if found != computed {
-                return Err(BlockError::FinalChecksum { found, computed });
-            }
-            if cur.pos != data.len() {
-                return Err(BlockError::TrailingData(data.len() - cur.pos));
-            }
-            return Ok(rows);
+            let checksum = cur.varint()? as u32;
+            return Ok(Unit::Trailer { count, checksum });
         } else if field >= 1 && field <= columns.len() as u64 {
             if field <= last_field {
                 return Err(BlockError::FieldOrder { record, field });
@@ -251,8 +276,7 @@ pub fn decode_block(data: &Bytes, columns: &[OdpsType]) -> Result<Vec<Row>, Bloc
                 });
             }
             crc.feed(&(field as u32).to_le_bytes());
-            let value =
-                read_value(&mut cur, ty, &mut crc).map_err(|e| e.in_field(record, field))?;
+            let value = read_value(cur, ty, &mut crc).map_err(|e| e.in_field(record, field))?;
             row[(field - 1) as usize] = Some(value);
             last_field = field;
         } else {
@@ -398,10 +422,9 @@ fn read_elements(
     crc: &mut RecordCrc,
 ) -> Result<Vec<Option<Value>>, ValueError> {
     let count = cur.varint()?;
+    // Each element takes a byte at least: more than the data holds cannot be whole.
     if count > (cur.data.len() - cur.pos) as u64 {
-        return Err(ValueError::Bad(format!(
-            "{count} elements in a short block"
-        )));
+        return Err(ValueError::Block(BlockError::Truncated(cur.data.len())));
     }
     (0..count).map(|_| read_nullable(cur, ty, crc)).collect()
 }
