@@ -9,8 +9,9 @@
 
 use bytes::Bytes;
 
+use super::record_decode::{decode_unit, Cursor, Unit};
 use super::types::{OdpsType, Row};
-use super::wire::{decode_unit, BlockError, Cursor, Unit};
+use super::wire::BlockError;
 
 /// The least of a chunk tried first when completing a cut record.
 const FIRST_STITCH: usize = 4096;

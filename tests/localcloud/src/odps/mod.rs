@@ -70,6 +70,7 @@ pub mod auth;
 mod block_decoder;
 mod error;
 mod faults;
+mod record_decode;
 pub mod render;
 mod routes;
 mod server;

@@ -7,8 +7,6 @@
 //! the schema, value ranges) and returns the records only if the whole block is
 //! valid. [`encode_block`] writes the same format for download sessions.
 
-use bytes::Bytes;
-
 pub use super::block_decoder::{decode_block, BlockDecoder};
 use super::types::{OdpsType, Row, Value};
 
@@ -71,71 +69,7 @@ pub enum BlockError {
     TrailerTag { found: u64, at: usize },
 }
 
-pub(super) struct Cursor<'a> {
-    data: &'a [u8],
-    /// The same bytes, shared by the values decoded from them.
-    shared: &'a Bytes,
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    /// A cursor at the start of `data`; string values share it.
-    pub(super) fn new(data: &'a Bytes) -> Self {
-        Self {
-            data,
-            shared: data,
-            pos: 0,
-        }
-    }
-
-    pub(super) fn at(data: &'a Bytes, pos: usize) -> Self {
-        Self {
-            data,
-            shared: data,
-            pos,
-        }
-    }
-
-    pub(super) fn pos(&self) -> usize {
-        self.pos
-    }
-
-    fn varint(&mut self) -> Result<u64, BlockError> {
-        let mut value: u64 = 0;
-        for i in 0..10 {
-            let byte = *self
-                .data
-                .get(self.pos)
-                .ok_or(BlockError::Truncated(self.pos))?;
-            self.pos += 1;
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(BlockError::Varint(self.pos))
-    }
-
-    /// The next `n` bytes as a value sharing the block's buffer.
-    fn shared(&mut self, n: usize) -> Result<Bytes, BlockError> {
-        let start = self.pos;
-        self.bytes(n)?;
-        Ok(self.shared.slice(start..self.pos))
-    }
-
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], BlockError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
-            .ok_or(BlockError::Truncated(self.data.len()))?;
-        let slice = &self.data[self.pos..end];
-        self.pos = end;
-        Ok(slice)
-    }
-}
-
-fn unzigzag64(n: u64) -> i64 {
+pub(super) fn unzigzag64(n: u64) -> i64 {
     ((n >> 1) as i64) ^ -((n & 1) as i64)
 }
 
@@ -143,331 +77,13 @@ fn zigzag64(n: i64) -> u64 {
     ((n << 1) ^ (n >> 63)) as u64
 }
 
-fn unzigzag32(n: u64) -> i32 {
+pub(super) fn unzigzag32(n: u64) -> i32 {
     let n = n as u32;
     ((n >> 1) as i32) ^ -((n & 1) as i32)
 }
 
 fn zigzag32(n: i32) -> u64 {
     u64::from(((n << 1) ^ (n >> 31)) as u32)
-}
-
-/// The CRC-32C of one record, fed piece by piece. Small pieces (field numbers,
-/// integers) are gathered and checksummed together: one call per piece costs more
-/// than the checksum itself.
-struct RecordCrc {
-    crc: u32,
-    pending: [u8; 32],
-    len: usize,
-}
-
-impl RecordCrc {
-    fn new() -> Self {
-        Self {
-            crc: 0,
-            pending: [0; 32],
-            len: 0,
-        }
-    }
-
-    fn feed(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() <= self.pending.len() {
-            self.pending[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
-            return;
-        }
-        self.flush();
-        if bytes.len() <= self.pending.len() {
-            self.pending[..bytes.len()].copy_from_slice(bytes);
-            self.len = bytes.len();
-        } else {
-            self.crc = crc32c::crc32c_append(self.crc, bytes);
-        }
-    }
-
-    fn flush(&mut self) {
-        if self.len > 0 {
-            self.crc = crc32c::crc32c_append(self.crc, &self.pending[..self.len]);
-            self.len = 0;
-        }
-    }
-
-    /// The record's checksum; the accumulator starts over.
-    fn finish(&mut self) -> u32 {
-        self.flush();
-        std::mem::take(&mut self.crc)
-    }
-}
-
-/// What one step of decoding yields: a record, or the trailer.
-pub(super) enum Unit {
-    /// A record and its checksum.
-    Record(Row, u32),
-    Trailer {
-        count: i64,
-        checksum: u32,
-    },
-}
-
-/// Decodes the record (or trailer) that starts at the cursor, checking its checksum,
-/// field numbers, wire types and values against `columns`. `record` is the index
-/// of the record, for errors. [`BlockError::Truncated`] means the data ended first.
-pub(super) fn decode_unit(
-    cur: &mut Cursor<'_>,
-    columns: &[OdpsType],
-    record: usize,
-) -> Result<Unit, BlockError> {
-    let mut row: Row = vec![None; columns.len()];
-    let mut crc = RecordCrc::new();
-    let mut last_field = 0u64;
-    loop {
-        let at = cur.pos;
-        let key = cur.varint()?;
-        let (field, wire_type) = (key >> 3, (key & 7) as u32);
-        if field > columns.len() as u64 && wire_type != 0 {
-            return Err(BlockError::MarkerWireType {
-                field,
-                wire_type,
-                at,
-            });
-        }
-        if field == TUNNEL_END_RECORD {
-            let found = cur.varint()? as u32;
-            let computed = crc.finish();
-            if found != computed {
-                return Err(BlockError::RecordChecksum {
-                    record,
-                    found,
-                    computed,
-                });
-            }
-            return Ok(Unit::Record(row, computed));
-        } else if field == TUNNEL_META_COUNT {
-            let count = unzigzag64(cur.varint()?);
-            if last_field != 0 {
-                // The trailer inside a record.
-                return Err(BlockError::Count {
-                    found: count,
-                    actual: record,
-                });
-            }
-            let at = cur.pos;
-            let key = cur.varint()?;
-            if key != TUNNEL_META_CHECKSUM << 3 {
-                return Err(BlockError::TrailerTag {
-                    found: key >> 3,
-                    at,
-                });
-            }
-            let checksum = cur.varint()? as u32;
-            return Ok(Unit::Trailer { count, checksum });
-        } else if field >= 1 && field <= columns.len() as u64 {
-            if field <= last_field {
-                return Err(BlockError::FieldOrder { record, field });
-            }
-            let ty = &columns[(field - 1) as usize];
-            if wire_type != ty.wire_type() {
-                return Err(BlockError::WireType {
-                    record,
-                    field,
-                    found: wire_type,
-                    expected: ty.wire_type(),
-                    column_type: ty.to_string(),
-                });
-            }
-            crc.feed(&(field as u32).to_le_bytes());
-            let value = read_value(cur, ty, &mut crc).map_err(|e| e.in_field(record, field))?;
-            row[(field - 1) as usize] = Some(value);
-            last_field = field;
-        } else {
-            return Err(BlockError::UnknownField {
-                record,
-                field,
-                columns: columns.len(),
-            });
-        }
-    }
-}
-
-/// A value-level failure before it is tied to a record and field.
-enum ValueError {
-    Block(BlockError),
-    Bad(String),
-}
-
-impl From<BlockError> for ValueError {
-    fn from(e: BlockError) -> Self {
-        ValueError::Block(e)
-    }
-}
-
-impl ValueError {
-    fn in_field(self, record: usize, field: u64) -> BlockError {
-        match self {
-            ValueError::Block(e) => e,
-            ValueError::Bad(reason) => BlockError::BadValue {
-                record,
-                field,
-                reason,
-            },
-        }
-    }
-}
-
-fn read_value(
-    cur: &mut Cursor<'_>,
-    ty: &OdpsType,
-    crc: &mut RecordCrc,
-) -> Result<Value, ValueError> {
-    let mut feed = |bytes: &[u8]| crc.feed(bytes);
-    Ok(match ty {
-        OdpsType::Bigint
-        | OdpsType::Int
-        | OdpsType::Smallint
-        | OdpsType::Tinyint
-        | OdpsType::Datetime
-        | OdpsType::Date
-        | OdpsType::IntervalYearMonth => {
-            let v = unzigzag64(cur.varint()?);
-            if let Some((lo, hi)) = ty.int_range() {
-                if !(lo..=hi).contains(&v) {
-                    return Err(ValueError::Bad(format!("{v} out of range for {ty}")));
-                }
-            }
-            feed(&v.to_le_bytes());
-            Value::Int(v)
-        }
-        OdpsType::Boolean => {
-            let v = cur.varint()?;
-            if v > 1 {
-                return Err(ValueError::Bad(format!("boolean byte {v}")));
-            }
-            feed(&[v as u8]);
-            Value::Bool(v == 1)
-        }
-        OdpsType::Double => {
-            let b = cur.bytes(8)?;
-            feed(b);
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            Value::Double(f64::from_le_bytes(a))
-        }
-        OdpsType::Float => {
-            let b = cur.bytes(4)?;
-            feed(b);
-            let mut a = [0u8; 4];
-            a.copy_from_slice(b);
-            Value::Float(f32::from_le_bytes(a))
-        }
-        OdpsType::String
-        | OdpsType::Binary
-        | OdpsType::Json
-        | OdpsType::Decimal(_)
-        | OdpsType::Varchar(_)
-        | OdpsType::Char(_) => {
-            let len = usize::try_from(cur.varint()?).map_err(|_| BlockError::Truncated(cur.pos))?;
-            let b = cur.shared(len)?;
-            check_text(ty, &b).map_err(ValueError::Bad)?;
-            feed(&b);
-            Value::Bytes(b)
-        }
-        OdpsType::Timestamp | OdpsType::TimestampNtz | OdpsType::IntervalDayTime => {
-            let seconds = unzigzag64(cur.varint()?);
-            let nanos = unzigzag32(cur.varint()?);
-            if !(0..1_000_000_000).contains(&nanos) {
-                return Err(ValueError::Bad(format!("nanoseconds {nanos} out of range")));
-            }
-            feed(&seconds.to_le_bytes());
-            feed(&nanos.to_le_bytes());
-            Value::Timestamp { seconds, nanos }
-        }
-        OdpsType::Array(elem) => Value::Array(read_elements(cur, elem, crc)?),
-        OdpsType::Map(k, v) => {
-            let keys = read_elements(cur, k, crc)?;
-            let values = read_elements(cur, v, crc)?;
-            if keys.len() != values.len() {
-                return Err(ValueError::Bad(format!(
-                    "map with {} keys and {} values",
-                    keys.len(),
-                    values.len()
-                )));
-            }
-            Value::Map(keys, values)
-        }
-        OdpsType::Struct(fields) => {
-            let mut out = Vec::with_capacity(fields.len());
-            for (_, fty) in fields {
-                out.push(read_nullable(cur, fty, crc)?);
-            }
-            Value::Struct(out)
-        }
-    })
-}
-
-fn read_nullable(
-    cur: &mut Cursor<'_>,
-    ty: &OdpsType,
-    crc: &mut RecordCrc,
-) -> Result<Option<Value>, ValueError> {
-    match cur.varint()? {
-        1 => Ok(None),
-        0 => Ok(Some(read_value(cur, ty, crc)?)),
-        other => Err(ValueError::Bad(format!("null flag {other}"))),
-    }
-}
-
-fn read_elements(
-    cur: &mut Cursor<'_>,
-    ty: &OdpsType,
-    crc: &mut RecordCrc,
-) -> Result<Vec<Option<Value>>, ValueError> {
-    let count = cur.varint()?;
-    // Each element takes a byte at least: more than the data holds cannot be whole.
-    if count > (cur.data.len() - cur.pos) as u64 {
-        return Err(ValueError::Block(BlockError::Truncated(cur.data.len())));
-    }
-    (0..count).map(|_| read_nullable(cur, ty, crc)).collect()
-}
-
-fn check_text(ty: &OdpsType, bytes: &[u8]) -> Result<(), String> {
-    match ty {
-        OdpsType::Varchar(n) | OdpsType::Char(n) => {
-            let s = std::str::from_utf8(bytes).map_err(|_| format!("{ty} value is not UTF-8"))?;
-            let chars = s.chars().count();
-            if chars > *n as usize {
-                return Err(format!("{chars} characters exceed {ty}"));
-            }
-            Ok(())
-        }
-        OdpsType::Decimal(_) => {
-            let s =
-                std::str::from_utf8(bytes).map_err(|_| "decimal text is not ASCII".to_owned())?;
-            if is_decimal_text(s) {
-                Ok(())
-            } else {
-                Err(format!("invalid decimal text {s:?}"))
-            }
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Plain (`-12.50`) or exponent (`1E+2`) decimal text.
-fn is_decimal_text(s: &str) -> bool {
-    let (mantissa, exponent) = match s.find(['e', 'E']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let m = mantissa.strip_prefix(['-', '+']).unwrap_or(mantissa);
-    let (int, frac) = m.split_once('.').unwrap_or((m, ""));
-    let digits_ok = (!int.is_empty() || !frac.is_empty())
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit());
-    let exp_ok = exponent.is_none_or(|e| {
-        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
-        !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
-    });
-    digits_ok && exp_ok
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -565,6 +181,7 @@ fn write_elements(out: &mut Vec<u8>, items: &[Option<Value>], crc: &mut u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn basic_columns() -> Vec<OdpsType> {
         [
@@ -640,26 +257,6 @@ mod tests {
     }
 
     #[test]
-    fn record_checksum_fed_in_pieces_is_the_checksum_of_the_whole() {
-        let data: Vec<u8> = (0..=255u8).cycle().take(700).collect();
-        for cuts in [
-            vec![4, 8, 9, 13, 21, 621, 625, 700],
-            vec![1, 2, 3, 35, 36, 100, 101, 700],
-            vec![700],
-            vec![32, 64, 96, 700],
-        ] {
-            let mut crc = RecordCrc::new();
-            let mut from = 0;
-            for to in cuts {
-                crc.feed(&data[from..to]);
-                from = to;
-            }
-            assert_eq!(crc.finish(), crc32c::crc32c(&data));
-            assert_eq!(crc.finish(), 0, "finish starts over");
-        }
-    }
-
-    #[test]
     fn string_values_share_the_block_buffer() {
         let rows = vec![vec![Some(Value::Bytes(Bytes::from_static(b"shared")))]];
         let block = Bytes::from(encode_block(&rows, &[OdpsType::String]));
@@ -673,15 +270,5 @@ mod tests {
             range.contains(&b.as_ptr()),
             "the value is a slice of the block"
         );
-    }
-
-    #[test]
-    fn decimal_text_forms() {
-        for ok in ["1", "-0.001", "123.45", "1E+2", ".5", "5."] {
-            assert!(is_decimal_text(ok), "{ok}");
-        }
-        for bad in ["", "-", "1.2.3", "abc", "1e", "0x10"] {
-            assert!(!is_decimal_text(bad), "{bad}");
-        }
     }
 }
