@@ -1,11 +1,12 @@
 //! Fuzzes everything that decodes untrusted bytes from a peer: the frame decoder (fed
-//! in pieces whose sizes come from the input), message decoding, record decoding and
-//! JSON lines. Any panic or hang is a bug; errors are expected.
+//! in pieces whose sizes come from the input), message decoding, record decoding (also
+//! in place, over a batch already in use) and JSON lines. Any panic or hang is a bug; errors are expected.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use protocol::frame::{decode_message, FrameDecoder, PREAMBLE};
+use protocol::frame::{batch_parts, decode_message, FrameDecoder, PREAMBLE};
+use protocol::records::decode_records_into;
 use protocol::message::Message;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let step = usize::from(split >> 1).max(1);
     let mut decoder = FrameDecoder::new(1 << 20);
     let mut buf = BytesMut::new();
+    let mut reused = Vec::new();
     for piece in stream.chunks(step) {
         buf.extend_from_slice(piece);
         loop {
@@ -28,6 +30,10 @@ fuzz_target!(|data: &[u8]| {
                 Ok(Some(body)) => {
                     if let Ok(Message::Batch(batch)) = decode_message(&body) {
                         let _ = batch.decode();
+                    }
+                    // The in-place path writers take, over a batch already in use.
+                    if let Some(parts) = batch_parts(&body) {
+                        let _ = decode_records_into(parts.records, &mut reused);
                     }
                 }
                 Ok(None) => break,
