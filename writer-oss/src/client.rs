@@ -1,7 +1,6 @@
 //! The OSS client: addressing, signing, retries and the operations the writer needs
 //! (spec oss.md §1–§6).
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
@@ -11,9 +10,15 @@ use protocol::runtime::retry::Backoff;
 use reqwest::Method;
 
 use crate::crc64;
+use crate::endpoint::host_of;
+pub use crate::endpoint::{
+    is_valid_bucket_name, normalize_endpoint, region_of_endpoint, uses_path_style,
+};
 use crate::error::OssError;
 use crate::sign::{self, SignInput};
 use crate::xml;
+
+mod multipart;
 
 /// Which signature the client sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,73 +60,6 @@ impl std::fmt::Debug for ClientOptions {
             .field("region", &self.region)
             .finish()
     }
-}
-
-/// Splits a normalized endpoint into scheme and `host[:port]`, adding `http://` when
-/// there is no scheme (as DataX and the Java SDK do). A path other than `/` is refused.
-pub fn normalize_endpoint(endpoint: &str) -> Result<(String, String), String> {
-    let trimmed = endpoint.trim();
-    let (scheme, rest) = match trimmed.split_once("://") {
-        Some((s, r)) => (s.to_ascii_lowercase(), r),
-        None => ("http".to_owned(), trimmed),
-    };
-    if scheme != "http" && scheme != "https" {
-        return Err(format!(
-            "endpoint {endpoint:?}: the scheme must be http or https"
-        ));
-    }
-    let (host_port, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    if !(path.is_empty() || path == "/") {
-        return Err(format!(
-            "endpoint {endpoint:?} has a path ({path}): give only scheme://host[:port]"
-        ));
-    }
-    if host_port.is_empty() || host_port.contains(['?', '#', '@', ' ']) {
-        return Err(format!("endpoint {endpoint:?} has no valid host"));
-    }
-    Ok((scheme, host_port.to_owned()))
-}
-
-/// The host of `host[:port]` (brackets kept for IPv6).
-fn host_of(host_port: &str) -> &str {
-    if host_port.starts_with('[') {
-        return host_port.split_inclusive(']').next().unwrap_or(host_port);
-    }
-    host_port.rsplit_once(':').map_or(host_port, |(h, _)| h)
-}
-
-/// Valid OSS bucket names: 3–63 of `[a-z0-9-]`, starting and ending alphanumeric.
-pub fn is_valid_bucket_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    (3..=63).contains(&b.len())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-/// Path style for IP literals and `localhost` (the oss2 rule) and invalid bucket names.
-pub fn uses_path_style(host_port: &str, bucket: &str) -> bool {
-    let host = host_of(host_port);
-    host.parse::<Ipv4Addr>().is_ok()
-        || host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .is_some_and(|h| h.parse::<Ipv6Addr>().is_ok())
-        || host.eq_ignore_ascii_case("localhost")
-        || !is_valid_bucket_name(bucket)
-}
-
-/// The region of an `oss-<region>[-internal].aliyuncs.com` endpoint.
-pub fn region_of_endpoint(host_port: &str) -> Option<String> {
-    let host = host_of(host_port);
-    let first = host.split('.').next()?;
-    let region = first.strip_prefix("oss-")?;
-    let region = region.strip_suffix("-internal").unwrap_or(region);
-    (!region.is_empty() && host.contains("aliyuncs.com")).then(|| region.to_owned())
 }
 
 /// An answer from OSS.
@@ -526,218 +464,6 @@ impl OssClient {
             .await
             .map(drop)
     }
-
-    /// InitiateMultipartUpload; returns the upload id.
-    pub async fn initiate(
-        &self,
-        key: &str,
-        content_type: &str,
-        encrypt: bool,
-    ) -> Result<String, OssError> {
-        let mut req = self.request("InitiateMultipartUpload", Method::POST, key);
-        req.query = query(&[("uploads", "")]);
-        req.headers
-            .push(("Content-Type".into(), content_type.to_owned()));
-        if encrypt {
-            req.headers
-                .push(("x-oss-server-side-encryption".into(), "AES256".into()));
-        }
-        let r = self.send(&req).await?;
-        match xml::text(&r.body, "UploadId") {
-            Ok(Some(id)) if !id.is_empty() => Ok(id),
-            other => Err(OssError::Integrity {
-                operation: "InitiateMultipartUpload",
-                target: self.target(key),
-                message: format!("no UploadId in the answer ({other:?})"),
-            }),
-        }
-    }
-
-    /// UploadPart, checking the part's CRC-64 against OSS's.
-    pub async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        body: Bytes,
-    ) -> Result<UploadedPart, OssError> {
-        let crc = crc64::checksum(&body);
-        let mut req = self.request("UploadPart", Method::PUT, key);
-        req.query = vec![
-            ("partNumber".into(), number.to_string()),
-            ("uploadId".into(), upload_id.to_owned()),
-        ];
-        // No Content-MD5: software MD5 cost more CPU than everything else together, and
-        // OSS's CRC-64 of the received part, compared below with ours, catches the same
-        // corruption (the part is then uploaded again).
-        let size = body.len() as u64;
-        req.body = body;
-        let mut backoff = self.backoff();
-        loop {
-            let outcome = self.send(&req).await.and_then(|r| {
-                let server = r.crc64();
-                if server != Some(crc) {
-                    return Err(OssError::Integrity {
-                        operation: "UploadPart",
-                        target: format!("{} part {number}", self.target(key)),
-                        message: format!("CRC-64 mismatch: ours {crc}, OSS {server:?}"),
-                    });
-                }
-                Ok(UploadedPart {
-                    number,
-                    etag: r.header("etag").unwrap_or("").to_owned(),
-                    size,
-                    crc64: crc,
-                })
-            });
-            match outcome {
-                Err(e @ OssError::Integrity { .. }) => match backoff.next_delay() {
-                    Some(wait) => {
-                        tracing::warn!("{e}; uploading again in {wait:?}");
-                        tokio::time::sleep(wait).await;
-                    }
-                    None => return Err(e),
-                },
-                other => return other,
-            }
-        }
-    }
-
-    /// CompleteMultipartUpload, checking the object's CRC-64. A retry answered with
-    /// `NoSuchUpload` (the first attempt succeeded but its answer was lost) is checked
-    /// with a HEAD: a multipart object of the expected size and CRC is success.
-    pub async fn complete(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[UploadedPart],
-    ) -> Result<(), OssError> {
-        let mut body =
-            String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?><CompleteMultipartUpload>");
-        let mut crc = 0u64;
-        let mut size = 0u64;
-        for part in parts {
-            body.push_str(&format!(
-                "<Part><PartNumber>{}</PartNumber><ETag>{}</ETag></Part>",
-                part.number,
-                xml::escape(&part.etag)
-            ));
-            crc = crc64::combine(crc, part.crc64, part.size);
-            size += part.size;
-        }
-        body.push_str("</CompleteMultipartUpload>");
-        let mut req = self.request("CompleteMultipartUpload", Method::POST, key);
-        req.query = vec![("uploadId".into(), upload_id.to_owned())];
-        req.headers = vec![
-            ("Content-MD5".into(), content_md5(body.as_bytes())),
-            ("Content-Type".into(), "application/xml".into()),
-        ];
-        req.body = Bytes::from(body);
-        let mut backoff = self.backoff();
-        let mut attempted = false;
-        loop {
-            let result = self.send_once(&req).await;
-            let error = match result {
-                Ok(r) => {
-                    return match r.crc64() {
-                        Some(server) if server != crc => Err(OssError::Integrity {
-                            operation: "CompleteMultipartUpload",
-                            target: self.target(key),
-                            message: format!("CRC-64 mismatch: ours {crc}, OSS {server}"),
-                        }),
-                        _ => Ok(()),
-                    }
-                }
-                Err(e) if attempted && e.code() == Some("NoSuchUpload") => {
-                    return match self.head(key).await? {
-                        Some(meta)
-                            if meta.object_type == "Multipart"
-                                && meta.size == size
-                                && meta.crc64.is_none_or(|c| c == crc) =>
-                        {
-                            tracing::info!(
-                                "CompleteMultipartUpload {}: an earlier attempt succeeded (checked by HEAD)",
-                                self.target(key)
-                            );
-                            Ok(())
-                        }
-                        _ => Err(e),
-                    };
-                }
-                Err(e) => e,
-            };
-            if !error.is_retryable() {
-                return Err(error);
-            }
-            attempted = true;
-            match backoff.next_delay() {
-                Some(wait) => {
-                    tracing::warn!("{error}; retry {} in {wait:?}", backoff.attempts());
-                    tokio::time::sleep(wait).await;
-                }
-                None => return Err(error),
-            }
-        }
-    }
-
-    /// AbortMultipartUpload; an upload that is already gone is fine.
-    pub async fn abort(&self, key: &str, upload_id: &str) -> Result<(), OssError> {
-        let mut req = self.request("AbortMultipartUpload", Method::DELETE, key);
-        req.query = vec![("uploadId".into(), upload_id.to_owned())];
-        match self.send(&req).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("NoSuchUpload") => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Open multipart uploads whose key starts with `prefix`: (key, upload id).
-    pub async fn list_uploads(&self, prefix: &str) -> Result<Vec<(String, String)>, OssError> {
-        let mut out = Vec::new();
-        let mut markers: Option<(String, String)> = None;
-        loop {
-            let mut req = self.request("ListMultipartUploads", Method::GET, "");
-            req.query = query(&[
-                ("uploads", ""),
-                ("prefix", prefix),
-                ("max-uploads", "1000"),
-                ("encoding-type", "url"),
-            ]);
-            if let Some((k, u)) = &markers {
-                req.query.push(("key-marker".into(), k.clone()));
-                req.query.push(("upload-id-marker".into(), u.clone()));
-            }
-            let r = self.send(&req).await?;
-            let bad = |m: String| OssError::Integrity {
-                operation: "ListMultipartUploads",
-                target: self.target(prefix),
-                message: m,
-            };
-            let keys = xml::texts(&r.body, "Key").map_err(bad)?;
-            let ids = xml::texts(&r.body, "UploadId").map_err(bad)?;
-            if keys.len() != ids.len() {
-                return Err(bad(format!(
-                    "{} keys but {} upload ids",
-                    keys.len(),
-                    ids.len()
-                )));
-            }
-            out.extend(keys.iter().map(|k| xml::url_decode(k)).zip(ids));
-            if xml::text(&r.body, "IsTruncated").map_err(bad)?.as_deref() != Some("true") {
-                return Ok(out);
-            }
-            let next_key = xml::text(&r.body, "NextKeyMarker")
-                .map_err(bad)?
-                .unwrap_or_default();
-            let next_id = xml::text(&r.body, "NextUploadIdMarker")
-                .map_err(bad)?
-                .unwrap_or_default();
-            if next_key.is_empty() {
-                return Err(bad("a truncated listing has no NextKeyMarker".into()));
-            }
-            markers = Some((xml::url_decode(&next_key), next_id));
-        }
-    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -753,37 +479,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn endpoints_are_normalized_like_datax() {
-        assert_eq!(
-            normalize_endpoint(" oss-cn-hangzhou.aliyuncs.com ").unwrap(),
-            ("http".into(), "oss-cn-hangzhou.aliyuncs.com".into())
-        );
-        assert_eq!(
-            normalize_endpoint("https://127.0.0.1:9000/").unwrap(),
-            ("https".into(), "127.0.0.1:9000".into())
-        );
-        assert!(normalize_endpoint("http://h/x").is_err());
-        assert!(normalize_endpoint("ftp://h").is_err());
-    }
-
-    #[test]
-    fn path_style_for_ips_localhost_and_invalid_buckets() {
-        assert!(uses_path_style("127.0.0.1:9000", "bucket"));
-        assert!(uses_path_style("[::1]:9000", "bucket"));
-        assert!(uses_path_style("localhost:9000", "bucket"));
-        assert!(uses_path_style(
-            "oss-cn-hangzhou.aliyuncs.com",
-            "Bad_Bucket"
-        ));
-        assert!(!uses_path_style("oss-cn-hangzhou.aliyuncs.com", "bucket"));
-        assert_eq!(
-            region_of_endpoint("oss-cn-hangzhou-internal.aliyuncs.com").as_deref(),
-            Some("cn-hangzhou")
-        );
-        assert_eq!(region_of_endpoint("127.0.0.1:9000"), None);
-    }
 
     #[test]
     fn urls_encode_the_key_including_slashes() {

@@ -14,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod convert;
 pub mod crc64;
+pub mod endpoint;
 pub mod error;
 pub mod job;
 pub mod naming;
