@@ -21,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::records::{
-    decode_record, decode_records, encode_record, encode_records, RecordDecodeError,
+    decode_record, decode_records_into, encode_record, encode_records, RecordDecodeError,
 };
 use crate::value::{record_byte_size, Record, Value};
 
@@ -196,19 +196,28 @@ impl Batch {
 
     /// Decodes the records and checks their number against `count`.
     pub fn decode(&self) -> Result<Vec<Record>, RecordDecodeError> {
-        let records = decode_records(&self.records)?;
-        if records.len() != self.count as usize {
-            return Err(RecordDecodeError {
-                offset: 0,
-                message: format!(
-                    "batch says {} records but holds {}",
-                    self.count,
-                    records.len()
-                ),
-            });
-        }
+        let mut records = Vec::new();
+        decode_batch_into(&self.records, self.count, &mut records)?;
         Ok(records)
     }
+}
+
+/// Decodes a batch's encoded records over `out` (see
+/// [`crate::records::decode_records_into`]) and checks their number against the
+/// batch's `count`.
+pub fn decode_batch_into(
+    records: &[u8],
+    count: u32,
+    out: &mut Vec<Record>,
+) -> Result<(), RecordDecodeError> {
+    decode_records_into(records, out)?;
+    if out.len() != count as usize {
+        return Err(RecordDecodeError {
+            offset: 0,
+            message: format!("batch says {count} records but holds {}", out.len()),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -77,17 +77,8 @@ pub fn encode_records<R: AsRef<[Value]>>(records: &[R], out: &mut Vec<u8>) {
 
 /// Decodes an array of records. The whole input must be consumed.
 pub fn decode_records(bytes: &[u8]) -> Result<Vec<Record>, RecordDecodeError> {
-    let mut cursor = Cursor { bytes, pos: 0 };
-    let count = cursor.array_len()?;
-    // Each record takes at least one byte: a count beyond the input is a lie.
-    if count > bytes.len() {
-        return Err(cursor.error(format!("array of {count} records in {} bytes", bytes.len())));
-    }
-    let mut records = Vec::with_capacity(count);
-    for _ in 0..count {
-        records.push(cursor.record()?);
-    }
-    cursor.finish()?;
+    let mut records = Vec::new();
+    decode_records_into(bytes, &mut records)?;
     Ok(records)
 }
 
@@ -97,14 +88,20 @@ pub fn decode_records(bytes: &[u8]) -> Result<Vec<Record>, RecordDecodeError> {
 pub fn decode_records_into(bytes: &[u8], out: &mut Vec<Record>) -> Result<(), RecordDecodeError> {
     let mut cursor = Cursor { bytes, pos: 0 };
     let count = cursor.array_len()?;
+    // Each record takes at least one byte: a count beyond the input is a lie.
     if count > bytes.len() {
         return Err(cursor.error(format!("array of {count} records in {} bytes", bytes.len())));
     }
     out.truncate(count);
+    out.reserve(count - out.len());
     for i in 0..count {
         match out.get_mut(i) {
             Some(record) => cursor.record_into(record)?,
-            None => out.push(cursor.record()?),
+            None => {
+                let mut record = Vec::new();
+                cursor.record_into(&mut record)?;
+                out.push(record);
+            }
         }
     }
     cursor.finish()
@@ -174,14 +171,8 @@ impl<'a> Cursor<'a> {
     }
 
     fn record(&mut self) -> Result<Record, RecordDecodeError> {
-        let len = self.array_len()?;
-        if len > self.bytes.len() - self.pos {
-            return Err(self.error(format!("record of {len} values in the remaining input")));
-        }
-        let mut record = Vec::with_capacity(len);
-        for _ in 0..len {
-            record.push(self.value()?);
-        }
+        let mut record = Vec::new();
+        self.record_into(&mut record)?;
         Ok(record)
     }
 
@@ -192,6 +183,7 @@ impl<'a> Cursor<'a> {
             return Err(self.error(format!("record of {len} values in the remaining input")));
         }
         record.truncate(len);
+        record.reserve(len - record.len());
         for i in 0..len {
             match record.get_mut(i) {
                 Some(slot) => self.value_into(slot)?,

@@ -4,7 +4,7 @@ use std::io::{BufRead, Read, Write};
 
 use crate::frame::{batch_parts, check_hello, decode_message, FrameReader, FrameWriter};
 use crate::jsonl::JsonlReader;
-use crate::message::{Message, Output, Progress};
+use crate::message::{decode_batch_into, Message, Output, Progress};
 use crate::runtime::sink::report_dirty;
 use crate::runtime::PluginError;
 use crate::value::{Record, Value};
@@ -132,29 +132,10 @@ impl RecordSource {
                 self.finished = true;
                 return Ok(false);
             };
+            // A batch is decoded straight from its frame when it can be.
             if *saw_hello {
                 if let Some(batch) = batch_parts(&body) {
-                    crate::records::decode_records_into(batch.records, out)
-                        .map_err(|e| e.to_string())
-                        .and_then(|()| {
-                            if out.len() == batch.count as usize {
-                                Ok(())
-                            } else {
-                                Err(format!(
-                                    "batch says {} records but holds {}",
-                                    batch.count,
-                                    out.len()
-                                ))
-                            }
-                        })
-                        .map_err(|e| {
-                            PluginError::protocol(format!(
-                                "batch after record {}: {e}",
-                                self.records
-                            ))
-                        })?;
-                    self.records += out.len() as u64;
-                    self.bytes += batch.bytes;
+                    self.take_batch(batch.records, batch.count, batch.bytes, out)?;
                     return Ok(true);
                 }
             }
@@ -171,12 +152,7 @@ impl RecordSource {
                     )))
                 }
                 Message::Batch(batch) => {
-                    let records = batch.decode().map_err(|e| {
-                        PluginError::protocol(format!("batch after record {}: {e}", self.records))
-                    })?;
-                    self.records += records.len() as u64;
-                    self.bytes += batch.bytes;
-                    *out = records;
+                    self.take_batch(&batch.records, batch.count, batch.bytes, out)?;
                     return Ok(true);
                 }
                 Message::Eos(eos) => {
@@ -214,6 +190,22 @@ impl RecordSource {
                 }
             }
         }
+    }
+
+    /// Decodes a batch's records over `out` and counts them.
+    fn take_batch(
+        &mut self,
+        records: &[u8],
+        count: u32,
+        bytes: u64,
+        out: &mut Vec<Record>,
+    ) -> Result<(), PluginError> {
+        decode_batch_into(records, count, out).map_err(|e| {
+            PluginError::protocol(format!("batch after record {}: {e}", self.records))
+        })?;
+        self.records += out.len() as u64;
+        self.bytes += bytes;
+        Ok(())
     }
 
     fn next_jsonl_batch_from_input(&mut self) -> Result<Option<Vec<Record>>, PluginError> {
