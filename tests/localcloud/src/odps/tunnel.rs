@@ -106,8 +106,6 @@ pub fn handle(
     }
 }
 
-/// Receives one block. The block is decoded and checked without holding the
-/// catalogue lock, so uploads to several sessions (or blocks) proceed in parallel.
 /// The columns to decode an arriving block against: for a block upload without
 /// `Content-Encoding` to an open session. `None` leaves the body to be read whole
 /// (and any error to [`handle`]).
@@ -125,10 +123,11 @@ pub fn streamed_block_columns(
     else {
         return None;
     };
-    let encoded = headers.iter().any(|(n, v)| {
-        n.eq_ignore_ascii_case("content-encoding") && !matches!(v.trim(), "" | "identity")
-    });
-    if encoded {
+    let encoding = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-encoding"))
+        .map(|(_, v)| v.as_str());
+    if !is_identity(encoding) {
         return None;
     }
     let mut catalog = odps.catalog();
@@ -139,6 +138,8 @@ pub fn streamed_block_columns(
     Some(s.columns.iter().map(|c| c.ty.clone()).collect())
 }
 
+/// Receives one block. The block is decoded and checked without holding the
+/// catalogue lock, so uploads to several sessions (or blocks) proceed in parallel.
 fn upload_block(
     odps: &Odps,
     call: &Call<'_>,
@@ -317,11 +318,10 @@ fn commit(
     let now_s = call.now_ms / 1000;
     t.modified_s = now_s;
     if let Some(part) = t.partitions.get_mut(&partition) {
-        if overwrite || part.rows.is_empty() {
-            part.rows = rows;
-        } else {
-            part.rows.append(&mut rows);
+        if overwrite {
+            part.rows.clear();
         }
+        part.rows.append(&mut rows);
         part.modified_s = now_s;
     }
     let session = catalog.sessions.upload_mut(project, table, upload_id)?;
@@ -394,10 +394,15 @@ fn create_download(
     Ok(Reply::json(201, body))
 }
 
+/// Whether a `Content-Encoding` header leaves the body as it is.
+fn is_identity(encoding: Option<&str>) -> bool {
+    matches!(encoding.map(str::trim), None | Some("" | "identity"))
+}
+
 /// The block as sent, inflated when it is `deflate`-encoded.
 fn decompress(call: &Call<'_>) -> OdpsResult<bytes::Bytes> {
     match call.header("content-encoding").map(str::trim) {
-        None | Some("") | Some("identity") => Ok(call.body.clone()),
+        encoding if is_identity(encoding) => Ok(call.body.clone()),
         Some(enc) if enc.eq_ignore_ascii_case("deflate") => {
             let mut out = Vec::new();
             flate2::read::ZlibDecoder::new(&call.body[..])
@@ -417,8 +422,9 @@ fn decompress(call: &Call<'_>) -> OdpsResult<bytes::Bytes> {
             }
             Ok(bytes::Bytes::from(out))
         }
-        Some(enc) => Err(OdpsError::invalid_argument(format!(
-            "Content-Encoding {enc} is not supported"
+        enc => Err(OdpsError::invalid_argument(format!(
+            "Content-Encoding {} is not supported",
+            enc.unwrap_or_default()
         ))),
     }
 }
