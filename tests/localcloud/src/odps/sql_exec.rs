@@ -50,6 +50,22 @@ fn table_mut<'c>(
         .map_err(|_| table_not_found(project, &t.table))
 }
 
+/// The table of an ADD or DROP PARTITION statement, and the values of its partitions.
+fn named_partitions<'c>(
+    catalog: &'c mut Catalog,
+    default_project: &str,
+    table: &TableRef,
+    specs: &[SpecPairs],
+) -> Result<(&'c mut Table, Vec<Vec<String>>), String> {
+    let project = resolve(catalog, default_project, table)?.to_owned();
+    let t = table_mut(catalog, &project, table)?;
+    let keys = specs
+        .iter()
+        .map(|s| spec_values(t, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((t, keys))
+}
+
 fn execute(
     catalog: &mut Catalog,
     default_project: &str,
@@ -120,12 +136,7 @@ fn execute(
             if_not_exists,
             specs,
         } => {
-            let project = resolve(catalog, default_project, &table)?.to_owned();
-            let t = table_mut(catalog, &project, &table)?;
-            let keys = specs
-                .iter()
-                .map(|s| spec_values(t, s))
-                .collect::<Result<Vec<_>, _>>()?;
+            let (t, keys) = named_partitions(catalog, default_project, &table, &specs)?;
             for key in &keys {
                 if t.partitions.contains_key(key) && !if_not_exists {
                     return Err(semantic(format_args!(
@@ -149,12 +160,7 @@ fn execute(
             if_exists,
             specs,
         } => {
-            let project = resolve(catalog, default_project, &table)?.to_owned();
-            let t = table_mut(catalog, &project, &table)?;
-            let keys = specs
-                .iter()
-                .map(|s| spec_values(t, s))
-                .collect::<Result<Vec<_>, _>>()?;
+            let (t, keys) = named_partitions(catalog, default_project, &table, &specs)?;
             for key in &keys {
                 if !t.partitions.contains_key(key) && !if_exists {
                     return Err(semantic(format_args!(
