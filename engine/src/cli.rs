@@ -143,15 +143,16 @@ async fn dispatch(command: Command) -> i32 {
 }
 
 fn load(args: &JobArgs) -> Result<Job, EngineError> {
-    let job = job::load(
-        &args.job,
-        &LoadOptions {
-            params: args.params.clone(),
-            schedule_time: args.schedule_time.clone(),
-            datasources: args.datasources.clone(),
-        },
-    )?;
+    let options = LoadOptions {
+        params: args.params.clone(),
+        schedule_time: args.schedule_time.clone(),
+        datasources: args.datasources.clone(),
+    };
+    let job = job::load(&args.job, &options)?;
     for w in &job.warnings {
+        crate::warn!("{w}");
+    }
+    if let Some(w) = job::window_check::check(&job, &args.job, &options) {
         crate::warn!("{w}");
     }
     Ok(job)

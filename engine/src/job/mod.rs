@@ -9,6 +9,7 @@ pub mod datasources;
 pub mod normalise;
 pub mod settings;
 pub mod variables;
+pub mod window_check;
 
 use std::path::{Path, PathBuf};
 
