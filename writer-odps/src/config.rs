@@ -122,7 +122,7 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("table", "string", true, None, "Table to load (not a view)."),
         p("partition", "string", false, Some("\"\""), "Partition to load, naming every level: pt=20240101,region=hz (also 'pt = x / region = y', quotes removed). Required for partitioned tables, refused for others."),
         p("column", "array", true, None, "Target columns in the order of the source's columns, or [\"*\"] for all in table order. Unlisted columns are written as NULL."),
-        p("truncate", "boolean", true, None, "Empty the partition (drop and re-add it) or the table before loading."),
+        p("truncate", "boolean", true, None, "Replace the partition's (or the table's) rows with the job's: the commit of an overwrite session does it atomically, so a failed job leaves the old rows."),
         p("accessId", "string", true, None, "AccessKey id."),
         p("accessKey", "string", true, None, "AccessKey secret (never printed)."),
         p("securityToken", "string", false, None, "STS token for temporary credentials."),

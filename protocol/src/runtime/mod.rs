@@ -179,9 +179,26 @@ pub struct ParameterSpec {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub required: bool,
-    /// The default as JSON text, if there is one.
+    /// The default as JSON text, if there is one (`"10"`, `"true"`, `"\"UTF-8\""`).
+    /// `spec` prints it as the JSON value it stands for, not as a string.
+    #[serde(serialize_with = "default_as_json")]
     pub default: Option<&'static str>,
     pub doc: &'static str,
+}
+
+/// Writes a default given as JSON text as that JSON value (`"10"` → `10`); text that
+/// is not JSON stays a string.
+fn default_as_json<S: serde::Serializer>(
+    default: &Option<&'static str>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match default {
+        None => serializer.serialize_none(),
+        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value) => value.serialize(serializer),
+            Err(_) => serializer.serialize_str(text),
+        },
+    }
 }
 
 impl ParameterSpec {
