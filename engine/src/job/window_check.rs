@@ -78,7 +78,9 @@ impl Target {
                         (true, true) => k1 == k2,
                         (false, true) => k2.starts_with(k1.as_str()),
                         (true, false) => k1.starts_with(k2.as_str()),
-                        (false, false) => k1.starts_with(k2.as_str()) || k2.starts_with(k1.as_str()),
+                        (false, false) => {
+                            k1.starts_with(k2.as_str()) || k2.starts_with(k1.as_str())
+                        }
                     }
             }
             _ => false,

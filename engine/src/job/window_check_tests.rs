@@ -11,8 +11,7 @@ fn job_text(reader: &str, writer: &str) -> String {
     )
 }
 
-const FIVE_MINUTES: &str =
-    r#""startTimeString": "${startTime}", "endTimeString": "${endTime}""#;
+const FIVE_MINUTES: &str = r#""startTimeString": "${startTime}", "endTimeString": "${endTime}""#;
 const SCHEDULED: [&str; 2] = [
     "startTime=$[yyyymmddhh24miss-10/24/60]",
     "endTime=$[yyyymmddhh24miss-5/24/60]",
@@ -77,7 +76,9 @@ fn the_vendor_daily_partition_with_truncate_warns_naming_the_target_and_both_win
         "{w}"
     );
     assert!(
-        w.contains("[2024-11-21 10:20:00, 2024-11-21 10:25:00) for schedule time 2024-11-21 10:30:00"),
+        w.contains(
+            "[2024-11-21 10:20:00, 2024-11-21 10:25:00) for schedule time 2024-11-21 10:30:00"
+        ),
         "{w}"
     );
     assert!(
@@ -104,7 +105,10 @@ fn a_coarser_target_warns_at_every_schedule_time_even_at_its_boundaries() {
 fn a_partition_per_window_or_no_truncate_does_not_warn() {
     for writer in [
         odps("pt=$[yyyymmddhh24mi-10/24/60]", true),
-        odps("pt = $[yyyymmdd-10/24/60] / hm = '$[hh24mi-10/24/60]'", true),
+        odps(
+            "pt = $[yyyymmdd-10/24/60] / hm = '$[hh24mi-10/24/60]'",
+            true,
+        ),
         odps("pt=${bdp.system.bizdate}", false),
     ] {
         let text = job_text(FIVE_MINUTES, &writer);
@@ -138,7 +142,10 @@ fn a_daily_window_into_a_daily_partition_does_not_warn() {
 #[test]
 fn oss_truncate_under_a_shared_prefix_warns_and_a_per_window_prefix_does_not() {
     let millis = r#""startTimestampMillis": "${start}", "endTimestampMillis": "${end}""#;
-    let text = job_text(FIVE_MINUTES, &oss("tablestore/users/$[yyyymmdd]", "truncate"));
+    let text = job_text(
+        FIVE_MINUTES,
+        &oss("tablestore/users/$[yyyymmdd]", "truncate"),
+    );
     let w = warning(&text, &SCHEDULED, "2024-11-21 10:30:00").expect("a warning");
     assert!(
         w.contains("deletes every object under oss://b/tablestore/users/20241121"),
@@ -198,11 +205,17 @@ fn reader_windows_in_each_form() {
     let day = w(serde_json::json!({"date": "20241120"})).unwrap();
     assert_eq!(day.end_ms - day.start_ms, 86_400_000);
     assert_eq!(day.start_ms, 1_732_032_000_000); // 2024-11-20 00:00 +08:00
-    let s = w(serde_json::json!({"startTimeString": "20241121102000", "endTimeString": "20241121102500"}))
-        .unwrap();
+    let s = w(
+        serde_json::json!({"startTimeString": "20241121102000", "endTimeString": "20241121102500"}),
+    )
+    .unwrap();
     assert_eq!(s.end_ms - s.start_ms, 300_000);
-    let m = w(serde_json::json!({"startTimestampMillis": 1000, "endTimestampMillis": "2000"})).unwrap();
+    let m =
+        w(serde_json::json!({"startTimestampMillis": 1000, "endTimestampMillis": "2000"})).unwrap();
     assert_eq!((m.start_ms, m.end_ms), (1000, 2000));
-    assert_eq!(w(serde_json::json!({"startTimestampMillis": 2000, "endTimestampMillis": 1000})), None);
+    assert_eq!(
+        w(serde_json::json!({"startTimestampMillis": 2000, "endTimestampMillis": 1000})),
+        None
+    );
     assert_eq!(w(serde_json::json!({"startTimeString": "2024"})), None);
 }
