@@ -18,7 +18,7 @@ sys.path.insert(0, str(WORKSPACE / "examples" / "workload"))
 
 import pipelines  # noqa: E402
 
-PACKAGES = ["localcloud", "engine", "reader-otsstream", "writer-oss", "writer-odps", "reader-stream"]
+PACKAGES = ["localcloud", "engine", "reader-otsstream", "writer-oss", "writer-odps", "reader-stream", "writer-stream"]
 
 
 @pytest.fixture(scope="session")

@@ -21,13 +21,28 @@ JSON_TYPES = {"string": str, "integer": int, "number": (int, float), "boolean": 
               "array": list, "object": dict}
 
 
+PYTHON_PLUGIN = WORKSPACE / "examples" / "plugins" / "writer-pyjsonl"
+
+
 def spec(bins, name):
-    require(bins, name)
-    out = subprocess.run([str(bins / name), "spec"], check=True, capture_output=True, text=True).stdout
+    if name == PYTHON_PLUGIN.name:
+        path = PYTHON_PLUGIN
+    else:
+        require(bins, name)
+        path = bins / name
+    out = subprocess.run([str(path), "spec"], check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
 
-@pytest.mark.parametrize("name", sorted(PLUGINS))
+def double_encoded(text):
+    """`"\"UTF-8\""`: JSON text of a string, inside a string."""
+    try:
+        return len(text) >= 2 and text[0] == text[-1] == '"' and isinstance(json.loads(text), str)
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize("name", sorted(PLUGINS) + [PYTHON_PLUGIN.name])
 def test_spec_defaults_are_values_of_the_declared_type(bins, name):
     for p in spec(bins, name)["parameters"]:
         default = p["default"]
@@ -35,6 +50,7 @@ def test_spec_defaults_are_values_of_the_declared_type(bins, name):
             continue
         want = JSON_TYPES[p["type"]]
         ok = isinstance(default, want) and not (p["type"] in ("integer", "number") and isinstance(default, bool))
+        ok = ok and not (isinstance(default, str) and double_encoded(default))
         assert ok, "%s spec: %s (%s) has the default %r" % (name, p["name"], p["type"], default)
 
 
