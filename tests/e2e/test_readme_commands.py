@@ -15,6 +15,8 @@ The conventions (documented in README.md, "Documentation tests"):
   replaces them by $STREAMPORT_BIN_DIR (or target/debug), which is also on PATH.
   `cargo build …` does nothing (the binaries are built before the test); every other
   cargo command runs.
+* A block that shows a failure says which exit code it ends with on a comment line
+  `# doc-test: exit 2`; the test checks that code instead of 0.
 * A block that cannot run here (real Alibaba Cloud endpoints, `scripts/test` itself,
   tools that are not installed) carries a visible comment line
   `# doc-test: skip (why)`. A skip without a reason fails.
@@ -40,6 +42,7 @@ BLOCK_TIMEOUT_S = 180
 SHELL_LANGUAGES = {"sh", "bash", "shell", "console"}
 PRUNE = {".git", "target", ".venv", "venv", "node_modules", "__pycache__", "corpus", "artifacts"}
 SKIP = re.compile(r"^\s*#\s*doc-test:\s*skip\b\s*(.*)$", re.MULTILINE)
+EXIT = re.compile(r"^\s*#\s*doc-test:\s*exit\s+(\d+)\s*$", re.MULTILINE)
 FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
 BINARY_PATH = re.compile(r"(?<![\w./-])target/(?:release|debug)/")
 
@@ -151,9 +154,10 @@ def test_readme_shell_block_runs(script, doc_env, bins):
         assert re.fullmatch(r"\(.*\S.*\)", reason), \
             "a `# doc-test: skip` needs its reason in parentheses: %r" % skip.group(0)
         pytest.skip("marked in the README: %s" % reason[1:-1])
+    expected = int(EXIT.search(script).group(1)) if EXIT.search(script) else 0
     code, output, took = run_block(script, doc_env, bins)
-    assert code == 0, "the block %s (after %.1f s):\n%s\n--- its output (tail) ---\n%s" % (
-        "timed out" if code is None else "exited %d" % code, took, script, output[-4000:])
+    assert code == expected, "the block %s, not %d (after %.1f s):\n%s\n--- its output (tail) ---\n%s" % (
+        "timed out" if code is None else "exited %d" % code, expected, took, script, output[-4000:])
 
 
 # ---- links ----------------------------------------------------------------------------
@@ -235,5 +239,6 @@ def test_the_block_parser_and_link_checker(tmp_path):
         "#nowhere (no heading with that anchor in README.md)",
         "missing.md (no such file: %s)" % (tmp_path / "missing.md")]
     assert SKIP.search("x\n# doc-test: skip (needs the cloud)\n").group(1) == "(needs the cloud)"
+    assert EXIT.search("# doc-test: exit 2\nengine run missing.json\n").group(1) == "2"
     assert BINARY_PATH.sub("/b/", "target/release/engine run && ./x/target/debug/y") == \
         "/b/engine run && ./x/target/debug/y"
