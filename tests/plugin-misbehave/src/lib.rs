@@ -152,7 +152,7 @@ fn step(role: Role, step: &str) -> i32 {
                     return 1;
                 }
             }
-            p.get(&format!("{step}_answer"))
+            p.get(format!("{step}_answer"))
                 .cloned()
                 .unwrap_or(Json::Null)
         }
