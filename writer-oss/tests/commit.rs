@@ -136,7 +136,7 @@ fn abort_says_which_reported_uploads_were_completed() {
     let answer = OssWriter.abort_answer(&ctx, &reports).unwrap();
     assert_eq!(answer["committed"], "partial", "{answer}");
     let detail = answer["detail"].as_str().unwrap();
-    assert!(detail.contains("1 of the 3 reported uploads"), "{detail}");
+    assert!(detail.contains("1 of the 3 reported objects"), "{detail}");
     assert!(detail.contains(&first.key), "{detail}");
     assert!(open_uploads(&cloud, "ab/").is_empty());
     assert_eq!(cloud.objects("ab/").len(), 1);
