@@ -79,9 +79,23 @@ pub async fn abort_multi(
             done.push(upload.key.clone());
         }
     }
-    let truncate = if config.write_mode == WriteMode::Truncate {
+    let reported: Vec<&str> = reports
+        .iter()
+        .flat_map(|r| r.uploads.iter().map(|u| u.key.as_str()))
+        .collect();
+    let others = if config.write_mode == WriteMode::Truncate {
+        client
+            .list_keys(&config.object, None)
+            .await?
+            .into_iter()
+            .filter(|k| !reported.contains(&k.as_str()))
+            .count()
+    } else {
+        0
+    };
+    let truncate = if others > 0 {
         format!(
-            "; writeMode truncate has not deleted the older objects under oss://{bucket}/{} (a re-run of this window does)",
+            "; writeMode truncate did not delete the {others} other objects under oss://{bucket}/{} (a re-run of this window does)",
             config.object
         )
     } else {

@@ -84,6 +84,11 @@ fn a_killed_post_in_truncate_mode_deleted_nothing() {
     let (ctx, reports) = write_tasks(&parameter, OTHER_WINDOW, &[3, 4]).unwrap();
     let answer = OssWriter.abort_answer(&ctx, &reports).unwrap();
     assert_eq!(answer["committed"], "none", "{answer}");
+    let detail = answer["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("writeMode truncate did not delete the 1 other objects"),
+        "{detail}"
+    );
     assert_eq!(cloud.objects("killed/"), previous);
     assert!(open_uploads(&cloud, "killed/").is_empty());
 }
