@@ -2,17 +2,23 @@
 //!
 //! A value that does not fit its column is an error naming the column; the writer
 //! reports the whole record as dirty. Where DataX silently wraps or alters a value
-//! (INT/SMALLINT overflow, invalid UTF-8 bytes into STRING) this writer refuses or
-//! keeps the bytes instead.
+//! (INT/SMALLINT overflow, invalid UTF-8 bytes into STRING, impossible dates rolled
+//! over) this writer refuses or keeps the bytes instead. The README's "Differences"
+//! list names the DataX sources each rule was read from.
 
 use std::borrow::Cow;
 
 use protocol::timefmt::{DatePattern, Zone};
-use protocol::value::{double_text, Value};
+use protocol::value::{double_plain, double_text, Value};
 
 use crate::block::Cell;
 use crate::schema::OdpsType;
 
+/// DataX's `Constant.UTF8_ENCODED_CHAR_MAX_SIZE`: `truncate` keeps `maxFieldLength`
+/// minus this many bytes of a STRING.
+const UTF8_ENCODED_CHAR_MAX_SIZE: usize = 6;
+/// Integer digits a DECIMAL takes at most (DataX's odpswriter refuses longer ones).
+const DECIMAL_MAX_INTEGER_DIGITS: usize = 36;
 /// DATETIME range accepted by the service (years 0000–9999), epoch ms.
 const DATETIME_MIN_MS: i64 = -62_167_305_600_000;
 const DATETIME_MAX_MS: i64 = 253_402_387_200_000;
@@ -25,7 +31,8 @@ pub enum OverLengthRule {
     KeepOn,
     /// Write NULL instead.
     SetNull,
-    /// Cut the value to `max_field_length` bytes (at a character boundary for strings).
+    /// Cut a STRING to `max_field_length − 6` bytes (whole characters) and a BINARY to
+    /// `max_field_length` bytes, as DataX.
     Truncate,
 }
 
@@ -93,11 +100,12 @@ impl Conversions {
             OdpsType::Int => integer(i32::MIN.into(), i32::MAX.into(), "INT"),
             OdpsType::Smallint => integer(i16::MIN.into(), i16::MAX.into(), "SMALLINT"),
             OdpsType::Tinyint => integer(i8::MIN.into(), i8::MAX.into(), "TINYINT"),
+            // `+ 0.0` turns -0.0 into 0.0, as DataX's DoubleColumn (a BigDecimal) does.
             OdpsType::Double => Ok(Cell::Double(
-                value.as_double().map_err(err)?.unwrap_or_default(),
+                value.as_double().map_err(err)?.unwrap_or_default() + 0.0,
             )),
             OdpsType::Float => {
-                let d = value.as_double().map_err(err)?.unwrap_or_default();
+                let d = value.as_double().map_err(err)?.unwrap_or_default() + 0.0;
                 let f = d as f32;
                 if d.is_finite() && !f.is_finite() {
                     return Err(format!("{d} is out of the FLOAT range"));
@@ -120,21 +128,30 @@ impl Conversions {
                     nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
                 })
             }
-            OdpsType::String => self.text_bytes(value).and_then(|b| self.over_length(b)),
+            OdpsType::String => self
+                .text_bytes(value)
+                .and_then(|b| self.over_length(b, false)),
             OdpsType::Binary => {
+                // DataX holds a decimal as a DoubleColumn, which has no bytes.
+                if let Value::Decimal(_) = value {
+                    return Err("cannot convert decimal value to BINARY".into());
+                }
                 let bytes = value.as_bytes().map_err(err)?.unwrap_or_default();
-                self.over_length(bytes)
+                self.over_length(bytes, true)
             }
             OdpsType::Varchar(n) | OdpsType::Char(n) => {
                 let text = self.text(value)?;
-                let chars = text.chars().count();
-                if chars > *n as usize {
+                // The Java SDK compares String.length(): UTF-16 units.
+                let units = text.encode_utf16().count();
+                if units > *n as usize {
                     let kind = if matches!(ty, OdpsType::Char(_)) {
                         "CHAR"
                     } else {
                         "VARCHAR"
                     };
-                    return Err(format!("{chars} characters do not fit {kind}({n})"));
+                    return Err(format!(
+                        "{units} UTF-16 units do not fit {kind}({n}) (the Java SDK's length)"
+                    ));
                 }
                 Ok(Cell::Bytes(match text {
                     Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
@@ -145,13 +162,22 @@ impl Conversions {
                 let text = match value {
                     Value::Decimal(s) | Value::String(s) => s.clone(),
                     Value::Long(v) => v.to_string(),
+                    Value::Bool(b) => u8::from(*b).to_string(),
                     Value::Double(d) if d.is_finite() => double_text(*d),
                     other => {
                         return Err(format!("cannot convert {} value to DECIMAL", other.kind()))
                     }
                 };
-                decimal_text(&text, *precision, *scale)
-                    .map(|t| Cell::Bytes(Cow::Owned(t.into_bytes())))
+                decimal_text(&text, *precision, *scale).and_then(|t| {
+                    let digits = t.trim_start_matches('-').split('.').next().unwrap_or("");
+                    if digits.len() > DECIMAL_MAX_INTEGER_DIGITS {
+                        return Err(format!(
+                            "{text} has {} integer digits; DataX's odpswriter takes at most {DECIMAL_MAX_INTEGER_DIGITS}",
+                            digits.len()
+                        ));
+                    }
+                    Ok(Cell::Bytes(Cow::Owned(t.into_bytes())))
+                })
             }
             OdpsType::Other(name) => Err(format!("type {name} is not written by writer-odps")),
         }
@@ -184,6 +210,7 @@ impl Conversions {
     fn text<'a>(&self, value: &'a Value) -> Result<Cow<'a, str>, String> {
         Ok(match value {
             Value::Date(ms) => Cow::Owned(self.render.format(*ms, &self.zone)),
+            Value::Double(d) => Cow::Owned(double_plain(*d)),
             other => other.as_text().unwrap_or_default(),
         })
     }
@@ -199,7 +226,7 @@ impl Conversions {
         })
     }
 
-    fn over_length<'a>(&self, bytes: Cow<'a, [u8]>) -> Result<Cell<'a>, String> {
+    fn over_length<'a>(&self, bytes: Cow<'a, [u8]>, binary: bool) -> Result<Cell<'a>, String> {
         if bytes.len() <= self.max_odps_field_length {
             return Ok(Cell::Bytes(bytes));
         }
@@ -211,10 +238,18 @@ impl Conversions {
             )),
             OverLengthRule::SetNull => Ok(Cell::Null),
             OverLengthRule::Truncate => {
-                let mut cut = self.max_field_length.min(bytes.len());
+                // DataX (`OdpsUtil.truncateSingleFieldData`) keeps `maxFieldLength − 6`
+                // "bytes" of a string and `maxFieldLength` bytes of a binary.
+                let limit = if binary {
+                    self.max_field_length
+                } else {
+                    self.max_field_length
+                        .saturating_sub(UTF8_ENCODED_CHAR_MAX_SIZE)
+                };
+                let mut cut = limit.min(bytes.len());
                 // Keep whole UTF-8 characters when the value is text.
-                if std::str::from_utf8(&bytes).is_ok() {
-                    while cut > 0 && (bytes[cut] & 0xC0) == 0x80 {
+                if !binary && std::str::from_utf8(&bytes).is_ok() {
+                    while cut > 0 && cut < bytes.len() && (bytes[cut] & 0xC0) == 0x80 {
                         cut -= 1;
                     }
                 }
@@ -431,9 +466,10 @@ mod tests {
             Ok(Cell::Null)
         );
         c.over_length_rule = OverLengthRule::Truncate;
+        // maxFieldLength 4 − 6: nothing is kept.
         assert_eq!(
             c.convert(&Value::String("ééééé".into()), &OdpsType::String),
-            Ok(Cell::Bytes(Cow::Owned("éé".as_bytes().to_vec())))
+            Ok(Cell::Bytes(Cow::Owned(Vec::new())))
         );
         assert!(c.convert(&Value::Long(1), &OdpsType::Binary).is_err());
         assert_eq!(
@@ -463,15 +499,6 @@ mod tests {
         let c = conv();
         assert!(c
             .convert(
-                &Value::Bool(true),
-                &OdpsType::Decimal {
-                    precision: 10,
-                    scale: 2
-                }
-            )
-            .is_err());
-        assert!(c
-            .convert(
                 &Value::Double(f64::NAN),
                 &OdpsType::Decimal {
                     precision: 10,
@@ -479,5 +506,145 @@ mod tests {
                 }
             )
             .is_err());
+    }
+
+    fn bytes(text: &str) -> Result<Cell<'static>, String> {
+        Ok(Cell::Bytes(Cow::Owned(text.as_bytes().to_vec())))
+    }
+
+    const DECIMAL: OdpsType = OdpsType::Decimal {
+        precision: 54,
+        scale: 18,
+    };
+
+    #[test]
+    fn impossible_calendar_dates_are_dirty_not_1970() {
+        let c = conv();
+        for text in ["2024-02-30", "20240230", "2023-02-29 12:00:00"] {
+            for ty in [OdpsType::Datetime, OdpsType::Date, OdpsType::Timestamp] {
+                let e = c.convert(&Value::String(text.into()), &ty).unwrap_err();
+                assert!(e.contains("cannot parse"), "{text} into {ty:?}: {e}");
+            }
+        }
+    }
+
+    /// DataX writes a double as `new BigDecimal(String.valueOf(d)).toPlainString()`
+    /// (texts observed with Java 17).
+    #[test]
+    fn doubles_into_text_columns_are_datax_plain_text() {
+        let mut c = conv();
+        c.max_odps_field_length = 100;
+        let d = |v: f64| Value::Double(v);
+        assert_eq!(
+            c.convert(&d(1e20), &OdpsType::String),
+            bytes("100000000000000000000")
+        );
+        assert_eq!(
+            c.convert(&d(1e-7), &OdpsType::Varchar(10)),
+            bytes("0.00000010")
+        );
+        assert_eq!(c.convert(&d(-0.0), &OdpsType::Char(3)), bytes("0.0"));
+    }
+
+    #[test]
+    fn negative_zero_is_written_as_zero() {
+        let c = conv();
+        for ty in [OdpsType::Double, OdpsType::Float] {
+            match c.convert(&Value::Double(-0.0), &ty) {
+                Ok(Cell::Double(v)) => assert!(v.is_sign_positive()),
+                Ok(Cell::Float(v)) => assert!(v.is_sign_positive()),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_into_binary_is_dirty() {
+        let e = conv()
+            .convert(&Value::Decimal("1.5".into()), &OdpsType::Binary)
+            .unwrap_err();
+        assert!(e.contains("decimal"), "{e}");
+    }
+
+    #[test]
+    fn bool_into_decimal_is_one_or_zero() {
+        let c = conv();
+        assert_eq!(c.convert(&Value::Bool(true), &DECIMAL), bytes("1"));
+        assert_eq!(c.convert(&Value::Bool(false), &DECIMAL), bytes("0"));
+    }
+
+    #[test]
+    fn more_than_36_integer_digits_into_decimal_are_dirty() {
+        let c = conv();
+        let wide = OdpsType::Decimal {
+            precision: 38,
+            scale: 0,
+        };
+        let digits36 = "9".repeat(36);
+        assert_eq!(
+            c.convert(&Value::String(digits36.clone()), &wide),
+            bytes(&digits36)
+        );
+        for text in ["1".repeat(37), format!("-{}.5", "1".repeat(37)), "1e37".into()] {
+            let e = c.convert(&Value::String(text.clone()), &wide).unwrap_err();
+            assert!(e.contains("at most 36"), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn underflowing_text_into_double_is_dirty() {
+        let c = conv();
+        for ty in [OdpsType::Double, OdpsType::Float] {
+            assert!(c
+                .convert(&Value::String("1e-400".into()), &ty)
+                .is_err());
+        }
+    }
+
+    #[test]
+    fn truncate_keeps_max_field_length_minus_6_of_strings() {
+        let mut c = conv();
+        c.over_length_rule = OverLengthRule::Truncate;
+        c.max_field_length = 10;
+        assert_eq!(
+            c.convert(&Value::String("abcdefghij".into()), &OdpsType::String),
+            bytes("abcd")
+        );
+        assert_eq!(
+            c.convert(&Value::String("ééééé".into()), &OdpsType::String),
+            bytes("éé")
+        );
+        assert_eq!(
+            c.convert(&Value::Bytes(b"abcdefghijk".to_vec()), &OdpsType::Binary),
+            bytes("abcdefghij")
+        );
+        c.max_field_length = 100;
+        assert_eq!(
+            c.convert(&Value::String("abcdefghijk".into()), &OdpsType::String),
+            bytes("abcdefghijk")
+        );
+    }
+
+    #[test]
+    fn varchar_and_char_count_utf16_units() {
+        let c = conv();
+        // "a😀" is 2 characters but 3 UTF-16 units (Java's String.length()).
+        for ty in [OdpsType::Varchar(2), OdpsType::Char(2)] {
+            let e = c.convert(&Value::String("a😀".into()), &ty).unwrap_err();
+            assert!(e.contains("3 UTF-16 units"), "{e}");
+        }
+        assert_eq!(
+            c.convert(&Value::String("a😀".into()), &OdpsType::Varchar(3)),
+            bytes("a😀")
+        );
+    }
+
+    #[test]
+    fn year_10000_dates_render_as_java() {
+        // 10000-01-01T00:00:00Z; Java's "yyyy-MM-dd HH:mm:ss" prints 10000, no sign.
+        assert_eq!(
+            conv().convert(&Value::Date(253_402_300_800_000), &OdpsType::Varchar(30)),
+            bytes("10000-01-01 08:00:00")
+        );
     }
 }
