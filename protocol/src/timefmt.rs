@@ -134,8 +134,12 @@ enum Field {
     Number(NumberField, usize),
     /// `yy`: the year of era modulo 100, two digits.
     TwoDigitYear,
-    MonthName { full: bool },
-    DayName { full: bool },
+    MonthName {
+        full: bool,
+    },
+    DayName {
+        full: bool,
+    },
     AmPm,
     /// `Z`: `+HHMM`, the offset truncated to whole minutes.
     Rfc822Zone,
@@ -215,9 +219,8 @@ impl DatePattern {
         if let Ok(t) = parsed.to_datetime() {
             return Ok(t.timestamp_millis());
         }
-        let impossible = |e: chrono::format::ParseError| {
-            format!("{text:?} is not a valid date and time: {e}")
-        };
+        let impossible =
+            |e: chrono::format::ParseError| format!("{text:?} is not a valid date and time: {e}");
         let date = match parsed.to_naive_date() {
             Ok(d) => d,
             Err(e) if e.kind() == ParseErrorKind::NotEnough && parsed.year().is_none() => {
@@ -461,11 +464,26 @@ mod tests {
         for (pattern, zone, ms, java) in [
             ("X|XX|XXX|Z", "UTC", t, "Z|Z|Z|+0000"),
             ("X|XX|XXX|Z", "Asia/Shanghai", t, "+08|+0800|+08:00|+0800"),
-            ("X|XX|XXX|Z", "America/St_Johns", t, "-03|-0330|-03:30|-0330"),
+            (
+                "X|XX|XXX|Z",
+                "America/St_Johns",
+                t,
+                "-03|-0330|-03:30|-0330",
+            ),
             ("X|XX|XXX|Z", "Asia/Kolkata", t, "+05|+0530|+05:30|+0530"),
             ("X|XX|XXX|Z", "GMT+8", t, "+08|+0800|+08:00|+0800"),
-            ("ss.S|ss.SS|ss.SSS|ss.SSSS", "UTC", t, "00.123|00.123|00.123|00.0123"),
-            ("ss.S|ss.SS|ss.SSS|ss.SSSS", "UTC", t - 118, "00.5|00.05|00.005|00.0005"),
+            (
+                "ss.S|ss.SS|ss.SSS|ss.SSSS",
+                "UTC",
+                t,
+                "00.123|00.123|00.123|00.0123",
+            ),
+            (
+                "ss.S|ss.SS|ss.SSS|ss.SSSS",
+                "UTC",
+                t - 118,
+                "00.5|00.05|00.005|00.0005",
+            ),
             ("ss.SSSSSS|ss.SSSSSSSSS", "UTC", t, "00.000123|00.000000123"),
             ("ss.SSSSSS", "UTC", t - 123, "00.000000"),
             // Offsets with seconds (local mean times) are truncated to minutes.
@@ -487,11 +505,23 @@ mod tests {
                 -1_700_000_000_000,
                 "1916-02-18 01:21:19 -0025|-00:25",
             ),
-            ("yyyy-MM-dd HH:mm:ss", "UTC", 253_402_300_800_000, "10000-01-01 00:00:00"),
+            (
+                "yyyy-MM-dd HH:mm:ss",
+                "UTC",
+                253_402_300_800_000,
+                "10000-01-01 00:00:00",
+            ),
             ("yy-M-d H:m:s", "UTC", t, "24-1-15 8:30:0"),
             ("yyyyy|y|yyy", "UTC", t, "02024|2024|2024"),
-            ("EEE, d MMM yyyy hh:mm a", "UTC", t, "Mon, 15 Jan 2024 08:30 AM"),
+            (
+                "EEE, d MMM yyyy hh:mm a",
+                "UTC",
+                t,
+                "Mon, 15 Jan 2024 08:30 AM",
+            ),
             ("EEEE MMMM", "UTC", t, "Monday January"),
+            // Java prints "GMT+08:00" or "CST" here: a documented difference.
+            ("z", "GMT+8", t, "+08:00"),
             ("yyyy'T'''%", "UTC", t, "2024T'%"),
         ] {
             let p = DatePattern::new(pattern).unwrap();

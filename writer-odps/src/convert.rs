@@ -585,7 +585,11 @@ mod tests {
             c.convert(&Value::String(digits36.clone()), &wide),
             bytes(&digits36)
         );
-        for text in ["1".repeat(37), format!("-{}.5", "1".repeat(37)), "1e37".into()] {
+        for text in [
+            "1".repeat(37),
+            format!("-{}.5", "1".repeat(37)),
+            "1e37".into(),
+        ] {
             let e = c.convert(&Value::String(text.clone()), &wide).unwrap_err();
             assert!(e.contains("at most 36"), "{text}: {e}");
         }
@@ -595,9 +599,7 @@ mod tests {
     fn underflowing_text_into_double_is_dirty() {
         let c = conv();
         for ty in [OdpsType::Double, OdpsType::Float] {
-            assert!(c
-                .convert(&Value::String("1e-400".into()), &ty)
-                .is_err());
+            assert!(c.convert(&Value::String("1e-400".into()), &ty).is_err());
         }
     }
 
