@@ -15,7 +15,11 @@
 //! Conversion decisions, where DataX is inconsistent (engine spec §5.2–§5.3):
 //!
 //! * Text to double accepts `NaN`, `Infinity`, `+Infinity`, `-Infinity` (exact case), as
-//!   the spec recommends; text to long rejects them.
+//!   the spec recommends; text to long rejects them. Text beyond the double range is
+//!   refused either way: `1e400`, and a non-zero number below `4.9E-324` such as
+//!   `1e-400` (DataX's `OverFlowUtil.validateDoubleNotOverFlow`), never rounded to 0.
+//! * Doubles written as text by the writers are DataX's plain text ([`double_plain`]:
+//!   `1e20` → `100000000000000000000`, `-0.0` → `0.0`).
 //! * Text to long parses a decimal number with optional sign, fraction and exponent,
 //!   truncates toward zero (`"1.9"` → 1, `"-1.9"` → −1, `"1e3"` → 1000) and fails outside
 //!   the i64 range. No surrounding whitespace, no hexadecimal.
