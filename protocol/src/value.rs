@@ -15,7 +15,11 @@
 //! Conversion decisions, where DataX is inconsistent (engine spec §5.2–§5.3):
 //!
 //! * Text to double accepts `NaN`, `Infinity`, `+Infinity`, `-Infinity` (exact case), as
-//!   the spec recommends; text to long rejects them.
+//!   the spec recommends; text to long rejects them. Text beyond the double range is
+//!   refused either way: `1e400`, and a non-zero number below `4.9E-324` such as
+//!   `1e-400` (DataX's `OverFlowUtil.validateDoubleNotOverFlow`), never rounded to 0.
+//! * Doubles written as text by the writers are DataX's plain text ([`double_plain`]:
+//!   `1e20` → `100000000000000000000`, `-0.0` → `0.0`).
 //! * Text to long parses a decimal number with optional sign, fraction and exponent,
 //!   truncates toward zero (`"1.9"` → 1, `"-1.9"` → −1, `"1e3"` → 1000) and fails outside
 //!   the i64 range. No surrounding whitespace, no hexadecimal.
@@ -240,6 +244,65 @@ fn double_text_len(d: f64) -> u64 {
     }
 }
 
+/// A double as DataX writes it as text (`new BigDecimal(String.valueOf(d))
+/// .toPlainString()`, spec oss.md §8.7): `Double.toString`'s digits, never in scientific
+/// notation (`1.0E7` → `10000000`, `1.0E-7` → `0.00000010`), and `-0.0` → `0.0` (a
+/// BigDecimal has no negative zero). NaN and ±Infinity, which DataX cannot hold, keep
+/// Java's names.
+pub fn double_plain(d: f64) -> String {
+    if !d.is_finite() {
+        return double_text(d);
+    }
+    if d == 0.0 {
+        return "0.0".into();
+    }
+    let abs = d.abs();
+    let mut buf = ryu::Buffer::new();
+    let shortest = buf.format_finite(d);
+    if (1e-3..1e7).contains(&abs) {
+        // Java prints these plainly; ryu does too, with at least one fraction digit.
+        return shortest.to_owned();
+    }
+    // Digits and decimal exponent of the shortest form: value = 0.d1d2… × 10^point.
+    let negative = shortest.starts_with('-');
+    let body = shortest.trim_start_matches('-');
+    let (mantissa, exp) = match body.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().unwrap_or(0)),
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = format!("{int_part}{frac_part}");
+    let lead = all.len() - all.trim_start_matches('0').len();
+    let mut digits = all.trim_start_matches('0').trim_end_matches('0').to_owned();
+    if digits.is_empty() {
+        return shortest.to_owned();
+    }
+    // Position of the decimal point relative to the start of `digits`.
+    let point = int_part.len() as i64 - lead as i64 + exp;
+    // Java's scientific form d.ddd always has a fraction digit: 1.0E7 keeps the "0".
+    if digits.len() == 1 {
+        digits.push('0');
+    }
+    let mut out = String::new();
+    if negative {
+        out.push('-');
+    }
+    let n = digits.len() as i64;
+    if point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(&digits);
+    } else if point >= n {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', (point - n) as usize));
+    } else {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
+    }
+    out
+}
+
 /// The shortest round-trip text of a double, with Java's names for the specials.
 pub fn double_text(d: f64) -> String {
     if d.is_nan() {
@@ -331,8 +394,32 @@ pub fn parse_double(s: &str) -> Option<f64> {
         {
             None
         }
-        _ => s.parse::<f64>().ok().filter(|d| d.is_finite()),
+        // Like DataX (`OverFlowUtil.validateDoubleNotOverFlow`), a non-zero number below
+        // Double.MIN_VALUE's text `4.9E-324` is refused, not rounded to 0 or 5e-324.
+        _ => s
+            .parse::<f64>()
+            .ok()
+            .filter(|d| d.is_finite())
+            .filter(|d| d.abs() > f64::from_bits(1) || !below_min_double(s)),
     }
+}
+
+/// Whether decimal text is non-zero and smaller in magnitude than `4.9E-324`.
+fn below_min_double(s: &str) -> bool {
+    let body = s.trim_start_matches(['+', '-']);
+    let (mantissa, exponent) = match body.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().unwrap_or(0)),
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = format!("{int_part}{frac_part}");
+    let significant = all.trim_start_matches('0');
+    if significant.trim_end_matches('0').is_empty() {
+        return false;
+    }
+    // value = 0.<significant> × 10^point
+    let point = int_part.len() as i64 - (all.len() - significant.len()) as i64 + exponent;
+    (point, significant.trim_end_matches('0')) < (-323, "49")
 }
 
 fn shorten(value: &Value) -> String {
@@ -400,6 +487,60 @@ mod tests {
         assert_eq!(parse_double("nan"), None);
         assert_eq!(parse_double("1e400"), None);
         assert_eq!(parse_double("2.5e-3"), Some(0.0025));
+    }
+
+    #[test]
+    fn text_to_double_refuses_underflow_as_datax() {
+        // DataX: BigDecimal below Double.MIN_VALUE's text 4.9E-324 → overflow error.
+        assert_eq!(parse_double("1e-400"), None);
+        assert_eq!(parse_double("-1e-400"), None);
+        assert_eq!(parse_double("4.8e-324"), None);
+        assert_eq!(parse_double("0.0000e-5"), Some(0.0));
+        assert_eq!(parse_double("4.9e-324"), Some(f64::from_bits(1)));
+        assert_eq!(parse_double("5e-324"), Some(f64::from_bits(1)));
+        assert_eq!(parse_double("1e-323"), Some(f64::from_bits(2)));
+        assert_eq!(parse_double("0"), Some(0.0));
+        assert_eq!(parse_double("-0.0"), Some(-0.0));
+    }
+
+    /// Vectors observed with Java 17: `new BigDecimal(String.valueOf(d)).toPlainString()`
+    /// (DataX's DoubleColumn).
+    #[test]
+    fn doubles_render_as_datax_plain_text() {
+        for (d, text) in [
+            (3.0, "3.0"),
+            (123.0, "123.0"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1234567.0, "1234567.0"),
+            (1.0e7, "10000000"),
+            (12345678.9, "12345678.9"),
+            (1.0e20, "100000000000000000000"),
+            (1.0e-7, "0.00000010"),
+            (1.0e-5, "0.000010"),
+            (9.99e-4, "0.000999"),
+            (1.234e-5, "0.00001234"),
+            (-1.5e20, "-150000000000000000000"),
+            (0.0, "0.0"),
+            (-0.0, "0.0"),
+            (0.001, "0.001"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ] {
+            assert_eq!(double_plain(d), text, "{d:e}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Plain doubles never lose precision and never use scientific notation.
+        #[test]
+        fn plain_doubles_round_trip_exactly(bits in proptest::num::u64::ANY) {
+            let d = f64::from_bits(bits);
+            proptest::prop_assume!(d.is_finite());
+            let text = double_plain(d);
+            proptest::prop_assert!(!text.contains(['e', 'E']), "{}", text);
+            // -0.0 == 0.0: the sign of zero is dropped as DataX drops it.
+            proptest::prop_assert_eq!(text.parse::<f64>().unwrap(), d);
+        }
     }
 
     #[test]

@@ -16,7 +16,15 @@ pub struct ConvertError(pub String);
 fn value(v: &CellValue, column: &str) -> Result<Value, ConvertError> {
     Ok(match v {
         CellValue::Integer(i) => Value::Long(*i),
-        CellValue::Double(d) => Value::Double(*d),
+        // As DataX's DoubleColumn (`new BigDecimal(String.valueOf(d))`): -0.0 becomes 0.0,
+        // and NaN or ±Infinity cannot be held: DataX's task fails, and so does this one.
+        CellValue::Double(d) if !d.is_finite() => {
+            return Err(ConvertError(format!(
+                "column {column:?} holds the double {}, which DataX cannot export (its DoubleColumn refuses NaN and infinities)",
+                protocol::value::double_text(*d)
+            )))
+        }
+        CellValue::Double(d) => Value::Double(*d + 0.0),
         CellValue::Boolean(b) => Value::Bool(*b),
         CellValue::String(s) => Value::String(s.clone()),
         CellValue::Binary(b) => Value::Bytes(b.clone()),
@@ -233,6 +241,66 @@ mod tests {
             }
         }
         assert_eq!(out, expected(&section["rows"]));
+    }
+
+    fn put_row(value: CellValue) -> Row {
+        Row {
+            primary_key: vec![crate::plainbuffer::Cell {
+                name: "pk".into(),
+                value: Some(CellValue::Integer(1)),
+                op: None,
+                timestamp: None,
+            }],
+            cells: vec![crate::plainbuffer::Cell {
+                name: "d".into(),
+                value: Some(value),
+                op: None,
+                timestamp: Some(7),
+            }],
+            delete_marker: false,
+            sequence_info: None,
+        }
+    }
+
+    fn info() -> SequenceInfo {
+        SequenceInfo {
+            epoch: 1,
+            timestamp_us: 5,
+            row_index: 0,
+        }
+    }
+
+    #[test]
+    fn negative_zero_doubles_become_zero_as_datax() {
+        let mut out = Vec::new();
+        let row = put_row(CellValue::Double(-0.0));
+        multi_version(pb::UPDATE_ROW, &row, &info(), "s", false, &mut out).unwrap();
+        match &out[0][3] {
+            Value::Double(d) => assert!(*d == 0.0 && d.is_sign_positive(), "{d}"),
+            other => panic!("{other:?}"),
+        }
+        let cols = ["d".to_owned()];
+        let line = single_version(pb::UPDATE_ROW, &row, &info(), "s", &cols, false)
+            .unwrap()
+            .unwrap();
+        assert!(matches!(line[0], Value::Double(d) if d.is_sign_positive()));
+    }
+
+    #[test]
+    fn nan_and_infinite_doubles_fail_as_in_datax() {
+        for (d, text) in [
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "Infinity"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ] {
+            let row = put_row(CellValue::Double(d));
+            let e = multi_version(pb::PUT_ROW, &row, &info(), "s", false, &mut Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("\"d\"") && e.contains(text), "{e}");
+            let cols = ["d".to_owned()];
+            assert!(single_version(pb::PUT_ROW, &row, &info(), "s", &cols, false).is_err());
+        }
     }
 
     #[test]

@@ -2,17 +2,23 @@
 //!
 //! A value that does not fit its column is an error naming the column; the writer
 //! reports the whole record as dirty. Where DataX silently wraps or alters a value
-//! (INT/SMALLINT overflow, invalid UTF-8 bytes into STRING) this writer refuses or
-//! keeps the bytes instead.
+//! (INT/SMALLINT overflow, invalid UTF-8 bytes into STRING, impossible dates rolled
+//! over) this writer refuses or keeps the bytes instead. The README's "Differences"
+//! list names the DataX sources each rule was read from.
 
 use std::borrow::Cow;
 
 use protocol::timefmt::{DatePattern, Zone};
-use protocol::value::{double_text, Value};
+use protocol::value::{double_plain, double_text, Value};
 
 use crate::block::Cell;
 use crate::schema::OdpsType;
 
+/// DataX's `Constant.UTF8_ENCODED_CHAR_MAX_SIZE`: `truncate` keeps `maxFieldLength`
+/// minus this many bytes of a STRING.
+const UTF8_ENCODED_CHAR_MAX_SIZE: usize = 6;
+/// Integer digits a DECIMAL takes at most (DataX's odpswriter refuses longer ones).
+const DECIMAL_MAX_INTEGER_DIGITS: usize = 36;
 /// DATETIME range accepted by the service (years 0000–9999), epoch ms.
 const DATETIME_MIN_MS: i64 = -62_167_305_600_000;
 const DATETIME_MAX_MS: i64 = 253_402_387_200_000;
@@ -25,7 +31,8 @@ pub enum OverLengthRule {
     KeepOn,
     /// Write NULL instead.
     SetNull,
-    /// Cut the value to `max_field_length` bytes (at a character boundary for strings).
+    /// Cut a STRING to `max_field_length − 6` bytes (whole characters) and a BINARY to
+    /// `max_field_length` bytes, as DataX.
     Truncate,
 }
 
@@ -93,11 +100,12 @@ impl Conversions {
             OdpsType::Int => integer(i32::MIN.into(), i32::MAX.into(), "INT"),
             OdpsType::Smallint => integer(i16::MIN.into(), i16::MAX.into(), "SMALLINT"),
             OdpsType::Tinyint => integer(i8::MIN.into(), i8::MAX.into(), "TINYINT"),
+            // `+ 0.0` turns -0.0 into 0.0, as DataX's DoubleColumn (a BigDecimal) does.
             OdpsType::Double => Ok(Cell::Double(
-                value.as_double().map_err(err)?.unwrap_or_default(),
+                value.as_double().map_err(err)?.unwrap_or_default() + 0.0,
             )),
             OdpsType::Float => {
-                let d = value.as_double().map_err(err)?.unwrap_or_default();
+                let d = value.as_double().map_err(err)?.unwrap_or_default() + 0.0;
                 let f = d as f32;
                 if d.is_finite() && !f.is_finite() {
                     return Err(format!("{d} is out of the FLOAT range"));
@@ -120,21 +128,30 @@ impl Conversions {
                     nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
                 })
             }
-            OdpsType::String => self.text_bytes(value).and_then(|b| self.over_length(b)),
+            OdpsType::String => self
+                .text_bytes(value)
+                .and_then(|b| self.over_length(b, false)),
             OdpsType::Binary => {
+                // DataX holds a decimal as a DoubleColumn, which has no bytes.
+                if let Value::Decimal(_) = value {
+                    return Err("cannot convert decimal value to BINARY".into());
+                }
                 let bytes = value.as_bytes().map_err(err)?.unwrap_or_default();
-                self.over_length(bytes)
+                self.over_length(bytes, true)
             }
             OdpsType::Varchar(n) | OdpsType::Char(n) => {
                 let text = self.text(value)?;
-                let chars = text.chars().count();
-                if chars > *n as usize {
+                // The Java SDK compares String.length(): UTF-16 units.
+                let units = text.encode_utf16().count();
+                if units > *n as usize {
                     let kind = if matches!(ty, OdpsType::Char(_)) {
                         "CHAR"
                     } else {
                         "VARCHAR"
                     };
-                    return Err(format!("{chars} characters do not fit {kind}({n})"));
+                    return Err(format!(
+                        "{units} UTF-16 units do not fit {kind}({n}) (the Java SDK's length)"
+                    ));
                 }
                 Ok(Cell::Bytes(match text {
                     Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
@@ -145,13 +162,22 @@ impl Conversions {
                 let text = match value {
                     Value::Decimal(s) | Value::String(s) => s.clone(),
                     Value::Long(v) => v.to_string(),
+                    Value::Bool(b) => u8::from(*b).to_string(),
                     Value::Double(d) if d.is_finite() => double_text(*d),
                     other => {
                         return Err(format!("cannot convert {} value to DECIMAL", other.kind()))
                     }
                 };
-                decimal_text(&text, *precision, *scale)
-                    .map(|t| Cell::Bytes(Cow::Owned(t.into_bytes())))
+                decimal_text(&text, *precision, *scale).and_then(|t| {
+                    let digits = t.trim_start_matches('-').split('.').next().unwrap_or("");
+                    if digits.len() > DECIMAL_MAX_INTEGER_DIGITS {
+                        return Err(format!(
+                            "{text} has {} integer digits; DataX's odpswriter takes at most {DECIMAL_MAX_INTEGER_DIGITS}",
+                            digits.len()
+                        ));
+                    }
+                    Ok(Cell::Bytes(Cow::Owned(t.into_bytes())))
+                })
             }
             OdpsType::Other(name) => Err(format!("type {name} is not written by writer-odps")),
         }
@@ -184,6 +210,7 @@ impl Conversions {
     fn text<'a>(&self, value: &'a Value) -> Result<Cow<'a, str>, String> {
         Ok(match value {
             Value::Date(ms) => Cow::Owned(self.render.format(*ms, &self.zone)),
+            Value::Double(d) => Cow::Owned(double_plain(*d)),
             other => other.as_text().unwrap_or_default(),
         })
     }
@@ -199,7 +226,7 @@ impl Conversions {
         })
     }
 
-    fn over_length<'a>(&self, bytes: Cow<'a, [u8]>) -> Result<Cell<'a>, String> {
+    fn over_length<'a>(&self, bytes: Cow<'a, [u8]>, binary: bool) -> Result<Cell<'a>, String> {
         if bytes.len() <= self.max_odps_field_length {
             return Ok(Cell::Bytes(bytes));
         }
@@ -211,10 +238,18 @@ impl Conversions {
             )),
             OverLengthRule::SetNull => Ok(Cell::Null),
             OverLengthRule::Truncate => {
-                let mut cut = self.max_field_length.min(bytes.len());
+                // DataX (`OdpsUtil.truncateSingleFieldData`) keeps `maxFieldLength − 6`
+                // "bytes" of a string and `maxFieldLength` bytes of a binary.
+                let limit = if binary {
+                    self.max_field_length
+                } else {
+                    self.max_field_length
+                        .saturating_sub(UTF8_ENCODED_CHAR_MAX_SIZE)
+                };
+                let mut cut = limit.min(bytes.len());
                 // Keep whole UTF-8 characters when the value is text.
-                if std::str::from_utf8(&bytes).is_ok() {
-                    while cut > 0 && (bytes[cut] & 0xC0) == 0x80 {
+                if !binary && std::str::from_utf8(&bytes).is_ok() {
+                    while cut > 0 && cut < bytes.len() && (bytes[cut] & 0xC0) == 0x80 {
                         cut -= 1;
                     }
                 }
@@ -330,154 +365,4 @@ fn render_decimal(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conv() -> Conversions {
-        Conversions::new(
-            false,
-            Zone::parse("Asia/Shanghai").unwrap(),
-            Zone::parse("Asia/Shanghai").unwrap(),
-            OverLengthRule::KeepOn,
-            8,
-            4,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn integers_refuse_what_does_not_fit() {
-        let c = conv();
-        assert_eq!(
-            c.convert(&Value::String("1.9".into()), &OdpsType::Bigint),
-            Ok(Cell::Int(1))
-        );
-        let e = c
-            .convert(&Value::String("abc".into()), &OdpsType::Bigint)
-            .unwrap_err();
-        assert!(e.contains("not a decimal number"), "{e}");
-        assert!(c
-            .convert(&Value::Long(i64::MIN), &OdpsType::Bigint)
-            .is_err());
-        assert!(c.convert(&Value::Long(128), &OdpsType::Tinyint).is_err());
-        assert!(c
-            .convert(&Value::Long(40_000), &OdpsType::Smallint)
-            .is_err());
-        assert!(c.convert(&Value::Long(1 << 31), &OdpsType::Int).is_err());
-        assert_eq!(
-            c.convert(&Value::Bool(true), &OdpsType::Int),
-            Ok(Cell::Int(1))
-        );
-        assert!(c
-            .convert(&Value::Bytes(vec![1]), &OdpsType::Bigint)
-            .is_err());
-    }
-
-    #[test]
-    fn dates_and_times() {
-        let c = conv();
-        // 2024-01-02 00:00:00 in Shanghai is 2024-01-01T16:00:00Z.
-        let ms = 1_704_124_800_000;
-        assert_eq!(
-            c.convert(
-                &Value::String("2024-01-02 00:00:00".into()),
-                &OdpsType::Datetime
-            ),
-            Ok(Cell::Datetime(ms))
-        );
-        assert_eq!(
-            c.convert(&Value::String("20240102".into()), &OdpsType::Datetime),
-            Ok(Cell::Datetime(ms))
-        );
-        assert_eq!(
-            c.convert(&Value::Date(ms), &OdpsType::Date),
-            Ok(Cell::Date(19724))
-        );
-        assert_eq!(
-            c.convert(&Value::Date(-1), &OdpsType::Timestamp),
-            Ok(Cell::Timestamp {
-                seconds: -1,
-                nanos: 999_000_000
-            })
-        );
-        assert!(c
-            .convert(&Value::String("soon".into()), &OdpsType::Datetime)
-            .is_err());
-        assert!(c.convert(&Value::Double(1.0), &OdpsType::Datetime).is_err());
-        assert!(c
-            .convert(&Value::Date(DATETIME_MAX_MS + 1), &OdpsType::Datetime)
-            .is_err());
-        assert_eq!(
-            c.convert(&Value::Date(ms), &OdpsType::Varchar(30)),
-            Ok(Cell::Bytes(Cow::Owned(b"2024-01-02 00:00:00".to_vec())))
-        );
-    }
-
-    #[test]
-    fn strings_and_lengths() {
-        let mut c = conv();
-        assert!(c
-            .convert(&Value::String("héllo".into()), &OdpsType::Varchar(5))
-            .is_ok());
-        assert!(c
-            .convert(&Value::String("héllo!".into()), &OdpsType::Char(5))
-            .is_err());
-        assert!(c
-            .convert(&Value::String("123456789".into()), &OdpsType::String)
-            .is_err());
-        c.over_length_rule = OverLengthRule::SetNull;
-        assert_eq!(
-            c.convert(&Value::String("123456789".into()), &OdpsType::String),
-            Ok(Cell::Null)
-        );
-        c.over_length_rule = OverLengthRule::Truncate;
-        assert_eq!(
-            c.convert(&Value::String("ééééé".into()), &OdpsType::String),
-            Ok(Cell::Bytes(Cow::Owned("éé".as_bytes().to_vec())))
-        );
-        assert!(c.convert(&Value::Long(1), &OdpsType::Binary).is_err());
-        assert_eq!(
-            c.convert(&Value::Bytes(vec![0xff]), &OdpsType::String),
-            Ok(Cell::Bytes(Cow::Owned(vec![0xff])))
-        );
-        c.empty_as_null = true;
-        assert_eq!(
-            c.convert(&Value::String(String::new()), &OdpsType::Bigint),
-            Ok(Cell::Null)
-        );
-    }
-
-    #[test]
-    fn decimals() {
-        assert_eq!(decimal_text("123.45", 54, 18).unwrap(), "123.45");
-        assert_eq!(decimal_text("1.2345", 10, 2).unwrap(), "1.23");
-        assert_eq!(decimal_text("1.235", 10, 2).unwrap(), "1.24");
-        assert_eq!(decimal_text("-9.995", 10, 2).unwrap(), "-10.00");
-        assert_eq!(decimal_text("1e3", 10, 2).unwrap(), "1000");
-        assert_eq!(decimal_text("1.5E-3", 10, 4).unwrap(), "0.0015");
-        assert_eq!(decimal_text("-0.001", 54, 18).unwrap(), "-0.001");
-        assert_eq!(decimal_text("-0.001", 10, 2).unwrap(), "0.00");
-        assert!(decimal_text("123456789", 10, 2).is_err());
-        assert!(decimal_text("abc", 10, 2).is_err());
-        assert!(decimal_text("", 10, 2).is_err());
-        let c = conv();
-        assert!(c
-            .convert(
-                &Value::Bool(true),
-                &OdpsType::Decimal {
-                    precision: 10,
-                    scale: 2
-                }
-            )
-            .is_err());
-        assert!(c
-            .convert(
-                &Value::Double(f64::NAN),
-                &OdpsType::Decimal {
-                    precision: 10,
-                    scale: 2
-                }
-            )
-            .is_err());
-    }
-}
+mod tests;

@@ -1,0 +1,285 @@
+//! Conversion rules, each checked against what DataX writes.
+
+use super::*;
+
+fn conv() -> Conversions {
+    Conversions::new(
+        false,
+        Zone::parse("Asia/Shanghai").unwrap(),
+        Zone::parse("Asia/Shanghai").unwrap(),
+        OverLengthRule::KeepOn,
+        8,
+        4,
+    )
+    .unwrap()
+}
+
+#[test]
+fn integers_refuse_what_does_not_fit() {
+    let c = conv();
+    assert_eq!(
+        c.convert(&Value::String("1.9".into()), &OdpsType::Bigint),
+        Ok(Cell::Int(1))
+    );
+    let e = c
+        .convert(&Value::String("abc".into()), &OdpsType::Bigint)
+        .unwrap_err();
+    assert!(e.contains("not a decimal number"), "{e}");
+    assert!(c
+        .convert(&Value::Long(i64::MIN), &OdpsType::Bigint)
+        .is_err());
+    assert!(c.convert(&Value::Long(128), &OdpsType::Tinyint).is_err());
+    assert!(c
+        .convert(&Value::Long(40_000), &OdpsType::Smallint)
+        .is_err());
+    assert!(c.convert(&Value::Long(1 << 31), &OdpsType::Int).is_err());
+    assert_eq!(
+        c.convert(&Value::Bool(true), &OdpsType::Int),
+        Ok(Cell::Int(1))
+    );
+    assert!(c
+        .convert(&Value::Bytes(vec![1]), &OdpsType::Bigint)
+        .is_err());
+}
+
+#[test]
+fn dates_and_times() {
+    let c = conv();
+    // 2024-01-02 00:00:00 in Shanghai is 2024-01-01T16:00:00Z.
+    let ms = 1_704_124_800_000;
+    assert_eq!(
+        c.convert(
+            &Value::String("2024-01-02 00:00:00".into()),
+            &OdpsType::Datetime
+        ),
+        Ok(Cell::Datetime(ms))
+    );
+    assert_eq!(
+        c.convert(&Value::String("20240102".into()), &OdpsType::Datetime),
+        Ok(Cell::Datetime(ms))
+    );
+    assert_eq!(
+        c.convert(&Value::Date(ms), &OdpsType::Date),
+        Ok(Cell::Date(19724))
+    );
+    assert_eq!(
+        c.convert(&Value::Date(-1), &OdpsType::Timestamp),
+        Ok(Cell::Timestamp {
+            seconds: -1,
+            nanos: 999_000_000
+        })
+    );
+    assert!(c
+        .convert(&Value::String("soon".into()), &OdpsType::Datetime)
+        .is_err());
+    assert!(c.convert(&Value::Double(1.0), &OdpsType::Datetime).is_err());
+    assert!(c
+        .convert(&Value::Date(DATETIME_MAX_MS + 1), &OdpsType::Datetime)
+        .is_err());
+    assert_eq!(
+        c.convert(&Value::Date(ms), &OdpsType::Varchar(30)),
+        Ok(Cell::Bytes(Cow::Owned(b"2024-01-02 00:00:00".to_vec())))
+    );
+}
+
+#[test]
+fn strings_and_lengths() {
+    let mut c = conv();
+    assert!(c
+        .convert(&Value::String("héllo".into()), &OdpsType::Varchar(5))
+        .is_ok());
+    assert!(c
+        .convert(&Value::String("héllo!".into()), &OdpsType::Char(5))
+        .is_err());
+    assert!(c
+        .convert(&Value::String("123456789".into()), &OdpsType::String)
+        .is_err());
+    c.over_length_rule = OverLengthRule::SetNull;
+    assert_eq!(
+        c.convert(&Value::String("123456789".into()), &OdpsType::String),
+        Ok(Cell::Null)
+    );
+    c.over_length_rule = OverLengthRule::Truncate;
+    // maxFieldLength 4 − 6: nothing is kept.
+    assert_eq!(
+        c.convert(&Value::String("ééééé".into()), &OdpsType::String),
+        Ok(Cell::Bytes(Cow::Owned(Vec::new())))
+    );
+    assert!(c.convert(&Value::Long(1), &OdpsType::Binary).is_err());
+    assert_eq!(
+        c.convert(&Value::Bytes(vec![0xff]), &OdpsType::String),
+        Ok(Cell::Bytes(Cow::Owned(vec![0xff])))
+    );
+    c.empty_as_null = true;
+    assert_eq!(
+        c.convert(&Value::String(String::new()), &OdpsType::Bigint),
+        Ok(Cell::Null)
+    );
+}
+
+#[test]
+fn decimals() {
+    assert_eq!(decimal_text("123.45", 54, 18).unwrap(), "123.45");
+    assert_eq!(decimal_text("1.2345", 10, 2).unwrap(), "1.23");
+    assert_eq!(decimal_text("1.235", 10, 2).unwrap(), "1.24");
+    assert_eq!(decimal_text("-9.995", 10, 2).unwrap(), "-10.00");
+    assert_eq!(decimal_text("1e3", 10, 2).unwrap(), "1000");
+    assert_eq!(decimal_text("1.5E-3", 10, 4).unwrap(), "0.0015");
+    assert_eq!(decimal_text("-0.001", 54, 18).unwrap(), "-0.001");
+    assert_eq!(decimal_text("-0.001", 10, 2).unwrap(), "0.00");
+    assert!(decimal_text("123456789", 10, 2).is_err());
+    assert!(decimal_text("abc", 10, 2).is_err());
+    assert!(decimal_text("", 10, 2).is_err());
+    let c = conv();
+    assert!(c
+        .convert(
+            &Value::Double(f64::NAN),
+            &OdpsType::Decimal {
+                precision: 10,
+                scale: 2
+            }
+        )
+        .is_err());
+}
+
+fn bytes(text: &str) -> Result<Cell<'static>, String> {
+    Ok(Cell::Bytes(Cow::Owned(text.as_bytes().to_vec())))
+}
+
+const DECIMAL: OdpsType = OdpsType::Decimal {
+    precision: 54,
+    scale: 18,
+};
+
+#[test]
+fn impossible_calendar_dates_are_dirty_not_1970() {
+    let c = conv();
+    for text in ["2024-02-30", "20240230", "2023-02-29 12:00:00"] {
+        for ty in [OdpsType::Datetime, OdpsType::Date, OdpsType::Timestamp] {
+            let e = c.convert(&Value::String(text.into()), &ty).unwrap_err();
+            assert!(e.contains("cannot parse"), "{text} into {ty:?}: {e}");
+        }
+    }
+}
+
+/// DataX writes a double as `new BigDecimal(String.valueOf(d)).toPlainString()`
+/// (texts observed with Java 17).
+#[test]
+fn doubles_into_text_columns_are_datax_plain_text() {
+    let mut c = conv();
+    c.max_odps_field_length = 100;
+    let d = |v: f64| Value::Double(v);
+    assert_eq!(
+        c.convert(&d(1e20), &OdpsType::String),
+        bytes("100000000000000000000")
+    );
+    assert_eq!(
+        c.convert(&d(1e-7), &OdpsType::Varchar(10)),
+        bytes("0.00000010")
+    );
+    assert_eq!(c.convert(&d(-0.0), &OdpsType::Char(3)), bytes("0.0"));
+}
+
+#[test]
+fn negative_zero_is_written_as_zero() {
+    let c = conv();
+    for ty in [OdpsType::Double, OdpsType::Float] {
+        match c.convert(&Value::Double(-0.0), &ty) {
+            Ok(Cell::Double(v)) => assert!(v.is_sign_positive()),
+            Ok(Cell::Float(v)) => assert!(v.is_sign_positive()),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn decimal_into_binary_is_dirty() {
+    let e = conv()
+        .convert(&Value::Decimal("1.5".into()), &OdpsType::Binary)
+        .unwrap_err();
+    assert!(e.contains("decimal"), "{e}");
+}
+
+#[test]
+fn bool_into_decimal_is_one_or_zero() {
+    let c = conv();
+    assert_eq!(c.convert(&Value::Bool(true), &DECIMAL), bytes("1"));
+    assert_eq!(c.convert(&Value::Bool(false), &DECIMAL), bytes("0"));
+}
+
+#[test]
+fn more_than_36_integer_digits_into_decimal_are_dirty() {
+    let c = conv();
+    let wide = OdpsType::Decimal {
+        precision: 38,
+        scale: 0,
+    };
+    let digits36 = "9".repeat(36);
+    assert_eq!(
+        c.convert(&Value::String(digits36.clone()), &wide),
+        bytes(&digits36)
+    );
+    for text in [
+        "1".repeat(37),
+        format!("-{}.5", "1".repeat(37)),
+        "1e37".into(),
+    ] {
+        let e = c.convert(&Value::String(text.clone()), &wide).unwrap_err();
+        assert!(e.contains("at most 36"), "{text}: {e}");
+    }
+}
+
+#[test]
+fn underflowing_text_into_double_is_dirty() {
+    let c = conv();
+    for ty in [OdpsType::Double, OdpsType::Float] {
+        assert!(c.convert(&Value::String("1e-400".into()), &ty).is_err());
+    }
+}
+
+#[test]
+fn truncate_keeps_max_field_length_minus_6_of_strings() {
+    let mut c = conv();
+    c.over_length_rule = OverLengthRule::Truncate;
+    c.max_field_length = 10;
+    assert_eq!(
+        c.convert(&Value::String("abcdefghij".into()), &OdpsType::String),
+        bytes("abcd")
+    );
+    assert_eq!(
+        c.convert(&Value::String("ééééé".into()), &OdpsType::String),
+        bytes("éé")
+    );
+    assert_eq!(
+        c.convert(&Value::Bytes(b"abcdefghijk".to_vec()), &OdpsType::Binary),
+        bytes("abcdefghij")
+    );
+    c.max_field_length = 100;
+    assert_eq!(
+        c.convert(&Value::String("abcdefghijk".into()), &OdpsType::String),
+        bytes("abcdefghijk")
+    );
+}
+
+#[test]
+fn varchar_and_char_count_utf16_units() {
+    let c = conv();
+    // "a😀" is 2 characters but 3 UTF-16 units (Java's String.length()).
+    for ty in [OdpsType::Varchar(2), OdpsType::Char(2)] {
+        let e = c.convert(&Value::String("a😀".into()), &ty).unwrap_err();
+        assert!(e.contains("3 UTF-16 units"), "{e}");
+    }
+    assert_eq!(
+        c.convert(&Value::String("a😀".into()), &OdpsType::Varchar(3)),
+        bytes("a😀")
+    );
+}
+
+#[test]
+fn year_10000_dates_render_as_java() {
+    // 10000-01-01T00:00:00Z; Java's "yyyy-MM-dd HH:mm:ss" prints 10000, no sign.
+    assert_eq!(
+        conv().convert(&Value::Date(253_402_300_800_000), &OdpsType::Varchar(30)),
+        bytes("10000-01-01 08:00:00")
+    );
+}
