@@ -154,8 +154,9 @@ pub struct StepRequest {
     /// `split` only: the number of tasks advised.
     #[serde(default)]
     pub count: Option<usize>,
-    /// `post` only: for a writer, the `done.report` of every task in task order; for a
-    /// reader, every checkpoint state its tasks reported, in order.
+    /// `post` (and `abort` once `post` had started): for a writer, the `done.report` of
+    /// every task in task order; for a reader, every checkpoint state its tasks
+    /// reported, in order.
     #[serde(default)]
     pub reports: Vec<serde_json::Value>,
 }
@@ -233,6 +234,30 @@ pub trait Plugin: Sync {
     fn abort(&self, ctx: &StepContext) -> Result<(), PluginError> {
         let _ = ctx;
         Ok(())
+    }
+
+    /// `post` with its answer value: by default [`Plugin::post`] answering null. A
+    /// writer may answer `{"committed": "all", "detail": "…"}` (e.g. when an earlier
+    /// run of the window already committed it).
+    fn post_answer(
+        &self,
+        ctx: &StepContext,
+        reports: &[serde_json::Value],
+    ) -> Result<serde_json::Value, PluginError> {
+        self.post(ctx, reports).map(|()| serde_json::Value::Null)
+    }
+
+    /// `abort` given the task reports when `post` had started (empty otherwise), with
+    /// its answer value: by default [`Plugin::abort`] answering null. A writer may
+    /// answer `{"committed": "none"|"partial"|"all"|"unknown", "detail": "…"}`, saying
+    /// what of the job is visible as established with the service.
+    fn abort_answer(
+        &self,
+        ctx: &StepContext,
+        reports: &[serde_json::Value],
+    ) -> Result<serde_json::Value, PluginError> {
+        let _ = reports;
+        self.abort(ctx).map(|()| serde_json::Value::Null)
     }
 }
 
