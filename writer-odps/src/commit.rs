@@ -120,8 +120,7 @@ impl Markers {
         let Some(table) = &config.commit_marker else {
             return Ok(None);
         };
-        if config.truncate || job.fingerprint.is_empty() || job.job_id.starts_with("standalone-")
-        {
+        if config.truncate || job.fingerprint.is_empty() || job.job_id.starts_with("standalone-") {
             return Ok(None);
         }
         Ok(Some(Self {
@@ -224,7 +223,10 @@ impl Markers {
             {
                 continue;
             }
-            match (value("upload_id"), value("state").as_deref().and_then(MarkState::parse)) {
+            match (
+                value("upload_id"),
+                value("state").as_deref().and_then(MarkState::parse),
+            ) {
                 (Some(id), Some(state)) => found.push((id, state)),
                 _ => tracing::warn!("ignoring commit marker {spec} in {}", self.table),
             }
@@ -356,7 +358,9 @@ mod tests {
     #[test]
     fn markers_only_for_engine_appends() {
         let engine = job("j1", "0123abcd");
-        let m = Markers::for_job(&config(json!({})), &engine).unwrap().unwrap();
+        let m = Markers::for_job(&config(json!({})), &engine)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             m.add_sql("U1", MarkState::Intent),
             "ALTER TABLE streamport_commit_markers ADD IF NOT EXISTS PARTITION (fingerprint='0123abcd',target_table='person',upload_id='U1',state='intent');"
@@ -374,7 +378,11 @@ mod tests {
 
     #[test]
     fn states_round_trip() {
-        for s in [MarkState::Intent, MarkState::Committed, MarkState::Abandoned] {
+        for s in [
+            MarkState::Intent,
+            MarkState::Committed,
+            MarkState::Abandoned,
+        ] {
             assert_eq!(MarkState::parse(s.as_str()), Some(s));
         }
         assert_eq!(MarkState::parse("other"), None);

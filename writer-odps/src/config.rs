@@ -509,7 +509,8 @@ mod tests {
         assert_eq!(c.commit_marker.as_deref(), Some(DEFAULT_MARKER_TABLE));
         let c = OdpsConfig::from_parameter(&with("commitMarker", json!(false)), "UTC").unwrap();
         assert_eq!(c.commit_marker, None);
-        let c = OdpsConfig::from_parameter(&with("commitMarkerTable", json!("m_1")), "UTC").unwrap();
+        let c =
+            OdpsConfig::from_parameter(&with("commitMarkerTable", json!("m_1")), "UTC").unwrap();
         assert_eq!(c.commit_marker.as_deref(), Some("m_1"));
     }
 

@@ -67,7 +67,10 @@ fn runtime() -> Result<Runtime, PluginError> {
         .map_err(|e| PluginError::internal(format!("starting the I/O runtime: {e}")))
 }
 
-pub(crate) fn client_for(config: &OdpsConfig, tunnel: Option<Endpoint>) -> Result<OdpsClient, PluginError> {
+pub(crate) fn client_for(
+    config: &OdpsConfig,
+    tunnel: Option<Endpoint>,
+) -> Result<OdpsClient, PluginError> {
     OdpsClient::new(config.http_options(), config.service.clone(), tunnel)
         .map_err(PluginError::internal)
 }

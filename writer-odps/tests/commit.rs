@@ -165,7 +165,10 @@ fn rerun_of_a_committed_append_window_commits_nothing_again() {
     let mut c = ctx(&param, &other);
     c.job.fingerprint = "f".repeat(32);
     let answer = OdpsWriter.post_answer(&c, &[]).unwrap();
-    assert!(!answer["detail"].as_str().unwrap().contains("already"), "{answer}");
+    assert!(
+        !answer["detail"].as_str().unwrap().contains("already"),
+        "{answer}"
+    );
     // commitMarker false: an explicit choice to append on every run.
     let plain = cloud.param(&t, json!({"partition": "pt=1", "commitMarker": false}));
     let (s3, r3) = load(&plain, 300);
@@ -194,13 +197,13 @@ fn a_run_that_died_between_intent_and_commit_is_committed_once() {
     let e = post(&param, &s1, &r1).unwrap_err();
     assert!(e.message.contains("CommitUpload"), "{}", e.message);
     assert_eq!(count(&cloud, &t), 0);
-    assert_eq!(
-        markers(&cloud, &t),
-        vec![(upload_id(&s1), "intent".into())]
-    );
+    assert_eq!(markers(&cloud, &t), vec![(upload_id(&s1), "intent".into())]);
     let none = abort(&param, &s1, &r1);
     assert_eq!(none["committed"], "none", "{none}");
-    assert!(none["detail"].as_str().unwrap().contains("normal"), "{none}");
+    assert!(
+        none["detail"].as_str().unwrap().contains("normal"),
+        "{none}"
+    );
     // The re-run commits its own session once and settles the earlier intent.
     let (s2, r2) = load(&param, 200);
     assert_eq!(post(&param, &s2, &r2).unwrap()["committed"], "all");
@@ -299,7 +302,12 @@ fn run_engine(dir: &Path, writer: &Json) -> Output {
     common::binary("reader-stream");
     common::binary("writer-odps");
     Command::new(&engine)
-        .args(["run", "--schedule-time", "2024-01-02T00:00:00", "--plugin-dir"])
+        .args([
+            "run",
+            "--schedule-time",
+            "2024-01-02T00:00:00",
+            "--plugin-dir",
+        ])
         .arg(engine.parent().unwrap())
         .arg(&path)
         .output()
