@@ -345,3 +345,46 @@ fn engine_rerun_of_an_append_window_keeps_the_row_count() {
         }
     }
 }
+
+/// `writer-odps <step> --engine` with a step request on stdin: the step response.
+fn step(name: &str, param: &Json, state: &Json, reports: Vec<Json>) -> Json {
+    use std::io::Write;
+    let request = protocol::runtime::StepRequest {
+        context: ctx(param, state),
+        count: None,
+        reports,
+    };
+    let mut child = Command::new(common::binary("writer-odps"))
+        .args([name, "--engine"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = serde_json::to_vec(&request).unwrap();
+    child.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    })
+}
+
+#[test]
+fn post_and_abort_steps_answer_what_is_committed_over_stdio() {
+    let cloud = Cloud::start();
+    let t = table(&cloud);
+    let param = cloud.param(&t, json!({"partition": "pt=1"}));
+    let (state, reports) = load(&param, 50);
+    let id = upload_id(&state);
+    let before = step("abort", &param, &state, vec![]);
+    assert_eq!(before["ok"], true, "{before}");
+    assert_eq!(before["value"]["committed"], "none", "{before}");
+    let posted = step("post", &param, &state, reports.clone());
+    assert_eq!(posted["value"]["committed"], "all", "{posted}");
+    assert!(posted["value"]["detail"].as_str().unwrap().contains(&id));
+    let after = step("abort", &param, &state, reports);
+    assert_eq!(after["value"]["committed"], "all", "{after}");
+    let none = step("abort", &param, &Json::Null, vec![]);
+    assert_eq!(none["value"]["committed"], "none", "{none}");
+    assert_eq!(count(&cloud, &t), 50);
+}
