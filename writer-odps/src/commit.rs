@@ -156,8 +156,9 @@ impl Markers {
         )
     }
 
-    /// Creates the marker table if it does not exist; checks its partition keys.
-    pub async fn ensure_table(&self, client: &OdpsClient) -> Result<(), PluginError> {
+    /// Creates the marker table if it does not exist (with `create`; `check` only
+    /// looks); checks its partition keys.
+    pub async fn ensure_table(&self, client: &OdpsClient, create: bool) -> Result<(), PluginError> {
         let keys: Vec<String> = match client.get_table(&self.table).await {
             Ok(t) => t
                 .schema
@@ -165,6 +166,7 @@ impl Markers {
                 .iter()
                 .map(|k| k.name.to_ascii_lowercase())
                 .collect(),
+            Err(e) if e.status() == Some(404) && !create => return Ok(()),
             Err(e) if e.status() == Some(404) => {
                 let sql = format!(
                     "CREATE TABLE IF NOT EXISTS {} (note STRING) COMMENT 'streamport writer-odps commit markers: one partition per marker' PARTITIONED BY ({}){};",

@@ -384,6 +384,13 @@ fn post_and_abort_steps_answer_what_is_committed_over_stdio() {
     assert!(posted["value"]["detail"].as_str().unwrap().contains(&id));
     let after = step("abort", &param, &state, reports);
     assert_eq!(after["value"]["committed"], "all", "{after}");
+    // A table of the marker table's name that is not one fails check and prepare.
+    let other = cloud.param(&t, json!({"partition": "pt=1", "commitMarkerTable": t}));
+    for name in ["check", "prepare"] {
+        let e = step(name, &other, &Json::Null, vec![]);
+        let message = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("not a commit-marker table"), "{e}");
+    }
     let none = step("abort", &param, &Json::Null, vec![]);
     assert_eq!(none["value"]["committed"], "none", "{none}");
     assert_eq!(count(&cloud, &t), 50);
