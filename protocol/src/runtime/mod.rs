@@ -154,9 +154,9 @@ pub struct StepRequest {
     /// `split` only: the number of tasks advised.
     #[serde(default)]
     pub count: Option<usize>,
-    /// `post` (and `abort` once `post` had started): for a writer, the `done.report` of
-    /// every task in task order; for a reader, every checkpoint state its tasks
-    /// reported, in order.
+    /// `post`: for a writer, the `done.report` of every task in task order; for a
+    /// reader, every checkpoint state its tasks reported, in order. `abort`: the
+    /// writer's task reports when its `post` had started, else empty.
     #[serde(default)]
     pub reports: Vec<serde_json::Value>,
 }
@@ -236,9 +236,9 @@ pub trait Plugin: Sync {
         Ok(())
     }
 
-    /// `post` with its answer value: by default [`Plugin::post`] answering null. A
-    /// writer may answer `{"committed": "all", "detail": "…"}` (e.g. when an earlier
-    /// run of the window already committed it).
+    /// `post` as the engine calls it: the answer may say what was committed,
+    /// `{"committed": "all", "detail": "…"}`, or be null. Default: [`Plugin::post`],
+    /// answering null.
     fn post_answer(
         &self,
         ctx: &StepContext,
@@ -247,10 +247,11 @@ pub trait Plugin: Sync {
         self.post(ctx, reports).map(|()| serde_json::Value::Null)
     }
 
-    /// `abort` given the task reports when `post` had started (empty otherwise), with
-    /// its answer value: by default [`Plugin::abort`] answering null. A writer may
-    /// answer `{"committed": "none"|"partial"|"all"|"unknown", "detail": "…"}`, saying
-    /// what of the job is visible as established with the service.
+    /// `abort` as the engine calls it: `reports` are the task reports when `post` had
+    /// started (empty otherwise), so the writer can find out what became visible. The
+    /// answer is `{"committed": "none"|"partial"|"all"|"unknown", "detail": "…"}` or
+    /// null (the engine then reads "unknown" if `post` had started, else "none").
+    /// Default: [`Plugin::abort`], answering null.
     fn abort_answer(
         &self,
         ctx: &StepContext,
