@@ -352,3 +352,97 @@ impl WriterOutput {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{encode_frame, encode_message, PREAMBLE};
+    use crate::message::{Batch, Eos, ErrorKind, ErrorMessage, Hello};
+    use crate::Role;
+
+    fn stream(messages: &[Message]) -> Vec<u8> {
+        let mut bytes = PREAMBLE.to_vec();
+        let hello = Message::Hello(Hello::new(Role::Reader, "test", "0"));
+        for m in std::iter::once(&hello).chain(messages) {
+            encode_frame(&encode_message(m).unwrap(), &mut bytes);
+        }
+        bytes
+    }
+
+    fn drain(source: &mut RecordSource) -> Result<u64, PluginError> {
+        while source.next_batch()?.is_some() {}
+        Ok(source.records())
+    }
+
+    fn batch(n: i64) -> Message {
+        let records: Vec<Vec<Value>> = (0..n).map(|i| vec![Value::Long(i)]).collect();
+        Message::Batch(Batch::from_records(&records))
+    }
+
+    fn eos(records: u64) -> Message {
+        Message::Eos(Eos { records, bytes: 0 })
+    }
+
+    #[test]
+    fn a_standalone_input_is_whole_only_with_eos() {
+        let mut whole = RecordSource::from_frame_bytes(stream(&[batch(3), eos(3)]));
+        assert_eq!(drain(&mut whole).unwrap(), 3);
+        let mut empty = RecordSource::from_frame_bytes(stream(&[eos(0)]));
+        assert_eq!(drain(&mut empty).unwrap(), 0);
+        // A reader that failed (or was killed) after its hello: EOF without eos must not
+        // look like an empty window.
+        let e = drain(&mut RecordSource::from_frame_bytes(stream(&[]))).unwrap_err();
+        assert!(e.message.contains("without eos"), "{}", e.message);
+        let e = drain(&mut RecordSource::from_frame_bytes(stream(&[batch(2)]))).unwrap_err();
+        assert!(e.message.contains("without eos after 2 records"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_readers_error_fails_the_writer_even_after_eos() {
+        let error = Message::Error(ErrorMessage {
+            kind: ErrorKind::Service,
+            retryable: false,
+            message: "prepare: the stream is disabled".into(),
+        });
+        for messages in [vec![error.clone()], vec![batch(1), eos(1), error]] {
+            let e = drain(&mut RecordSource::from_frame_bytes(stream(&messages))).unwrap_err();
+            assert_eq!(
+                e.message,
+                "the reader failed: prepare: the stream is disabled"
+            );
+        }
+    }
+
+    #[test]
+    fn the_error_limit_allows_exactly_n_dirty_records() {
+        let record = [Value::String("x".into())];
+        let mut strict = WriterOutput::standalone().with_error_limit(0);
+        let e = strict.dirty(&record, "bad").unwrap_err();
+        assert!(e.message.contains("error limit exceeded: 1 dirty records"), "{}", e.message);
+        let mut two = WriterOutput::standalone().with_error_limit(2);
+        two.dirty(&record, "bad").unwrap();
+        two.dirty(&record, "bad").unwrap();
+        assert!(two.check_error_limit().is_ok());
+        assert!(two.dirty(&record, "bad").is_err());
+        assert!(two.check_error_limit().is_err());
+        let mut unlimited = WriterOutput::standalone();
+        for _ in 0..5 {
+            unlimited.dirty(&record, "bad").unwrap();
+        }
+    }
+
+    #[test]
+    fn the_dirty_file_keeps_records_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dirty.jsonl");
+        let mut out = WriterOutput::standalone()
+            .with_error_limit(1)
+            .with_dirty_file(DirtyFile::create(&path).unwrap());
+        let big = "y".repeat(100_000);
+        out.dirty(&[Value::String(big.clone())], "too long").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["record"][0].as_str().unwrap().len(), big.len());
+        assert_eq!(line["reason"], "too long");
+    }
+}
