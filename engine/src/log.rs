@@ -132,8 +132,17 @@ mod tests {
         let plugin = String::from_utf8(buffer.take()).unwrap_or_default();
         let (e, p) = (timestamp_of(&engine), timestamp_of(&plugin));
         // Same shape: same length, milliseconds, an explicit offset, the same zone.
-        let stamp = |line: &str| line.split_whitespace().next().unwrap_or_default().to_owned();
-        assert_eq!(stamp(&engine).len(), stamp(&plugin).len(), "{engine:?} vs {plugin:?}");
+        let stamp = |line: &str| {
+            line.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(
+            stamp(&engine).len(),
+            stamp(&plugin).len(),
+            "{engine:?} vs {plugin:?}"
+        );
         assert_eq!(
             e.format(protocol::logfmt::LOG_TIMESTAMP_FORMAT).to_string(),
             stamp(&engine)

@@ -16,7 +16,10 @@ const DEADLINE: Duration = Duration::from_secs(30);
 fn check_with_tz(ws: &Workspace, tz: &str) -> common::Outcome {
     let job = ws.job(
         json!({}),
-        ("stream", json!({"sliceRecordCount": 1, "column": [{"type": "long", "value": "1"}]})),
+        (
+            "stream",
+            json!({"sliceRecordCount": 1, "column": [{"type": "long", "value": "1"}]}),
+        ),
         ("stream", json!({"print": false})),
     );
     let mut cmd = ws.engine(&["check", job.to_str().unwrap()]);

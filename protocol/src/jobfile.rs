@@ -372,9 +372,18 @@ mod tests {
     fn setting_time_zone_in_every_job_shape() {
         let tz = |v: Value| setting_time_zone(&v, "j").unwrap();
         let zone = json!({"timeZone": "Asia/Shanghai"});
-        assert_eq!(tz(json!({"job": {"setting": zone, "content": []}})).as_deref(), Some("Asia/Shanghai"));
-        assert_eq!(tz(json!({"configuration": {"setting": zone}})).as_deref(), Some("Asia/Shanghai"));
-        assert_eq!(tz(json!({"steps": [], "setting": zone})).as_deref(), Some("Asia/Shanghai"));
+        assert_eq!(
+            tz(json!({"job": {"setting": zone, "content": []}})).as_deref(),
+            Some("Asia/Shanghai")
+        );
+        assert_eq!(
+            tz(json!({"configuration": {"setting": zone}})).as_deref(),
+            Some("Asia/Shanghai")
+        );
+        assert_eq!(
+            tz(json!({"steps": [], "setting": zone})).as_deref(),
+            Some("Asia/Shanghai")
+        );
         assert_eq!(tz(json!({"job": {"setting": {"speed": {}}}})), None);
         assert_eq!(tz(json!({"endpoint": "x", "timeZone": "UTC"})), None);
         assert!(setting_time_zone(&json!({"job": {"setting": {"timeZone": 8}}}), "j").is_err());

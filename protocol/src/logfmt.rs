@@ -17,7 +17,9 @@ pub const LOG_RECORD_MAX_BYTES: usize = 1024;
 
 /// The timestamp of a log line written now.
 pub fn log_timestamp() -> String {
-    chrono::Local::now().format(LOG_TIMESTAMP_FORMAT).to_string()
+    chrono::Local::now()
+        .format(LOG_TIMESTAMP_FORMAT)
+        .to_string()
 }
 
 /// The timestamp for the plugins' `tracing` subscriber.

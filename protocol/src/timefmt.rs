@@ -80,10 +80,7 @@ impl Zone {
 }
 
 fn iana_name() -> Option<String> {
-    tz_env_zone()
-        .ok()
-        .flatten()
-        .or_else(localtime_zone_name)
+    tz_env_zone().ok().flatten().or_else(localtime_zone_name)
 }
 
 /// The machine's zone as a name [`Zone::parse`] and `chrono_tz` both take: the `TZ`
@@ -141,7 +138,10 @@ fn tz_value_zone(value: &str) -> Result<String, String> {
     let rest = if let Some(quoted) = name.strip_prefix('<') {
         quoted.split_once('>').map(|(_, rest)| rest)
     } else {
-        let letters = name.len() - name.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let letters = name.len()
+            - name
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         (letters >= 3).then(|| &name[letters..])
     };
     let Some(rest) = rest.filter(|r| !r.is_empty()) else {

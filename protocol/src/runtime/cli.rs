@@ -30,8 +30,8 @@ use crate::frame::{check_hello, FrameReader, FrameWriter};
 use crate::jobfile;
 use crate::message::{Done, Hello, JobContext, Message};
 use crate::runtime::{
-    DirtyFile, Plugin, PluginError, Reader, RecordSink, RecordSource, StepContext, StepRequest, StepResponse,
-    TaskContext, Writer, WriterOutput,
+    DirtyFile, Plugin, PluginError, Reader, RecordSink, RecordSource, StepContext, StepRequest,
+    StepResponse, TaskContext, Writer, WriterOutput,
 };
 
 #[derive(Parser)]
@@ -171,9 +171,12 @@ fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), P
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STREAMPORT_LOG")
         .unwrap_or_else(|_| "info".into());
-    let _ = log_subscriber(std::io::stderr, std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(filter)
-        .try_init();
+    let _ = log_subscriber(
+        std::io::stderr,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    )
+    .with_env_filter(filter)
+    .try_init();
 }
 
 /// The plugins' log format: the timestamp of [`crate::logfmt`], the level, the message.
@@ -458,13 +461,15 @@ fn read<P: Reader>(plugin: &P, args: &TaskArgs) -> Result<(), PluginError> {
             RecordSink::frames(out, false, cancelled)
         }
     };
-    let result = catch_unwind(AssertUnwindSafe(|| read_standalone(plugin, args, &mut sink)))
-        .unwrap_or_else(|_| {
-            Err(PluginError::internal(format!(
-                "{} panicked while reading",
-                plugin.info().name
-            )))
-        });
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        read_standalone(plugin, args, &mut sink)
+    }))
+    .unwrap_or_else(|_| {
+        Err(PluginError::internal(format!(
+            "{} panicked while reading",
+            plugin.info().name
+        )))
+    });
     if let Err(e) = &result {
         // After `eos` too: the writer reads to EOF, so a failed `post` still stops it.
         let _ = sink.send(&Message::Error(e.to_message()));
@@ -478,7 +483,11 @@ fn read_standalone<P: Reader>(
     args: &TaskArgs,
     sink: &mut RecordSink,
 ) -> Result<(), PluginError> {
-    let dirty_file = args.dirty_file.as_deref().map(DirtyFile::create).transpose()?;
+    let dirty_file = args
+        .dirty_file
+        .as_deref()
+        .map(DirtyFile::create)
+        .transpose()?;
     sink.set_dirty_policy(Some(args.error_limit), dirty_file);
     let ctx = standalone_context(plugin, &args.step)?;
     let state = plugin.prepare(&ctx)?;

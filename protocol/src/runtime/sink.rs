@@ -276,9 +276,8 @@ pub struct DirtyFile {
 impl DirtyFile {
     /// Creates (or truncates) the file.
     pub fn create(path: &std::path::Path) -> Result<Self, PluginError> {
-        let file = std::fs::File::create(path).map_err(|e| {
-            PluginError::config(format!("--dirty-file {}: {e}", path.display()))
-        })?;
+        let file = std::fs::File::create(path)
+            .map_err(|e| PluginError::config(format!("--dirty-file {}: {e}", path.display())))?;
         Ok(Self {
             path: path.to_owned(),
             out: std::io::BufWriter::new(file),

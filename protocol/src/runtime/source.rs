@@ -394,7 +394,11 @@ mod tests {
         let e = drain(&mut RecordSource::from_frame_bytes(stream(&[]))).unwrap_err();
         assert!(e.message.contains("without eos"), "{}", e.message);
         let e = drain(&mut RecordSource::from_frame_bytes(stream(&[batch(2)]))).unwrap_err();
-        assert!(e.message.contains("without eos after 2 records"), "{}", e.message);
+        assert!(
+            e.message.contains("without eos after 2 records"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -418,7 +422,11 @@ mod tests {
         let record = [Value::String("x".into())];
         let mut strict = WriterOutput::standalone().with_error_limit(0);
         let e = strict.dirty(&record, "bad").unwrap_err();
-        assert!(e.message.contains("error limit exceeded: 1 dirty records"), "{}", e.message);
+        assert!(
+            e.message.contains("error limit exceeded: 1 dirty records"),
+            "{}",
+            e.message
+        );
         let mut two = WriterOutput::standalone().with_error_limit(2);
         two.dirty(&record, "bad").unwrap();
         two.dirty(&record, "bad").unwrap();
@@ -439,7 +447,8 @@ mod tests {
             .with_error_limit(1)
             .with_dirty_file(DirtyFile::create(&path).unwrap());
         let big = "y".repeat(100_000);
-        out.dirty(&[Value::String(big.clone())], "too long").unwrap();
+        out.dirty(&[Value::String(big.clone())], "too long")
+            .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["record"][0].as_str().unwrap().len(), big.len());
