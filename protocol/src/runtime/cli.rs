@@ -580,22 +580,24 @@ fn write<P: Writer>(plugin: &P, args: &TaskArgs) -> Result<(), PluginError> {
             plugin.info().name
         )))
     });
-    let name = plugin.info().name;
     match result {
         Ok(report) => {
             tracing::info!(
                 records = source.records(),
                 dirty = output.dirty_count(),
-                "{name}: write finished; committing"
+                "{}: write finished",
+                plugin.info().name
             );
             plugin.post(&ctx, &[report])
         }
-        Err(e) => {
+        Err(mut e) => {
             match plugin.abort(&ctx) {
-                Ok(()) => tracing::error!("{name}: write failed; nothing was committed"),
-                Err(abort_error) => {
-                    tracing::error!("abort after failure also failed: {}", abort_error.message)
-                }
+                Ok(()) => e.message.push_str("; nothing was committed"),
+                Err(abort_error) => e.message.push_str(&format!(
+                    "; nothing was committed, but the abort after the failure also failed \
+                     (uncommitted data may be left): {}",
+                    abort_error.message
+                )),
             }
             Err(e)
         }
