@@ -126,8 +126,7 @@ mod tests {
         let engine = format_lines(Level::Warn, "a warning");
         let buffer = protocol::runtime::SharedBuffer::default();
         let writer = buffer.clone();
-        let subscriber =
-            protocol::runtime::cli::log_subscriber(move || writer.clone(), false).finish();
+        let subscriber = protocol::logfmt::subscriber(move || writer.clone(), false).finish();
         tracing::subscriber::with_default(subscriber, || tracing::warn!("a plugin warning"));
         let plugin = String::from_utf8(buffer.take()).unwrap_or_default();
         let (e, p) = (timestamp_of(&engine), timestamp_of(&plugin));

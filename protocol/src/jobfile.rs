@@ -234,6 +234,23 @@ pub fn setting_time_zone(doc: &Value, source_name: &str) -> Result<Option<String
     }
 }
 
+/// The zone of a standalone job, as the engine decides it: `flag` (`--time-zone`), else
+/// the job file's `setting.timeZone`, else `TZ`, else the machine's zone. Checked.
+pub fn job_time_zone(flag: &str, doc: &Value, source_name: &str) -> Result<String, String> {
+    let (name, from) = if !flag.trim().is_empty() {
+        (flag.trim().to_owned(), "--time-zone")
+    } else if let Some(setting) = setting_time_zone(doc, source_name).map_err(|e| e.to_string())? {
+        (setting, "setting.timeZone")
+    } else {
+        (
+            crate::timefmt::machine_zone_name()?,
+            "the machine's zone (TZ)",
+        )
+    };
+    crate::timefmt::Zone::parse(&name).map_err(|e| format!("{source_name}: {from}: {e}"))?;
+    Ok(name)
+}
+
 /// The plugin's own parameter object in a job document (or the document itself when it
 /// is a bare parameter object).
 pub fn plugin_parameter(doc: &Value, role: Role, source_name: &str) -> Result<Value, JobFileError> {

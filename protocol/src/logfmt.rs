@@ -32,6 +32,26 @@ impl tracing_subscriber::fmt::time::FormatTime for LogTimer {
     }
 }
 
+/// The plugins' `tracing` subscriber: the timestamp above, the level, the message.
+pub fn subscriber<W>(
+    writer: W,
+    ansi: bool,
+) -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::DefaultFields,
+    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Full, LogTimer>,
+    tracing_subscriber::filter::LevelFilter,
+    W,
+>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_timer(LogTimer)
+        .with_target(false)
+        .with_ansi(ansi)
+}
+
 /// `text` as a log line shows it: whole up to [`LOG_RECORD_MAX_BYTES`], else its first
 /// bytes (cut at a character boundary) and `… (N bytes)`.
 pub fn abbreviate(text: &str) -> Cow<'_, str> {

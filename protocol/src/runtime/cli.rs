@@ -16,6 +16,12 @@
 //! `--config` takes a whole job file (the plugin takes its own section) or a bare
 //! parameter object; `-` reads it from stdin. Exit codes: 0 success, 1 failure, 2 usage
 //! or configuration error.
+//!
+//! Standalone, a writer commits only a whole input: frames that ended with `eos` and no
+//! `error` up to EOF (a standalone reader writes `hello` first and an `error` frame on
+//! any failure), with no more dirty records than `--error-limit` (default 0; as the
+//! engine's `errorLimit.record`, N allows N). The job's zone: `--time-zone`, else the
+//! job file's `setting.timeZone`, else `TZ` or the machine's zone.
 
 use std::io::{BufReader, Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -179,29 +185,6 @@ fn init_logging() {
     .try_init();
 }
 
-/// The plugins' log format: the timestamp of [`crate::logfmt`], the level, the message.
-pub fn log_subscriber<W>(
-    writer: W,
-    ansi: bool,
-) -> tracing_subscriber::fmt::SubscriberBuilder<
-    tracing_subscriber::fmt::format::DefaultFields,
-    tracing_subscriber::fmt::format::Format<
-        tracing_subscriber::fmt::format::Full,
-        crate::logfmt::LogTimer,
-    >,
-    tracing_subscriber::filter::LevelFilter,
-    W,
->
-where
-    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
-{
-    tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_timer(crate::logfmt::LogTimer)
-        .with_target(false)
-        .with_ansi(ansi)
-}
-
 // ---- job-level steps ------------------------------------------------------------
 
 fn step<P: Plugin>(plugin: &P, command: Command) -> Result<(), PluginError> {
@@ -338,7 +321,9 @@ fn standalone_context<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<StepCont
         Some(path) => read_json_file(path)?,
         None => Json::Null,
     };
-    let time_zone = standalone_time_zone(&args.time_zone, &doc, &source_name)?;
+    let time_zone =
+        jobfile::job_time_zone(&args.time_zone, &doc, &source_name).map_err(PluginError::config)?;
+    tracing::debug!("job time zone {time_zone}");
     let fingerprint = fnv1a_hex(parameter.to_string().as_bytes());
     Ok(StepContext {
         parameter,
@@ -351,25 +336,6 @@ fn standalone_context<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<StepCont
             task_count: 1,
         },
     })
-}
-
-/// The zone of a standalone job, as the engine decides it: `--time-zone`, else the job
-/// file's `setting.timeZone`, else `TZ`, else the machine's zone.
-fn standalone_time_zone(flag: &str, doc: &Json, source_name: &str) -> Result<String, PluginError> {
-    let (name, from) = if !flag.trim().is_empty() {
-        (flag.trim().to_owned(), "--time-zone")
-    } else if let Some(setting) = jobfile::setting_time_zone(doc, source_name)
-        .map_err(|e| PluginError::config(e.to_string()))?
-    {
-        (setting, "setting.timeZone")
-    } else {
-        let name = crate::timefmt::machine_zone_name().map_err(PluginError::config)?;
-        (name, "the machine's zone (TZ)")
-    };
-    crate::timefmt::Zone::parse(&name)
-        .map_err(|e| PluginError::config(format!("{source_name}: {from}: {e}")))?;
-    tracing::debug!("job time zone {name} from {from}");
-    Ok(name)
 }
 
 fn fnv1a_hex(bytes: &[u8]) -> String {
