@@ -177,7 +177,7 @@ fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), P
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STREAMPORT_LOG")
         .unwrap_or_else(|_| "info".into());
-    let _ = log_subscriber(
+    let _ = crate::logfmt::subscriber(
         std::io::stderr,
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
     )
