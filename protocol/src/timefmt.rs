@@ -166,7 +166,7 @@ fn tz_value_zone(value: &str) -> Result<String, String> {
         .and_then(|h| h.parse().ok())
         .filter(|h| *h <= 14)
         .ok_or_else(|| refuse("is not a known time zone"))?;
-    if parts.any(|p| p.parse::<u32>().map_or(true, |v| v != 0)) {
+    if parts.any(|p| p.parse::<u32>() != Ok(0)) {
         return Err(refuse("has an offset that is not whole hours"));
     }
     // POSIX counts hours west of UTC, as the Etc/GMT zones do: CST-8 is Etc/GMT-8.
