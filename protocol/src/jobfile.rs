@@ -405,4 +405,17 @@ mod tests {
         assert_eq!(tz(json!({"endpoint": "x", "timeZone": "UTC"})), None);
         assert!(setting_time_zone(&json!({"job": {"setting": {"timeZone": 8}}}), "j").is_err());
     }
+
+    #[test]
+    fn job_time_zone_prefers_the_flag_then_the_setting() {
+        let doc = json!({"job": {"setting": {"timeZone": "Asia/Shanghai"}, "content": []}});
+        assert_eq!(job_time_zone("", &doc, "j").unwrap(), "Asia/Shanghai");
+        assert_eq!(job_time_zone("UTC", &doc, "j").unwrap(), "UTC");
+        let bad = json!({"job": {"setting": {"timeZone": "Mars/Olympus"}}});
+        let e = job_time_zone("", &bad, "j.json").unwrap_err();
+        assert!(
+            e.contains("j.json: setting.timeZone") && e.contains("Mars/Olympus"),
+            "{e}"
+        );
+    }
 }
