@@ -510,6 +510,11 @@ fn write<P: Writer>(plugin: &P, args: &TaskArgs) -> Result<(), PluginError> {
         return write_engine(plugin);
     }
     let ctx = standalone_context(plugin, &args.step)?;
+    // Before `prepare`: a bad --dirty-file path must not leave anything prepared.
+    let mut output = WriterOutput::standalone().with_error_limit(args.error_limit);
+    if let Some(path) = &args.dirty_file {
+        output = output.with_dirty_file(DirtyFile::create(path)?);
+    }
     let stdin: Box<dyn Read + Send> = Box::new(std::io::stdin());
     let mut source = match args.input_format {
         Format::Jsonl => RecordSource::jsonl(Box::new(BufReader::with_capacity(256 * 1024, stdin))),
@@ -528,10 +533,6 @@ fn write<P: Writer>(plugin: &P, args: &TaskArgs) -> Result<(), PluginError> {
         config: tasks.remove(0),
         job: ctx.job.clone(),
     };
-    let mut output = WriterOutput::standalone().with_error_limit(args.error_limit);
-    if let Some(path) = &args.dirty_file {
-        output = output.with_dirty_file(DirtyFile::create(path)?);
-    }
     // Commit only a whole input: the stream ended with `eos` and no `error`
     // (see RecordSource), and no more dirty records than the error limit allows.
     let result = catch_unwind(AssertUnwindSafe(|| {
