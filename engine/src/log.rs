@@ -1,6 +1,7 @@
 //! The engine's log on stderr: one line per event with a timestamp and level, every
 //! line passed through the [secret redactor](crate::secrets), and a live progress line
-//! (on a terminal) that other lines do not garble.
+//! (on a terminal) that other lines do not garble. The timestamp is the plugins' one
+//! ([`protocol::logfmt`]): RFC 3339 in the machine's zone with milliseconds and offset.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,13 +47,19 @@ pub fn always(message: &str) {
 }
 
 fn write_line(level: Level, message: &str) {
-    let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S%.3f");
+    write_raw(&format_lines(level, message));
+}
+
+/// The text of one event: every line of the (redacted) message with the timestamp and
+/// level.
+fn format_lines(level: Level, message: &str) -> String {
+    let now = protocol::logfmt::log_timestamp();
     let text = crate::secrets::global().redact(message);
-    let mut out = String::with_capacity(text.len() + 32);
+    let mut out = String::with_capacity(text.len() + 40);
     for l in text.lines() {
         out.push_str(&format!("{now} {} {l}\n", level.name()));
     }
-    write_raw(&out);
+    out
 }
 
 /// Writes a line from a plugin's stderr, prefixed with its task, as it is.
@@ -101,4 +108,51 @@ macro_rules! warn {
 #[macro_export]
 macro_rules! error {
     ($($arg:tt)*) => { $crate::log::line($crate::log::Level::Error, &format!($($arg)*)) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The timestamp a log line starts with, parsed as RFC 3339.
+    fn timestamp_of(line: &str) -> chrono::DateTime<chrono::FixedOffset> {
+        let first = line.split_whitespace().next().unwrap_or_default();
+        chrono::DateTime::parse_from_rfc3339(first)
+            .unwrap_or_else(|e| panic!("{line:?} does not start with an RFC 3339 time: {e}"))
+    }
+
+    #[test]
+    fn engine_and_plugin_lines_carry_the_same_timestamp_format() {
+        let engine = format_lines(Level::Warn, "a warning");
+        let buffer = protocol::runtime::SharedBuffer::default();
+        let writer = buffer.clone();
+        let subscriber = protocol::logfmt::subscriber(move || writer.clone(), false).finish();
+        tracing::subscriber::with_default(subscriber, || tracing::warn!("a plugin warning"));
+        let plugin = String::from_utf8(buffer.take()).unwrap_or_default();
+        let (e, p) = (timestamp_of(&engine), timestamp_of(&plugin));
+        // Same shape: same length, milliseconds, an explicit offset, the same zone.
+        let stamp = |line: &str| {
+            line.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(
+            stamp(&engine).len(),
+            stamp(&plugin).len(),
+            "{engine:?} vs {plugin:?}"
+        );
+        assert_eq!(
+            e.format(protocol::logfmt::LOG_TIMESTAMP_FORMAT).to_string(),
+            stamp(&engine)
+        );
+        assert_eq!(
+            p.format(protocol::logfmt::LOG_TIMESTAMP_FORMAT).to_string(),
+            stamp(&plugin)
+        );
+        assert_eq!(e.offset(), p.offset());
+        assert!((p - e).num_seconds().abs() < 60);
+        assert!(engine.contains("WARN  a warning"), "{engine:?}");
+        assert!(plugin.contains("WARN a plugin warning"), "{plugin:?}");
+    }
 }

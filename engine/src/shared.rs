@@ -228,7 +228,12 @@ impl JobShared {
             )));
         }
         if total <= DIRTY_RECORDS_LOGGED {
-            crate::warn!("dirty record {total} (task {task} {}): {line}", side.name());
+            // A line shows at most LOG_RECORD_MAX_BYTES of it; the file keeps it whole.
+            crate::warn!(
+                "dirty record {total} (task {task} {}): {}",
+                side.name(),
+                protocol::logfmt::abbreviate(&line)
+            );
             if total == DIRTY_RECORDS_LOGGED {
                 crate::warn!(
                     "further dirty records are only written to {}",

@@ -208,6 +208,49 @@ pub fn get_key<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> 
     })
 }
 
+/// The job's `setting.timeZone` in a job document (`job.setting`, `configuration.setting`
+/// or a top-level `setting`), `None` when absent or empty.
+pub fn setting_time_zone(doc: &Value, source_name: &str) -> Result<Option<String>, JobFileError> {
+    let Value::Object(top) = doc else {
+        return Ok(None);
+    };
+    let holder = ["job", "configuration"]
+        .iter()
+        .find_map(|k| get_key(top, k).and_then(Value::as_object))
+        .unwrap_or(top);
+    let zone = holder
+        .get("setting")
+        .or_else(|| get_key(holder, "setting"))
+        .and_then(Value::as_object)
+        .and_then(|s| get_key(s, "timeZone"));
+    match zone {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+        Some(other) => Err(JobFileError::Shape {
+            source_name: source_name.to_owned(),
+            message: format!("setting.timeZone = {other} must be a time zone name"),
+        }),
+    }
+}
+
+/// The zone of a standalone job, as the engine decides it: `flag` (`--time-zone`), else
+/// the job file's `setting.timeZone`, else `TZ`, else the machine's zone. Checked.
+pub fn job_time_zone(flag: &str, doc: &Value, source_name: &str) -> Result<String, String> {
+    let (name, from) = if !flag.trim().is_empty() {
+        (flag.trim().to_owned(), "--time-zone")
+    } else if let Some(setting) = setting_time_zone(doc, source_name).map_err(|e| e.to_string())? {
+        (setting, "setting.timeZone")
+    } else {
+        (
+            crate::timefmt::machine_zone_name()?,
+            "the machine's zone (TZ)",
+        )
+    };
+    crate::timefmt::Zone::parse(&name).map_err(|e| format!("{source_name}: {from}: {e}"))?;
+    Ok(name)
+}
+
 /// The plugin's own parameter object in a job document (or the document itself when it
 /// is a bare parameter object).
 pub fn plugin_parameter(doc: &Value, role: Role, source_name: &str) -> Result<Value, JobFileError> {
@@ -340,5 +383,39 @@ mod tests {
         let bare = json!({"sliceRecordCount": 3});
         assert_eq!(plugin_parameter(&bare, Role::Reader, "j").unwrap(), bare);
         assert!(plugin_parameter(&json!({"job": {"content": []}}), Role::Reader, "j").is_err());
+    }
+
+    #[test]
+    fn setting_time_zone_in_every_job_shape() {
+        let tz = |v: Value| setting_time_zone(&v, "j").unwrap();
+        let zone = json!({"timeZone": "Asia/Shanghai"});
+        assert_eq!(
+            tz(json!({"job": {"setting": zone, "content": []}})).as_deref(),
+            Some("Asia/Shanghai")
+        );
+        assert_eq!(
+            tz(json!({"configuration": {"setting": zone}})).as_deref(),
+            Some("Asia/Shanghai")
+        );
+        assert_eq!(
+            tz(json!({"steps": [], "setting": zone})).as_deref(),
+            Some("Asia/Shanghai")
+        );
+        assert_eq!(tz(json!({"job": {"setting": {"speed": {}}}})), None);
+        assert_eq!(tz(json!({"endpoint": "x", "timeZone": "UTC"})), None);
+        assert!(setting_time_zone(&json!({"job": {"setting": {"timeZone": 8}}}), "j").is_err());
+    }
+
+    #[test]
+    fn job_time_zone_prefers_the_flag_then_the_setting() {
+        let doc = json!({"job": {"setting": {"timeZone": "Asia/Shanghai"}, "content": []}});
+        assert_eq!(job_time_zone("", &doc, "j").unwrap(), "Asia/Shanghai");
+        assert_eq!(job_time_zone("UTC", &doc, "j").unwrap(), "UTC");
+        let bad = json!({"job": {"setting": {"timeZone": "Mars/Olympus"}}});
+        let e = job_time_zone("", &bad, "j.json").unwrap_err();
+        assert!(
+            e.contains("j.json: setting.timeZone") && e.contains("Mars/Olympus"),
+            "{e}"
+        );
     }
 }

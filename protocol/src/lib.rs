@@ -10,6 +10,7 @@
 //! * [`jsonl`]: the JSON-lines form of records (`--format jsonl`).
 //! * [`jobfile`]: reading `--config` job files as the vendor documentation writes them.
 //! * [`runtime`]: the command line and modes every plugin shares.
+//! * [`logfmt`]: the log lines' timestamp format, and how much of a record they show.
 //! * [`timefmt`]: time zones and Java date patterns (`dateFormat`, `timeZone`).
 //!
 //! Golden frames of every message type are in `testdata/golden/` (see `tests/golden.rs`).
@@ -17,6 +18,7 @@
 pub mod frame;
 pub mod jobfile;
 pub mod jsonl;
+pub mod logfmt;
 pub mod message;
 pub mod records;
 pub mod runtime;

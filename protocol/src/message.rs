@@ -16,7 +16,9 @@
 //! writer → engine: preamble, hello, (dirty | progress | log | output)*, done
 //! ```
 //!
-//! On failure a plugin sends `error` instead of `eos`/`done` and exits 1.
+//! On failure a plugin sends `error` instead of `eos`/`done` and exits 1. In a direct
+//! pipe (no engine) a reader may also send `error` after `eos` (its `post` failed); the
+//! writer reads to EOF and commits only a stream that ended with `eos` and no `error`.
 
 use serde::{Deserialize, Serialize};
 

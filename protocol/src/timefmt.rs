@@ -84,15 +84,117 @@ impl Zone {
 }
 
 fn iana_name() -> Option<String> {
-    std::env::var("TZ")
+    tz_env_zone().ok().flatten().or_else(localtime_zone_name)
+}
+
+/// The machine's zone as a name [`Zone::parse`] and `chrono_tz` both take: the `TZ`
+/// environment variable when it is set (see [`tz_env_zone`]), else the zone
+/// `/etc/localtime` links to (or `/etc/timezone` names), else `UTC`.
+pub fn machine_zone_name() -> Result<String, String> {
+    Ok(match tz_env_zone()? {
+        Some(name) => name,
+        None => localtime_zone_name().unwrap_or_else(|| "UTC".to_owned()),
+    })
+}
+
+/// The zone the `TZ` environment variable names, `None` when it is unset.
+///
+/// Taken: an IANA name (`Asia/Shanghai`), with or without the POSIX leading colon
+/// (`:Asia/Shanghai`); a path into a zoneinfo directory
+/// (`/usr/share/zoneinfo/Asia/Shanghai`); the empty string (UTC, as in C); a POSIX
+/// zone without daylight saving whose offset is whole hours (`CST-8`, `UTC0`,
+/// `<+08>-8`), as the `Etc/GMT…` zone of that offset. Refused, with an error naming
+/// `TZ`: POSIX rules with daylight saving (`CET-1CEST,M3.5.0,M10.5.0/3`) and anything
+/// else this program cannot read as the C library would.
+pub fn tz_env_zone() -> Result<Option<String>, String> {
+    match std::env::var("TZ") {
+        Ok(value) => tz_value_zone(&value).map(Some),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err("the TZ environment variable is not valid UTF-8".to_owned())
+        }
+    }
+}
+
+fn tz_value_zone(value: &str) -> Result<String, String> {
+    let refuse = |why: &str| {
+        format!(
+            "the TZ environment variable {value:?} {why}; set TZ to an IANA zone name such as \
+             Asia/Shanghai (or UTC), or set the job's setting.timeZone"
+        )
+    };
+    let name = value.trim();
+    let name = name.strip_prefix(':').unwrap_or(name);
+    if name.is_empty() {
+        return Ok("UTC".to_owned());
+    }
+    let name = match name.split_once("zoneinfo/") {
+        Some((_, zone)) if name.starts_with('/') => zone,
+        _ if name.starts_with('/') => {
+            return Err(refuse("is a file outside a zoneinfo directory"));
+        }
+        _ => name,
+    };
+    if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
+        return Ok(tz.name().to_owned());
+    }
+    // A POSIX zone: a name of 3+ letters (or `<...>`), then hours west of UTC.
+    let rest = if let Some(quoted) = name.strip_prefix('<') {
+        quoted.split_once('>').map(|(_, rest)| rest)
+    } else {
+        let letters = name.len()
+            - name
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
+        (letters >= 3).then(|| &name[letters..])
+    };
+    let Some(rest) = rest.filter(|r| !r.is_empty()) else {
+        return Err(refuse("is not a known time zone"));
+    };
+    let (sign, digits) = match rest.as_bytes()[0] {
+        b'+' => (1, &rest[1..]),
+        b'-' => (-1, &rest[1..]),
+        _ => (1, rest),
+    };
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit() && c != ':')
+        .unwrap_or(digits.len());
+    if end < digits.len() {
+        return Err(refuse(
+            "is a POSIX rule with daylight saving, which this program does not evaluate",
+        ));
+    }
+    let mut parts = digits.split(':');
+    let hours: i32 = parts
+        .next()
+        .and_then(|h| h.parse().ok())
+        .filter(|h| *h <= 14)
+        .ok_or_else(|| refuse("is not a known time zone"))?;
+    if parts.any(|p| p.parse::<u32>() != Ok(0)) {
+        return Err(refuse("has an offset that is not whole hours"));
+    }
+    // POSIX counts hours west of UTC, as the Etc/GMT zones do: CST-8 is Etc/GMT-8.
+    let west = sign * hours;
+    Ok(if west == 0 {
+        "UTC".to_owned()
+    } else {
+        format!("Etc/GMT{west:+}")
+    })
+}
+
+fn localtime_zone_name() -> Option<String> {
+    std::fs::read_link("/etc/localtime")
         .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            std::fs::read_link("/etc/localtime").ok().and_then(|p| {
-                p.to_str()
-                    .and_then(|s| s.split("zoneinfo/").nth(1).map(str::to_owned))
-            })
+        .and_then(|p| {
+            p.to_str()
+                .and_then(|s| s.split("zoneinfo/").nth(1).map(str::to_owned))
         })
+        .or_else(|| {
+            std::fs::read_to_string("/etc/timezone")
+                .ok()
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|name| name.parse::<chrono_tz::Tz>().is_ok())
 }
 
 fn parse_offset(text: &str) -> Option<FixedOffset> {
@@ -562,5 +664,36 @@ mod tests {
         let p = DatePattern::new("yyyy-MM-dd HH:mm:ss").unwrap();
         assert!(p.parse("2024-13-01 00:00:00", &Zone::Local).is_err());
         assert!(p.parse("2024-01-01", &Zone::Local).is_err());
+    }
+
+    #[test]
+    fn tz_values_as_the_c_library_reads_them() {
+        let ok = |v: &str| tz_value_zone(v).unwrap();
+        assert_eq!(ok("Asia/Shanghai"), "Asia/Shanghai");
+        assert_eq!(ok(":Asia/Shanghai"), "Asia/Shanghai");
+        assert_eq!(ok("/usr/share/zoneinfo/Asia/Shanghai"), "Asia/Shanghai");
+        assert_eq!(ok(":/usr/share/zoneinfo/Europe/Paris"), "Europe/Paris");
+        assert_eq!(ok(""), "UTC");
+        assert_eq!(ok("UTC"), "UTC");
+        assert_eq!(ok("UTC0"), "UTC");
+        assert_eq!(ok("CST-8"), "Etc/GMT-8");
+        assert_eq!(ok("<+08>-8"), "Etc/GMT-8");
+        assert_eq!(ok("EST+5"), "Etc/GMT+5");
+        assert_eq!(ok("EST5EDT"), "EST5EDT");
+        for bad in [
+            "CET-1CEST,M3.5.0,M10.5.0/3",
+            "IST-5:30",
+            "Mars/Olympus",
+            "/etc/elsewhere",
+            "X-8",
+        ] {
+            let e = tz_value_zone(bad).unwrap_err();
+            assert!(e.contains("TZ") && e.contains(bad), "{e}");
+        }
+        // Every accepted name is one both Zone::parse and chrono_tz take.
+        for v in ["CST-8", "EST+5", "UTC0", ":Asia/Shanghai"] {
+            assert!(Zone::parse(&ok(v)).is_ok());
+            assert!(ok(v).parse::<chrono_tz::Tz>().is_ok());
+        }
     }
 }

@@ -85,7 +85,12 @@ impl OtsClient {
                 }
                 Err(e) if e.is_retriable() => match backoff.next_delay() {
                     Some(wait) => {
-                        tracing::debug!("{e}; retry {} in {wait:?}", backoff.attempts());
+                        tracing::warn!(
+                            "{e}; retry {} of {} in {} ms",
+                            backoff.attempts(),
+                            self.max_retries,
+                            wait.as_millis()
+                        );
                         tokio::time::sleep(wait).await;
                     }
                     None => {

@@ -127,6 +127,12 @@ def test_a_truncated_stream_fails_and_leaves_nothing(bins, tmp_path):
     assert cut.returncode == 1
     assert b"stream ended" in cut.stderr or b"without eos" in cut.stderr
     assert list((tmp_path / "out").iterdir()) == []
+    # A reader that failed or was killed right after its hello: no eos, no commit.
+    # (the preamble, then the hello frame: length, body, CRC-32)
+    first_frame = frames[:12 + 4 + int.from_bytes(frames[12:16], "big") + 4]
+    cut = subprocess.run([str(PLUGIN), "write", "--config", str(job_file)], input=first_frame, capture_output=True)
+    assert cut.returncode == 1 and b"without eos" in cut.stderr, cut.stderr
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def step(command, request, *extra):

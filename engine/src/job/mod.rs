@@ -105,22 +105,67 @@ pub fn load_text(text: &str, source_name: &str, options: &LoadOptions) -> Result
 }
 
 /// The `timeZone` setting, found in the text before variables are substituted (they
-/// may depend on it).
+/// may depend on it): the `timeZone` key of the first `setting` object, not a plugin
+/// parameter's own `timeZone` (which must not replace `TZ` as the job's zone).
 fn find_time_zone(text: &str) -> Option<String> {
     let lower = text.to_ascii_lowercase();
     let mut from = 0;
-    while let Some(pos) = lower[from..].find("\"timezone") {
+    while let Some(pos) = lower[from..].find("\"setting") {
         let start = from + pos + 1;
         from = start;
         let key_end = start + lower[start..].find('"')?;
-        if lower[start..key_end].trim() != "timezone" {
+        if lower[start..key_end].trim() != "setting" {
             continue;
         }
         let rest = text[key_end + 1..].trim_start();
-        let rest = rest.strip_prefix(':')?.trim_start();
-        let rest = rest.strip_prefix('"')?;
-        let value = &rest[..rest.find('"')?];
-        return Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+        match rest.strip_prefix(':').map(str::trim_start) {
+            Some(object) if object.starts_with('{') => return time_zone_in_object(object),
+            _ => continue,
+        }
+    }
+    None
+}
+
+/// The string value of the `timeZone` key directly in the object `text` starts with.
+fn time_zone_in_object(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return None;
+                }
+            }
+            b'"' => {
+                let end = string_end(bytes, i)?;
+                let after = text[end + 1..].trim_start();
+                if depth == 1 && text[i + 1..end].trim().eq_ignore_ascii_case("timezone") {
+                    let value = after.strip_prefix(':')?.trim_start().strip_prefix('"')?;
+                    let value = &value[..value.find('"')?];
+                    return Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+                }
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The index of the quote that closes the string opening at `open`.
+fn string_end(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
     }
     None
 }
@@ -207,5 +252,13 @@ mod tests {
             Some("UTC")
         );
         assert_eq!(find_time_zone(r#"{"a": 1}"#), None);
+        // A plugin parameter's own timeZone is not the job's zone.
+        let writer_zone = r#"{"job": {"setting": {"speed": {"channel": ${n}}},
+            "content": [{"writer": {"parameter": {"timeZone": "GMT+8"}}}]}}"#;
+        assert_eq!(find_time_zone(writer_zone), None);
+        let both = r#"{"job": {"content": [{"writer": {"parameter": {"timeZone": "GMT+8",
+            "note": "a } or \" in a string"}}}], "setting": {"x": {"timeZone": "UTC"},
+            "timeZone": "Asia/Shanghai"}}}"#;
+        assert_eq!(find_time_zone(both).as_deref(), Some("Asia/Shanghai"));
     }
 }

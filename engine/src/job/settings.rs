@@ -185,11 +185,13 @@ impl Settings {
 }
 
 /// Resolves a time-zone setting: an IANA name, `UTC`, `GMT+8` / `UTC-3`; none means the
-/// machine's zone (UTC when it cannot be determined).
+/// machine's zone: the `TZ` environment variable when set (an IANA name, `:Asia/Shanghai`,
+/// a zoneinfo path, or a POSIX zone without daylight saving such as `CST-8`; see
+/// [`protocol::timefmt::tz_env_zone`]), else `/etc/localtime`, else UTC.
 pub fn resolve_time_zone(setting: Option<&str>) -> Result<chrono_tz::Tz, EngineError> {
     let name = match setting {
         Some(s) => s.to_owned(),
-        None => iana_time_zone::get_timezone().unwrap_or_else(|_| "UTC".to_owned()),
+        None => protocol::timefmt::machine_zone_name().map_err(EngineError::config)?,
     };
     if let Ok(tz) = name.parse::<chrono_tz::Tz>() {
         return Ok(tz);

@@ -16,6 +16,12 @@
 //! `--config` takes a whole job file (the plugin takes its own section) or a bare
 //! parameter object; `-` reads it from stdin. Exit codes: 0 success, 1 failure, 2 usage
 //! or configuration error.
+//!
+//! Standalone, a writer commits only a whole input: frames that ended with `eos` and no
+//! `error` up to EOF (a standalone reader writes `hello` first and an `error` frame on
+//! any failure), with no more dirty records than `--error-limit` (default 0; as the
+//! engine's `errorLimit.record`, N allows N). The job's zone: `--time-zone`, else the
+//! job file's `setting.timeZone`, else `TZ` or the machine's zone.
 
 use std::io::{BufReader, Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,8 +36,8 @@ use crate::frame::{check_hello, FrameReader, FrameWriter};
 use crate::jobfile;
 use crate::message::{Done, Hello, JobContext, Message};
 use crate::runtime::{
-    Plugin, PluginError, Reader, RecordSink, RecordSource, StepContext, StepRequest, StepResponse,
-    TaskContext, Writer, WriterOutput,
+    DirtyFile, Plugin, PluginError, Reader, RecordSink, RecordSource, StepContext, StepRequest,
+    StepResponse, TaskContext, Writer, WriterOutput,
 };
 
 #[derive(Parser)]
@@ -80,7 +86,8 @@ struct StepArgs {
     /// A JSON array of task reports (for `post`).
     #[arg(long)]
     reports: Option<PathBuf>,
-    /// The job's time zone (IANA name), passed to the plugin.
+    /// The job's time zone (IANA name), passed to the plugin. Default: the job file's
+    /// `setting.timeZone`, else the `TZ` environment variable, else the machine's zone.
     #[arg(long, default_value = "")]
     time_zone: String,
     /// Engine mode: the request comes as JSON on stdin, the answer goes to stdout.
@@ -98,6 +105,13 @@ struct TaskArgs {
     /// Input of a standalone writer.
     #[arg(long, value_enum, default_value_t = Format::Msgpack)]
     input_format: Format,
+    /// Standalone: the most dirty records allowed; one more fails the task and nothing is
+    /// committed (as the engine's `errorLimit.record`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    error_limit: u64,
+    /// Standalone: also write every dirty record, whole, to this file (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    dirty_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,12 +177,12 @@ fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), P
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STREAMPORT_LOG")
         .unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    let _ = crate::logfmt::subscriber(
+        std::io::stderr,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    )
+    .with_env_filter(filter)
+    .try_init();
 }
 
 // ---- job-level steps ------------------------------------------------------------
@@ -307,6 +321,9 @@ fn standalone_context<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<StepCont
         Some(path) => read_json_file(path)?,
         None => Json::Null,
     };
+    let time_zone =
+        jobfile::job_time_zone(&args.time_zone, &doc, &source_name).map_err(PluginError::config)?;
+    tracing::debug!("job time zone {time_zone}");
     let fingerprint = fnv1a_hex(parameter.to_string().as_bytes());
     Ok(StepContext {
         parameter,
@@ -314,7 +331,7 @@ fn standalone_context<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<StepCont
         job: JobContext {
             job_id: format!("standalone-{}", std::process::id()),
             fingerprint,
-            time_zone: args.time_zone.clone(),
+            time_zone,
             task_index: 0,
             task_count: 1,
         },
@@ -394,10 +411,11 @@ fn read<P: Reader>(plugin: &P, args: &TaskArgs) -> Result<(), PluginError> {
         return read_engine(plugin);
     }
     let cancelled = Arc::new(AtomicBool::new(false));
-    let ctx = standalone_context(plugin, &args.step)?;
     let mut sink = match args.format {
         Format::Jsonl => RecordSink::jsonl(stdout_writer(), cancelled),
         Format::Msgpack => {
+            // Hello first, so that every failure below reaches a piped writer as an
+            // `error` frame: a writer commits only a stream that ended with `eos`.
             let mut out = FrameWriter::new(stdout_writer())
                 .map_err(|e| PluginError::io(format!("writing to stdout: {e}")))?;
             let info = plugin.info();
@@ -409,6 +427,35 @@ fn read<P: Reader>(plugin: &P, args: &TaskArgs) -> Result<(), PluginError> {
             RecordSink::frames(out, false, cancelled)
         }
     };
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        read_standalone(plugin, args, &mut sink)
+    }))
+    .unwrap_or_else(|_| {
+        Err(PluginError::internal(format!(
+            "{} panicked while reading",
+            plugin.info().name
+        )))
+    });
+    if let Err(e) = &result {
+        // After `eos` too: the writer reads to EOF, so a failed `post` still stops it.
+        let _ = sink.send(&Message::Error(e.to_message()));
+    }
+    result
+}
+
+/// A standalone reader: prepare, split 1, read, `eos`, post.
+fn read_standalone<P: Reader>(
+    plugin: &P,
+    args: &TaskArgs,
+    sink: &mut RecordSink,
+) -> Result<(), PluginError> {
+    let dirty_file = args
+        .dirty_file
+        .as_deref()
+        .map(DirtyFile::create)
+        .transpose()?;
+    sink.set_dirty_policy(Some(args.error_limit), dirty_file);
+    let ctx = standalone_context(plugin, &args.step)?;
     let state = plugin.prepare(&ctx)?;
     let ctx = StepContext { state, ..ctx };
     let tasks = plugin.split(&ctx, 1)?;
@@ -420,7 +467,7 @@ fn read<P: Reader>(plugin: &P, args: &TaskArgs) -> Result<(), PluginError> {
                 ..ctx.job.clone()
             },
         };
-        plugin.read(&task, &mut sink)?;
+        plugin.read(&task, sink)?;
     }
     sink.finish()?;
     let checkpoints = sink.checkpoints().to_vec();
@@ -463,6 +510,11 @@ fn write<P: Writer>(plugin: &P, args: &TaskArgs) -> Result<(), PluginError> {
         return write_engine(plugin);
     }
     let ctx = standalone_context(plugin, &args.step)?;
+    // Before `prepare`: a bad --dirty-file path must not leave anything prepared.
+    let mut output = WriterOutput::standalone().with_error_limit(args.error_limit);
+    if let Some(path) = &args.dirty_file {
+        output = output.with_dirty_file(DirtyFile::create(path)?);
+    }
     let stdin: Box<dyn Read + Send> = Box::new(std::io::stdin());
     let mut source = match args.input_format {
         Format::Jsonl => RecordSource::jsonl(Box::new(BufReader::with_capacity(256 * 1024, stdin))),
@@ -481,8 +533,20 @@ fn write<P: Writer>(plugin: &P, args: &TaskArgs) -> Result<(), PluginError> {
         config: tasks.remove(0),
         job: ctx.job.clone(),
     };
-    let mut output = WriterOutput::standalone();
-    let result = plugin.write(&task, &mut source, &mut output);
+    // Commit only a whole input: the stream ended with `eos` and no `error`
+    // (see RecordSource), and no more dirty records than the error limit allows.
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let report = plugin.write(&task, &mut source, &mut output)?;
+        source.expect_end()?;
+        output.check_error_limit()?;
+        Ok(report)
+    }))
+    .unwrap_or_else(|_| {
+        Err(PluginError::internal(format!(
+            "{} panicked while writing",
+            plugin.info().name
+        )))
+    });
     match result {
         Ok(report) => {
             tracing::info!(
@@ -493,9 +557,14 @@ fn write<P: Writer>(plugin: &P, args: &TaskArgs) -> Result<(), PluginError> {
             );
             plugin.post(&ctx, &[report])
         }
-        Err(e) => {
-            if let Err(abort_error) = plugin.abort(&ctx) {
-                tracing::error!("abort after failure also failed: {}", abort_error.message);
+        Err(mut e) => {
+            match plugin.abort(&ctx) {
+                Ok(()) => e.message.push_str("; nothing was committed"),
+                Err(abort_error) => e.message.push_str(&format!(
+                    "; nothing was committed, but the abort after the failure also failed \
+                     (uncommitted data may be left): {}",
+                    abort_error.message
+                )),
             }
             Err(e)
         }

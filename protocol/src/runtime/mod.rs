@@ -18,7 +18,7 @@ mod source;
 use serde::{Deserialize, Serialize};
 
 pub use cli::{run_reader, run_writer};
-pub use sink::RecordSink;
+pub use sink::{DirtyFile, RecordSink, SharedBuffer};
 pub use source::{RecordSource, WriterOutput};
 
 use crate::message::{ErrorKind, ErrorMessage, JobContext, Role};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::frame::FrameWriter;
 use crate::jsonl::record_to_line;
+use crate::logfmt::abbreviate;
 use crate::message::{Checkpoint, Dirty, Eos, Message};
 use crate::records::encode_record;
 use crate::runtime::PluginError;
@@ -35,6 +36,9 @@ pub struct RecordSink {
     cancelled: Arc<AtomicBool>,
     /// Standalone mode writes dirty records to stderr; engine mode sends them.
     engine_mode: bool,
+    /// Standalone: the most dirty records allowed and where they are kept whole.
+    error_limit: Option<u64>,
+    dirty_file: Option<DirtyFile>,
 }
 
 impl RecordSink {
@@ -62,7 +66,16 @@ impl RecordSink {
             checkpoints: Vec::new(),
             cancelled,
             engine_mode,
+            error_limit: None,
+            dirty_file: None,
         }
+    }
+
+    /// Standalone: fails once more than `limit` records are dirty, and keeps them whole
+    /// in `dirty_file`.
+    pub(crate) fn set_dirty_policy(&mut self, limit: Option<u64>, dirty_file: Option<DirtyFile>) {
+        self.error_limit = limit;
+        self.dirty_file = dirty_file;
     }
 
     /// A sink that collects frames in memory (for tests and benchmarks).
@@ -146,16 +159,21 @@ impl RecordSink {
     }
 
     /// Reports a record the reader could not turn into a proper record.
+    /// Fails when the error limit (standalone `--error-limit`) is exceeded.
     pub fn dirty(&mut self, record: &[Value], reason: &str) -> Result<(), PluginError> {
         self.dirty += 1;
-        report_dirty(self.engine_mode, &mut self.output_frames(), record, reason)
-    }
-
-    fn output_frames(&mut self) -> Option<&mut FrameWriter<Box<dyn Write + Send>>> {
-        match &mut self.output {
+        let mut frames = match &mut self.output {
             Output::Frames(w) => Some(w),
             Output::Jsonl(_) => None,
-        }
+        };
+        report_dirty(
+            self.engine_mode,
+            &mut frames,
+            self.dirty_file.as_mut(),
+            record,
+            reason,
+        )?;
+        check_error_limit(self.dirty, self.error_limit)
     }
 
     /// Records pushed so far.
@@ -209,23 +227,71 @@ impl RecordSink {
     }
 }
 
-/// Sends a dirty record as a frame (engine mode) or a JSON line on stderr (standalone).
+/// Sends a dirty record as a frame (engine mode), or, standalone, logs it (at most
+/// [`LOG_RECORD_MAX_BYTES`](crate::logfmt::LOG_RECORD_MAX_BYTES) of it) and appends it
+/// whole to the `--dirty-file`, if one was given.
 pub(crate) fn report_dirty(
     engine_mode: bool,
     frames: &mut Option<&mut FrameWriter<Box<dyn Write + Send>>>,
+    file: Option<&mut DirtyFile>,
     record: &[Value],
     reason: &str,
 ) -> Result<(), PluginError> {
     match frames {
         Some(w) if engine_mode => Ok(w.write_message(&Message::Dirty(Dirty::new(record, reason)))?),
         _ => {
-            let line = serde_json::json!({
-                "dirty": serde_json::from_str::<serde_json::Value>(&record_to_line(record)).unwrap_or_default(),
-                "reason": reason,
-            });
-            tracing::warn!(target: "dirty", "{line}");
-            Ok(())
+            let record_text = record_to_line(record);
+            tracing::warn!(
+                target: "dirty",
+                "dirty record {} (reason: {})",
+                abbreviate(&record_text),
+                abbreviate(reason)
+            );
+            match file {
+                Some(file) => file.append(&record_text, reason),
+                None => Ok(()),
+            }
         }
+    }
+}
+
+/// `Err` when `dirty` is more than `limit` (as the engine's `errorLimit.record`).
+pub(crate) fn check_error_limit(dirty: u64, limit: Option<u64>) -> Result<(), PluginError> {
+    match limit {
+        Some(limit) if dirty > limit => Err(PluginError::data(format!(
+            "error limit exceeded: {dirty} dirty records, the limit (--error-limit) is {limit}; \
+             nothing is committed"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A standalone plugin's dirty-record file (`--dirty-file`): one JSON object per line,
+/// `{"record": [...], "reason": "..."}`, records whole.
+pub struct DirtyFile {
+    path: std::path::PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl DirtyFile {
+    /// Creates (or truncates) the file.
+    pub fn create(path: &std::path::Path) -> Result<Self, PluginError> {
+        let file = std::fs::File::create(path)
+            .map_err(|e| PluginError::config(format!("--dirty-file {}: {e}", path.display())))?;
+        Ok(Self {
+            path: path.to_owned(),
+            out: std::io::BufWriter::new(file),
+        })
+    }
+
+    fn append(&mut self, record_line: &str, reason: &str) -> Result<(), PluginError> {
+        let record = serde_json::from_str::<serde_json::Value>(record_line).unwrap_or_default();
+        let line = serde_json::json!({"record": record, "reason": reason}).to_string();
+        self.out
+            .write_all(line.as_bytes())
+            .and_then(|()| self.out.write_all(b"\n"))
+            .and_then(|()| self.out.flush())
+            .map_err(|e| PluginError::io(format!("writing {}: {e}", self.path.display())))
     }
 }
 

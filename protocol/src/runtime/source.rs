@@ -5,7 +5,7 @@ use std::io::{BufRead, Read, Write};
 use crate::frame::{batch_parts, check_hello, decode_message, FrameReader, FrameWriter};
 use crate::jsonl::JsonlReader;
 use crate::message::{decode_batch_into, Message, Output, Progress};
-use crate::runtime::sink::report_dirty;
+use crate::runtime::sink::{check_error_limit, report_dirty, DirtyFile};
 use crate::runtime::PluginError;
 use crate::value::{Record, Value};
 
@@ -31,6 +31,9 @@ pub struct RecordSource {
     bytes: u64,
     /// Totals of the streams already ended by `eos`.
     ended_records: u64,
+    /// `eos` messages received: a standalone input that ends without one is a reader
+    /// that did not finish, and nothing of it may be committed.
+    eos_count: u64,
     /// The batch lent out by [`RecordSource::next_batch_ref`], reused for the next.
     lent: Vec<Record>,
 }
@@ -55,6 +58,7 @@ impl RecordSource {
             records: 0,
             bytes: 0,
             ended_records: 0,
+            eos_count: 0,
             lent: Vec::new(),
         }
     }
@@ -87,6 +91,21 @@ impl RecordSource {
         let more = self.next_into(&mut batch)?;
         self.lent = batch;
         Ok(more.then_some(self.lent.as_slice()))
+    }
+
+    /// Reads to the end of the input: `Err` when it holds more records (the writer
+    /// stopped early), did not end properly, or carried an `error`.
+    pub(crate) fn expect_end(&mut self) -> Result<(), PluginError> {
+        let mut rest = Vec::new();
+        while self.next_into(&mut rest)? {
+            if !rest.is_empty() {
+                return Err(PluginError::internal(format!(
+                    "the writer returned after {} records with more input left",
+                    self.records - rest.len() as u64
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Decodes the next batch over `out`; `false` when the input has ended properly.
@@ -123,9 +142,10 @@ impl RecordSource {
                         "the input ended before any hello: nothing was piped in",
                     ));
                 }
-                if self.records != self.ended_records {
+                if self.records != self.ended_records || self.eos_count == 0 {
                     return Err(PluginError::protocol(format!(
-                        "the input ended without eos after {} records: the reader did not finish",
+                        "the input ended without eos after {} records: the reader did not finish \
+                         (it failed or was killed); nothing is committed",
                         self.records - self.ended_records
                     )));
                 }
@@ -164,6 +184,7 @@ impl RecordSource {
                         )));
                     }
                     self.ended_records = self.records;
+                    self.eos_count += 1;
                     if engine_mode {
                         self.finished = true;
                         return Ok(false);
@@ -234,6 +255,10 @@ pub struct WriterOutput {
     frames: Option<FrameWriter<Box<dyn Write + Send>>>,
     engine_mode: bool,
     dirty: u64,
+    /// Standalone: the most dirty records allowed (`--error-limit`); `None` for no
+    /// limit (the engine applies the job's `errorLimit` in engine mode).
+    error_limit: Option<u64>,
+    dirty_file: Option<DirtyFile>,
 }
 
 impl WriterOutput {
@@ -242,22 +267,53 @@ impl WriterOutput {
             frames: Some(frames),
             engine_mode: true,
             dirty: 0,
+            error_limit: None,
+            dirty_file: None,
         }
     }
 
-    /// Standalone: dirty records go to stderr, output to stdout.
+    /// Standalone: dirty records go to stderr, output to stdout. No error limit until
+    /// [`with_error_limit`](Self::with_error_limit).
     pub fn standalone() -> Self {
         Self {
             frames: None,
             engine_mode: false,
             dirty: 0,
+            error_limit: None,
+            dirty_file: None,
         }
     }
 
+    /// Fails the task once more than `limit` records are dirty (as the engine's
+    /// `errorLimit.record`: `limit` dirty records pass, one more fails).
+    pub fn with_error_limit(mut self, limit: u64) -> Self {
+        self.error_limit = Some(limit);
+        self
+    }
+
+    /// Keeps every dirty record whole in `file` (standalone `--dirty-file`).
+    pub fn with_dirty_file(mut self, file: DirtyFile) -> Self {
+        self.dirty_file = Some(file);
+        self
+    }
+
     /// Reports a record that could not be written, with the reason (naming the column).
+    /// Fails when the error limit is exceeded: the writer must stop and commit nothing.
     pub fn dirty(&mut self, record: &[Value], reason: &str) -> Result<(), PluginError> {
         self.dirty += 1;
-        report_dirty(self.engine_mode, &mut self.frames.as_mut(), record, reason)
+        report_dirty(
+            self.engine_mode,
+            &mut self.frames.as_mut(),
+            self.dirty_file.as_mut(),
+            record,
+            reason,
+        )?;
+        self.check_error_limit()
+    }
+
+    /// `Err` when more records are dirty than the error limit allows.
+    pub fn check_error_limit(&self) -> Result<(), PluginError> {
+        check_error_limit(self.dirty, self.error_limit)
     }
 
     /// Dirty records reported so far.
@@ -294,5 +350,108 @@ impl WriterOutput {
                 .map_err(|e| PluginError::io(format!("writing to stdout: {e}")))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{encode_frame, encode_message, PREAMBLE};
+    use crate::message::{Batch, Eos, ErrorKind, ErrorMessage, Hello};
+    use crate::Role;
+
+    fn stream(messages: &[Message]) -> Vec<u8> {
+        let mut bytes = PREAMBLE.to_vec();
+        let hello = Message::Hello(Hello::new(Role::Reader, "test", "0"));
+        for m in std::iter::once(&hello).chain(messages) {
+            encode_frame(&encode_message(m).unwrap(), &mut bytes);
+        }
+        bytes
+    }
+
+    fn drain(source: &mut RecordSource) -> Result<u64, PluginError> {
+        while source.next_batch()?.is_some() {}
+        Ok(source.records())
+    }
+
+    fn batch(n: i64) -> Message {
+        let records: Vec<Vec<Value>> = (0..n).map(|i| vec![Value::Long(i)]).collect();
+        Message::Batch(Batch::from_records(&records))
+    }
+
+    fn eos(records: u64) -> Message {
+        Message::Eos(Eos { records, bytes: 0 })
+    }
+
+    #[test]
+    fn a_standalone_input_is_whole_only_with_eos() {
+        let mut whole = RecordSource::from_frame_bytes(stream(&[batch(3), eos(3)]));
+        assert_eq!(drain(&mut whole).unwrap(), 3);
+        let mut empty = RecordSource::from_frame_bytes(stream(&[eos(0)]));
+        assert_eq!(drain(&mut empty).unwrap(), 0);
+        // A reader that failed (or was killed) after its hello: EOF without eos must not
+        // look like an empty window.
+        let e = drain(&mut RecordSource::from_frame_bytes(stream(&[]))).unwrap_err();
+        assert!(e.message.contains("without eos"), "{}", e.message);
+        let e = drain(&mut RecordSource::from_frame_bytes(stream(&[batch(2)]))).unwrap_err();
+        assert!(
+            e.message.contains("without eos after 2 records"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn a_readers_error_fails_the_writer_even_after_eos() {
+        let error = Message::Error(ErrorMessage {
+            kind: ErrorKind::Service,
+            retryable: false,
+            message: "prepare: the stream is disabled".into(),
+        });
+        for messages in [vec![error.clone()], vec![batch(1), eos(1), error]] {
+            let e = drain(&mut RecordSource::from_frame_bytes(stream(&messages))).unwrap_err();
+            assert_eq!(
+                e.message,
+                "the reader failed: prepare: the stream is disabled"
+            );
+        }
+    }
+
+    #[test]
+    fn the_error_limit_allows_exactly_n_dirty_records() {
+        let record = [Value::String("x".into())];
+        let mut strict = WriterOutput::standalone().with_error_limit(0);
+        let e = strict.dirty(&record, "bad").unwrap_err();
+        assert!(
+            e.message.contains("error limit exceeded: 1 dirty records"),
+            "{}",
+            e.message
+        );
+        let mut two = WriterOutput::standalone().with_error_limit(2);
+        two.dirty(&record, "bad").unwrap();
+        two.dirty(&record, "bad").unwrap();
+        assert!(two.check_error_limit().is_ok());
+        assert!(two.dirty(&record, "bad").is_err());
+        assert!(two.check_error_limit().is_err());
+        let mut unlimited = WriterOutput::standalone();
+        for _ in 0..5 {
+            unlimited.dirty(&record, "bad").unwrap();
+        }
+    }
+
+    #[test]
+    fn the_dirty_file_keeps_records_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dirty.jsonl");
+        let mut out = WriterOutput::standalone()
+            .with_error_limit(1)
+            .with_dirty_file(DirtyFile::create(&path).unwrap());
+        let big = "y".repeat(100_000);
+        out.dirty(&[Value::String(big.clone())], "too long")
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["record"][0].as_str().unwrap().len(), big.len());
+        assert_eq!(line["reason"], "too long");
     }
 }

@@ -147,3 +147,70 @@ fn a_truncated_stream_fails_the_writer() {
         "{stderr}"
     );
 }
+
+/// Runs `writer-stream write` on `input` and returns its exit code, stdout and stderr.
+fn write_input(writer_config: &PathBuf, input: Stdio) -> (Option<i32>, String, String) {
+    let out = Command::new(binary("writer-stream"))
+        .args(["write", "--config"])
+        .arg(writer_config)
+        .stdin(input)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn a_reader_that_fails_after_its_hello_stops_the_writer_committing() {
+    let dir = tempfile::tempdir().unwrap();
+    // reader-stream refuses the column when it splits, after its hello went out.
+    let r = write_config(
+        &dir,
+        "r.json",
+        r#"{"sliceRecordCount": 1, "column": [{"type": "nope", "value": "1"}]}"#,
+    );
+    let w = write_config(&dir, "w.json", r#"{"print": true}"#);
+    let mut reader = Command::new(binary("reader-stream"))
+        .args(["read", "--config"])
+        .arg(&r)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (code, stdout, stderr) = write_input(&w, Stdio::from(reader.stdout.take().unwrap()));
+    assert_eq!(reader.wait().unwrap().code(), Some(2));
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the reader failed: column[0]") && stderr.contains("nothing was committed"),
+        "{stderr}"
+    );
+    assert_eq!(stdout, "");
+}
+
+#[test]
+fn an_input_that_ends_without_eos_is_not_committed() {
+    use protocol::frame::{encode_frame, encode_message, PREAMBLE};
+    use protocol::message::{Batch, Hello, Message};
+    use protocol::{Role, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let w = write_config(&dir, "w.json", r#"{"print": true}"#);
+    // A reader killed after its hello, and one killed after a batch.
+    let hello = Message::Hello(Hello::new(Role::Reader, "killed", "0"));
+    let batch = Message::Batch(Batch::from_records(&[vec![Value::Long(1)]]));
+    for messages in [vec![hello.clone()], vec![hello, batch]] {
+        let mut bytes = PREAMBLE.to_vec();
+        for m in &messages {
+            encode_frame(&encode_message(m).unwrap(), &mut bytes);
+        }
+        let input = dir.path().join("input.bin");
+        std::fs::write(&input, bytes).unwrap();
+        let file = std::fs::File::open(&input).unwrap();
+        let (code, _, stderr) = write_input(&w, Stdio::from(file));
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains("ended without eos"), "{stderr}");
+        assert!(stderr.contains("nothing was committed"), "{stderr}");
+    }
+}

@@ -212,3 +212,27 @@ pub fn unique(prefix: &str) -> String {
     let n: u32 = rand::random();
     format!("{prefix}_{n:08x}")
 }
+
+/// Runs `writer-odps write` standalone on `input` (`jsonl` or `msgpack`), with `extra`
+/// arguments.
+pub fn write_standalone(param: &Json, format: &str, input: &[u8], extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("w.json");
+    std::fs::write(&config, param.to_string()).unwrap();
+    let input_path = dir.path().join("input");
+    std::fs::write(&input_path, input).unwrap();
+    Command::new(binary("writer-odps"))
+        .args([
+            "write",
+            "--input-format",
+            format,
+            "--time-zone",
+            "UTC",
+            "--config",
+        ])
+        .arg(&config)
+        .args(extra)
+        .stdin(std::fs::File::open(&input_path).unwrap())
+        .output()
+        .unwrap()
+}
