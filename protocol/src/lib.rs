@@ -9,6 +9,8 @@
 //!   the `hello` compatibility rule.
 //! * [`jsonl`]: the JSON-lines form of records (`--format jsonl`).
 //! * [`jobfile`]: reading `--config` job files as the vendor documentation writes them.
+//! * [`placeholders`]: `${name}` and `$[expression]` in job files, substituted without
+//!   letting a value change the document's structure.
 //! * [`runtime`]: the command line and modes every plugin shares.
 //! * [`timefmt`]: time zones and Java date patterns (`dateFormat`, `timeZone`).
 //!
@@ -18,6 +20,7 @@ pub mod frame;
 pub mod jobfile;
 pub mod jsonl;
 pub mod message;
+pub mod placeholders;
 pub mod records;
 pub mod runtime;
 pub mod timefmt;
