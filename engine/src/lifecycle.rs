@@ -357,6 +357,12 @@ async fn transfer(
     let channel = ctx.job.settings.channel;
     let reader_tasks = split(ctx, reader, reader_state, channel).await?;
     let n = reader_tasks.len();
+    if n > channel {
+        return Err(EngineError::failed(format!(
+            "{} split returned {n} tasks, more than the {channel} asked",
+            reader.name
+        )));
+    }
     let writer_tasks = split(ctx, writer, writer_state, n).await?;
     if writer_tasks.len() != n {
         return Err(EngineError::failed(format!(

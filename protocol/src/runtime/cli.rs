@@ -242,9 +242,21 @@ fn run_step<P: Plugin>(plugin: &P, name: &str, request: &StepRequest) -> Result<
         "prepare" => plugin.prepare(ctx),
         "split" => {
             let count = request.count.unwrap_or(1).max(1);
+            if count > super::MAX_TASKS {
+                return Err(PluginError::config(format!(
+                    "split --count {count}: at most {} tasks (the engine's most channels)",
+                    super::MAX_TASKS
+                )));
+            }
             let tasks = plugin.split(ctx, count)?;
             if tasks.is_empty() {
                 return Err(PluginError::internal("split returned no task"));
+            }
+            if tasks.len() > count {
+                return Err(PluginError::internal(format!(
+                    "split returned {} tasks, more than the {count} asked",
+                    tasks.len()
+                )));
             }
             Ok(Json::Array(tasks))
         }

@@ -23,6 +23,11 @@ pub use source::{RecordSource, WriterOutput};
 
 use crate::message::{ErrorKind, ErrorMessage, JobContext, Role};
 
+/// The most tasks one `split` may be asked for (and the engine's most channels). The
+/// runtime refuses a larger `--count` before the plugin sees it, so no plugin allocates
+/// per requested task for an absurd count.
+pub const MAX_TASKS: usize = 128;
+
 /// What a plugin says about itself.
 #[derive(Clone, Copy, Debug)]
 pub struct PluginInfo {
