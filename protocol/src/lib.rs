@@ -8,6 +8,8 @@
 //! * [`frame`]: the preamble and frames (length, body, CRC-32), decoders and writers,
 //!   the `hello` compatibility rule.
 //! * [`jsonl`]: the JSON-lines form of records (`--format jsonl`).
+//! * [`connection`]: checks of endpoints and credentials every service plugin makes
+//!   when it reads its configuration.
 //! * [`jobfile`]: reading `--config` job files as the vendor documentation writes them.
 //! * [`placeholders`]: `${name}` and `$[expression]` in job files, substituted without
 //!   letting a value change the document's structure.
@@ -16,6 +18,7 @@
 //!
 //! Golden frames of every message type are in `testdata/golden/` (see `tests/golden.rs`).
 
+pub mod connection;
 pub mod frame;
 pub mod jobfile;
 pub mod jsonl;

@@ -253,7 +253,7 @@ impl Config {
             }
         };
         let (start_ms, end_ms, window_keys) = time_range(&p, zone)?;
-        Ok(Config {
+        let config = Config {
             endpoint: p.string("endpoint")?,
             access_id: p.string("accessId")?,
             access_key: p.string("accessKey")?,
@@ -273,8 +273,53 @@ impl Config {
             concurrent_shards: positive("threadNum", 32)?.min(256) as usize,
             request_timeout_ms: positive("requestTimeoutMillis", 50_000)?,
             connect_timeout_ms: positive("connectTimeoutMillis", 10_000)?,
-        })
+        };
+        check_connection(&config)?;
+        Ok(config)
     }
+}
+
+/// Permanent local mistakes fail here, before any request: a malformed endpoint, a
+/// credential or instance name that cannot travel in an HTTP header (a pasted newline),
+/// a table name Tablestore cannot have. Retrying them would only wait.
+fn check_connection(c: &Config) -> Result<(), PluginError> {
+    protocol::connection::check_http_url(&c.endpoint, false).map_err(|e| err("endpoint", e))?;
+    let headers = [
+        ("accessId", Some(&c.access_id)),
+        ("accessKey", Some(&c.access_key)),
+        ("securityToken", c.security_token.as_ref()),
+        ("instanceName", Some(&c.instance_name)),
+    ];
+    for (key, value) in headers {
+        if let Some(v) = value {
+            protocol::connection::check_header_value(v).map_err(|e| err(key, e))?;
+        }
+    }
+    for (key, name) in [
+        ("dataTable", &c.data_table),
+        ("statusTable", &c.status_table),
+    ] {
+        if !is_table_name(name) {
+            return Err(err(
+                key,
+                format!(
+                    "{name:?} is not a Tablestore table name (1-255 letters, digits and _, \
+                     not starting with a digit)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Tablestore's table names: `[A-Za-z_][A-Za-z0-9_]{0,254}`.
+fn is_table_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 255
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn parse_columns(value: Option<&Json>) -> Result<Vec<String>, PluginError> {
@@ -535,5 +580,33 @@ mod tests {
         assert!(error(with(json!({"endpoint": null, "datasource": "ots1"})))
             .contains("parameter datasource"));
         assert!(error(with(json!({"maxRetries": -1}))).contains("maxRetries"));
+    }
+
+    #[test]
+    fn permanent_local_mistakes_fail_naming_the_parameter() {
+        for (change, needle) in [
+            (
+                json!({"endpoint": "http://[::1"}),
+                "parameter endpoint: the IPv6",
+            ),
+            (
+                json!({"securityToken": "a\nSECRET"}),
+                "parameter securityToken: it contains a newline",
+            ),
+            (
+                json!({"accessKey": "x\ty"}),
+                "parameter accessKey: it contains a tab",
+            ),
+            (
+                json!({"statusTable": "bad name!"}),
+                "parameter statusTable: \"bad name!\" is not",
+            ),
+        ] {
+            let message = error(with(change));
+            assert!(
+                message.contains(needle) && !message.contains("SECRET"),
+                "{message}"
+            );
+        }
     }
 }
