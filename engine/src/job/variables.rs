@@ -89,13 +89,21 @@ impl Variables {
                 let end = body
                     .find(']')
                     .ok_or_else(|| format!("the $[ at character {at} is not closed by ]"))?;
-                out.push_str(&self.evaluate(&body[..end])?);
+                let expr = &body[..end];
+                let value = self
+                    .evaluate(expr)
+                    .map_err(|e| format!("$[{}]: {e}", clip(expr)))?;
+                out.push_str(&value);
                 rest = &body[end + 1..];
             } else if let Some(body) = after.strip_prefix('{') {
                 let end = body
                     .find('}')
                     .ok_or_else(|| format!("the ${{ at character {at} is not closed by }}"))?;
-                out.push_str(&self.evaluate_business(&body[..end])?);
+                let expr = &body[..end];
+                let value = self
+                    .evaluate_business(expr)
+                    .map_err(|e| format!("${{{}}}: {e}", clip(expr)))?;
+                out.push_str(&value);
                 rest = &body[end + 1..];
             } else if let Some(word) = protocol::placeholders::shorthand_at(after) {
                 out.push_str(&self.shorthand(word)?);
@@ -124,15 +132,14 @@ impl Variables {
 
     /// `${…}` in a `-p` value: a system variable or a business-date pattern.
     fn evaluate_business(&self, expr: &str) -> Result<String, String> {
-        let shown = format!("${{{}}}", clip(expr));
         if let Some(v) = self.lookup_system(expr.trim()) {
             return Ok(v);
         }
-        let (pattern, offset) = split_offset(expr).map_err(|e| format!("{shown}: {e}"))?;
-        let tokens = tokenize(pattern).map_err(|e| format!("{shown}: {e}"))?;
+        let (pattern, offset) = split_offset(expr)?;
+        let tokens = tokenize(pattern)?;
         if let Some(t) = tokens.iter().find(|t| t.is_time_of_day()) {
             return Err(format!(
-                "{shown}: {} is a time of day, and ${{…}} is the business date (a day); use $[…] for the schedule time",
+                "{} is a time of day, and ${{…}} is the business date (a day); use $[…] for the schedule time",
                 t.text()
             ));
         }
@@ -146,14 +153,15 @@ impl Variables {
                 shift_months(date, n.checked_mul(12).ok_or("out of range")?)
             }
             Some(_) => {
-                return Err(format!(
-                    "{shown}: ${{…}} takes day offsets (±N, ±7*N) on a pattern with dd, or year \
+                return Err(
+                    "${…} takes day offsets (±N, ±7*N) on a pattern with dd, or year \
                      offsets on a year-only pattern; for months use $[add_months(pattern,±N)], \
                      for hours $[…]"
-                ))
+                        .to_owned(),
+                )
             }
         }
-        .ok_or_else(|| format!("{shown}: out of range"))?;
+        .ok_or("out of range")?;
         Ok(render(&shifted, &tokens))
     }
 
@@ -163,9 +171,9 @@ impl Variables {
             .flatten()
     }
 
-    /// One `$[...]` expression (without the brackets).
+    /// One `$[...]` expression (without the brackets); an error says why, and the caller
+    /// names the expression.
     pub fn evaluate(&self, expr: &str) -> Result<String, String> {
-        let shown = format!("$[{}]", clip(expr));
         let trimmed = expr.trim();
         if let Some(inner) = trimmed
             .strip_prefix("add_months(")
@@ -173,20 +181,16 @@ impl Variables {
         {
             let (pattern, months) = inner
                 .rsplit_once(',')
-                .ok_or_else(|| format!("{shown}: add_months needs (pattern, months)"))?;
+                .ok_or("add_months needs (pattern, months)")?;
             let months = parse_count(months.trim()).ok_or_else(|| {
-                format!(
-                    "{shown}: {:?} is not a number of months (N or 12*N)",
-                    months.trim()
-                )
+                format!("{:?} is not a number of months (N or 12*N)", months.trim())
             })?;
-            let tokens = tokenize(pattern).map_err(|e| format!("{shown}: {e}"))?;
-            let shifted = shift_months(self.schedule, months)
-                .ok_or_else(|| format!("{shown}: out of range"))?;
+            let tokens = tokenize(pattern)?;
+            let shifted = shift_months(self.schedule, months).ok_or("out of range")?;
             return Ok(render(&shifted, &tokens));
         }
-        let (pattern, offset) = split_offset(trimmed).map_err(|e| format!("{shown}: {e}"))?;
-        let tokens = tokenize(pattern).map_err(|e| format!("{shown}: {e}"))?;
+        let (pattern, offset) = split_offset(trimmed)?;
+        let tokens = tokenize(pattern)?;
         let delta = match offset {
             None => Duration::zero(),
             Some(Offset::Days(n)) => Duration::try_days(n).ok_or("out of range")?,
@@ -196,7 +200,7 @@ impl Variables {
         let shifted = self
             .schedule
             .checked_add_signed(delta)
-            .ok_or_else(|| format!("{shown}: out of range"))?;
+            .ok_or("out of range")?;
         Ok(render(&shifted, &tokens))
     }
 }
@@ -471,7 +475,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_expressions_are_errors_naming_them() {
+    fn malformed_expressions_say_why() {
         let v = vars(&[]);
         for (expr, needle) in [
             ("yyyymmdd-l", "\"l\" is not a date pattern"),
@@ -486,7 +490,6 @@ mod tests {
             ("add_months(yyyyq,1)", "\"q\" is not a date pattern"),
         ] {
             let err = v.evaluate(expr).unwrap_err();
-            assert!(err.starts_with(&format!("$[{expr}]: ")), "{expr}: {err}");
             assert!(err.contains(needle), "{expr}: {err}");
         }
     }
