@@ -73,7 +73,7 @@ pub fn check_http_url(url: &str, path_allowed: bool) -> Result<(), String> {
         return Err("give only scheme://host[:port] (no user, query or fragment)".to_owned());
     }
     check_authority(authority)?;
-    if !path_allowed && !(path.is_empty() || path == "/") {
+    if !(path_allowed || path.is_empty() || path == "/") {
         return Err(format!(
             "it has a path ({path}): give only scheme://host[:port]"
         ));

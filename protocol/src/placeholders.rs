@@ -21,13 +21,16 @@ use serde_json::Value;
 
 use crate::jobfile::JobFileError;
 
+/// Evaluates one `$[expression]` (without the brackets), or says why it cannot.
+pub type EvaluateExpression<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
 /// How the placeholders of one job file are resolved.
 pub struct Resolver<'a> {
     /// `${name}` / `$name`: the value, or `None` when the variable is not set.
     pub variable: &'a dyn Fn(&str) -> Option<String>,
     /// `$[expression]`: the value, or why the expression is wrong. `None` refuses every
     /// expression (a standalone plugin cannot evaluate DataWorks expressions).
-    pub expression: Option<&'a dyn Fn(&str) -> Result<String, String>>,
+    pub expression: Option<EvaluateExpression<'a>>,
 }
 
 /// Replaces every placeholder of `text` (comments already removed; see
