@@ -166,6 +166,19 @@ pub fn parse_params(args: &[String]) -> Result<Vec<(String, String)>, String> {
     Ok(params)
 }
 
+/// What kind of JSON value `v` is (`"a number"`, `"an array"`…), for errors that must
+/// not show the value itself (it may be a secret).
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Looks up `key` in `map` ignoring ASCII case and surrounding spaces.
 pub fn get_key<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     map.get(key).or_else(|| {

@@ -122,7 +122,13 @@ impl Params<'_> {
             Some(Json::String(s)) if s.trim().is_empty() => Err(err(key, "is an empty string")),
             Some(Json::String(s)) => Ok(Some(s.trim().to_owned())),
             Some(Json::Number(n)) => Ok(Some(n.to_string())),
-            Some(other) => Err(err(key, format!("must be a string, not {other}"))),
+            Some(other) => Err(err(
+                key,
+                format!(
+                    "must be a string, not {}",
+                    protocol::jobfile::json_kind(other)
+                ),
+            )),
         }
     }
 

@@ -168,7 +168,10 @@ fn string_of<'a>(p: &'a Json, key: &str) -> Result<Option<&'a str>, PluginError>
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.trim())),
-        Some(other) => Err(err(format!("{key} must be a string, got {other}"))),
+        Some(other) => Err(err(format!(
+            "{key} must be a string, got {}",
+            protocol::jobfile::json_kind(other)
+        ))),
     }
 }
 
@@ -535,6 +538,19 @@ mod tests {
             assert!(!e.message.contains("SECRET"), "{}", e.message);
             assert_eq!(e.exit_code(), 2);
         }
+        let e =
+            OdpsConfig::from_parameter(&with("accessKey", json!(987654321)), "UTC").unwrap_err();
+        assert!(
+            e.message
+                .contains("accessKey must be a string, got a number"),
+            "{}",
+            e.message
+        );
+        assert!(
+            !e.message.contains("987654321"),
+            "a secret is echoed: {}",
+            e.message
+        );
         let c = OdpsConfig::from_parameter(&with("blockSizeInMB", json!(2)), "UTC").unwrap();
         assert_eq!(c.block_size_mb, 8);
         let c = OdpsConfig::from_parameter(

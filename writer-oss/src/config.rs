@@ -108,7 +108,10 @@ fn string(map: &Map<String, Json>, key: &str) -> Result<Option<String>, PluginEr
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.clone())),
         Some(Json::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(err(format!("{key} must be a string, got {other}"))),
+        Some(other) => Err(err(format!(
+            "{key} must be a string, got {}",
+            protocol::jobfile::json_kind(other)
+        ))),
     }
 }
 
