@@ -154,6 +154,7 @@ fn permanent_local_mistakes_fail_at_once() {
             "STS.a\nb",
             "parameter securityToken: it contains a newline",
         ),
+        ("accessId", "id\tx", "parameter accessId: it contains a tab"),
         (
             "statusTable",
             "bad name!",
