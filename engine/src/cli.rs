@@ -179,6 +179,14 @@ fn seconds(value: f64, name: &str) -> Result<Duration, EngineError> {
 
 async fn run(args: RunArgs) -> i32 {
     crate::log::set_quiet(args.quiet);
+    // An unwritable summary path fails before anything runs: a scheduler reading the
+    // summary must never find an old one, nor none, after a job it started.
+    if let Some(path) = &args.summary_json {
+        if let Err(e) = std::fs::File::create(path) {
+            crate::error!("--summary-json {}: cannot write there: {e}", path.display());
+            return EXIT_USAGE;
+        }
+    }
     let prepared = (|| {
         let job = load(&args.job)?;
         let options = RunOptions {
@@ -203,6 +211,9 @@ async fn run(args: RunArgs) -> i32 {
         Ok(p) => p,
         Err(e) => {
             crate::error!("{e}");
+            if let Some(path) = &args.summary_json {
+                write_summary(&early_summary(&args.job, &e), path);
+            }
             return e.exit_code();
         }
     };
@@ -210,11 +221,31 @@ async fn run(args: RunArgs) -> i32 {
     let summary = lifecycle::run(job, options).await;
     crate::log::always(&summary.text());
     if let Some(path) = summary_json {
-        if let Err(e) = summary.write_json(&path) {
-            crate::error!("cannot write the summary to {}: {e}", path.display());
-        }
+        write_summary(&summary, &path);
     }
     summary.exit_code
+}
+
+fn write_summary(summary: &crate::summary::Summary, path: &std::path::Path) {
+    if let Err(e) = summary.write_json(path) {
+        crate::error!("cannot write the summary to {}: {e}", path.display());
+    }
+}
+
+/// The summary of a run that ended before its job could start (a missing job file, an
+/// unset variable, a bad setting): nothing ran, and the error says why.
+fn early_summary(args: &JobArgs, e: &EngineError) -> crate::summary::Summary {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    crate::summary::Summary {
+        job_id: lifecycle::new_job_id(),
+        job_file: args.job.display().to_string(),
+        outcome: e.outcome().to_owned(),
+        exit_code: e.exit_code(),
+        error: Some(crate::secrets::global().redact(&e.to_string())),
+        start: now.clone(),
+        end: now,
+        ..crate::summary::Summary::default()
+    }
 }
 
 async fn check(args: &JobArgs) -> Result<(), EngineError> {

@@ -345,6 +345,13 @@ async fn transfer(
     let channel = ctx.job.settings.channel;
     let reader_tasks = split(ctx, reader, reader_state, channel).await?;
     let n = reader_tasks.len();
+    if n > protocol::runtime::MAX_TASKS {
+        return Err(EngineError::failed(format!(
+            "{} split returned {n} tasks; a job runs at most {} (a writer's split refuses more)",
+            reader.name,
+            protocol::runtime::MAX_TASKS
+        )));
+    }
     let writer_tasks = split(ctx, writer, writer_state, n).await?;
     if writer_tasks.len() != n {
         return Err(EngineError::failed(format!(

@@ -33,18 +33,17 @@ pub fn is_secret_key(key: &str) -> bool {
     .any(|s| k.ends_with(s))
 }
 
-/// Every string value under a secret key, anywhere in `value`.
+/// Every value under a secret key, anywhere in `value`, as the text it may appear as
+/// in a log line: a string as is, a number as its JSON text, and every
+/// scalar inside an object or array under a secret key.
 pub fn collect_secrets(value: &Json, out: &mut Vec<String>) {
     match value {
         Json::Object(map) => {
             for (k, v) in map {
-                match v {
-                    Json::String(s) if is_secret_key(k) => {
-                        if !s.is_empty() {
-                            out.push(s.clone());
-                        }
-                    }
-                    other => collect_secrets(other, out),
+                if is_secret_key(k) {
+                    collect_all(v, out);
+                } else {
+                    collect_secrets(v, out);
                 }
             }
         }
@@ -53,16 +52,30 @@ pub fn collect_secrets(value: &Json, out: &mut Vec<String>) {
     }
 }
 
-/// A copy of `value` with every secret-keyed string replaced by [`MASK`].
+/// Every scalar in `value` (all of it is secret).
+fn collect_all(value: &Json, out: &mut Vec<String>) {
+    match value {
+        // `true` is no secret worth hiding, and masking it would garble every log line.
+        Json::Null | Json::Bool(_) => {}
+        Json::String(s) if s.is_empty() => {}
+        Json::String(s) => out.push(s.clone()),
+        Json::Object(map) => map.values().for_each(|v| collect_all(v, out)),
+        Json::Array(items) => items.iter().for_each(|v| collect_all(v, out)),
+        other => out.push(other.to_string()),
+    }
+}
+
+/// A copy of `value` with the value of every secret key replaced by [`MASK`], whatever
+/// its type (string, number, object…); only `null` and `""` (no secret) stay as they are.
 pub fn masked(value: &Json) -> Json {
     match value {
         Json::Object(map) => Json::Object(
             map.iter()
                 .map(|(k, v)| {
                     let v = match v {
-                        Json::String(s) if is_secret_key(k) && !s.is_empty() => {
-                            Json::String(MASK.to_owned())
-                        }
+                        Json::Null => Json::Null,
+                        Json::String(s) if s.is_empty() => Json::String(String::new()),
+                        _ if is_secret_key(k) => Json::String(MASK.to_owned()),
                         other => masked(other),
                     };
                     (k.clone(), v)
@@ -156,5 +169,21 @@ mod tests {
             r.redact("auth failed for s3cr3t-value and hunter22"),
             format!("auth failed for {MASK} and {MASK}")
         );
+    }
+
+    #[test]
+    fn secrets_of_any_type_are_masked_by_key() {
+        let v = json!({"accessKey": 987654321, "password": true, "token": {"a": "nested-secret"},
+                       "securityToken": null, "secret": "", "count": 987654321});
+        let m = masked(&v);
+        for key in ["accessKey", "password", "token"] {
+            assert_eq!(m[key], MASK, "{key}");
+        }
+        assert_eq!(m["securityToken"], json!(null));
+        assert_eq!(m["secret"], "");
+        assert_eq!(m["count"], 987654321, "not a secret key");
+        let mut found = Vec::new();
+        collect_secrets(&v, &mut found);
+        assert_eq!(found, vec!["987654321", "nested-secret"]);
     }
 }

@@ -125,11 +125,22 @@ pub async fn run_step_within(
         Ok(r) => r,
         Err(_) => {
             let shown: String = String::from_utf8_lossy(&out[..out.len().min(200)]).into_owned();
-            return Err(EngineError::failed(format!(
+            let text = format!(
                 "{what}: did not answer a step response ({}); its stdout began with {shown:?}{}",
                 describe_exit(&status),
                 tail.for_error()
-            )));
+            );
+            // `check` is the first thing asked of a plugin: an executable that ends
+            // normally without answering it is not a plugin (a configuration error).
+            return Err(if step == "check" && status.code().is_some() {
+                EngineError::config(format!(
+                    "{text}\n{} ({}) is not a streamport plugin, or it failed before answering",
+                    plugin.name,
+                    plugin.path.display()
+                ))
+            } else {
+                EngineError::failed(text)
+            });
         }
     };
     if !response.ok {

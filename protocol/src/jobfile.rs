@@ -1,7 +1,9 @@
 //! Reading job files as the vendor documentation writes them, for `--config`.
 //!
 //! * [`parse_lenient`]: JSON with `//`, `#` and `/* */` comments and trailing commas.
-//! * [`substitute`]: `${name}` and `$name` variables, before parsing (as DataX does).
+//! * [`substitute`]: `${name}`, `$name` and `$[expression]` placeholders, before
+//!   parsing (as DataX does), JSON-aware so a value cannot change the document's
+//!   structure (see [`crate::placeholders`]).
 //! * [`plugin_parameter`]: a plugin's own `parameter` object from a DataX job
 //!   (`job.content[0].reader.parameter`), a Data Integration script job
 //!   (`configuration.reader.parameter`, or the `steps` form), or a bare parameter object.
@@ -10,6 +12,8 @@
 use serde_json::{Map, Value};
 
 use crate::message::Role;
+use crate::placeholders::is_name;
+pub use crate::placeholders::{substitute, Resolver};
 
 /// A job file that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -23,6 +27,16 @@ pub enum JobFileError {
     },
     #[error("{source_name}: variable ${{{name}}} is not set (give it with -p {name}=VALUE)")]
     UnsetVariable { source_name: String, name: String },
+    /// A placeholder that cannot be substituted: a malformed or refused `$[…]`, or a
+    /// value that is not one JSON scalar where the placeholder stands outside a string.
+    #[error("{source_name}: line {line}, column {column}: {placeholder}: {message}")]
+    Placeholder {
+        source_name: String,
+        line: usize,
+        column: usize,
+        placeholder: String,
+        message: String,
+    },
     #[error("{source_name}: {message}")]
     Shape {
         source_name: String,
@@ -116,87 +130,53 @@ fn blank_until_newline(bytes: &[u8], mut i: usize, out: &mut Vec<u8>) -> usize {
     i
 }
 
-/// Replaces `${name}` and `$name` (name: letters, digits, `_`, `.`, `-`, starting with a
-/// letter or `_`) using `lookup`. A variable `lookup` does not know is an error naming
-/// it. `$$` stands for a literal `$`. Text such as `$[...]` that is not a variable is
-/// left for later stages.
-pub fn substitute(
-    text: &str,
-    source_name: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, JobFileError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let after = &rest[pos + 1..];
-        if let Some(stripped) = after.strip_prefix('$') {
-            out.push('$');
-            rest = stripped;
-            continue;
-        }
-        let (name, consumed) = if let Some(inner) = after.strip_prefix('{') {
-            match inner.find('}') {
-                Some(end) if is_name(&inner[..end]) => (&inner[..end], end + 2),
-                _ => ("", 0),
-            }
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            if end > 0 && is_name(&after[..end]) {
-                (&after[..end], end)
-            } else {
-                ("", 0)
-            }
-        };
-        if name.is_empty() {
-            out.push('$');
-            rest = after;
-            continue;
-        }
-        match lookup(name) {
-            Some(value) => out.push_str(&value),
-            None => {
-                return Err(JobFileError::UnsetVariable {
-                    source_name: source_name.to_owned(),
-                    name: name.to_owned(),
-                })
-            }
-        }
-        rest = &after[consumed..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn is_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
 /// Parses `-p` arguments: `name=value`, or DataX's `-Dname=value -Dother=v` in one string.
+/// A malformed argument is named by its position only: its text may hold a secret
+/// (`-p "sk:SECRET"`), so errors never show it.
 pub fn parse_params(args: &[String]) -> Result<Vec<(String, String)>, String> {
     let mut params = Vec::new();
-    for arg in args {
+    for (index, arg) in args.iter().enumerate() {
         let items: Vec<&str> = if arg.trim_start().starts_with("-D") {
             arg.split_whitespace().collect()
         } else {
             vec![arg.as_str()]
         };
-        for item in items {
+        let several = items.len() > 1;
+        for (n, item) in items.into_iter().enumerate() {
             let item = item.strip_prefix("-D").unwrap_or(item);
-            let (name, value) = item
-                .split_once('=')
-                .ok_or_else(|| format!("-p {item:?}: expected name=value"))?;
+            let which = if several {
+                format!("-p argument {} (item {} of its -D list)", index + 1, n + 1)
+            } else {
+                format!("-p argument {}", index + 1)
+            };
+            let (name, value) = item.split_once('=').ok_or_else(|| {
+                format!(
+                    "{which} is not NAME=VALUE: it has no \"=\" (its text is not shown: it may hold a secret)"
+                )
+            })?;
             if !is_name(name) {
-                return Err(format!("-p {item:?}: {name:?} is not a variable name"));
+                return Err(format!(
+                    "{which} is not NAME=VALUE: the text before \"=\" is not a variable name \
+                     (letters, digits, _, . and -, starting with a letter or _; not shown: it may hold a secret)"
+                ));
             }
             params.push((name.to_owned(), value.to_owned()));
         }
     }
     Ok(params)
+}
+
+/// What kind of JSON value `v` is (`"a number"`, `"an array"`…), for errors that must
+/// not show the value itself (it may be a secret).
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// Looks up `key` in `map` ignoring ASCII case and surrounding spaces.
@@ -332,20 +312,6 @@ mod tests {
     }
 
     #[test]
-    fn variables() {
-        let lookup = |n: &str| (n == "start_time").then(|| "20240101".to_owned());
-        assert_eq!(
-            substitute("a ${start_time} $start_time $$ $[yyyymmdd] $", "j", &lookup).unwrap(),
-            "a 20240101 20240101 $ $[yyyymmdd] $"
-        );
-        let err = substitute("${end_time}", "job.json", &lookup).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "job.json: variable ${end_time} is not set (give it with -p end_time=VALUE)"
-        );
-    }
-
-    #[test]
     fn params_in_both_forms() {
         let p = parse_params(&["a=1".into(), "-Db=2 -Dc=x=y".into()]).unwrap();
         assert_eq!(
@@ -356,7 +322,11 @@ mod tests {
                 ("c".into(), "x=y".into())
             ]
         );
-        assert!(parse_params(&["novalue".into()]).is_err());
+        for bad in ["sk:SECRET", "-Da=1 -Dsk:SECRET", "s k=SECRET"] {
+            let err = parse_params(&["ok=1".into(), bad.into()]).unwrap_err();
+            assert!(err.starts_with("-p argument 2"), "{err}");
+            assert!(!err.contains("SECRET"), "a malformed -p is echoed: {err}");
+        }
     }
 
     #[test]

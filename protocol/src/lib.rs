@@ -8,18 +8,24 @@
 //! * [`frame`]: the preamble and frames (length, body, CRC-32), decoders and writers,
 //!   the `hello` compatibility rule.
 //! * [`jsonl`]: the JSON-lines form of records (`--format jsonl`).
+//! * [`connection`]: checks of endpoints and credentials every service plugin makes
+//!   when it reads its configuration.
 //! * [`jobfile`]: reading `--config` job files as the vendor documentation writes them.
+//! * [`placeholders`]: `${name}` and `$[expression]` in job files, substituted without
+//!   letting a value change the document's structure.
 //! * [`runtime`]: the command line and modes every plugin shares.
 //! * [`logfmt`]: the log lines' timestamp format, and how much of a record they show.
 //! * [`timefmt`]: time zones and Java date patterns (`dateFormat`, `timeZone`).
 //!
 //! Golden frames of every message type are in `testdata/golden/` (see `tests/golden.rs`).
 
+pub mod connection;
 pub mod frame;
 pub mod jobfile;
 pub mod jsonl;
 pub mod logfmt;
 pub mod message;
+pub mod placeholders;
 pub mod records;
 pub mod runtime;
 pub mod timefmt;

@@ -116,15 +116,23 @@ impl OtsClient {
         for (name, value) in &headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let transport = |e: reqwest::Error| OtsError::Transport {
-            action: action.to_owned(),
-            message: if e.is_timeout() {
-                format!("request to {} timed out", self.endpoint)
-            } else if e.is_connect() {
-                format!("cannot connect to {}: {}", self.endpoint, source_text(&e))
-            } else {
-                format!("request to {} failed: {}", self.endpoint, source_text(&e))
-            },
+        let transport = |e: reqwest::Error| {
+            if e.is_builder() {
+                return OtsError::Local {
+                    action: action.to_owned(),
+                    message: source_text(&e),
+                };
+            }
+            OtsError::Transport {
+                action: action.to_owned(),
+                message: if e.is_timeout() {
+                    format!("request to {} timed out", self.endpoint)
+                } else if e.is_connect() {
+                    format!("cannot connect to {}: {}", self.endpoint, source_text(&e))
+                } else {
+                    format!("request to {} failed: {}", self.endpoint, source_text(&e))
+                },
+            }
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();

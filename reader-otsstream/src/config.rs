@@ -122,7 +122,13 @@ impl Params<'_> {
             Some(Json::String(s)) if s.trim().is_empty() => Err(err(key, "is an empty string")),
             Some(Json::String(s)) => Ok(Some(s.trim().to_owned())),
             Some(Json::Number(n)) => Ok(Some(n.to_string())),
-            Some(other) => Err(err(key, format!("must be a string, not {other}"))),
+            Some(other) => Err(err(
+                key,
+                format!(
+                    "must be a string, not {}",
+                    protocol::jobfile::json_kind(other)
+                ),
+            )),
         }
     }
 
@@ -253,7 +259,7 @@ impl Config {
             }
         };
         let (start_ms, end_ms, window_keys) = time_range(&p, zone)?;
-        Ok(Config {
+        let config = Config {
             endpoint: p.string("endpoint")?,
             access_id: p.string("accessId")?,
             access_key: p.string("accessKey")?,
@@ -273,8 +279,53 @@ impl Config {
             concurrent_shards: positive("threadNum", 32)?.min(256) as usize,
             request_timeout_ms: positive("requestTimeoutMillis", 50_000)?,
             connect_timeout_ms: positive("connectTimeoutMillis", 10_000)?,
-        })
+        };
+        check_connection(&config)?;
+        Ok(config)
     }
+}
+
+/// Permanent local mistakes fail here, before any request: a malformed endpoint, a
+/// credential or instance name that cannot travel in an HTTP header (a pasted newline),
+/// a table name Tablestore cannot have. Retrying them would only wait.
+fn check_connection(c: &Config) -> Result<(), PluginError> {
+    protocol::connection::check_http_url(&c.endpoint, false).map_err(|e| err("endpoint", e))?;
+    let headers = [
+        ("accessId", Some(&c.access_id)),
+        ("accessKey", Some(&c.access_key)),
+        ("securityToken", c.security_token.as_ref()),
+        ("instanceName", Some(&c.instance_name)),
+    ];
+    for (key, value) in headers {
+        if let Some(v) = value {
+            protocol::connection::check_header_value(v).map_err(|e| err(key, e))?;
+        }
+    }
+    for (key, name) in [
+        ("dataTable", &c.data_table),
+        ("statusTable", &c.status_table),
+    ] {
+        if !is_table_name(name) {
+            return Err(err(
+                key,
+                format!(
+                    "{name:?} is not a Tablestore table name (1-255 letters, digits and _, \
+                     not starting with a digit)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Tablestore's table names: `[A-Za-z_][A-Za-z0-9_]{0,254}`.
+fn is_table_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 255
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn parse_columns(value: Option<&Json>) -> Result<Vec<String>, PluginError> {

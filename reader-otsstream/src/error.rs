@@ -60,6 +60,10 @@ pub enum OtsError {
     /// The response signature does not verify.
     #[error("{action}: {message}")]
     Signature { action: String, message: String },
+    /// The request could not even be built (a malformed endpoint, a header value with a
+    /// newline): a permanent local mistake in the configuration, never retried.
+    #[error("{action}: the request cannot be built: {message}")]
+    Local { action: String, message: String },
 }
 
 impl OtsError {
@@ -84,7 +88,7 @@ impl OtsError {
                     || TEMPORARY_CODES.contains(&code.as_str())
             }
             OtsError::Transport { .. } | OtsError::Response { .. } => true,
-            OtsError::Signature { .. } => false,
+            OtsError::Signature { .. } | OtsError::Local { .. } => false,
         }
     }
 
@@ -93,7 +97,7 @@ impl OtsError {
         let kind = match self.code() {
             Some("OTSAuthFailed") | Some("OTSNoPermissionAccess") => ErrorKind::Config,
             _ => match &self {
-                OtsError::Signature { .. } => ErrorKind::Config,
+                OtsError::Signature { .. } | OtsError::Local { .. } => ErrorKind::Config,
                 OtsError::Transport { .. } => ErrorKind::Io,
                 _ => ErrorKind::Service,
             },
@@ -107,6 +111,9 @@ impl OtsError {
             }
             _ => match &self {
                 OtsError::Transport { .. } => " (check endpoint and the network)",
+                OtsError::Local { .. } => {
+                    " (check endpoint, accessId, securityToken and instanceName)"
+                }
                 _ => "",
             },
         };
@@ -152,6 +159,23 @@ mod tests {
             message: "reset".into()
         }
         .is_retriable());
+    }
+
+    #[test]
+    fn requests_that_cannot_be_built_are_configuration_errors_not_retried() {
+        let e = OtsError::Local {
+            action: "DescribeTable".into(),
+            message: "failed to parse header value".into(),
+        };
+        assert!(!e.is_retriable());
+        let e = e.into_plugin("DescribeTable of dataTable \"t\"");
+        assert_eq!((e.exit_code(), e.retryable), (2, false));
+        assert!(
+            e.message
+                .contains("check endpoint, accessId, securityToken"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -130,6 +130,49 @@ fn every_bad_input_names_its_parameter() {
     );
 }
 
+/// Issue 14 item 9: permanent local mistakes fail at once (no retry), exit 2, naming
+/// the parameter — with the default 30 retries, `http://[::1` took 31 s before.
+#[test]
+fn permanent_local_mistakes_fail_at_once() {
+    let cloud = Cloud::start();
+    cloud.create_table("good", Some(24));
+    let now = now_ms();
+    let ok = cloud.params("good", "status_ok", now - 60 * MINUTE, now - 10 * MINUTE);
+    for (key, value, needle) in [
+        (
+            "endpoint",
+            "http://[::1",
+            "parameter endpoint: the IPv6 address",
+        ),
+        (
+            "endpoint",
+            "http://127.0.0.1:99999",
+            "parameter endpoint: the port",
+        ),
+        (
+            "securityToken",
+            "STS.a\nb",
+            "parameter securityToken: it contains a newline",
+        ),
+        ("accessId", "id\tx", "parameter accessId: it contains a tab"),
+        (
+            "statusTable",
+            "bad name!",
+            "parameter statusTable: \"bad name!\" is not a Tablestore table name",
+        ),
+    ] {
+        let mut p = ok.clone();
+        p[key] = json!(value);
+        let started = std::time::Instant::now();
+        fails(&cloud, &p, 2, &[needle]);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{key}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[test]
 fn a_window_before_the_retention_fails() {
     let cloud = Cloud::start();

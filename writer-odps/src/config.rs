@@ -182,7 +182,10 @@ fn string_of<'a>(p: &'a Json, key: &str) -> Result<Option<&'a str>, PluginError>
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.trim())),
-        Some(other) => Err(err(format!("{key} must be a string, got {other}"))),
+        Some(other) => Err(err(format!(
+            "{key} must be a string, got {}",
+            protocol::jobfile::json_kind(other)
+        ))),
     }
 }
 
@@ -325,6 +328,18 @@ impl OdpsConfig {
             secret: required(p, "accessKey")?.to_owned(),
             security_token: string_of(p, "securityToken")?.map(str::to_owned),
         };
+        // Permanent local mistakes fail here instead of being retried as network errors.
+        let credentials = [
+            ("accessId", Some(&key.id)),
+            ("accessKey", Some(&key.secret)),
+            ("securityToken", key.security_token.as_ref()),
+        ];
+        for (name, value) in credentials {
+            if let Some(v) = value {
+                protocol::connection::check_header_value(v)
+                    .map_err(|e| err(format!("{name}: {e}")))?;
+            }
+        }
         let signature = match string_of(p, "signatureVersion")?.unwrap_or("v2") {
             v if v.eq_ignore_ascii_case("v2") => SignatureVersion::V2,
             v if v.eq_ignore_ascii_case("v4") => {
@@ -548,12 +563,42 @@ mod tests {
                 with("commitMarkerLifecycle", json!(0)),
                 "commitMarkerLifecycle",
             ),
+            (
+                with("odpsServer", json!("http://[::1/api")),
+                "odpsServer: \"http://[::1/api\": the IPv6 address",
+            ),
+            (
+                with("tunnelServer", json!("http://h:0")),
+                "tunnelServer: \"http://h:0\": the port",
+            ),
+            (
+                with("securityToken", json!("a\nSECRET")),
+                "securityToken: it contains a newline",
+            ),
+            (
+                with("accessKey", json!("s\u{7f}")),
+                "accessKey: it contains the control character U+007F",
+            ),
         ];
         for (p, needle) in cases {
             let e = OdpsConfig::from_parameter(&p, "UTC").unwrap_err();
             assert!(e.message.contains(needle), "{needle}: {}", e.message);
+            assert!(!e.message.contains("SECRET"), "{}", e.message);
             assert_eq!(e.exit_code(), 2);
         }
+        let e =
+            OdpsConfig::from_parameter(&with("accessKey", json!(987654321)), "UTC").unwrap_err();
+        assert!(
+            e.message
+                .contains("accessKey must be a string, got a number"),
+            "{}",
+            e.message
+        );
+        assert!(
+            !e.message.contains("987654321"),
+            "a secret is echoed: {}",
+            e.message
+        );
         let c = OdpsConfig::from_parameter(&with("blockSizeInMB", json!(2)), "UTC").unwrap();
         assert_eq!(c.block_size_mb, 8);
         let c = OdpsConfig::from_parameter(

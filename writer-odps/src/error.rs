@@ -18,6 +18,10 @@ pub enum OdpsError {
     /// No answer: connection refused or reset, timeout.
     #[error("{operation}: {message}")]
     Transport { operation: String, message: String },
+    /// The request could not even be built (a malformed endpoint, a header value with a
+    /// newline): a permanent local mistake in the configuration, never retried.
+    #[error("{operation}: the request cannot be built: {message} (check odpsServer, tunnelServer, accessId and securityToken)")]
+    Local { operation: String, message: String },
     /// An answer that does not follow the protocol.
     #[error("{operation}: unexpected response: {message}")]
     Protocol { operation: String, message: String },
@@ -44,7 +48,7 @@ impl OdpsError {
         match self {
             OdpsError::Service { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             OdpsError::Transport { .. } => true,
-            OdpsError::Protocol { .. } => false,
+            OdpsError::Protocol { .. } | OdpsError::Local { .. } => false,
         }
     }
 
@@ -74,6 +78,7 @@ impl OdpsError {
                         "NoSuchProject" | "NoSuchTable" | "NoSuchObject" | "NoSuchPartition"
                     )
             }
+            OdpsError::Local { .. } => true,
             _ => false,
         }
     }
@@ -118,6 +123,13 @@ mod tests {
         }
         .is_retryable());
         assert!(!OdpsError::protocol("x", "y").is_retryable());
+        let local = OdpsError::Local {
+            operation: "GetTable p.t".into(),
+            message: "builder error: failed to parse header value".into(),
+        };
+        assert!(!local.is_retryable() && local.is_user_error());
+        let e = PluginError::from(local);
+        assert_eq!((e.exit_code(), e.retryable), (2, false));
         assert_eq!(
             service(404, "NoSuchTable").to_string(),
             "GetTable t: HTTP 404 NoSuchTable: m (request id r1)"

@@ -36,6 +36,7 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn parse(url: &str) -> Result<Self, String> {
         let url = url.trim();
+        protocol::connection::check_http_url(url, true).map_err(|e| format!("{url:?}: {e}"))?;
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| format!("{url:?} is not a URL (expected http://host[:port][/path])"))?;
@@ -300,6 +301,12 @@ fn transport(req: &Request, e: &reqwest::Error) -> OdpsError {
         message.push_str(": ");
         message.push_str(&s.to_string());
         source = s.source();
+    }
+    if e.is_builder() {
+        return OdpsError::Local {
+            operation: req.operation.clone(),
+            message,
+        };
     }
     if e.is_timeout() {
         message.push_str(" (timed out)");

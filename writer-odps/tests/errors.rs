@@ -166,6 +166,43 @@ fn unreachable_tunnel_endpoint() {
     assert!(stderr(&out).contains("is unreachable"), "{}", stderr(&out));
 }
 
+/// Issue 14 item 9: permanent local mistakes fail at once (no retry), exit 2, naming
+/// the parameter; before, `http://[::1` and a token with a newline were retried for
+/// minutes as network errors.
+#[test]
+fn permanent_local_mistakes_fail_at_once() {
+    let cloud = Cloud::start();
+    let t = table(&cloud);
+    for (extra, needle) in [
+        (
+            json!({"odpsServer": "http://[::1/api"}),
+            "odpsServer: \"http://[::1/api\": the IPv6 address",
+        ),
+        (
+            json!({"tunnelServer": "http://[::1"}),
+            "tunnelServer: \"http://[::1\": the IPv6 address",
+        ),
+        (
+            json!({"securityToken": "STS.a\nb"}),
+            "securityToken: it contains a newline",
+        ),
+    ] {
+        let mut param = cloud.param(&t, json!({"partition": "pt=1,region=a"}));
+        for (k, v) in extra.as_object().unwrap() {
+            param[k] = v.clone();
+        }
+        let started = std::time::Instant::now();
+        let (code, err) = fails(&cloud, &param);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(needle), "{needle}: {err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[test]
 fn unresolved_datasource_and_unknown_keys() {
     let cloud = Cloud::start();

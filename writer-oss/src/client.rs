@@ -247,14 +247,23 @@ impl OssClient {
             builder = builder.header(n.as_str(), v.as_str());
         }
         let target = self.target(req.key);
-        let transport = |e: reqwest::Error| OssError::Transport {
-            operation: req.operation,
-            target: target.clone(),
-            message: if e.is_timeout() {
-                format!("timed out after {:?}", self.options.request_timeout)
-            } else {
-                format!("{e} ({})", error_chain(&e))
-            },
+        let transport = |e: reqwest::Error| {
+            if e.is_builder() {
+                return OssError::Local {
+                    operation: req.operation,
+                    target: target.clone(),
+                    message: error_chain(&e),
+                };
+            }
+            OssError::Transport {
+                operation: req.operation,
+                target: target.clone(),
+                message: if e.is_timeout() {
+                    format!("timed out after {:?}", self.options.request_timeout)
+                } else {
+                    format!("{e} ({})", error_chain(&e))
+                },
+            }
         };
         let response = builder
             .body(req.body.clone())

@@ -108,7 +108,10 @@ fn string(map: &Map<String, Json>, key: &str) -> Result<Option<String>, PluginEr
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s.clone())),
         Some(Json::Number(n)) => Ok(Some(n.to_string())),
-        Some(other) => Err(err(format!("{key} must be a string, got {other}"))),
+        Some(other) => Err(err(format!(
+            "{key} must be a string, got {}",
+            protocol::jobfile::json_kind(other)
+        ))),
     }
 }
 
@@ -322,6 +325,20 @@ impl WriterConfig {
             }
         };
         let (_, host_port) = client::normalize_endpoint(&endpoint).map_err(err)?;
+        // Permanent local mistakes fail here instead of being retried as network errors.
+        protocol::connection::check_authority(&host_port)
+            .map_err(|e| err(format!("endpoint: {e}")))?;
+        let credentials = [
+            ("accessId", Some(&access_id)),
+            ("accessKey", Some(&access_key)),
+            ("securityToken", security_token.as_ref()),
+        ];
+        for (key, value) in credentials {
+            if let Some(v) = value {
+                protocol::connection::check_header_value(v)
+                    .map_err(|e| err(format!("{key}: {e}")))?;
+            }
+        }
         let region = match string(map, "region")?.filter(|s| !s.trim().is_empty()) {
             Some(r) => r.trim().trim_start_matches("oss-").to_owned(),
             None => match client::region_of_endpoint(&host_port) {
@@ -468,5 +485,29 @@ mod tests {
         let mut p = with("writeSingleObject", json!(true));
         p["writeMode"] = json!("append");
         assert!(error(p).contains("append"));
+    }
+
+    #[test]
+    fn permanent_local_mistakes_fail_naming_the_parameter() {
+        for (key, value, needle) in [
+            ("endpoint", "http://[::1", "endpoint: the IPv6 address"),
+            ("endpoint", "http://host:70000", "endpoint: the port"),
+            (
+                "securityToken",
+                "a\nSECRET",
+                "securityToken: it contains a newline",
+            ),
+            (
+                "accessId",
+                "id\r",
+                "accessId: it contains a carriage return",
+            ),
+        ] {
+            let message = error(with(key, json!(value)));
+            assert!(
+                message.contains(needle) && !message.contains("SECRET"),
+                "{message}"
+            );
+        }
     }
 }

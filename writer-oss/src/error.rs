@@ -22,6 +22,14 @@ pub enum OssError {
         target: String,
         message: String,
     },
+    /// The request could not even be built (a malformed endpoint, a header value with a
+    /// newline): a permanent local mistake in the configuration, never retried.
+    #[error("{operation} {target}: the request cannot be built: {message} (check endpoint, accessId and securityToken)")]
+    Local {
+        operation: &'static str,
+        target: String,
+        message: String,
+    },
     /// The answer arrived but does not check out (CRC-64 mismatch, unreadable XML).
     #[error("{operation} {target}: {message}")]
     Integrity {
@@ -62,6 +70,7 @@ impl OssError {
                     )
             }
             OssError::Transport { .. } | OssError::Integrity { .. } => true,
+            OssError::Local { .. } => false,
         }
     }
 
@@ -93,7 +102,7 @@ impl OssError {
                     | "AccessDenied"
             )
         );
-        if config {
+        if config || matches!(self, OssError::Local { .. }) {
             PluginError::config(message)
         } else {
             PluginError::service(message).retryable(retryable)
@@ -131,6 +140,21 @@ mod tests {
         assert!(!service(403, "SignatureDoesNotMatch").is_retryable());
         assert!(!service(404, "NoSuchBucket").is_retryable());
         assert!(!service(400, "InvalidPart").is_retryable());
+    }
+
+    #[test]
+    fn requests_that_cannot_be_built_are_configuration_errors_not_retried() {
+        let e = OssError::Local {
+            operation: "GetBucketInfo",
+            target: "b/".into(),
+            message: "failed to parse header value".into(),
+        };
+        assert!(!e.is_retryable());
+        let e = e.into_plugin();
+        assert_eq!((e.exit_code(), e.retryable), (2, false));
+        assert!(e
+            .message
+            .contains("check endpoint, accessId and securityToken"));
     }
 
     #[test]

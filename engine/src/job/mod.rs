@@ -1,7 +1,9 @@
 //! Job files: reading, variables, normalisation, data sources, settings.
 //!
 //! The steps, in order: strip comments and trailing commas; substitute `${name}` /
-//! `$name` and evaluate `$[...]` ([`variables`]); parse; take the document apart and
+//! `$name` and evaluate `$[...]` in one pass that reads the text as JSON, so a value
+//! cannot change the document's structure ([`variables`],
+//! [`protocol::placeholders`]); parse; take the document apart and
 //! normalise its keys ([`normalise`]); merge named data sources into the plugin
 //! parameters ([`datasources`]); check the settings ([`settings`]).
 
@@ -68,13 +70,13 @@ pub fn load_text(text: &str, source_name: &str, options: &LoadOptions) -> Result
     };
     let params = protocol::jobfile::parse_params(&options.params).map_err(EngineError::config)?;
     let vars = variables::Variables::new(params, schedule_time)?;
-    let substituted =
-        protocol::jobfile::substitute(&stripped, source_name, &|name| vars.lookup(name))
-            .map_err(|e| EngineError::config(e.to_string()))?;
-    let evaluated = vars
-        .evaluate_brackets(&substituted)
-        .map_err(|e| EngineError::config(format!("{source_name}: {e}")))?;
-    let doc = protocol::jobfile::parse_lenient(&evaluated, source_name)
+    let resolver = protocol::jobfile::Resolver {
+        variable: &|name| vars.lookup(name),
+        expression: Some(&|expr| vars.evaluate(expr)),
+    };
+    let substituted = protocol::jobfile::substitute(&stripped, source_name, &resolver)
+        .map_err(|e| EngineError::config(e.to_string()))?;
+    let doc = protocol::jobfile::parse_lenient(&substituted, source_name)
         .map_err(|e| EngineError::config(e.to_string()))?;
     let document = normalise::normalise(doc, source_name)?;
     let settings = Settings::parse(&document.setting, source_name)?;

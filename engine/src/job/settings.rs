@@ -1,7 +1,7 @@
 //! `setting`: speed, error limit and time zone.
 //!
 //! * `speed.channel` (or the hosted `concurrent`): how many tasks run at once, and the
-//!   split advice given to the reader. Default 1.
+//!   split advice given to the reader. Default 1, at most [`MAX_CHANNELS`].
 //! * `speed.byte` (bytes/s), `speed.mbps` (MiB/s) and `speed.record` (records/s): limits
 //!   for the **whole job**, across all channels. `throttle: false` turns the byte
 //!   limits off (as in Data Integration). A limit ≤ 0 means no limit.
@@ -21,6 +21,14 @@ use crate::limits::ErrorLimit;
 /// How long the commit may take when neither `--post-timeout` nor
 /// `setting.postTimeoutSeconds` says.
 pub const DEFAULT_POST_TIMEOUT_SECS: f64 = 600.0;
+
+/// The most channels a job may ask for: the plugins' limit on the tasks one split may
+/// make ([`protocol::runtime::MAX_TASKS`]). Each channel runs a reader and a writer process
+/// at once and the engine holds three pipes to each, so 128 channels are 256 processes
+/// and about 770 file descriptors, within the common `ulimit -n` of 1,024; a larger
+/// count would fail in the middle of the job (or allocate per task before any check)
+/// instead of at the start.
+pub const MAX_CHANNELS: usize = protocol::runtime::MAX_TASKS;
 
 /// The checked settings of a job.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,16 +99,26 @@ impl Settings {
         };
         let speed = section("speed")?;
         let get = |key: &str| number(speed.get(key), &format!("setting.speed.{key}"), source_name);
-        let channel = match whole(get("channel")?, "setting.speed.channel", source_name)? {
-            Some(c) => Some(c),
-            None => whole(get("concurrent")?, "setting.speed.concurrent", source_name)?,
-        };
+        let (channel, channel_key) =
+            match whole(get("channel")?, "setting.speed.channel", source_name)? {
+                Some(c) => (Some(c), "setting.speed.channel"),
+                None => (
+                    whole(get("concurrent")?, "setting.speed.concurrent", source_name)?,
+                    "setting.speed.concurrent",
+                ),
+            };
         let channel = match channel {
             None => 1,
-            Some(c) if c >= 1 => c as usize,
+            Some(c) if (1..=MAX_CHANNELS as i64).contains(&c) => c as usize,
+            Some(c) if c < 1 => {
+                return Err(EngineError::config(format!(
+                    "{source_name}: {channel_key} = {c}: at least 1 channel is needed"
+                )))
+            }
             Some(c) => {
                 return Err(EngineError::config(format!(
-                    "{source_name}: setting.speed.channel = {c}: at least 1 channel is needed"
+                    "{source_name}: {channel_key} = {c}: at most {MAX_CHANNELS} channels \
+                     (each runs a reader and a writer process at once)"
                 )))
             }
         };
@@ -272,6 +290,36 @@ mod tests {
         let s = parse(json!({"postTimeoutSeconds": "90"})).unwrap();
         assert_eq!(s.post_timeout_secs, Some(90.0));
         assert_eq!(parse(json!({})).unwrap().post_timeout_secs, None);
+    }
+
+    #[test]
+    fn channel_is_bounded_before_anything_is_allocated() {
+        assert_eq!(
+            parse(json!({"speed": {"channel": 128}})).unwrap().channel,
+            128
+        );
+        for (speed, key) in [
+            (
+                json!({"channel": 1e9}),
+                "setting.speed.channel = 1000000000: at most 128",
+            ),
+            (
+                json!({"channel": 129}),
+                "setting.speed.channel = 129: at most 128",
+            ),
+            (
+                json!({"concurrent": "5000"}),
+                "setting.speed.concurrent = 5000: at most 128",
+            ),
+            (
+                json!({"concurrent": 0}),
+                "setting.speed.concurrent = 0: at least 1",
+            ),
+        ] {
+            let err = parse(json!({ "speed": speed })).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

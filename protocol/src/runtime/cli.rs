@@ -256,6 +256,12 @@ fn run_step<P: Plugin>(plugin: &P, name: &str, request: &StepRequest) -> Result<
         "prepare" => plugin.prepare(ctx),
         "split" => {
             let count = request.count.unwrap_or(1).max(1);
+            if count > super::MAX_TASKS {
+                return Err(PluginError::config(format!(
+                    "split --count {count}: at most {} tasks (the engine's most channels)",
+                    super::MAX_TASKS
+                )));
+            }
             let tasks = plugin.split(ctx, count)?;
             if tasks.is_empty() {
                 return Err(PluginError::internal("split returned no task"));
@@ -302,7 +308,14 @@ fn standalone_context<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<StepCont
         std::fs::read_to_string(path)
             .map_err(|e| PluginError::config(format!("{source_name}: {e}")))?
     };
-    let params = jobfile::parse_params(&args.params).map_err(PluginError::config)?;
+    let params = jobfile::parse_params(&args.params)
+        .and_then(|params| {
+            params
+                .into_iter()
+                .map(|(n, v)| crate::placeholders::literal_param_value(&n, &v).map(|v| (n, v)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(PluginError::config)?;
     let lookup = |name: &str| {
         params
             .iter()
@@ -311,7 +324,11 @@ fn standalone_context<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<StepCont
     };
     // Comments first: a `${name}` in a comment is not a use of `name`.
     let text = jobfile::strip_comments_and_trailing_commas(&text);
-    let text = jobfile::substitute(&text, &source_name, &lookup)
+    let resolver = jobfile::Resolver {
+        variable: &lookup,
+        expression: None,
+    };
+    let text = jobfile::substitute(&text, &source_name, &resolver)
         .map_err(|e| PluginError::config(e.to_string()))?;
     let doc = jobfile::parse_lenient(&text, &source_name)
         .map_err(|e| PluginError::config(e.to_string()))?;

@@ -23,6 +23,12 @@ pub use source::{RecordSource, WriterOutput};
 
 use crate::message::{ErrorKind, ErrorMessage, JobContext, Role};
 
+/// The most tasks one `split` may be asked for, and so the most a job runs (the engine's
+/// most channels; a writer is asked for as many tasks as the reader made). The runtime
+/// refuses a larger `--count` before the plugin sees it, so no plugin allocates per
+/// requested task for an absurd count.
+pub const MAX_TASKS: usize = 128;
+
 /// What a plugin says about itself.
 #[derive(Clone, Copy, Debug)]
 pub struct PluginInfo {
