@@ -219,7 +219,7 @@ class OdpsTarget:
     def visible(self, case):
         if not self.table.exist_partition(self.spec(case)):
             return None
-        with self.table.open_reader(partition=self.spec(case)) as reader:
+        with self.table.open_reader(partition=self.spec(case), reopen=True) as reader:
             rows = [[r[c] for c in ("id", "colname", "version", "colvalue", "optype", "sequenceinfo")]
                     for r in reader]
         return sorted(rows, key=pipelines.sort_key)
