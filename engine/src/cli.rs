@@ -3,6 +3,7 @@
 //! ```text
 //! engine run JOB [-p name=value]… [--schedule-time T] [--plugin-dir DIR]
 //!            [--dirty-file F] [--summary-json F] [--datasources F] [--stall-timeout SECS]
+//!            [--post-timeout SECS]
 //! engine check JOB [same job options]
 //! engine plugins [--plugin-dir DIR]
 //! engine --version
@@ -92,6 +93,11 @@ struct RunArgs {
     /// Fail the job when a task or step makes no progress for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 600.0)]
     stall_timeout: f64,
+    /// How long the commit (writer post, then reader post) may take; a signal or the
+    /// stall watchdog does not cancel it. Default: the job's setting.postTimeoutSeconds,
+    /// else 600.
+    #[arg(long, value_name = "SECS")]
+    post_timeout: Option<f64>,
     /// Seconds between two progress lines.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     progress_interval: f64,
@@ -102,6 +108,9 @@ struct RunArgs {
 
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn main() -> i32 {
+    if let Ok(engine) = std::env::current_exe() {
+        plugins::use_launcher(engine);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -177,6 +186,14 @@ async fn run(args: RunArgs) -> i32 {
             summary_json: args.summary_json.clone(),
             stall_timeout: seconds(args.stall_timeout, "--stall-timeout")?,
             progress_interval: seconds(args.progress_interval, "--progress-interval")?,
+            post_timeout: match args.post_timeout {
+                Some(v) => seconds(v, "--post-timeout")?,
+                None => Duration::from_secs_f64(
+                    job.settings
+                        .post_timeout_secs
+                        .unwrap_or(job::settings::DEFAULT_POST_TIMEOUT_SECS),
+                ),
+            },
             live: std::io::stderr().is_terminal() && !args.quiet,
         };
         Ok::<_, EngineError>((job, options))

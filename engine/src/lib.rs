@@ -2,12 +2,13 @@
 //!
 //! It reads a job ([`job`]), finds the reader and writer executables ([`plugins`]),
 //! runs the job-level steps ([`steps`]) and the tasks ([`task`]) in the order of
-//! [`lifecycle`], forwards framed records between each task's reader and writer without
+//! [`lifecycle`] (the commit and signals in [`commit`]), forwards framed records between each task's reader and writer without
 //! re-encoding them ([`frames`]), and enforces the job's speed and error limits
 //! ([`limits`]) centrally. [`progress`] shows progress and runs the watchdog;
 //! [`summary`] reports the outcome. Exit codes are in [`error`].
 
 pub mod cli;
+pub mod commit;
 pub mod error;
 pub mod forwarding;
 pub mod frames;

@@ -4,8 +4,8 @@
 //! channel count as advice, writer with the reader's task count) → tasks (at most
 //! `channel` at once) → final error-limit check → writer `post` (each task's
 //! `done.report`, in task order) → reader `post` (the reader tasks' checkpoints, in
-//! order). On any failure the running tasks are cancelled, the writer's `abort` runs
-//! and no `post` does.
+//! order). On any failure before the commit the running tasks are cancelled, the
+//! writer's `abort` runs and no `post` does; the commit itself is in [`crate::commit`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +19,8 @@ use serde_json::Value as Json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::error::{EngineError, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM};
+use crate::commit::{self, CommitGuard, CommitReport};
+use crate::error::{EngineError, EXIT_OK};
 use crate::job::Job;
 use crate::limits::{MonotonicClock, SpeedLimiter};
 use crate::plugins::{self, Plugin, PluginDirs};
@@ -41,6 +42,8 @@ pub struct RunOptions {
     pub progress_interval: Duration,
     /// Show a live progress line (stderr is a terminal).
     pub live: bool,
+    /// How long the commit (writer `post`, then reader `post`) may take.
+    pub post_timeout: Duration,
 }
 
 /// A new job id: the start time and a per-process counter.
@@ -97,9 +100,17 @@ pub async fn run(job: Job, options: RunOptions) -> Summary {
         },
         stop_monitor.clone(),
     ));
-    let signals = tokio::spawn(watch_signals(shared.clone()));
+    let guard = Arc::new(CommitGuard::default());
+    let signals = tokio::spawn(commit::watch_signals(
+        shared.clone(),
+        guard.clone(),
+        options.post_timeout,
+    ));
 
-    let result = lifecycle(&job, &job_id, &options, &shared, &mut summary).await;
+    let mut report = CommitReport::default();
+    let result = lifecycle(&job, &job_id, &options, (&shared, &guard), &mut summary, &mut report).await;
+    summary.committed = report.committed;
+    summary.commit_detail = report.detail.map(|d| crate::secrets::global().redact(&d));
 
     signals.abort();
     stop_monitor.cancel();
@@ -141,30 +152,14 @@ pub async fn run(job: Job, options: RunOptions) -> Summary {
     summary
 }
 
-async fn watch_signals(shared: Arc<JobShared>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    let (name, code) = tokio::select! {
-        _ = int.recv() => ("SIGINT", EXIT_SIGINT),
-        _ = term.recv() => ("SIGTERM", EXIT_SIGTERM),
-    };
-    crate::warn!("{name} received: cancelling the tasks");
-    shared.fail(EngineError::Interrupted { signal: name, code });
-}
-
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     job: &'a Job,
-    shared: &'a Arc<JobShared>,
+    pub(crate) shared: &'a Arc<JobShared>,
     base: JobContext,
 }
 
 impl Ctx<'_> {
-    fn request(
+    pub(crate) fn request(
         &self,
         role: Role,
         state: &Json,
@@ -213,8 +208,9 @@ async fn lifecycle(
     job: &Job,
     job_id: &str,
     options: &RunOptions,
-    shared: &Arc<JobShared>,
+    (shared, guard): (&Arc<JobShared>, &CommitGuard),
     summary: &mut Summary,
+    report: &mut CommitReport,
 ) -> Result<(), EngineError> {
     let reader = plugins::resolve(Role::Reader, &job.reader.name, &options.plugin_dirs)?;
     let writer = plugins::resolve(Role::Writer, &job.writer.name, &options.plugin_dirs)?;
@@ -261,16 +257,7 @@ async fn lifecycle(
                 &ctx.request(Role::Writer, &null, None, vec![], 0),
             )
             .await?;
-        let transfer = transfer(&ctx, &reader, &writer, &reader_state, &writer_state).await?;
-        let n = transfer.len();
-        let reports: Vec<Json> = transfer.iter().map(|t| t.report.clone()).collect();
-        ctx.step(
-            &writer,
-            "post",
-            &ctx.request(Role::Writer, &writer_state, None, reports, n),
-        )
-        .await?;
-        Ok::<_, EngineError>(transfer)
+        transfer(&ctx, &reader, &writer, &reader_state, &writer_state).await
     }
     .await;
     let transfer = match outcome {
@@ -278,20 +265,21 @@ async fn lifecycle(
         Err(e) => {
             let e = shared.failure().unwrap_or(e);
             crate::error!("job failed: {e}");
-            abort_writer(&ctx, &writer, &writer_state).await;
+            *report = commit::abort_writer(&ctx, guard, &writer, &writer_state, None).await;
             return Err(e);
         }
     };
-    let n = transfer.len();
-    let checkpoints: Vec<Json> = transfer.into_iter().flat_map(|t| t.checkpoints).collect();
-    ctx.step(
-        &reader,
-        "post",
-        &ctx.request(Role::Reader, &reader_state, None, checkpoints, n),
+    let (result, committed) = commit::commit(
+        &ctx,
+        guard,
+        (&reader, &writer),
+        (&reader_state, &writer_state),
+        transfer,
+        options.post_timeout,
     )
-    .await
-    .inspect_err(|e| crate::error!("job failed after the writer committed: {e}"))?;
-    Ok(())
+    .await;
+    *report = committed;
+    result
 }
 
 fn log_start(job: &Job, job_id: &str, reader: &Plugin, writer: &Plugin) {
@@ -335,14 +323,6 @@ fn log_start(job: &Job, job_id: &str, reader: &Plugin, writer: &Plugin) {
             "{side} parameter: {}",
             crate::secrets::masked(&section.parameter)
         );
-    }
-}
-
-async fn abort_writer(ctx: &Ctx<'_>, writer: &Plugin, state: &Json) {
-    crate::info!("{} abort", writer.name);
-    let request = ctx.request(Role::Writer, state, None, vec![], 0);
-    if let Err(e) = run_step(writer, "abort", &request, None, None).await {
-        crate::error!("{} abort also failed: {e}", writer.name);
     }
 }
 

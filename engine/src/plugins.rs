@@ -197,9 +197,37 @@ pub fn list(dirs: &PluginDirs) -> Vec<Plugin> {
     found
 }
 
-/// Starts `plugin` with `args`, stdin, stdout and stderr piped, killed if dropped.
+/// The hidden first argument under which the engine binary starts a plugin for itself
+/// (see [`exec_plugin`]).
+pub const EXEC_PLUGIN_ARG: &str = "__exec-plugin";
+
+static LAUNCHER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes [`spawn`] start plugins through `engine` (the engine binary itself), which
+/// sets the parent-death signal and then becomes the plugin (see [`exec_plugin`]).
+/// Without it (the library in tests), plugins are started directly.
+pub fn use_launcher(engine: PathBuf) {
+    let _ = LAUNCHER.set(engine);
+}
+
+/// Starts `plugin` with `args`, stdin, stdout and stderr piped, killed if dropped, and
+/// killed by the system when the engine dies (through the launcher, [`use_launcher`]).
+///
+/// Must be called from the thread running the engine's future or from a runtime
+/// worker, never from a `spawn_blocking` thread: the parent-death signal fires when the
+/// *thread* that started the child ends, and blocking-pool threads retire when idle.
 pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
-    Command::new(&plugin.path)
+    let mut command = match LAUNCHER.get() {
+        Some(engine) => {
+            let mut c = Command::new(engine);
+            c.arg(EXEC_PLUGIN_ARG)
+                .arg(std::process::id().to_string())
+                .arg(&plugin.path);
+            c
+        }
+        None => Command::new(&plugin.path),
+    };
+    command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -216,6 +244,43 @@ pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
                 plugin.path.display()
             ))
         })
+}
+
+/// `engine __exec-plugin PARENT_PID PATH ARGS…`: asks the system for SIGKILL when the
+/// engine (PARENT_PID) dies, then executes the plugin in this process (the signal
+/// survives the exec), so no step or task outlives a killed engine: an orphan `post`
+/// could otherwise commit while a re-run of the window runs. When the engine already
+/// died before the signal was set, it would never come: this exits at once instead.
+/// Returns only on failure (the exit code).
+pub fn exec_plugin(args: &[std::ffi::OsString]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let (Some(parent), Some(path)) = (args.first(), args.get(1)) else {
+        let _ = writeln_stderr("engine: __exec-plugin needs PARENT_PID PATH ARGS…");
+        return crate::error::EXIT_USAGE;
+    };
+    let parent: Option<i32> = parent.to_str().and_then(|p| p.parse().ok());
+    if let Err(e) =
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+    {
+        let _ = writeln_stderr(&format!("engine: cannot set the parent-death signal: {e}"));
+        return crate::error::EXIT_FAILED;
+    }
+    let ppid = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
+    if ppid.is_none() || ppid != parent {
+        let _ = writeln_stderr("engine: the engine ended before the plugin started");
+        return crate::error::EXIT_FAILED;
+    }
+    let e = std::process::Command::new(path).args(&args[2..]).exec();
+    let _ = writeln_stderr(&format!(
+        "engine: cannot start {}: {e}",
+        Path::new(path).display()
+    ));
+    127
+}
+
+fn writeln_stderr(line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr().lock(), "{line}")
 }
 
 /// The pipe size asked for a task's data pipes: a whole batch (up to 1 MiB) moves in

@@ -27,6 +27,25 @@ pub async fn run_step(
     shared: Option<&Arc<JobShared>>,
     cancel: Option<&CancellationToken>,
 ) -> Result<Json, EngineError> {
+    let limit = if shared.is_some() {
+        Duration::from_secs(365 * 24 * 3600)
+    } else {
+        UNCANCELLABLE_STEP_TIMEOUT
+    };
+    run_step_within(plugin, step, request, shared, cancel, limit).await
+}
+
+/// [`run_step`] with its own time limit. A step stopped by `cancel` or the limit is
+/// killed, and reaped (for up to a second) before this returns: nothing it does can
+/// race what the caller runs next.
+pub async fn run_step_within(
+    plugin: &Plugin,
+    step: &str,
+    request: &StepRequest,
+    shared: Option<&Arc<JobShared>>,
+    cancel: Option<&CancellationToken>,
+    limit: Duration,
+) -> Result<Json, EngineError> {
     let what = format!("{} {step}", plugin.name);
     let body = serde_json::to_vec(request)
         .map_err(|e| EngineError::failed(format!("{what}: cannot encode the request: {e}")))?;
@@ -66,16 +85,15 @@ pub async fn run_step(
     };
     let never = CancellationToken::new();
     let cancel = cancel.unwrap_or(&never);
-    let limit = if shared.is_some() {
-        Duration::from_secs(365 * 24 * 3600)
-    } else {
-        UNCANCELLABLE_STEP_TIMEOUT
-    };
     let outcome = tokio::select! {
         r = exchange => Some(r),
         _ = cancel.cancelled() => None,
         _ = tokio::time::sleep(limit) => None,
     };
+    if outcome.is_none() {
+        let _ = child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
+    }
     if let (Some(s), Some(a)) = (shared, &activity) {
         s.unregister(a);
     }
@@ -98,7 +116,7 @@ pub async fn run_step(
         None => {
             return Err(EngineError::failed(format!(
                 "{what}: no answer after {} s{}",
-                limit.as_secs(),
+                limit.as_secs_f64(),
                 tail.for_error()
             )))
         }

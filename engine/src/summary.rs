@@ -6,6 +6,54 @@ use serde::Serialize;
 
 use crate::progress::{thousands, MIB};
 
+/// What of the job's output the writer committed (made visible), as established by
+/// the writer's `post` and `abort` answers; `unknown` when nothing established it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Committed {
+    /// Nothing of this job was committed.
+    #[default]
+    None,
+    /// Some of it is visible (the detail says which).
+    Partial,
+    /// All of it.
+    All,
+    /// The writer's `post` started and nothing established how far it got.
+    Unknown,
+}
+
+impl Committed {
+    /// `"all"`, `"none"`, `"partial"` or `"unknown"` (the wire and summary spelling).
+    pub fn name(self) -> &'static str {
+        match self {
+            Committed::None => "none",
+            Committed::Partial => "partial",
+            Committed::All => "all",
+            Committed::Unknown => "unknown",
+        }
+    }
+
+    /// The spelling in an `abort` or `post` answer.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "none" => Some(Committed::None),
+            "partial" => Some(Committed::Partial),
+            "all" => Some(Committed::All),
+            "unknown" => Some(Committed::Unknown),
+            _ => None,
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Committed::None => "nothing of this job was committed",
+            Committed::Partial => "part of this job's output was committed",
+            Committed::All => "everything this job wrote was committed",
+            Committed::Unknown => "unknown whether the writer committed",
+        }
+    }
+}
+
 /// Everything the summary reports.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
@@ -19,6 +67,10 @@ pub struct Summary {
     pub exit_code: i32,
     /// Why the job did not succeed (secrets redacted).
     pub error: Option<String>,
+    /// What of the output the writer committed, for every outcome.
+    pub committed: Committed,
+    /// The writer's or the engine's words on what is visible and what a re-run does.
+    pub commit_detail: Option<String>,
     /// RFC 3339, in the job's time zone.
     pub start: String,
     pub end: String,
@@ -109,6 +161,13 @@ impl Summary {
         if let Some(e) = &self.error {
             rows.push(("Error", e.clone()));
         }
+        rows.push((
+            "Committed",
+            format!("{} ({})", self.committed.name(), self.committed.words()),
+        ));
+        if let Some(d) = &self.commit_detail {
+            rows.push(("Commit detail", d.clone()));
+        }
         let mut out = String::from("summary\n");
         for (label, value) in rows {
             out.push_str(&format!("  {label:<14}: {value}\n"));
@@ -153,5 +212,8 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(back["records"], 1_000_000);
         assert_eq!(back["outcome"], "succeeded");
+        assert_eq!(back["committed"], "none");
+        assert_eq!(back["commit_detail"], serde_json::Value::Null);
+        assert!(text.contains("Committed     : none (nothing"), "{text}");
     }
 }

@@ -49,7 +49,14 @@ pub struct JobDocument {
     pub warnings: Vec<String>,
 }
 
-const SETTING_KEYS: &[&str] = &["speed", "errorLimit", "timeZone", "dryRun", "restore"];
+const SETTING_KEYS: &[&str] = &[
+    "speed",
+    "errorLimit",
+    "timeZone",
+    "dryRun",
+    "restore",
+    "postTimeoutSeconds",
+];
 const SPEED_KEYS: &[&str] = &[
     "channel",
     "concurrent",

@@ -8,6 +8,8 @@
 //! * `errorLimit.record` (dirty records allowed; `0` = none) and
 //!   `errorLimit.percentage` (a fraction in [0, 1], checked at the end); `record` wins.
 //! * `timeZone`: an IANA name (`Asia/Shanghai`), `UTC`, or `GMT+8`.
+//! * `postTimeoutSeconds`: how long the commit (writer `post`, then reader `post`) may
+//!   take; `--post-timeout` wins over it. Default [`DEFAULT_POST_TIMEOUT_SECS`].
 //!
 //! Numbers may be JSON numbers or numeric strings; a blank string means "not set".
 
@@ -15,6 +17,10 @@ use serde_json::{Map, Value as Json};
 
 use crate::error::EngineError;
 use crate::limits::ErrorLimit;
+
+/// How long the commit may take when neither `--post-timeout` nor
+/// `setting.postTimeoutSeconds` says.
+pub const DEFAULT_POST_TIMEOUT_SECS: f64 = 600.0;
 
 /// The checked settings of a job.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +31,8 @@ pub struct Settings {
     pub error_limit: ErrorLimit,
     /// The `timeZone` setting as written, if any.
     pub time_zone: Option<String>,
+    /// `postTimeoutSeconds`, when set.
+    pub post_timeout_secs: Option<f64>,
 }
 
 impl Default for Settings {
@@ -35,6 +43,7 @@ impl Default for Settings {
             records_per_sec: None,
             error_limit: ErrorLimit::default(),
             time_zone: None,
+            post_timeout_secs: None,
         }
     }
 }
@@ -149,7 +158,20 @@ impl Settings {
                 )))
             }
         };
+        let post_timeout_secs = match number(
+            setting.get("postTimeoutSeconds"),
+            "setting.postTimeoutSeconds",
+            source_name,
+        )? {
+            Some(v) if !(v.is_finite() && v > 0.0) => {
+                return Err(EngineError::config(format!(
+                    "{source_name}: setting.postTimeoutSeconds = {v} must be a positive number of seconds"
+                )))
+            }
+            v => v,
+        };
         Ok(Self {
+            post_timeout_secs,
             channel,
             bytes_per_sec,
             records_per_sec,
@@ -243,6 +265,11 @@ mod tests {
         assert!(parse(json!({"errorLimit": {"percentage": 1.5}})).is_err());
         assert!(parse(json!({"speed": {"channel": "many"}})).is_err());
         assert!(parse(json!({"speed": {"channel": 1.5}})).is_err());
+        assert!(parse(json!({"postTimeoutSeconds": 0})).is_err());
+        assert!(parse(json!({"postTimeoutSeconds": "soon"})).is_err());
+        let s = parse(json!({"postTimeoutSeconds": "90"})).unwrap();
+        assert_eq!(s.post_timeout_secs, Some(90.0));
+        assert_eq!(parse(json!({})).unwrap().post_timeout_secs, None);
     }
 
     #[test]

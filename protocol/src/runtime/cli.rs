@@ -248,8 +248,8 @@ fn run_step<P: Plugin>(plugin: &P, name: &str, request: &StepRequest) -> Result<
             }
             Ok(Json::Array(tasks))
         }
-        "post" => plugin.post(ctx, &request.reports).map(|()| Json::Null),
-        "abort" => plugin.abort(ctx).map(|()| Json::Null),
+        "post" => plugin.post_answer(ctx, &request.reports),
+        "abort" => plugin.abort_answer(ctx, &request.reports),
         other => Err(PluginError::internal(format!("unknown step {other}"))),
     }
 }

@@ -154,8 +154,9 @@ pub struct StepRequest {
     /// `split` only: the number of tasks advised.
     #[serde(default)]
     pub count: Option<usize>,
-    /// `post` only: for a writer, the `done.report` of every task in task order; for a
-    /// reader, every checkpoint state its tasks reported, in order.
+    /// `post`: for a writer, the `done.report` of every task in task order; for a
+    /// reader, every checkpoint state its tasks reported, in order. `abort`: the
+    /// writer's task reports when its `post` had started, else empty.
     #[serde(default)]
     pub reports: Vec<serde_json::Value>,
 }
@@ -233,6 +234,31 @@ pub trait Plugin: Sync {
     fn abort(&self, ctx: &StepContext) -> Result<(), PluginError> {
         let _ = ctx;
         Ok(())
+    }
+
+    /// `post` as the engine calls it: the answer may say what was committed,
+    /// `{"committed": "all", "detail": "…"}`, or be null. Default: [`Plugin::post`],
+    /// answering null.
+    fn post_answer(
+        &self,
+        ctx: &StepContext,
+        reports: &[serde_json::Value],
+    ) -> Result<serde_json::Value, PluginError> {
+        self.post(ctx, reports).map(|()| serde_json::Value::Null)
+    }
+
+    /// `abort` as the engine calls it: `reports` are the task reports when `post` had
+    /// started (empty otherwise), so the writer can find out what became visible. The
+    /// answer is `{"committed": "none"|"partial"|"all"|"unknown", "detail": "…"}` or
+    /// null (the engine then reads "unknown" if `post` had started, else "none").
+    /// Default: [`Plugin::abort`], answering null.
+    fn abort_answer(
+        &self,
+        ctx: &StepContext,
+        reports: &[serde_json::Value],
+    ) -> Result<serde_json::Value, PluginError> {
+        let _ = reports;
+        self.abort(ctx).map(|()| serde_json::Value::Null)
     }
 }
 

@@ -15,7 +15,9 @@
 //! | `fail_step` | this job step (`check`, `prepare`, `split`, `post`, `abort`) fails (with a config error for `check`) |
 //! | `marker_dir` | `post` and `abort` write `<role>-post.json` / `<role>-abort.json` there (the requests' reports) |
 //! | `tasks` | a reader's `split` returns this many tasks whatever the advice |
-//! | `task_ms` | a reader task takes at least this long, and writes `task-<i>.json` (`{"start_ms", "end_ms"}`, Unix milliseconds) into `marker_dir` |
+//! | `task_ms` | a reader task takes at least this long, and writes `task-<i>.json` (`{"start_ms", "end_ms"}`, Unix milliseconds) into `marker_dir`; a reader task also writes `reader-task-<i>.pid` (its process id) there when it starts |
+//! | `post_ms` | `post` takes at least this long (before it writes its marker); with `marker_dir`, it first writes `<role>-post.pid` (its process id) |
+//! | `post_answer` / `abort_answer` | the value `post` / `abort` answers (default null) |
 //! | `echo` | parameter keys whose values every step and task prints on stderr (`<key> is <value>`), to test redaction |
 
 // A test plugin's stderr is its log, as with every plugin.
@@ -134,6 +136,14 @@ fn step(role: Role, step: &str) -> i32 {
         }
         "prepare" => json!({"prepared_by": name(role)}),
         "post" | "abort" => {
+            let post_ms = param_u64(p, "post_ms", 0);
+            if step == "post" && post_ms > 0 {
+                if let Some(dir) = p.get("marker_dir").and_then(Json::as_str) {
+                    let file = format!("{dir}/{}-post.pid", role.name());
+                    let _ = std::fs::write(file, std::process::id().to_string());
+                }
+                std::thread::sleep(Duration::from_millis(post_ms));
+            }
             if let Some(dir) = p.get("marker_dir").and_then(Json::as_str) {
                 let file = format!("{dir}/{}-{step}.json", role.name());
                 let body = json!({"state": request.context.state, "reports": request.reports, "fingerprint": request.context.job.fingerprint});
@@ -142,7 +152,7 @@ fn step(role: Role, step: &str) -> i32 {
                     return 1;
                 }
             }
-            Json::Null
+            p.get(&format!("{step}_answer")).cloned().unwrap_or(Json::Null)
         }
         _ => Json::Null,
     };
@@ -244,6 +254,13 @@ fn unix_ms() -> u128 {
 
 fn read_task(out: &mut Out, config: &Json, mode: &str) -> i32 {
     let start_ms = unix_ms();
+    if let Some(dir) = config.get("marker_dir").and_then(Json::as_str) {
+        let index = param_u64(config, "taskIndex", 0);
+        let _ = std::fs::write(
+            format!("{dir}/reader-task-{index}.pid"),
+            std::process::id().to_string(),
+        );
+    }
     let code = read_records(out, config, mode);
     let task_ms = param_u64(config, "task_ms", 0);
     if task_ms > 0 {
