@@ -364,6 +364,9 @@ def verdict(r):
         problems.append("summary has no committed/commit_detail (outcome %r, exit %d, visible %s)" % (
             s.get("outcome"), rc, visible))
     committed = s.get("committed")
+    tail = r["stderr"].read_text(errors="replace").splitlines()[-20:]
+    if committed and not any("ommit" in line and committed in line for line in tail):
+        problems.append("the engine's last lines on stderr do not say committed %r" % committed)
     if rc == 0 and visible != "new":
         problems.append("exit 0 but visible is %s" % visible)
     if committed == "all" and visible != "new":
