@@ -86,6 +86,16 @@ impl OdpsClient {
 
     /// S3: every partition of the table as `k1=v1,k2=v2` (keys in partition order).
     pub async fn list_partitions(&self, table: &str) -> Result<Vec<String>, OdpsError> {
+        self.list_partitions_matching(table, "").await
+    }
+
+    /// S3 with `partition={filter}` (`k1='v1'` naming leading keys, as pyodps sends
+    /// it): the partitions under that prefix.
+    pub async fn list_partitions_matching(
+        &self,
+        table: &str,
+        filter: &str,
+    ) -> Result<Vec<String>, OdpsError> {
         let op = format!("ListPartitions {}.{table}", self.project());
         let mut specs = Vec::new();
         let mut marker = String::new();
@@ -93,6 +103,9 @@ impl OdpsClient {
             let mut req = Request::new(&op, Method::GET, self.table_path(table))
                 .param("partitions", "")
                 .param("expectmarker", "true");
+            if !filter.is_empty() {
+                req = req.param("partition", filter);
+            }
             if !marker.is_empty() {
                 req = req.param("marker", marker.clone());
             }

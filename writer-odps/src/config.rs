@@ -14,6 +14,9 @@ use crate::sign::{region_of_host, AccessKey, SignatureVersion};
 /// The key under which `split` adds a task's own settings to the parameter.
 pub const TASK_KEY: &str = "_odpsTask";
 
+/// The default `commitMarkerTable`.
+pub const DEFAULT_MARKER_TABLE: &str = "streamport_commit_markers";
+
 /// A checked configuration. Secrets are hidden from `Debug` (in [`AccessKey`]).
 #[derive(Clone, Debug)]
 pub struct OdpsConfig {
@@ -40,6 +43,9 @@ pub struct OdpsConfig {
     pub over_length_rule: OverLengthRule,
     pub max_field_length: usize,
     pub max_odps_field_length: usize,
+    /// The commit-marker table of append loads (`commitMarkerTable`); `None` when
+    /// `commitMarker` is false.
+    pub commit_marker: Option<String>,
 }
 
 impl OdpsConfig {
@@ -110,6 +116,8 @@ const KNOWN: &[&str] = &[
     "useDateWithCalendar",
     "dryRun",
     "accountType",
+    "commitMarker",
+    "commitMarkerTable",
     TASK_KEY,
 ];
 
@@ -138,6 +146,8 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("writeTimeoutInMs", "integer", false, Some("600000"), "Timeout of one block upload after its last byte, and of a retried upload."),
         p("preSql", "array", false, None, "SQL statements run before loading (idempotent; retried)."),
         p("postSql", "array", false, None, "SQL statements run after the commit."),
+        p("commitMarker", "boolean", false, Some("true"), "With truncate false: record each window's commit in commitMarkerTable so a re-run of a committed window commits nothing again (README \"Commit and re-runs\"). false appends again on every re-run."),
+        p("commitMarkerTable", "string", false, Some("\"streamport_commit_markers\""), "Table of the project holding the commit markers (created if missing; one partition per marker)."),
         p("overLengthRule", "string", false, Some("\"keepOn\""), "STRING/BINARY values longer than maxOdpsFieldLength bytes: keepOn (dirty record), setNull, truncate."),
         p("maxFieldLength", "integer", false, Some("8388608"), "Bytes kept by overLengthRule truncate."),
         p("maxOdpsFieldLength", "integer", false, Some("8388608"), "Over-length threshold in bytes."),
@@ -348,7 +358,23 @@ impl OdpsConfig {
                 )))
             }
         };
+        let commit_marker = match bool_of(p, "commitMarker")?.unwrap_or(true) {
+            false => None,
+            true => {
+                let name = string_of(p, "commitMarkerTable")?.unwrap_or(DEFAULT_MARKER_TABLE);
+                let valid = name.len() <= 128
+                    && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    return Err(err(format!(
+                        "commitMarkerTable must be a table name (a letter, then letters, digits or _; at most 128), got {name:?}"
+                    )));
+                }
+                Some(name.to_owned())
+            }
+        };
         Ok(Self {
+            commit_marker,
             service,
             tunnel,
             project: required(p, "project")?.to_owned(),
@@ -480,6 +506,11 @@ mod tests {
         assert_eq!(c.block_flush_bytes(), 60 * 1024 * 1024);
         assert!(c.columns.is_none());
         assert!(!format!("{c:?}").contains("secret-value"));
+        assert_eq!(c.commit_marker.as_deref(), Some(DEFAULT_MARKER_TABLE));
+        let c = OdpsConfig::from_parameter(&with("commitMarker", json!(false)), "UTC").unwrap();
+        assert_eq!(c.commit_marker, None);
+        let c = OdpsConfig::from_parameter(&with("commitMarkerTable", json!("m_1")), "UTC").unwrap();
+        assert_eq!(c.commit_marker.as_deref(), Some("m_1"));
     }
 
     #[test]
@@ -500,6 +531,9 @@ mod tests {
             (with("signatureVersion", json!("v4")), "region"),
             (with("colunm", json!(["a"])), "colunm"),
             (with("timeZone", json!("Mars/Base")), "timeZone"),
+            (with("commitMarkerTable", json!("a.b")), "commitMarkerTable"),
+            (with("commitMarkerTable", json!("1x")), "commitMarkerTable"),
+            (with("commitMarker", json!("no")), "commitMarker"),
         ];
         for (p, needle) in cases {
             let e = OdpsConfig::from_parameter(&p, "UTC").unwrap_err();

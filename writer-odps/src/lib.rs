@@ -6,10 +6,12 @@
 
 pub mod block;
 pub mod client;
+pub mod commit;
 pub mod config;
 pub mod convert;
 pub mod error;
 pub mod http;
+mod post;
 pub mod schema;
 pub mod sign;
 mod task;

@@ -1,8 +1,6 @@
 //! The plugin: job steps (check, prepare, split, post, abort) and the task (write).
 
-use std::collections::BTreeSet;
-
-use protocol::message::Role;
+use protocol::message::{JobContext, Role};
 use protocol::runtime::{
     ParameterSpec, Plugin, PluginError, PluginInfo, RecordSource, StepContext, TaskContext, Writer,
     WriterOutput,
@@ -11,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tokio::runtime::Runtime;
 
-use crate::block::empty_block;
 use crate::client::OdpsClient;
+use crate::commit::Markers;
 use crate::config::{parameters, OdpsConfig, TASK_KEY};
 use crate::convert::Conversions;
 use crate::error::OdpsError;
@@ -69,7 +67,7 @@ fn runtime() -> Result<Runtime, PluginError> {
         .map_err(|e| PluginError::internal(format!("starting the I/O runtime: {e}")))
 }
 
-fn client_for(config: &OdpsConfig, tunnel: Option<Endpoint>) -> Result<OdpsClient, PluginError> {
+pub(crate) fn client_for(config: &OdpsConfig, tunnel: Option<Endpoint>) -> Result<OdpsClient, PluginError> {
     OdpsClient::new(config.http_options(), config.service.clone(), tunnel)
         .map_err(PluginError::internal)
 }
@@ -180,7 +178,7 @@ async fn load_and_check(
     Ok((table.schema, partition, positions))
 }
 
-fn with_semicolon(sql: &str) -> String {
+pub(crate) fn with_semicolon(sql: &str) -> String {
     let t = sql.trim();
     if t.ends_with(';') {
         t.to_owned()
@@ -194,9 +192,20 @@ impl OdpsWriter {
         OdpsConfig::from_parameter(&ctx.parameter, &ctx.job.time_zone)
     }
 
-    async fn prepare_async(&self, config: &OdpsConfig) -> Result<JobState, PluginError> {
+    async fn prepare_async(
+        &self,
+        config: &OdpsConfig,
+        job: &JobContext,
+    ) -> Result<JobState, PluginError> {
         let mut client = client_for(config, config.tunnel.clone())?;
         let (schema, partition, _) = load_and_check(config, &client).await?;
+        match Markers::for_job(config, job)? {
+            Some(markers) => markers.ensure_table(&client).await?,
+            None if !config.truncate && config.commit_marker.is_some() => tracing::info!(
+                "no window fingerprint (standalone write): this append is not recorded as a commit marker"
+            ),
+            None => {}
+        }
         for sql in &config.pre_sql {
             client
                 .run_sql("preSql", &with_semicolon(sql), false)
@@ -252,126 +261,9 @@ impl OdpsWriter {
             positions,
         })
     }
-
-    async fn post_async(
-        &self,
-        config: &OdpsConfig,
-        state: &JobState,
-        reports: &[Json],
-    ) -> Result<(), PluginError> {
-        let tunnel = Endpoint::parse(&state.tunnel_endpoint).map_err(PluginError::internal)?;
-        let client = client_for(config, Some(tunnel))?;
-        let (t, part, id) = (&config.table, &state.partition, &state.upload_id);
-        let mut reported = BTreeSet::new();
-        let mut records = 0u64;
-        for (i, r) in reports.iter().enumerate() {
-            let report: TaskReport = serde_json::from_value(r.clone()).map_err(|e| {
-                PluginError::internal(format!(
-                    "report of task {i} is not a writer-odps report: {e}"
-                ))
-            })?;
-            if report.upload_id != *id {
-                return Err(PluginError::internal(format!(
-                    "task {i} wrote to upload session {}, not {id}",
-                    report.upload_id
-                )));
-            }
-            records += report.records;
-            reported.extend(report.blocks);
-        }
-        let session = client.get_upload(t, part, id).await?;
-        if session.status == "closed" {
-            tracing::info!("upload session {id} is already committed");
-            return self.post_sql(config, &client).await;
-        }
-        if session.status != "normal" && session.status != "committing" {
-            return Err(PluginError::service(format!(
-                "upload session {id} of {}.{t} is {}: nothing was committed",
-                config.project, session.status
-            )));
-        }
-        let on_server: BTreeSet<u32> = session.blocks.iter().copied().collect();
-        let missing: Vec<u32> = reported.difference(&on_server).copied().collect();
-        if !missing.is_empty() {
-            return Err(PluginError::service(format!(
-                "upload session {id}: blocks {missing:?} reported by the tasks are not on the server; nothing was committed"
-            )));
-        }
-        // Blocks no task reported (left by a failed attempt of a task) are emptied.
-        for stale in on_server.difference(&reported) {
-            tracing::warn!("upload session {id}: emptying block {stale}, which no task reported");
-            let req = client.block_request(t, part, id, *stale, false);
-            client
-                .http
-                .send(
-                    &client.tunnel_endpoint()?,
-                    &req,
-                    bytes::Bytes::from(empty_block()),
-                )
-                .await?;
-        }
-        self.commit(&client, config, state).await?;
-        tracing::info!(
-            records,
-            blocks = reported.len(),
-            "committed upload session {id} into {}.{t}{}",
-            config.project,
-            if part.is_empty() {
-                String::new()
-            } else {
-                format!(" partition {part}")
-            }
-        );
-        self.post_sql(config, &client).await
-    }
-
-    /// T4 with retries; an error whose session is in fact committed is success.
-    async fn commit(
-        &self,
-        client: &OdpsClient,
-        config: &OdpsConfig,
-        state: &JobState,
-    ) -> Result<(), PluginError> {
-        let (t, part, id) = (&config.table, &state.partition, &state.upload_id);
-        let mut backoff = client.http.backoff();
-        loop {
-            let error = match client.commit_upload_once(t, part, id).await {
-                Ok(_) => return Ok(()),
-                Err(e) => e,
-            };
-            match client.get_upload(t, part, id).await {
-                Ok(s) if s.status == "closed" => {
-                    tracing::warn!("{error}; but upload session {id} is committed");
-                    return Ok(());
-                }
-                Ok(s) if s.status != "normal" && s.status != "committing" => {
-                    return Err(PluginError::from(error)
-                        .context(format!("upload session {id} is {}", s.status)))
-                }
-                _ => {}
-            }
-            let temporary = error.is_retryable() || error.code() == Some("StatusConflict");
-            match backoff.next_delay() {
-                Some(wait) if temporary => {
-                    tracing::warn!("{error}; retrying the commit in {} ms", wait.as_millis());
-                    tokio::time::sleep(wait).await;
-                }
-                _ => return Err(error.into()),
-            }
-        }
-    }
-
-    async fn post_sql(&self, config: &OdpsConfig, client: &OdpsClient) -> Result<(), PluginError> {
-        for sql in &config.post_sql {
-            client
-                .run_sql("postSql", &with_semicolon(sql), false)
-                .await?;
-        }
-        Ok(())
-    }
 }
 
-fn state_of(ctx: &StepContext) -> Result<JobState, PluginError> {
+pub(crate) fn state_of(ctx: &StepContext) -> Result<JobState, PluginError> {
     serde_json::from_value(ctx.state.clone()).map_err(|e| {
         PluginError::internal(format!(
             "the job state is not writer-odps's (run prepare first): {e}"
@@ -414,7 +306,7 @@ impl Plugin for OdpsWriter {
 
     fn prepare(&self, ctx: &StepContext) -> Result<Json, PluginError> {
         let config = self.config(ctx)?;
-        let state = runtime()?.block_on(self.prepare_async(&config))?;
+        let state = runtime()?.block_on(self.prepare_async(&config, &ctx.job))?;
         serde_json::to_value(state).map_err(|e| PluginError::internal(e.to_string()))
     }
 
@@ -446,20 +338,30 @@ impl Plugin for OdpsWriter {
     }
 
     fn post(&self, ctx: &StepContext, reports: &[Json]) -> Result<(), PluginError> {
+        self.post_answer(ctx, reports).map(drop)
+    }
+
+    fn post_answer(&self, ctx: &StepContext, reports: &[Json]) -> Result<Json, PluginError> {
         let config = self.config(ctx)?;
         let state = state_of(ctx)?;
-        runtime()?.block_on(self.post_async(&config, &state, reports))
+        runtime()?.block_on(self.post_async(&config, &ctx.job, &state, reports))
     }
 
     fn abort(&self, ctx: &StepContext) -> Result<(), PluginError> {
-        // Nothing is visible before the commit in post: the session is left to expire.
-        if let Ok(state) = state_of(ctx) {
-            tracing::info!(
-                "upload session {} is not committed; the service discards it after 24 h",
-                state.upload_id
-            );
-        }
-        Ok(())
+        self.abort_answer(ctx, &[]).map(drop)
+    }
+
+    fn abort_answer(&self, ctx: &StepContext, reports: &[Json]) -> Result<Json, PluginError> {
+        let config = self.config(ctx)?;
+        // No state: prepare did not finish, so no session exists.
+        let state = match ctx.state.is_null() {
+            true => None,
+            false => Some(state_of(ctx)?),
+        };
+        let value =
+            runtime()?.block_on(self.abort_async(&config, &ctx.job, state.as_ref(), reports))?;
+        tracing::info!("{}", value["detail"].as_str().unwrap_or_default());
+        Ok(value)
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -13,11 +13,14 @@ use super::server::Odps;
 use super::values::row_json;
 
 /// `GET /-/odps/projects/{project}/tables/{table}`, `GET /-/odps/uploads`,
-/// `GET|DELETE /-/odps/requests`.
+/// `POST /-/odps/uploads/{upload_id}/age` (`{"age_ms": n}`: the session was created
+/// n ms earlier, so it can expire without moving the clock that signatures are
+/// checked against), `GET|DELETE /-/odps/requests`.
 pub fn router(odps: Arc<Odps>) -> Router {
     Router::new()
         .route("/-/odps/projects/{project}/tables/{table}", get(dump_table))
         .route("/-/odps/uploads", get(list_uploads))
+        .route("/-/odps/uploads/{upload_id}/age", post(age_upload))
         .route(
             "/-/odps/requests",
             get(list_requests).delete(clear_requests),
@@ -84,6 +87,37 @@ async fn list_uploads(State(odps): State<Arc<Odps>>) -> Json<serde_json::Value> 
         .collect();
     uploads.sort_by_key(|u| u["created_ms"].as_i64());
     Json(json!({"uploads": uploads}))
+}
+
+#[derive(serde::Deserialize)]
+struct Age {
+    age_ms: i64,
+}
+
+async fn age_upload(
+    State(odps): State<Arc<Odps>>,
+    Path(upload_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let age: Age = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            let error = json!({"error": format!("age: {e} (send {{\"age_ms\": n}})")});
+            return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+        }
+    };
+    let mut catalog = odps.catalog();
+    match catalog.sessions.uploads.get_mut(&upload_id) {
+        Some(s) => {
+            s.created_ms -= age.age_ms;
+            Json(json!({"upload_id": upload_id, "created_ms": s.created_ms})).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("upload session {upload_id} does not exist")})),
+        )
+            .into_response(),
+    }
 }
 
 async fn list_requests(State(odps): State<Arc<Odps>>) -> Json<serde_json::Value> {

@@ -65,9 +65,11 @@ pub struct UploadSession {
 }
 
 impl UploadSession {
-    /// Marks the session expired if its time is up; returns the current status.
+    /// Marks the session expired if its time is up, committed or not (spec `odps.md`
+    /// 4.6: after 24 h any call is `StatusConflict`, so whether it committed can no
+    /// longer be learned); returns the current status.
     pub fn refresh(&mut self, now_ms: i64) -> UploadStatus {
-        if self.status == UploadStatus::Normal && now_ms - self.created_ms >= SESSION_TTL_MS {
+        if self.status != UploadStatus::Expired && now_ms - self.created_ms >= SESSION_TTL_MS {
             self.status = UploadStatus::Expired;
         }
         self.status
@@ -265,6 +267,11 @@ mod tests {
             "StatusConflict"
         );
         assert_eq!(s.status, UploadStatus::Expired);
+        s.status = UploadStatus::Closed;
+        s.created_ms = 0;
+        assert!(s.require_open(SESSION_TTL_MS - 1).is_err());
+        assert_eq!(s.refresh(SESSION_TTL_MS - 1), UploadStatus::Closed);
+        assert_eq!(s.refresh(SESSION_TTL_MS), UploadStatus::Expired);
     }
 
     #[test]
