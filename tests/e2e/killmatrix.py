@@ -248,10 +248,18 @@ EXIT_OF = {signal.SIGINT: 130, signal.SIGTERM: 143}
 POST_LATENCY_S = 3.0
 
 
+READER = "reader-otsstream"
+# The reader's post persists its checkpoints in the status table, with PutRow (only
+# there).
+READER_POST_OPERATION = ("ots", "PutRow")
+IN_POST = ("post", "post2", "post-stall", "post-timeout", "rpost", "rpost2")
+
+
 class Case:
     """One cell entry: `moment` is "random" (the signal after `delay` s), "post" (the
     signal `delay` s after the writer's post step is seen running, the post slowed by a
-    latency fault), "post2" (the same, then a second signal), "post-stall" (no signal; a
+    latency fault), "post2" (the same, then a second signal), "rpost"/"rpost2" (the same
+    in the reader's post, after the writer committed), "post-stall" (no signal; a
     stall timeout shorter than the slowed post), "post-timeout" (no signal; a post
     timeout shorter than the slowed post) or "stall" (a latency fault on `operation`
     longer than the stall timeout)."""
@@ -273,10 +281,11 @@ def run_case(target, case, tmp_path, timeout_s=90):
     log_path = tmp_path / ("%s.stderr" % case.name)
     extra = []
     latency_s = 0.0
-    if case.moment in ("post", "post2", "post-stall", "post-timeout"):
+    step_of = READER if case.moment.startswith("rpost") else target.writer
+    if case.moment in IN_POST:
         latency_s = POST_LATENCY_S
-        add_fault(cloud, target.service, {"operation": target.post_operation, "times": 1,
-                                          "kind": "latency", "ms": int(latency_s * 1000)})
+        service, op = READER_POST_OPERATION if step_of == READER else (target.service, target.post_operation)
+        add_fault(cloud, service, {"operation": op, "times": 1, "kind": "latency", "ms": int(latency_s * 1000)})
     if case.moment == "post-stall":
         extra += ["--stall-timeout", "1"]
     if case.moment == "post-timeout":
@@ -300,9 +309,9 @@ def run_case(target, case, tmp_path, timeout_s=90):
             except subprocess.TimeoutExpired:
                 proc.send_signal(case.sig)
                 sent.append(round(time.monotonic() - t0, 3))
-        elif case.moment in ("post", "post2", "post-stall", "post-timeout"):
+        elif case.moment in IN_POST:
             while proc.poll() is None and post_seen is None:
-                if step_running(proc.pid, target.writer, "post"):
+                if step_running(proc.pid, step_of, "post"):
                     post_seen = time.monotonic()
                 else:
                     time.sleep(0.02)
@@ -311,7 +320,7 @@ def run_case(target, case, tmp_path, timeout_s=90):
                 if proc.poll() is None:
                     proc.send_signal(case.sig)
                     sent.append(round(time.monotonic() - t0, 3))
-                if case.moment == "post2":
+                if case.moment in ("post2", "rpost2"):
                     time.sleep(0.3)
                     if proc.poll() is None:
                         proc.send_signal(case.sig)
@@ -377,12 +386,15 @@ def verdict(r):
         problems.append("committed %r where the contract does not allow it" % committed)
     if committed not in (None, "all", "none", "partial", "unknown"):
         problems.append("committed %r is not one of all/none/partial/unknown" % committed)
-    if case.moment in ("post", "post-stall") and rc != 0:
+    if case.moment in ("post", "rpost", "post-stall") and rc != 0:
         problems.append("%s during post stopped the commit: exit %d, %r" % (
             "the stall watchdog" if case.moment == "post-stall" else case.sig.name, rc, s.get("error")))
-    if case.moment == "post2" and rc not in (0, EXIT_OF[case.sig]):
+    if case.moment in ("post2", "rpost2") and rc not in (0, EXIT_OF[case.sig]):
         problems.append("second %s: exit %d, want %d" % (case.sig.name, rc, EXIT_OF[case.sig]))
-    if case.moment == "post2" and r["sent"] and len(r["sent"]) == 2 and r["secs"] - r["sent"][1] > 2.0:
+    if case.moment == "rpost2" and committed != "all":
+        problems.append("second %s in the reader's post, after the writer's: committed %r, want 'all'" % (
+            case.sig.name, committed))
+    if case.moment in ("post2", "rpost2") and r["sent"] and len(r["sent"]) == 2 and r["secs"] - r["sent"][1] > 2.0:
         problems.append("second signal: the engine took %.1f s more to exit" % (r["secs"] - r["sent"][1]))
     if case.moment == "post-timeout" and rc != 1:
         problems.append("post timeout: exit %d, want 1 (%r)" % (rc, s.get("error")))

@@ -1,10 +1,10 @@
 """The kill matrix (issue 14, acceptance): for both pipelines and both truncate
 settings, the engine is interrupted by SIGINT, SIGTERM, SIGKILL and the stall watchdog,
-at random moments of a run and at moments inside the writer's `post` (slowed by a
-localcloud latency fault on CompleteMultipartUpload / CommitUpload; the signal is sent
-once the post step process is seen running), including a second signal during `post`
-and a post timeout. Each case writes to its own target, which first holds a known "old"
-output. After each case:
+at random moments of a run and at moments inside the writer's and the reader's `post`
+(slowed by a localcloud latency fault on CompleteMultipartUpload / CommitUpload /
+the reader's checkpoint PutRow; the signal is sent once the post step process is seen
+running), including a second signal during `post` and a post timeout. Each case
+writes to its own target, which first holds a known "old" output. After each case:
 * what the engine reported (exit code, summary JSON `outcome`, `committed`,
   `commit_detail`) matches what is visible: "none" → the old output exactly, "all" or
   exit 0 → the new output exactly; "partial"/"unknown" only after a second signal or
@@ -48,6 +48,8 @@ def cases(rng, target, full_s, rounds):
         for sig in SIGNALS:
             add("post", sig, rng.uniform(0.1, km.POST_LATENCY_S - 1.0))
         add("post2", rng.choice(SIGNALS[:2]), rng.uniform(0.1, 1.2))
+        add("rpost", rng.choice(SIGNALS), rng.uniform(0.1, km.POST_LATENCY_S - 1.0))
+        add("rpost2", rng.choice(SIGNALS[:2]), rng.uniform(0.1, 1.2))
         add("stall", operation=rng.choice(target.transfer_operations))
     add("post-stall")
     add("post-timeout")
