@@ -78,7 +78,13 @@ impl CommitGuard {
     }
 
     /// Handles one SIGINT/SIGTERM.
-    pub fn on_signal(&self, shared: &JobShared, name: &'static str, code: i32, post_timeout: Duration) {
+    pub fn on_signal(
+        &self,
+        shared: &JobShared,
+        name: &'static str,
+        code: i32,
+        post_timeout: Duration,
+    ) {
         // Held throughout, so the commit cannot begin between reading it and failing.
         let guard = self.phase.lock().unwrap_or_else(|e| e.into_inner());
         let phase = *guard;
@@ -109,7 +115,11 @@ impl CommitGuard {
 }
 
 /// Feeds SIGINT/SIGTERM to `guard` until the job ends.
-pub async fn watch_signals(shared: Arc<JobShared>, guard: Arc<CommitGuard>, post_timeout: Duration) {
+pub async fn watch_signals(
+    shared: Arc<JobShared>,
+    guard: Arc<CommitGuard>,
+    post_timeout: Duration,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -298,7 +308,9 @@ pub(crate) async fn commit(
         return (Err(e), report);
     }
     if let Some((name, _)) = guard.signals().first() {
-        crate::warn!("{name} arrived during the commit; the commit completed, so the job succeeded");
+        crate::warn!(
+            "{name} arrived during the commit; the commit completed, so the job succeeded"
+        );
     }
     (Ok(()), report)
 }

@@ -108,7 +108,15 @@ pub async fn run(job: Job, options: RunOptions) -> Summary {
     ));
 
     let mut report = CommitReport::default();
-    let result = lifecycle(&job, &job_id, &options, (&shared, &guard), &mut summary, &mut report).await;
+    let result = lifecycle(
+        &job,
+        &job_id,
+        &options,
+        (&shared, &guard),
+        &mut summary,
+        &mut report,
+    )
+    .await;
     summary.committed = report.committed;
     summary.commit_detail = report.detail.map(|d| crate::secrets::global().redact(&d));
 

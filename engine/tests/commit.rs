@@ -176,7 +176,10 @@ fn the_post_timeout_stops_the_commit_and_says_nothing_is_known() {
     // The job's setting, and the command line winning over it.
     for (setting, extra) in [
         (json!({"postTimeoutSeconds": 1}), vec![]),
-        (json!({"postTimeoutSeconds": 600}), vec!["--post-timeout", "1"]),
+        (
+            json!({"postTimeoutSeconds": 600}),
+            vec!["--post-timeout", "1"],
+        ),
     ] {
         let ws = Workspace::new();
         let job = slow_post_job(&ws, setting, json!({"post_ms": 30000}));

@@ -96,7 +96,13 @@ pub struct ObjectMeta {
     pub size: u64,
     pub crc64: Option<u64>,
     pub object_type: String,
+    /// The job window that wrote it ([`WINDOW_META`]), if it carries one.
+    pub window: Option<String>,
 }
+
+/// User metadata naming the job window (24 hex, see `naming::job_hex`) that wrote a
+/// `writeSingleObject` object, so `nonConflict` recognises the window's own object.
+pub const WINDOW_META: &str = "x-oss-meta-streamport-window";
 
 /// One uploaded part.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -437,6 +443,7 @@ impl OssClient {
                     .unwrap_or(0),
                 crc64: r.crc64(),
                 object_type: r.header("x-oss-object-type").unwrap_or("").to_owned(),
+                window: r.header(WINDOW_META).map(str::to_owned),
             })),
             Err(e) if e.code() == Some("NoSuchKey") => Ok(None),
             Err(e) => Err(e),

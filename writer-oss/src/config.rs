@@ -60,7 +60,7 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("securityToken", "string", false, None, "STS token for temporary credentials (sent as x-oss-security-token)."),
         p("bucket", "string", true, None, "The bucket; it must exist."),
         p("object", "string", true, None, "Name prefix: each task writes <object>__<32 hex>[_N][.suffix]; with writeSingleObject the exact key."),
-        p("writeMode", "string", true, None, "truncate (delete every key starting with object in prepare), append (add objects), nonConflict (fail if any key starts with object)."),
+        p("writeMode", "string", true, None, "truncate (delete every other key starting with object, in post once every new object is complete), append (add objects), nonConflict (fail if a key starts with object, except this window's own objects)."),
         p("fileFormat", "string", false, Some("\"text\""), "text (fields joined, no quoting) or csv (RFC 4180 quoting)."),
         p("fieldDelimiter", "string", false, Some("\",\""), "Field separator; exactly one character for csv."),
         p("lineDelimiter", "string", false, Some("\"\\n\""), "Record separator."),

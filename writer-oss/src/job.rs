@@ -7,6 +7,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use protocol::runtime::PluginError;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
 
 use futures::stream::{self, StreamExt};
 
@@ -29,7 +30,9 @@ pub struct JobState {
     pub upload_id: Option<String>,
 }
 
-/// Bucket check, then the writeMode action; single-object mode also starts its upload.
+/// Bucket check, then the writeMode check; single-object mode also starts its upload.
+/// Nothing is deleted here: `truncate` deletes in `post`, after the new objects are
+/// complete, so a failed or killed run leaves the previous output intact.
 pub async fn prepare(
     client: &OssClient,
     config: &WriterConfig,
@@ -42,13 +45,20 @@ pub async fn prepare(
     let bucket = client.bucket();
     let object = &config.object;
     if config.single_object {
-        if config.write_mode == WriteMode::NonConflict && client.head(object).await?.is_some() {
-            return Err(PluginError::config(format!(
-                "writeMode nonConflict: oss://{bucket}/{object} already exists"
-            )));
+        if config.write_mode == WriteMode::NonConflict {
+            match client.head(object).await? {
+                // This window's own object (an earlier run of it): a re-run replaces it.
+                Some(meta) if meta.window.as_deref() == Some(job_hex) => {}
+                Some(_) => {
+                    return Err(PluginError::config(format!(
+                        "writeMode nonConflict: oss://{bucket}/{object} already exists"
+                    )))
+                }
+                None => {}
+            }
         }
         let upload_id = client
-            .initiate(object, config.content_type(), config.encrypt)
+            .initiate_with_window(object, config.content_type(), config.encrypt, Some(job_hex))
             .await?;
         tracing::info!("single object oss://{bucket}/{object}: upload {upload_id} started");
         return Ok(JobState {
@@ -56,24 +66,29 @@ pub async fn prepare(
             upload_id: Some(upload_id),
         });
     }
+    let own = naming::job_prefix(object, job_hex);
     match config.write_mode {
         WriteMode::Truncate => {
             let keys = client.list_keys(object, None).await?;
             tracing::info!(
-                "writeMode truncate: deleting {} objects under oss://{bucket}/{object}",
+                "writeMode truncate: {} objects under oss://{bucket}/{object} are deleted in post, once every new object is complete",
                 keys.len()
             );
-            for key in &keys {
-                tracing::info!("writeMode truncate: deleting oss://{bucket}/{key}");
-            }
-            client.delete_keys(&keys).await?;
         }
         WriteMode::NonConflict => {
-            let keys = client.list_keys(object, Some(10)).await?;
+            // Objects of this window (an earlier run of it) are not a conflict: a re-run
+            // replaces them.
+            let keys: Vec<String> = client
+                .list_keys(object, None)
+                .await?
+                .into_iter()
+                .filter(|k| !k.starts_with(&own))
+                .take(10)
+                .collect();
             if !keys.is_empty() {
                 return Err(PluginError::config(format!(
                     "writeMode nonConflict: objects already exist under oss://{bucket}/{object}: {}",
-                    keys.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+                    keys.join(", ")
                 )));
             }
         }
@@ -86,17 +101,24 @@ pub async fn prepare(
 }
 
 /// Completes every reported upload (several at once). If one fails, the objects
-/// completed are deleted and the failed uploads aborted, so the job shows all its objects or none. Then removes
-/// what an earlier run of the same window left under the job's names and is not part of
-/// this output, and aborts the job's other open uploads.
+/// completed under new names are deleted (those that replaced a same-named object of
+/// an earlier run of this window stay: deleting them would lose that run's output) and
+/// the failed uploads aborted. Once all are complete: `truncate` deletes every other
+/// object under `object` that existed before, other modes what an earlier run of this
+/// window left under its names and is not part of this output; then the job's other
+/// open uploads are aborted. Answers what it committed.
 pub async fn post_multi(
     client: &OssClient,
     config: &WriterConfig,
     job_hex: &str,
     reports: &[TaskReport],
-) -> Result<(), PluginError> {
+) -> Result<Json, PluginError> {
     let uploads: Vec<&UploadReport> = reports.iter().flat_map(|r| r.uploads.iter()).collect();
     let bucket = client.bucket();
+    let prefix = naming::job_prefix(&config.object, job_hex);
+    let truncate = config.write_mode == WriteMode::Truncate;
+    let scope = if truncate { &config.object } else { &prefix };
+    let before: BTreeSet<String> = client.list_keys(scope, None).await?.into_iter().collect();
     let results: Vec<(usize, Result<(), OssError>)> = stream::iter(uploads.iter().enumerate())
         .map(|(i, u)| async move { (i, client.complete(&u.key, &u.upload_id, &u.parts).await) })
         .buffer_unordered(COMPLETES_IN_FLIGHT)
@@ -111,13 +133,22 @@ pub async fn post_multi(
         }
     }
     if let Some((_, first_error)) = failed.first() {
+        let (replaced, new): (Vec<&str>, Vec<&str>) =
+            completed.iter().partition(|k| before.contains(**k));
         tracing::error!(
-            "{} of {} objects could not be completed ({first_error}); deleting the {} completed ones",
+            "{} of {} objects could not be completed ({first_error}); deleting the {} completed under new names",
             failed.len(),
             uploads.len(),
-            completed.len()
+            new.len()
         );
-        let keys: Vec<String> = completed.iter().map(|k| (*k).to_owned()).collect();
+        if !replaced.is_empty() {
+            tracing::warn!(
+                "{} completed objects replaced same-named objects of an earlier run of this window and stay: {}",
+                replaced.len(),
+                replaced.join(", ")
+            );
+        }
+        let keys: Vec<String> = new.iter().map(|k| (*k).to_owned()).collect();
         if let Err(d) = client.delete_keys(&keys).await {
             tracing::error!("rollback could not delete {keys:?}: {d}");
         }
@@ -131,19 +162,24 @@ pub async fn post_multi(
         return Err(error.into_plugin().context("post"));
     }
     let written: BTreeSet<&str> = completed.iter().copied().collect();
-    let prefix = naming::job_prefix(&config.object, job_hex);
-    let stale: Vec<String> = client
-        .list_keys(&prefix, None)
-        .await?
+    let stale: Vec<String> = before
         .into_iter()
         .filter(|k| !written.contains(k.as_str()))
         .collect();
     if !stale.is_empty() {
-        tracing::info!(
-            "removing {} objects an earlier run of this window left: {}",
-            stale.len(),
-            stale.join(", ")
-        );
+        let why = if truncate {
+            format!(
+                "writeMode truncate: deleting the {} older objects under oss://{bucket}/{}",
+                stale.len(),
+                config.object
+            )
+        } else {
+            format!(
+                "removing {} objects an earlier run of this window left",
+                stale.len()
+            )
+        };
+        tracing::info!("{why}: {}", stale.join(", "));
         client.delete_keys(&stale).await?;
     }
     abort_open(client, &prefix, |_| true).await?;
@@ -152,22 +188,28 @@ pub async fn post_multi(
         .flat_map(|u| u.parts.iter())
         .map(|p| p.size)
         .sum();
-    tracing::info!(
-        "post: {} objects ({bytes} bytes) visible under oss://{bucket}/{}",
+    let detail = format!(
+        "{} objects ({bytes} bytes) visible under oss://{bucket}/{}{}",
         completed.len(),
-        config.object
+        config.object,
+        if truncate {
+            format!("; writeMode truncate deleted {} older objects", stale.len())
+        } else {
+            String::new()
+        }
     );
-    Ok(())
+    tracing::info!("post: {detail}");
+    Ok(json!({"committed": "all", "detail": detail}))
 }
 
 /// Single-object mode: uploads the header and the tasks' leftovers as part 1 and completes, or
-/// aborts when no record arrived at all (no object, as DataX).
+/// aborts when no record arrived at all (no object, as DataX). Answers what it committed.
 pub async fn post_single(
     client: &OssClient,
     config: &WriterConfig,
     upload_id: &str,
     reports: &[TaskReport],
-) -> Result<(), PluginError> {
+) -> Result<Json, PluginError> {
     let key = &config.object;
     let bucket = client.bucket();
     let records: u64 = reports.iter().map(|r| r.records).sum();
@@ -176,16 +218,42 @@ pub async fn post_single(
         if config.write_mode == WriteMode::Truncate && client.head(key).await?.is_some() {
             client.delete(key).await?;
         }
-        tracing::info!("no records: oss://{bucket}/{key} not written");
-        return Ok(());
+        let detail = format!("no records: oss://{bucket}/{key} not written");
+        tracing::info!("{detail}");
+        return Ok(json!({"committed": "all", "detail": detail}));
     }
     let mut parts: Vec<UploadedPart> = reports
         .iter()
         .flat_map(|r| r.parts.iter().cloned())
         .collect();
-    // Part 1: the header, then every task's leftovers in task order. It is at least
-    // 100 KiB whenever another part exists, since a task uploads parts only after
-    // keeping its first 100 KiB for this one.
+    let part1 = first_part(config, reports)?;
+    if !parts.is_empty() && part1.len() < MIN_PART_BYTES {
+        return Err(PluginError::internal(format!(
+            "single object: part 1 has {} bytes, under OSS's minimum",
+            part1.len()
+        )));
+    }
+    if !part1.is_empty() {
+        parts.push(
+            client
+                .upload_part(key, upload_id, 1, Bytes::from(part1))
+                .await?,
+        );
+    }
+    parts.sort_by_key(|p| p.number);
+    client.complete(key, upload_id, &parts).await?;
+    let detail = format!(
+        "oss://{bucket}/{key} visible ({records} records, {} parts)",
+        parts.len()
+    );
+    tracing::info!("post: {detail}");
+    Ok(json!({"committed": "all", "detail": detail}))
+}
+
+/// Single-object mode, part 1: the header, then every task's leftovers in task order.
+/// It is at least 100 KiB whenever another part exists, since a task uploads parts only
+/// after keeping its first 100 KiB for this one.
+pub fn first_part(config: &WriterConfig, reports: &[TaskReport]) -> Result<Vec<u8>, PluginError> {
     let mut first = String::new();
     if !config.header.is_empty() {
         config
@@ -204,26 +272,7 @@ pub async fn post_single(
             })?;
         part1.extend(bytes);
     }
-    if !parts.is_empty() && part1.len() < MIN_PART_BYTES {
-        return Err(PluginError::internal(format!(
-            "single object: part 1 has {} bytes, under OSS's minimum",
-            part1.len()
-        )));
-    }
-    if !part1.is_empty() {
-        parts.push(
-            client
-                .upload_part(key, upload_id, 1, Bytes::from(part1))
-                .await?,
-        );
-    }
-    parts.sort_by_key(|p| p.number);
-    client.complete(key, upload_id, &parts).await?;
-    tracing::info!(
-        "post: oss://{bucket}/{key} visible ({records} records, {} parts)",
-        parts.len()
-    );
-    Ok(())
+    Ok(part1)
 }
 
 /// Aborts the open uploads whose key starts with `prefix` and passes `keep`.

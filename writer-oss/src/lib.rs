@@ -1,16 +1,19 @@
 //! writer-oss: writes records to Alibaba Cloud OSS as text or CSV objects named and laid
 //! out as DataX's osswriter does, committed so that nothing half-written is ever visible.
 //!
-//! * `prepare` checks the bucket and applies `writeMode` (spec oss.md §8.5).
+//! * `prepare` checks the bucket and `writeMode` (spec oss.md §8.5); `truncate`
+//!   deletes only in `post`, once every new object is complete.
 //! * Each task writes `<object>__<32 hex>[_N][.suffix]` objects as multipart uploads,
 //!   parts uploading while records stream in, and reports the uploads (see [`writer`]).
 //! * `post` completes every upload after all tasks succeeded, or none ([`job`]);
-//!   `abort` aborts every open upload under the job's names.
+//!   `abort` aborts every open upload under the job's names and, given the task reports,
+//!   says which of them `post` completed ([`commit`]).
 //!
 //! The 32 hex digits come from the job's window ([`naming`]), so a re-run of the same
 //! window replaces what a failed run left instead of adding to it.
 
 pub mod client;
+pub mod commit;
 pub mod config;
 pub mod convert;
 pub mod crc64;
@@ -124,16 +127,12 @@ impl Plugin for OssWriter {
     }
 
     fn post(&self, ctx: &StepContext, reports: &[Json]) -> Result<(), PluginError> {
+        self.post_answer(ctx, reports).map(|_| ())
+    }
+
+    fn post_answer(&self, ctx: &StepContext, reports: &[Json]) -> Result<Json, PluginError> {
         let (config, client) = setup(&ctx.parameter, &ctx.job.time_zone)?;
-        let reports: Vec<TaskReport> = reports
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                serde_json::from_value(r.clone()).map_err(|e| {
-                    PluginError::protocol(format!("writer-oss: report of task {i}: {e}"))
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let reports = task_reports(reports)?;
         let state = state_of(ctx)?;
         let rt = runtime()?;
         if config.single_object {
@@ -148,20 +147,47 @@ impl Plugin for OssWriter {
     }
 
     fn abort(&self, ctx: &StepContext) -> Result<(), PluginError> {
+        self.abort_answer(ctx, &[]).map(|_| ())
+    }
+
+    fn abort_answer(&self, ctx: &StepContext, reports: &[Json]) -> Result<Json, PluginError> {
         let (config, client) = setup(&ctx.parameter, &ctx.job.time_zone)?;
         let state = state_of(ctx)?;
+        let reports = if reports.is_empty() {
+            None
+        } else {
+            Some(task_reports(reports)?)
+        };
         let rt = runtime()?;
-        let count = if config.single_object {
-            let object = config.object.clone();
-            rt.block_on(job::abort_open(&client, &object, |k| k == object))?
+        if config.single_object {
+            let upload_id = state.and_then(|s| s.upload_id);
+            rt.block_on(commit::abort_single(
+                &client,
+                &config,
+                upload_id.as_deref(),
+                reports.as_deref(),
+            ))
         } else {
             let hex = state.map_or_else(|| job_hex(ctx), |s| s.job_hex);
-            let prefix = naming::job_prefix(&config.object, &hex);
-            rt.block_on(job::abort_open(&client, &prefix, |_| true))?
-        };
-        tracing::info!("abort: {count} open uploads aborted, nothing of this job is visible");
-        Ok(())
+            rt.block_on(commit::abort_multi(
+                &client,
+                &config,
+                &hex,
+                reports.as_deref(),
+            ))
+        }
     }
+}
+
+fn task_reports(reports: &[Json]) -> Result<Vec<TaskReport>, PluginError> {
+    reports
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            serde_json::from_value(r.clone())
+                .map_err(|e| PluginError::protocol(format!("writer-oss: report of task {i}: {e}")))
+        })
+        .collect()
 }
 
 impl Writer for OssWriter {

@@ -288,6 +288,39 @@ async fn upload_commit_and_errors_over_http() {
         )
         .await;
     assert_eq!(r.status(), 409);
+    // A committed session answers `closed` until it expires (24 h after creation,
+    // here by ageing it): then whether it committed can no longer be learned.
+    let status = || async {
+        let r = c
+            .send(
+                reqwest::Method::GET,
+                "",
+                "/projects/localcloud/tables/t",
+                &q,
+                "",
+                vec![],
+                &[],
+            )
+            .await;
+        (r.status().as_u16(), r.json::<Json>().await.unwrap())
+    };
+    let (code, body) = status().await;
+    assert_eq!((code, body["Status"].as_str()), (200, Some("closed")));
+    let age = |id: String, body: &'static str| {
+        let url = format!("{}/-/odps/uploads/{id}/age", c.base);
+        async move {
+            let r = reqwest::Client::new().post(url).body(body).send().await;
+            r.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(age(id.clone(), "{\"age_ms\": 86000000}").await, 200);
+    assert_eq!(status().await.0, 200);
+    assert_eq!(age(id.clone(), "{\"age_ms\": 400000}").await, 200);
+    let (code, body) = status().await;
+    assert_eq!((code, body["Code"].as_str()), (409, Some("StatusConflict")));
+    assert!(body["Message"].as_str().unwrap().contains("expired"), "{body}");
+    assert_eq!(age("nope".into(), "{\"age_ms\": 1}").await, 404);
+    assert_eq!(age(id.clone(), "{}").await, 400);
 
     let log: Json = reqwest::get(format!("{}/-/odps/requests", c.base))
         .await

@@ -152,7 +152,9 @@ fn step(role: Role, step: &str) -> i32 {
                     return 1;
                 }
             }
-            p.get(&format!("{step}_answer")).cloned().unwrap_or(Json::Null)
+            p.get(format!("{step}_answer"))
+                .cloned()
+                .unwrap_or(Json::Null)
         }
         _ => Json::Null,
     };

@@ -17,7 +17,24 @@ impl OssClient {
         content_type: &str,
         encrypt: bool,
     ) -> Result<String, OssError> {
+        self.initiate_with_window(key, content_type, encrypt, None)
+            .await
+    }
+
+    /// InitiateMultipartUpload, the object marked with the job's window (24 hex) in
+    /// [`WINDOW_META`](super::WINDOW_META) when `window` is given.
+    pub async fn initiate_with_window(
+        &self,
+        key: &str,
+        content_type: &str,
+        encrypt: bool,
+        window: Option<&str>,
+    ) -> Result<String, OssError> {
         let mut req = self.request("InitiateMultipartUpload", Method::POST, key);
+        if let Some(window) = window {
+            req.headers
+                .push((super::WINDOW_META.into(), window.to_owned()));
+        }
         req.query = query(&[("uploads", "")]);
         req.headers
             .push(("Content-Type".into(), content_type.to_owned()));

@@ -1,0 +1,183 @@
+//! `abort`, and what it answers the engine: `{"committed": "none"|"partial"|"all",
+//! "detail": …}`.
+//!
+//! Given the task reports (the engine passes them when `post` had started), `abort`
+//! finds out which reported uploads were completed before `post` stopped: an upload
+//! still open (ListMultipartUploads) was not; one that is gone was completed when its
+//! key now holds a multipart object of exactly the reported size and CRC-64 (combined
+//! from the part CRCs). Completed objects are left as they are (deleting one could
+//! lose the same-named object of an earlier run of this window it replaced); every
+//! open upload of the job is aborted. Without reports, `post` never started and nothing
+//! of this job was made visible.
+
+use std::collections::BTreeSet;
+
+use protocol::runtime::PluginError;
+use serde_json::{json, Value as Json};
+
+use crate::client::{OssClient, UploadedPart};
+use crate::config::{WriteMode, WriterConfig};
+use crate::crc64;
+use crate::error::OssError;
+use crate::job::{abort_open, first_part};
+use crate::naming;
+use crate::writer::TaskReport;
+
+/// How many keys a detail names before "and N more".
+const KEYS_NAMED: usize = 10;
+
+/// The size and CRC-64 of the object the parts make.
+fn expected(parts: &[UploadedPart]) -> (u64, u64) {
+    let mut sorted: Vec<&UploadedPart> = parts.iter().collect();
+    sorted.sort_by_key(|p| p.number);
+    sorted.iter().fold((0, 0), |(size, crc), p| {
+        (size + p.size, crc64::combine(crc, p.crc64, p.size))
+    })
+}
+
+/// Whether `key` holds the multipart object of `(size, crc)`.
+async fn holds(client: &OssClient, key: &str, (size, crc): (u64, u64)) -> Result<bool, OssError> {
+    Ok(client.head(key).await?.is_some_and(|meta| {
+        meta.object_type == "Multipart" && meta.size == size && meta.crc64.is_none_or(|c| c == crc)
+    }))
+}
+
+fn named(keys: &[String]) -> String {
+    let mut text = keys
+        .iter()
+        .take(KEYS_NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if keys.len() > KEYS_NAMED {
+        text.push_str(&format!(" and {} more", keys.len() - KEYS_NAMED));
+    }
+    text
+}
+
+/// Multi-object mode.
+pub async fn abort_multi(
+    client: &OssClient,
+    config: &WriterConfig,
+    job_hex: &str,
+    reports: Option<&[TaskReport]>,
+) -> Result<Json, PluginError> {
+    let bucket = client.bucket();
+    let prefix = naming::job_prefix(&config.object, job_hex);
+    let Some(reports) = reports else {
+        let count = abort_open(client, &prefix, |_| true).await?;
+        return Ok(json!({"committed": "none", "detail": format!(
+            "post never started: nothing of this job is visible ({count} open uploads aborted; writeMode {} deleted nothing); a re-run of this window writes it again",
+            mode_name(config.write_mode)
+        )}));
+    };
+    let open: BTreeSet<(String, String)> =
+        client.list_uploads(&prefix).await?.into_iter().collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut total = 0usize;
+    for upload in reports.iter().flat_map(|r| r.uploads.iter()) {
+        total += 1;
+        let still_open = open.contains(&(upload.key.clone(), upload.upload_id.clone()));
+        if !still_open && holds(client, &upload.key, expected(&upload.parts)).await? {
+            done.push(upload.key.clone());
+        }
+    }
+    let aborted = abort_open(client, &prefix, |_| true).await?;
+    let truncate = if config.write_mode == WriteMode::Truncate {
+        format!(
+            "; writeMode truncate has not deleted the older objects under oss://{bucket}/{} (a re-run of this window does)",
+            config.object
+        )
+    } else {
+        String::new()
+    };
+    let rerun = "a re-run of this window writes every object again under the same names and removes the rest";
+    let (committed, detail) = if done.is_empty() {
+        (
+            "none",
+            format!(
+                "none of the {total} reported uploads was completed: nothing of this job is visible ({aborted} open uploads aborted){truncate}; {rerun}"
+            ),
+        )
+    } else if done.len() == total {
+        (
+            "all",
+            format!(
+                "all {total} objects of this job are visible: {}{truncate}; {rerun}",
+                named(&done)
+            ),
+        )
+    } else {
+        (
+            "partial",
+            format!(
+                "{} of the {total} reported uploads were completed and are visible: {}; the others were aborted{truncate}; {rerun}",
+                done.len(),
+                named(&done)
+            ),
+        )
+    };
+    tracing::warn!("abort: {detail}");
+    Ok(json!({"committed": committed, "detail": detail}))
+}
+
+fn mode_name(mode: WriteMode) -> &'static str {
+    match mode {
+        WriteMode::Truncate => "truncate",
+        WriteMode::Append => "append",
+        WriteMode::NonConflict => "nonConflict",
+    }
+}
+
+/// Single-object mode: the job's one upload (`upload_id`, from `prepare`).
+pub async fn abort_single(
+    client: &OssClient,
+    config: &WriterConfig,
+    upload_id: Option<&str>,
+    reports: Option<&[TaskReport]>,
+) -> Result<Json, PluginError> {
+    let key = config.object.clone();
+    let target = format!("oss://{}/{key}", client.bucket());
+    let open: Vec<(String, String)> = client.list_uploads(&key).await?;
+    let still_open = upload_id.is_some_and(|id| open.iter().any(|(k, i)| *k == key && i == id));
+    let aborted = abort_open(client, &key, |k| k == key).await?;
+    let rerun = "a re-run of this window writes it again";
+    let (committed, detail) = match reports {
+        None => (
+            "none",
+            format!("post never started: {target} is as before ({aborted} open uploads aborted); {rerun}"),
+        ),
+        Some(_) if still_open => (
+            "none",
+            format!("the upload of {target} was not completed and is aborted: {target} is as before; {rerun}"),
+        ),
+        Some(reports) if reports.iter().all(|r| r.records == 0) => {
+            let older = config.write_mode == WriteMode::Truncate && client.head(&key).await?.is_some();
+            if older {
+                ("partial", format!("no records: {target} was not written, but writeMode truncate has not deleted the older {target}; {rerun}"))
+            } else {
+                ("all", format!("no records: {target} was not written; {rerun}"))
+            }
+        }
+        Some(reports) => {
+            let mut parts: Vec<UploadedPart> =
+                reports.iter().flat_map(|r| r.parts.iter().cloned()).collect();
+            let part1 = first_part(config, reports)?;
+            if !part1.is_empty() {
+                parts.push(UploadedPart {
+                    number: 1,
+                    etag: String::new(),
+                    size: part1.len() as u64,
+                    crc64: crc64::checksum(&part1),
+                });
+            }
+            if holds(client, &key, expected(&parts)).await? {
+                ("all", format!("{target} of this job is visible (its upload was completed); {rerun}"))
+            } else {
+                ("none", format!("the upload of {target} is gone and {target} is not this job's object: nothing of this job is visible; {rerun}"))
+            }
+        }
+    };
+    tracing::warn!("abort: {detail}");
+    Ok(json!({"committed": committed, "detail": detail}))
+}
