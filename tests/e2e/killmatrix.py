@@ -124,19 +124,19 @@ def derive_job(source, replacements, path):
 
 
 class OssTarget:
-    """Stream → OSS. Each case writes under its own prefix (`-p case=…` in `object`), so
-    cases do not see each other. Old output: `<object>_old.csv`, which `truncate` must
-    remove and `append` must keep; new output: that (append) plus one object
-    `<object>__<32 hex>` holding exactly the derived records."""
+    """Stream → OSS, `writeMode` `mode`. Each case writes under its own prefix (`-p
+    case=…` in `object`), so cases do not see each other. Old output:
+    `<object>_old.csv`, which `truncate` must remove and `append` must keep (with
+    `nonConflict`, nothing: any object there is a conflict); new output: that (append)
+    plus one object `<object>__<32 hex>` holding exactly the derived records."""
 
     service, writer = "oss", "writer-oss"
     post_operation = "CompleteMultipartUpload"
     transfer_operations = [("ots", "GetStreamRecord"), ("oss", "InitiateMultipartUpload"),
                            ("oss", "UploadPart"), ("oss", "CompleteMultipartUpload")]
 
-    def __init__(self, cloud, window, ops, truncate, tmp_path):
-        self.cloud, self.window, self.truncate = cloud, window, truncate
-        mode = "truncate" if truncate else "append"
+    def __init__(self, cloud, window, ops, mode, tmp_path):
+        self.cloud, self.window, self.mode = cloud, window, mode
         self.job = derive_job(pipelines.OSS_JOB, [
             ('"writeMode": "truncate"', '"writeMode": "%s"' % mode),
             ('"object": "tablestore/users/${start_time}"', '"object": "tablestore/users/${start_time}/${case}/out"'),
@@ -153,6 +153,8 @@ class OssTarget:
         return "tablestore/users/%d/%s/out" % (self.window.start_ms, case)
 
     def old(self, case):
+        if self.mode == "nonConflict":
+            return {}
         return {self.object(case) + "_old.csv": "OLD,%s\n" % case}
 
     def set_old(self, case):
@@ -169,7 +171,7 @@ class OssTarget:
         if not got:
             return "nothing (the old output is gone, nothing new)"
         rest = dict(got)
-        if not self.truncate:
+        if self.mode != "truncate":
             for k, v in self.old(case).items():
                 if rest.pop(k, None) != v:
                     return "mixed: the old object %s is gone or changed; keys %s" % (k, sorted(got))
@@ -192,12 +194,13 @@ class OdpsTarget:
     transfer_operations = [("ots", "GetStreamRecord"), ("odps", "CreateUploadSession"),
                            ("odps", "UploadBlock"), ("odps", "CommitUpload")]
 
-    def __init__(self, cloud, window, ops, truncate, tmp_path):
+    def __init__(self, cloud, window, ops, setting, tmp_path):
+        truncate = setting == "truncate"
         self.cloud, self.window, self.truncate = cloud, window, truncate
         replacements = [('"partition": "pt=${bdp.system.bizdate}"', '"partition": "pt=${bdp.system.bizdate}_${case}"')]
         if not truncate:
             replacements.append(('"truncate": true', '"truncate": false'))
-        self.job = derive_job(pipelines.ODPS_JOB, replacements, tmp_path / ("odps-truncate-%s.json" % truncate))
+        self.job = derive_job(pipelines.ODPS_JOB, replacements, tmp_path / ("odps-%s.json" % setting))
         self.want = sorted(pipelines.expected_odps_rows(ops, window), key=pipelines.sort_key)
         assert self.want
         pipelines.create_person_table(cloud)
@@ -245,7 +248,7 @@ TARGETS = {"oss": OssTarget, "odps": OdpsTarget}
 
 
 EXIT_OF = {signal.SIGINT: 130, signal.SIGTERM: 143}
-POST_LATENCY_S = 3.0
+POST_LATENCY_S = 2.0
 
 
 READER = "reader-otsstream"
