@@ -255,7 +255,8 @@ READER = "reader-otsstream"
 # The reader's post persists its checkpoints in the status table, with PutRow (only
 # there).
 READER_POST_OPERATION = ("ots", "PutRow")
-IN_POST = ("post", "post2", "post-stall", "post-timeout", "rpost", "rpost2")
+IN_POST = ("post", "post2", "post-stall", "post-timeout", "rpost", "rpost2", "post2-applied",
+           "post-timeout-applied")
 
 
 class Case:
@@ -265,7 +266,9 @@ class Case:
     in the reader's post, after the writer committed), "post-stall" (no signal; a
     stall timeout shorter than the slowed post), "post-timeout" (no signal; a post
     timeout shorter than the slowed post) or "stall" (a latency fault on `operation`
-    longer than the stall timeout)."""
+    longer than the stall timeout). "-applied": the commit request takes effect at
+    once and only its answer is slowed (a commit that happened while the writer was
+    stopped: its abort must find that out)."""
 
     def __init__(self, name, moment, sig=None, delay=0.0, operation=None):
         self.name, self.moment, self.sig, self.delay, self.operation = name, moment, sig, delay, operation
@@ -288,10 +291,12 @@ def run_case(target, case, tmp_path, timeout_s=90):
     if case.moment in IN_POST:
         latency_s = POST_LATENCY_S
         service, op = READER_POST_OPERATION if step_of == READER else (target.service, target.post_operation)
-        add_fault(cloud, service, {"operation": op, "times": 1, "kind": "latency", "ms": int(latency_s * 1000)})
+        add_fault(cloud, service, {"operation": op, "times": 1, "kind": "latency", "ms": int(latency_s * 1000),
+                                   "after_apply": case.moment.endswith("-applied")})
+    moment = case.moment.replace("-applied", "")
     if case.moment == "post-stall":
         extra += ["--stall-timeout", "1"]
-    if case.moment == "post-timeout":
+    if moment == "post-timeout":
         extra += ["--post-timeout", "1"]
     if case.moment == "stall":
         latency_s = 4.0
@@ -323,7 +328,7 @@ def run_case(target, case, tmp_path, timeout_s=90):
                 if proc.poll() is None:
                     proc.send_signal(case.sig)
                     sent.append(round(time.monotonic() - t0, 3))
-                if case.moment in ("post2", "rpost2"):
+                if moment in ("post2", "rpost2"):
                     time.sleep(0.3)
                     if proc.poll() is None:
                         proc.send_signal(case.sig)
@@ -356,10 +361,11 @@ def run_case(target, case, tmp_path, timeout_s=90):
 def verdict(r):
     """The problems with one interrupted run (empty: it kept the contract)."""
     case, rc, s = r["case"], r["rc"], r["summary"]
+    moment = case.moment.replace("-applied", "")
     problems = []
     if r["left"]:
         problems.append("processes outlived the engine by 1 s: %s" % r["left"])
-    if r["early"] != r["late"]:
+    if r["early"] != r["late"] and (s or {}).get("committed") != "unknown":
         problems.append("the output changed after the engine ended: %s, then %s" % (r["early"], r["late"]))
     visible = r["late"]
     if not isinstance(rc, int):
@@ -385,25 +391,25 @@ def verdict(r):
         problems.append("committed 'all' but visible is %s" % visible)
     if committed == "none" and visible != "old":
         problems.append("committed 'none' but visible is %s" % visible)
-    if committed in ("partial", "unknown") and case.moment not in ("post2", "post-timeout"):
+    if committed in ("partial", "unknown") and moment not in ("post2", "post-timeout"):
         problems.append("committed %r where the contract does not allow it" % committed)
     if committed not in (None, "all", "none", "partial", "unknown"):
         problems.append("committed %r is not one of all/none/partial/unknown" % committed)
-    if case.moment in ("post", "rpost", "post-stall") and rc != 0:
+    if moment in ("post", "rpost", "post-stall") and rc != 0:
         problems.append("%s during post stopped the commit: exit %d, %r" % (
-            "the stall watchdog" if case.moment == "post-stall" else case.sig.name, rc, s.get("error")))
-    if case.moment in ("post2", "rpost2") and rc not in (0, EXIT_OF[case.sig]):
+            "the stall watchdog" if moment == "post-stall" else case.sig.name, rc, s.get("error")))
+    if moment in ("post2", "rpost2") and rc not in (0, EXIT_OF[case.sig]):
         problems.append("second %s: exit %d, want %d" % (case.sig.name, rc, EXIT_OF[case.sig]))
-    if case.moment == "rpost2" and committed != "all":
+    if moment == "rpost2" and committed != "all":
         problems.append("second %s in the reader's post, after the writer's: committed %r, want 'all'" % (
             case.sig.name, committed))
-    if case.moment in ("post2", "rpost2") and r["sent"] and len(r["sent"]) == 2 and r["secs"] - r["sent"][1] > 2.0:
+    if moment in ("post2", "rpost2") and r["sent"] and len(r["sent"]) == 2 and r["secs"] - r["sent"][1] > 2.0:
         problems.append("second signal: the engine took %.1f s more to exit" % (r["secs"] - r["sent"][1]))
-    if case.moment == "post-timeout" and rc != 1:
+    if moment == "post-timeout" and rc != 1:
         problems.append("post timeout: exit %d, want 1 (%r)" % (rc, s.get("error")))
-    if case.moment == "random" and case.sig in EXIT_OF and rc not in (0, EXIT_OF[case.sig]):
+    if moment == "random" and case.sig in EXIT_OF and rc not in (0, EXIT_OF[case.sig]):
         problems.append("%s: exit %d, want %d (or 0)" % (case.sig.name, rc, EXIT_OF[case.sig]))
-    if case.moment == "stall" and rc not in (0, 1):
+    if moment == "stall" and rc not in (0, 1):
         problems.append("stall: exit %d, want 1 (or 0)" % rc)
     return problems
 

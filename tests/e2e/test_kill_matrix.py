@@ -4,7 +4,8 @@ the engine is interrupted by SIGINT, SIGTERM, SIGKILL and the stall watchdog, at
 random moments of a run and at moments inside the writer's and the reader's `post`
 (slowed by a localcloud latency fault on CompleteMultipartUpload / CommitUpload /
 the reader's checkpoint PutRow; the signal is sent once the post step process is seen
-running), including a second signal during `post` and a post timeout. Each case
+running), including a second signal during `post` and a post timeout, also when the
+commit request took effect and only its answer is slow (`after_apply`). Each case
 writes to its own target, which first holds a known "old" output. After each case:
 * what the engine reported (exit code, summary JSON `outcome`, `committed`,
   `commit_detail`) matches what is visible: "none" → the old output exactly, "all" or
@@ -52,8 +53,10 @@ def cases(rng, target, full_s, rounds):
         add("rpost", rng.choice(SIGNALS), rng.uniform(0.1, km.POST_LATENCY_S - 1.0))
         add("rpost2", rng.choice(SIGNALS[:2]), rng.uniform(0.1, 1.0))
         add("stall", operation=rng.choice(target.transfer_operations))
+    add("post2-applied", rng.choice(SIGNALS[:2]), rng.uniform(0.1, 1.0))
     add("post-stall")
     add("post-timeout")
+    add("post-timeout-applied")
     return out
 
 
