@@ -314,3 +314,53 @@ pub(crate) async fn commit(
     }
     (Ok(()), report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn answers_are_read_strictly() {
+        assert_eq!(
+            answer(&json!({"committed": "partial", "detail": "a is visible"})),
+            Some((Committed::Partial, Some("a is visible".to_owned())))
+        );
+        assert_eq!(
+            answer(&json!({"committed": "all"})),
+            Some((Committed::All, None))
+        );
+        assert_eq!(answer(&json!({"committed": "some"})), None);
+        assert_eq!(answer(&json!(null)), None);
+        assert_eq!(answer(&json!({"detail": "x"})), None);
+    }
+
+    #[test]
+    fn a_signal_before_the_commit_cancels_and_one_during_it_waits() {
+        use crate::limits::{ErrorLimit, ManualClock, SpeedLimiter};
+        let shared = || {
+            JobShared::new(
+                SpeedLimiter::new(None, None, Arc::new(ManualClock::default())),
+                ErrorLimit::default(),
+                std::env::temp_dir().join("unused.dirty.jsonl"),
+            )
+        };
+        let timeout = Duration::from_secs(600);
+        let before = shared();
+        let guard = CommitGuard::default();
+        guard.on_signal(&before, "SIGTERM", EXIT_SIGTERM, timeout);
+        assert!(before.cancel.is_cancelled());
+        assert!(!guard.begin(&before), "no commit after a signal");
+
+        let during = shared();
+        let guard = CommitGuard::default();
+        assert!(guard.begin(&during));
+        guard.on_signal(&during, "SIGINT", EXIT_SIGINT, timeout);
+        assert!(!during.cancel.is_cancelled() && !guard.stop.is_cancelled());
+        guard.on_signal(&during, "SIGINT", EXIT_SIGINT, timeout);
+        assert!(guard.stop.is_cancelled() && !guard.stop_abort.is_cancelled());
+        guard.on_signal(&during, "SIGINT", EXIT_SIGINT, timeout);
+        assert!(guard.stop_abort.is_cancelled());
+        assert!(during.failure().is_none());
+    }
+}

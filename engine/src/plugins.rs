@@ -238,8 +238,12 @@ pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
+            let through = LAUNCHER
+                .get()
+                .map(|engine| format!(" through the engine binary {}", engine.display()))
+                .unwrap_or_default();
             EngineError::failed(format!(
-                "cannot start {} ({}): {e}",
+                "cannot start {} ({}){through}: {e}",
                 plugin.name,
                 plugin.path.display()
             ))

@@ -6,7 +6,8 @@
 //! marker table in the same project, each added by one atomic
 //! `ALTER TABLE … ADD IF NOT EXISTS PARTITION` and read back by listing the
 //! partitions whose leading keys are the window's fingerprint and table. `post`
-//! looks them up, adds `intent` naming its session, commits, then adds `committed`.
+//! looks them up, adds `intent` naming its session, commits, adds `committed`, then
+//! drops the `intent` (one partition per window stays: a table holds at most 60 000).
 //! An `intent` without `committed` is settled by asking the Tunnel for that
 //! session's status; a session it cannot tell about is an error, never a guess.
 
@@ -30,8 +31,6 @@ pub enum MarkState {
     /// The session was about to be committed.
     Intent,
     Committed,
-    /// A later run found the session uncommitted and committed its own instead.
-    Abandoned,
 }
 
 impl MarkState {
@@ -39,12 +38,11 @@ impl MarkState {
         match self {
             MarkState::Intent => "intent",
             MarkState::Committed => "committed",
-            MarkState::Abandoned => "abandoned",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Self::Intent, Self::Committed, Self::Abandoned]
+        [Self::Intent, Self::Committed]
             .into_iter()
             .find(|s| s.as_str().eq_ignore_ascii_case(text))
     }
@@ -93,6 +91,7 @@ pub async fn session_outcome(
 #[derive(Clone, Debug)]
 pub struct Markers {
     pub table: String,
+    lifecycle: Option<u32>,
     fingerprint: String,
     target_table: String,
 }
@@ -120,12 +119,12 @@ impl Markers {
         let Some(table) = &config.commit_marker else {
             return Ok(None);
         };
-        if config.truncate || job.fingerprint.is_empty() || job.job_id.starts_with("standalone-")
-        {
+        if config.truncate || job.fingerprint.is_empty() || job.job_id.starts_with("standalone-") {
             return Ok(None);
         }
         Ok(Some(Self {
             table: table.clone(),
+            lifecycle: config.commit_marker_lifecycle,
             fingerprint: marker_value("the window fingerprint", &job.fingerprint)?,
             target_table: marker_value("the table name", &config.table)?.to_ascii_lowercase(),
         }))
@@ -149,7 +148,7 @@ impl Markers {
         )
     }
 
-    fn drop_sql(&self, upload_id: &str, state: MarkState) -> String {
+    pub fn drop_sql(&self, upload_id: &str, state: MarkState) -> String {
         format!(
             "ALTER TABLE {} DROP IF EXISTS PARTITION ({});",
             self.table,
@@ -157,8 +156,9 @@ impl Markers {
         )
     }
 
-    /// Creates the marker table if it does not exist; checks its partition keys.
-    pub async fn ensure_table(&self, client: &OdpsClient) -> Result<(), PluginError> {
+    /// Creates the marker table if it does not exist (with `create`; `check` only
+    /// looks); checks its partition keys.
+    pub async fn ensure_table(&self, client: &OdpsClient, create: bool) -> Result<(), PluginError> {
         let keys: Vec<String> = match client.get_table(&self.table).await {
             Ok(t) => t
                 .schema
@@ -166,11 +166,15 @@ impl Markers {
                 .iter()
                 .map(|k| k.name.to_ascii_lowercase())
                 .collect(),
+            Err(e) if e.status() == Some(404) && !create => return Ok(()),
             Err(e) if e.status() == Some(404) => {
                 let sql = format!(
-                    "CREATE TABLE IF NOT EXISTS {} (note STRING) COMMENT 'streamport writer-odps commit markers: one partition per marker' PARTITIONED BY ({});",
+                    "CREATE TABLE IF NOT EXISTS {} (note STRING) COMMENT 'streamport writer-odps commit markers: one partition per marker' PARTITIONED BY ({}){};",
                     self.table,
-                    KEYS.map(|k| format!("{k} STRING")).join(", ")
+                    KEYS.map(|k| format!("{k} STRING")).join(", "),
+                    self.lifecycle
+                        .map(|days| format!(" LIFECYCLE {days}"))
+                        .unwrap_or_default()
                 );
                 client.run_sql("commitMarker", &sql, true).await.map_err(|e| {
                     PluginError::from(e).context(format!(
@@ -224,7 +228,10 @@ impl Markers {
             {
                 continue;
             }
-            match (value("upload_id"), value("state").as_deref().and_then(MarkState::parse)) {
+            match (
+                value("upload_id"),
+                value("state").as_deref().and_then(MarkState::parse),
+            ) {
                 (Some(id), Some(state)) => found.push((id, state)),
                 _ => tracing::warn!("ignoring commit marker {spec} in {}", self.table),
             }
@@ -252,8 +259,8 @@ impl Markers {
             })
     }
 
-    /// Whether an earlier run of this window committed: the session that did. Marks
-    /// intents whose sessions never committed as abandoned.
+    /// Whether an earlier run of this window committed: the session that did. Drops
+    /// the intents of sessions that never committed.
     pub async fn earlier_commit(
         &self,
         client: &OdpsClient,
@@ -264,25 +271,20 @@ impl Markers {
         if let Some((id, _)) = markers.iter().find(|(_, s)| *s == MarkState::Committed) {
             return Ok(Some(id.clone()));
         }
-        let settled = |id: &str| {
-            markers
-                .iter()
-                .any(|(i, s)| i == id && *s == MarkState::Abandoned)
-        };
         for (id, _) in markers
             .iter()
-            .filter(|(i, s)| *s == MarkState::Intent && i != own && !settled(i))
+            .filter(|(i, s)| *s == MarkState::Intent && i != own)
         {
             match session_outcome(client, target.table, target.partition, id).await {
                 SessionOutcome::Committed => {
-                    self.add_or_warn(client, id, MarkState::Committed).await;
+                    self.settle(client, id).await;
                     return Ok(Some(id.clone()));
                 }
                 SessionOutcome::NotCommitted(status) => {
                     tracing::warn!(
                         "an earlier run of this window meant to commit upload session {id} into {target}, but it is {status} (never committed): committing this run's session instead"
                     );
-                    self.add(client, id, MarkState::Abandoned).await?;
+                    self.remove(client, id, MarkState::Intent).await?;
                 }
                 SessionOutcome::Unknown(reason) => {
                     return Err(PluginError::service(format!(
@@ -299,14 +301,40 @@ impl Markers {
         Ok(None)
     }
 
-    /// Adds a marker after the fact; a failure is logged with the statement to run.
-    pub async fn add_or_warn(&self, client: &OdpsClient, upload_id: &str, state: MarkState) {
-        if let Err(e) = self.add(client, upload_id, state).await {
+    /// Drops a marker (idempotent).
+    pub async fn remove(
+        &self,
+        client: &OdpsClient,
+        upload_id: &str,
+        state: MarkState,
+    ) -> Result<(), PluginError> {
+        marker_value("the upload session id", upload_id)?;
+        client
+            .run_sql("commitMarker", &self.drop_sql(upload_id, state), true)
+            .await
+            .map_err(|e| {
+                PluginError::from(e).context(format!(
+                    "dropping the {} commit marker of upload session {upload_id} from {}",
+                    state.as_str(),
+                    self.table
+                ))
+            })
+    }
+
+    /// Once session `upload_id` is known committed: adds its `committed` marker, then
+    /// drops its `intent`. Failures are logged (the rows are committed either way),
+    /// with the statement to run.
+    pub async fn settle(&self, client: &OdpsClient, upload_id: &str) {
+        if let Err(e) = self.add(client, upload_id, MarkState::Committed).await {
             tracing::warn!(
                 "{}; a re-run of this window within 24 h still finds the commit through the Tunnel, later it fails until you run `{}`",
                 e.message,
-                self.add_sql(upload_id, state)
+                self.add_sql(upload_id, MarkState::Committed)
             );
+            return;
+        }
+        if let Err(e) = self.remove(client, upload_id, MarkState::Intent).await {
+            tracing::warn!("{} (harmless: the committed marker decides)", e.message);
         }
     }
 }
@@ -356,7 +384,9 @@ mod tests {
     #[test]
     fn markers_only_for_engine_appends() {
         let engine = job("j1", "0123abcd");
-        let m = Markers::for_job(&config(json!({})), &engine).unwrap().unwrap();
+        let m = Markers::for_job(&config(json!({})), &engine)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             m.add_sql("U1", MarkState::Intent),
             "ALTER TABLE streamport_commit_markers ADD IF NOT EXISTS PARTITION (fingerprint='0123abcd',target_table='person',upload_id='U1',state='intent');"
@@ -374,7 +404,7 @@ mod tests {
 
     #[test]
     fn states_round_trip() {
-        for s in [MarkState::Intent, MarkState::Committed, MarkState::Abandoned] {
+        for s in [MarkState::Intent, MarkState::Committed] {
             assert_eq!(MarkState::parse(s.as_str()), Some(s));
         }
         assert_eq!(MarkState::parse("other"), None);

@@ -46,6 +46,8 @@ pub struct OdpsConfig {
     /// The commit-marker table of append loads (`commitMarkerTable`); `None` when
     /// `commitMarker` is false.
     pub commit_marker: Option<String>,
+    /// `commitMarkerLifecycle`: the LIFECYCLE (days) the marker table is created with.
+    pub commit_marker_lifecycle: Option<u32>,
 }
 
 impl OdpsConfig {
@@ -118,6 +120,7 @@ const KNOWN: &[&str] = &[
     "accountType",
     "commitMarker",
     "commitMarkerTable",
+    "commitMarkerLifecycle",
     TASK_KEY,
 ];
 
@@ -148,6 +151,7 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("postSql", "array", false, None, "SQL statements run after the commit."),
         p("commitMarker", "boolean", false, Some("true"), "With truncate false: record each window's commit in commitMarkerTable so a re-run of a committed window commits nothing again (README \"Commit and re-runs\"). false appends again on every re-run."),
         p("commitMarkerTable", "string", false, Some("\"streamport_commit_markers\""), "Table of the project holding the commit markers (created if missing; one partition per marker)."),
+        p("commitMarkerLifecycle", "integer", false, None, "LIFECYCLE in days given to the marker table when writer-odps creates it (default: none, markers are kept; a window re-run after its marker was reclaimed appends again)."),
         p("overLengthRule", "string", false, Some("\"keepOn\""), "STRING/BINARY values longer than maxOdpsFieldLength bytes: keepOn (dirty record), setNull, truncate."),
         p("maxFieldLength", "integer", false, Some("8388608"), "Bytes kept by overLengthRule truncate."),
         p("maxOdpsFieldLength", "integer", false, Some("8388608"), "Over-length threshold in bytes."),
@@ -373,8 +377,13 @@ impl OdpsConfig {
                 Some(name.to_owned())
             }
         };
+        let commit_marker_lifecycle = match p.get("commitMarkerLifecycle") {
+            None | Some(Json::Null) => None,
+            Some(_) => Some(int_in(p, "commitMarkerLifecycle", 1, 1, 37_231)? as u32),
+        };
         Ok(Self {
             commit_marker,
+            commit_marker_lifecycle,
             service,
             tunnel,
             project: required(p, "project")?.to_owned(),
@@ -509,7 +518,8 @@ mod tests {
         assert_eq!(c.commit_marker.as_deref(), Some(DEFAULT_MARKER_TABLE));
         let c = OdpsConfig::from_parameter(&with("commitMarker", json!(false)), "UTC").unwrap();
         assert_eq!(c.commit_marker, None);
-        let c = OdpsConfig::from_parameter(&with("commitMarkerTable", json!("m_1")), "UTC").unwrap();
+        let c =
+            OdpsConfig::from_parameter(&with("commitMarkerTable", json!("m_1")), "UTC").unwrap();
         assert_eq!(c.commit_marker.as_deref(), Some("m_1"));
     }
 
@@ -534,6 +544,10 @@ mod tests {
             (with("commitMarkerTable", json!("a.b")), "commitMarkerTable"),
             (with("commitMarkerTable", json!("1x")), "commitMarkerTable"),
             (with("commitMarker", json!("no")), "commitMarker"),
+            (
+                with("commitMarkerLifecycle", json!(0)),
+                "commitMarkerLifecycle",
+            ),
         ];
         for (p, needle) in cases {
             let e = OdpsConfig::from_parameter(&p, "UTC").unwrap_err();

@@ -2,7 +2,8 @@
 //! one MaxCompute table (one partition) through the Tunnel: `prepare` checks the table
 //! and partition, truncates when asked and opens one upload session; every task
 //! streams its blocks into that session; `post` verifies the block list and commits
-//! the session once. See `README.md`.
+//! the session once per window (append loads keep commit markers, [`commit`]);
+//! `abort` asks the Tunnel what was committed. See `README.md`.
 
 pub mod block;
 pub mod client;

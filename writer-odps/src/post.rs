@@ -70,7 +70,7 @@ impl OdpsWriter {
         if session.status == "closed" {
             tracing::info!("upload session {id} is already committed");
             if let Some(m) = &markers {
-                m.add_or_warn(&client, id, MarkState::Committed).await;
+                m.settle(&client, id).await;
             }
             self.post_sql(config, &client).await?;
             return Ok(answer(
@@ -120,7 +120,7 @@ impl OdpsWriter {
         }
         self.commit(&client, config, state).await?;
         if let Some(m) = &markers {
-            m.add_or_warn(&client, id, MarkState::Committed).await;
+            m.settle(&client, id).await;
         }
         tracing::info!(
             records,
@@ -187,7 +187,8 @@ impl OdpsWriter {
         state: Option<&JobState>,
         reports: &[Json],
     ) -> Result<Json, PluginError> {
-        let markers = Markers::for_job(config, job)?;
+        // prepare checked the markers; abort reports what it can regardless.
+        let markers = Markers::for_job(config, job).ok().flatten();
         let Some(state) = state else {
             return Ok(answer(
                 "none",
@@ -209,7 +210,7 @@ impl OdpsWriter {
         let value = match session_outcome(&client, t, part, id).await {
             SessionOutcome::Committed => {
                 if let Some(m) = &markers {
-                    m.add_or_warn(&client, id, MarkState::Committed).await;
+                    m.settle(&client, id).await;
                 }
                 answer(
                     "all",

@@ -67,7 +67,10 @@ fn runtime() -> Result<Runtime, PluginError> {
         .map_err(|e| PluginError::internal(format!("starting the I/O runtime: {e}")))
 }
 
-pub(crate) fn client_for(config: &OdpsConfig, tunnel: Option<Endpoint>) -> Result<OdpsClient, PluginError> {
+pub(crate) fn client_for(
+    config: &OdpsConfig,
+    tunnel: Option<Endpoint>,
+) -> Result<OdpsClient, PluginError> {
     OdpsClient::new(config.http_options(), config.service.clone(), tunnel)
         .map_err(PluginError::internal)
 }
@@ -200,7 +203,7 @@ impl OdpsWriter {
         let mut client = client_for(config, config.tunnel.clone())?;
         let (schema, partition, _) = load_and_check(config, &client).await?;
         match Markers::for_job(config, job)? {
-            Some(markers) => markers.ensure_table(&client).await?,
+            Some(markers) => markers.ensure_table(&client, true).await?,
             None if !config.truncate && config.commit_marker.is_some() => tracing::info!(
                 "no window fingerprint (standalone write): this append is not recorded as a commit marker"
             ),
@@ -290,6 +293,9 @@ impl Plugin for OdpsWriter {
         runtime()?.block_on(async {
             let mut client = client_for(&config, config.tunnel.clone())?;
             load_and_check(&config, &client).await?;
+            if let Some(markers) = Markers::for_job(&config, &ctx.job)? {
+                markers.ensure_table(&client, false).await?;
+            }
             let tunnel = client.discover_tunnel().await?;
             // Any answer from the Tunnel proves it reachable and our signature accepted
             // there; an unknown session is the expected answer.

@@ -121,6 +121,24 @@ fn markers(cloud: &Cloud, t: &str) -> Vec<(String, String)> {
     found
 }
 
+/// Puts the markers of `t` as a run leaves them that died between its commit of
+/// session `id` and its committed marker: the intent only.
+fn died_before_the_committed_marker(cloud: &Cloud, t: &str, id: &str) {
+    let spec = |state: &str| {
+        format!(
+            "fingerprint='{FINGERPRINT}', target_table='{t}', upload_id='{id}', state='{state}'"
+        )
+    };
+    cloud.sql(&format!(
+        "alter table {MARKERS} add if not exists partition ({})",
+        spec("intent")
+    ));
+    cloud.sql(&format!(
+        "alter table {MARKERS} drop if exists partition ({})",
+        spec("committed")
+    ));
+}
+
 fn upload_id(state: &Json) -> String {
     state["uploadId"].as_str().unwrap().to_owned()
 }
@@ -136,14 +154,12 @@ fn rerun_of_a_committed_append_window_commits_nothing_again() {
     assert_eq!(answer["committed"], "all", "{answer}");
     assert_eq!(count(&cloud, &t), 300);
     let first = upload_id(&s1);
+    // One marker per window stays: the intent is dropped once committed is there.
     assert_eq!(
         markers(&cloud, &t),
-        vec![
-            (first.clone(), "committed".into()),
-            (first.clone(), "intent".into())
-        ]
+        vec![(first.clone(), "committed".to_owned())]
     );
-    // The same window again: its own session is abandoned, nothing is added.
+    // The same window again: its own session is left uncommitted, nothing is added.
     let (s2, r2) = load(&param, 300);
     let answer = post(&param, &s2, &r2).unwrap();
     assert_eq!(answer["committed"], "all");
@@ -165,7 +181,10 @@ fn rerun_of_a_committed_append_window_commits_nothing_again() {
     let mut c = ctx(&param, &other);
     c.job.fingerprint = "f".repeat(32);
     let answer = OdpsWriter.post_answer(&c, &[]).unwrap();
-    assert!(!answer["detail"].as_str().unwrap().contains("already"), "{answer}");
+    assert!(
+        !answer["detail"].as_str().unwrap().contains("already"),
+        "{answer}"
+    );
     // commitMarker false: an explicit choice to append on every run.
     let plain = cloud.param(&t, json!({"partition": "pt=1", "commitMarker": false}));
     let (s3, r3) = load(&plain, 300);
@@ -194,26 +213,21 @@ fn a_run_that_died_between_intent_and_commit_is_committed_once() {
     let e = post(&param, &s1, &r1).unwrap_err();
     assert!(e.message.contains("CommitUpload"), "{}", e.message);
     assert_eq!(count(&cloud, &t), 0);
-    assert_eq!(
-        markers(&cloud, &t),
-        vec![(upload_id(&s1), "intent".into())]
-    );
+    assert_eq!(markers(&cloud, &t), vec![(upload_id(&s1), "intent".into())]);
     let none = abort(&param, &s1, &r1);
     assert_eq!(none["committed"], "none", "{none}");
-    assert!(none["detail"].as_str().unwrap().contains("normal"), "{none}");
+    assert!(
+        none["detail"].as_str().unwrap().contains("normal"),
+        "{none}"
+    );
     // The re-run commits its own session once and settles the earlier intent.
     let (s2, r2) = load(&param, 200);
     assert_eq!(post(&param, &s2, &r2).unwrap()["committed"], "all");
     assert_eq!(count(&cloud, &t), 200);
-    let (first, second) = (upload_id(&s1), upload_id(&s2));
-    let mut expected = vec![
-        (first.clone(), "abandoned".to_owned()),
-        (first, "intent".into()),
-        (second.clone(), "committed".into()),
-        (second, "intent".into()),
-    ];
-    expected.sort();
-    assert_eq!(markers(&cloud, &t), expected);
+    assert_eq!(
+        markers(&cloud, &t),
+        vec![(upload_id(&s2), "committed".to_owned())]
+    );
     // And a third run commits nothing.
     let (s3, r3) = load(&param, 200);
     post(&param, &s3, &r3).unwrap();
@@ -229,15 +243,14 @@ fn a_lost_committed_marker_is_found_through_the_tunnel_and_after_expiry_is_an_er
     post(&param, &s1, &r1).unwrap();
     let first = upload_id(&s1);
     // As if the run had died right after its commit, before the committed marker.
-    cloud.sql(&format!(
-        "alter table {MARKERS} drop if exists partition (fingerprint='{FINGERPRINT}', target_table='{t}', upload_id='{first}', state='committed')"
-    ));
+    died_before_the_committed_marker(&cloud, &t, &first);
     // abort asks the Tunnel, says "all" and records the marker again.
     assert_eq!(abort(&param, &s1, &r1)["committed"], "all");
-    assert_eq!(markers(&cloud, &t).len(), 2);
-    cloud.sql(&format!(
-        "alter table {MARKERS} drop if exists partition (fingerprint='{FINGERPRINT}', target_table='{t}', upload_id='{first}', state='committed')"
-    ));
+    assert_eq!(
+        markers(&cloud, &t),
+        vec![(first.clone(), "committed".to_owned())]
+    );
+    died_before_the_committed_marker(&cloud, &t, &first);
     // A re-run within 24 h learns from the Tunnel that the session committed.
     let (s2, r2) = load(&param, 100);
     let answer = post(&param, &s2, &r2).unwrap();
@@ -251,9 +264,7 @@ fn a_lost_committed_marker_is_found_through_the_tunnel_and_after_expiry_is_an_er
     assert_eq!(count(&cloud, &t), 100);
     // Once the session expired, an intent without a committed marker is an error
     // naming the partition, the session and how to settle it: never a guess.
-    cloud.sql(&format!(
-        "alter table {MARKERS} drop if exists partition (fingerprint='{FINGERPRINT}', target_table='{t}', upload_id='{first}', state='committed')"
-    ));
+    died_before_the_committed_marker(&cloud, &t, &first);
     cloud.age_upload(&first, 25 * 3600 * 1000);
     let (s3, r3) = load(&param, 100);
     let e = post(&param, &s3, &r3).unwrap_err();
@@ -299,7 +310,12 @@ fn run_engine(dir: &Path, writer: &Json) -> Output {
     common::binary("reader-stream");
     common::binary("writer-odps");
     Command::new(&engine)
-        .args(["run", "--schedule-time", "2024-01-02T00:00:00", "--plugin-dir"])
+        .args([
+            "run",
+            "--schedule-time",
+            "2024-01-02T00:00:00",
+            "--plugin-dir",
+        ])
         .arg(engine.parent().unwrap())
         .arg(&path)
         .output()
@@ -328,4 +344,54 @@ fn engine_rerun_of_an_append_window_keeps_the_row_count() {
             assert!(err.contains("already committed by an earlier run"), "{err}");
         }
     }
+}
+
+/// `writer-odps <step> --engine` with a step request on stdin: the step response.
+fn step(name: &str, param: &Json, state: &Json, reports: Vec<Json>) -> Json {
+    use std::io::Write;
+    let request = protocol::runtime::StepRequest {
+        context: ctx(param, state),
+        count: None,
+        reports,
+    };
+    let mut child = Command::new(common::binary("writer-odps"))
+        .args([name, "--engine"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = serde_json::to_vec(&request).unwrap();
+    child.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    })
+}
+
+#[test]
+fn post_and_abort_steps_answer_what_is_committed_over_stdio() {
+    let cloud = Cloud::start();
+    let t = table(&cloud);
+    let param = cloud.param(&t, json!({"partition": "pt=1"}));
+    let (state, reports) = load(&param, 50);
+    let id = upload_id(&state);
+    let before = step("abort", &param, &state, vec![]);
+    assert_eq!(before["ok"], true, "{before}");
+    assert_eq!(before["value"]["committed"], "none", "{before}");
+    let posted = step("post", &param, &state, reports.clone());
+    assert_eq!(posted["value"]["committed"], "all", "{posted}");
+    assert!(posted["value"]["detail"].as_str().unwrap().contains(&id));
+    let after = step("abort", &param, &state, reports);
+    assert_eq!(after["value"]["committed"], "all", "{after}");
+    // A table of the marker table's name that is not one fails check and prepare.
+    let other = cloud.param(&t, json!({"partition": "pt=1", "commitMarkerTable": t}));
+    for name in ["check", "prepare"] {
+        let e = step(name, &other, &Json::Null, vec![]);
+        let message = e["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("not a commit-marker table"), "{e}");
+    }
+    let none = step("abort", &param, &Json::Null, vec![]);
+    assert_eq!(none["value"]["committed"], "none", "{none}");
+    assert_eq!(count(&cloud, &t), 50);
 }

@@ -1,16 +1,15 @@
 //! `abort`, and what it answers the engine: `{"committed": "none"|"partial"|"all",
 //! "detail": …}`.
 //!
-//! Given the task reports (the engine passes them when `post` had started), `abort`
-//! finds out which reported uploads were completed before `post` stopped: an upload
-//! still open (ListMultipartUploads) was not; one that is gone was completed when its
-//! key now holds a multipart object of exactly the reported size and CRC-64 (combined
-//! from the part CRCs). Completed objects are left as they are (deleting one could
-//! lose the same-named object of an earlier run of this window it replaced); every
-//! open upload of the job is aborted. Without reports, `post` never started and nothing
-//! of this job was made visible.
-
-use std::collections::BTreeSet;
+//! Every open upload of the job is aborted first: after that no reported upload can
+//! still complete (a Complete a killed `post` left in flight either finished before the
+//! abort or fails). Then, given the task reports (the engine passes them when `post`
+//! had started), a reported object is visible when its key holds a multipart object of
+//! exactly the reported size and CRC-64 (combined from the part CRCs): completed by
+//! this run, or the same content by an earlier run of this window. Visible objects are
+//! left as they are (deleting one could lose the same-named object of an earlier run it
+//! replaced). Without reports, `post` never started and nothing of this job was made
+//! visible.
 
 use protocol::runtime::PluginError;
 use serde_json::{json, Value as Json};
@@ -71,21 +70,32 @@ pub async fn abort_multi(
             mode_name(config.write_mode)
         )}));
     };
-    let open: BTreeSet<(String, String)> =
-        client.list_uploads(&prefix).await?.into_iter().collect();
+    let aborted = abort_open(client, &prefix, |_| true).await?;
     let mut done: Vec<String> = Vec::new();
     let mut total = 0usize;
     for upload in reports.iter().flat_map(|r| r.uploads.iter()) {
         total += 1;
-        let still_open = open.contains(&(upload.key.clone(), upload.upload_id.clone()));
-        if !still_open && holds(client, &upload.key, expected(&upload.parts)).await? {
+        if holds(client, &upload.key, expected(&upload.parts)).await? {
             done.push(upload.key.clone());
         }
     }
-    let aborted = abort_open(client, &prefix, |_| true).await?;
-    let truncate = if config.write_mode == WriteMode::Truncate {
+    let reported: Vec<&str> = reports
+        .iter()
+        .flat_map(|r| r.uploads.iter().map(|u| u.key.as_str()))
+        .collect();
+    let others = if config.write_mode == WriteMode::Truncate {
+        client
+            .list_keys(&config.object, None)
+            .await?
+            .into_iter()
+            .filter(|k| !reported.contains(&k.as_str()))
+            .count()
+    } else {
+        0
+    };
+    let truncate = if others > 0 {
         format!(
-            "; writeMode truncate has not deleted the older objects under oss://{bucket}/{} (a re-run of this window does)",
+            "; writeMode truncate did not delete the {others} other objects under oss://{bucket}/{} (a re-run of this window does)",
             config.object
         )
     } else {
@@ -96,14 +106,14 @@ pub async fn abort_multi(
         (
             "none",
             format!(
-                "none of the {total} reported uploads was completed: nothing of this job is visible ({aborted} open uploads aborted){truncate}; {rerun}"
+                "none of the {total} reported objects is visible: nothing of this job is ({aborted} open uploads aborted){truncate}; {rerun}"
             ),
         )
     } else if done.len() == total {
         (
             "all",
             format!(
-                "all {total} objects of this job are visible: {}{truncate}; {rerun}",
+                "all {total} reported objects are visible with the content this job wrote: {}{truncate}; {rerun}",
                 named(&done)
             ),
         )
@@ -111,7 +121,7 @@ pub async fn abort_multi(
         (
             "partial",
             format!(
-                "{} of the {total} reported uploads were completed and are visible: {}; the others were aborted{truncate}; {rerun}",
+                "{} of the {total} reported objects are visible with the content this job wrote: {}; the other uploads were aborted{truncate}; {rerun}",
                 done.len(),
                 named(&done)
             ),
@@ -129,27 +139,20 @@ fn mode_name(mode: WriteMode) -> &'static str {
     }
 }
 
-/// Single-object mode: the job's one upload (`upload_id`, from `prepare`).
+/// Single-object mode: the one key `object`.
 pub async fn abort_single(
     client: &OssClient,
     config: &WriterConfig,
-    upload_id: Option<&str>,
     reports: Option<&[TaskReport]>,
 ) -> Result<Json, PluginError> {
     let key = config.object.clone();
     let target = format!("oss://{}/{key}", client.bucket());
-    let open: Vec<(String, String)> = client.list_uploads(&key).await?;
-    let still_open = upload_id.is_some_and(|id| open.iter().any(|(k, i)| *k == key && i == id));
     let aborted = abort_open(client, &key, |k| k == key).await?;
     let rerun = "a re-run of this window writes it again";
     let (committed, detail) = match reports {
         None => (
             "none",
             format!("post never started: {target} is as before ({aborted} open uploads aborted); {rerun}"),
-        ),
-        Some(_) if still_open => (
-            "none",
-            format!("the upload of {target} was not completed and is aborted: {target} is as before; {rerun}"),
         ),
         Some(reports) if reports.iter().all(|r| r.records == 0) => {
             let older = config.write_mode == WriteMode::Truncate && client.head(&key).await?.is_some();
@@ -172,9 +175,9 @@ pub async fn abort_single(
                 });
             }
             if holds(client, &key, expected(&parts)).await? {
-                ("all", format!("{target} of this job is visible (its upload was completed); {rerun}"))
+                ("all", format!("{target} is visible with the content this job wrote; {rerun}"))
             } else {
-                ("none", format!("the upload of {target} is gone and {target} is not this job's object: nothing of this job is visible; {rerun}"))
+                ("none", format!("{target} does not hold this job's object (its upload was not completed, {aborted} open uploads aborted): nothing of this job is visible; {rerun}"))
             }
         }
     };

@@ -160,13 +160,7 @@ impl Plugin for OssWriter {
         };
         let rt = runtime()?;
         if config.single_object {
-            let upload_id = state.and_then(|s| s.upload_id);
-            rt.block_on(commit::abort_single(
-                &client,
-                &config,
-                upload_id.as_deref(),
-                reports.as_deref(),
-            ))
+            rt.block_on(commit::abort_single(&client, &config, reports.as_deref()))
         } else {
             let hex = state.map_or_else(|| job_hex(ctx), |s| s.job_hex);
             rt.block_on(commit::abort_multi(

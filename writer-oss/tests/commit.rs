@@ -84,6 +84,11 @@ fn a_killed_post_in_truncate_mode_deleted_nothing() {
     let (ctx, reports) = write_tasks(&parameter, OTHER_WINDOW, &[3, 4]).unwrap();
     let answer = OssWriter.abort_answer(&ctx, &reports).unwrap();
     assert_eq!(answer["committed"], "none", "{answer}");
+    let detail = answer["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("writeMode truncate did not delete the 1 other objects"),
+        "{detail}"
+    );
     assert_eq!(cloud.objects("killed/"), previous);
     assert!(open_uploads(&cloud, "killed/").is_empty());
 }
@@ -136,7 +141,7 @@ fn abort_says_which_reported_uploads_were_completed() {
     let answer = OssWriter.abort_answer(&ctx, &reports).unwrap();
     assert_eq!(answer["committed"], "partial", "{answer}");
     let detail = answer["detail"].as_str().unwrap();
-    assert!(detail.contains("1 of the 3 reported uploads"), "{detail}");
+    assert!(detail.contains("1 of the 3 reported objects"), "{detail}");
     assert!(detail.contains(&first.key), "{detail}");
     assert!(open_uploads(&cloud, "ab/").is_empty());
     assert_eq!(cloud.objects("ab/").len(), 1);

@@ -318,7 +318,10 @@ async fn upload_commit_and_errors_over_http() {
     assert_eq!(age(id.clone(), "{\"age_ms\": 400000}").await, 200);
     let (code, body) = status().await;
     assert_eq!((code, body["Code"].as_str()), (409, Some("StatusConflict")));
-    assert!(body["Message"].as_str().unwrap().contains("expired"), "{body}");
+    assert!(
+        body["Message"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
     assert_eq!(age("nope".into(), "{\"age_ms\": 1}").await, 404);
     assert_eq!(age(id.clone(), "{}").await, 400);
 
