@@ -84,6 +84,18 @@ def test_latency(admin, localcloud, bucket, bucket_name, prefix):
     assert "timeout" in repr(err.value).lower() or "timed out" in repr(err.value).lower()
 
 
+def test_latency_after_apply(admin, localcloud, bucket, bucket_name, prefix):
+    # Without after_apply, a client that gives up while the request waits leaves
+    # nothing done; with it, the operation took effect and only its answer is late.
+    for after_apply, key in ((False, "late-before"), (True, "late-after")):
+        admin["oss"].add_fault(operation="PutObject", times=1, kind="latency", ms=1500, after_apply=after_apply)
+        impatient = v2_client(localcloud, readwrite_timeout=0.3, retry_max_attempts=1)
+        with pytest.raises(Exception):
+            impatient.put_object(oss.PutObjectRequest(bucket=bucket_name, key=prefix + key, body=b"x"))
+        time.sleep(1.5)
+        assert bucket.object_exists(prefix + key) == after_apply, key
+
+
 def test_dropped_connection(admin, bucket, client, bucket_name, prefix):
     admin["oss"].add_fault(operation="PutObject", times=1, kind="drop")
     with pytest.raises(oss2.exceptions.RequestError):

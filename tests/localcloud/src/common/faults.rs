@@ -8,7 +8,9 @@
 //! sleeps for injected latency, or drops the connection without a response.
 //!
 //! A rule with `after_apply` lets the operation take effect and faults only the
-//! response: the "commit that failed but in fact succeeded" case.
+//! response: the "commit that failed but in fact succeeded" case. A latency rule with
+//! `after_apply` delays the answer of an operation that already took effect: a client
+//! that gives up (or is killed) while waiting leaves it done.
 
 use std::sync::{Arc, Mutex};
 
@@ -27,7 +29,8 @@ pub enum FaultAction {
         #[serde(default)]
         message: Option<String>,
     },
-    /// Delay the response by this many milliseconds, then answer normally.
+    /// Delay the response by this many milliseconds, then answer normally (with
+    /// `after_apply`: the operation takes effect first, then the answer is delayed).
     Latency { ms: u64 },
     /// Close the connection without sending any response.
     Drop,
@@ -57,8 +60,11 @@ pub struct FaultRule {
 /// The decision for one request.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Fault {
-    /// Sleep this long before answering (sum of matching latency rules).
+    /// Sleep this long before the operation (sum of matching latency rules).
     pub latency_ms: u64,
+    /// Sleep this long after the operation took effect, before answering (sum of
+    /// matching latency rules with `after_apply`).
+    pub latency_after_ms: u64,
     /// Fault the request before it takes effect.
     pub before: Option<FaultAction>,
     /// Let the request take effect, then fault its response.
@@ -67,7 +73,17 @@ pub struct Fault {
 
 impl Fault {
     pub fn is_none(&self) -> bool {
-        self.latency_ms == 0 && self.before.is_none() && self.after.is_none()
+        self.latency_ms == 0
+            && self.latency_after_ms == 0
+            && self.before.is_none()
+            && self.after.is_none()
+    }
+
+    /// Waits out the `after_apply` latency (call once the operation took effect).
+    pub async fn delay_answer(&self) {
+        if self.latency_after_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(self.latency_after_ms)).await;
+        }
     }
 }
 
@@ -159,6 +175,7 @@ impl FaultPlan {
                 }
             }
             match &rule.action {
+                FaultAction::Latency { ms } if rule.after_apply => fault.latency_after_ms += ms,
                 FaultAction::Latency { ms } => fault.latency_ms += ms,
                 action => {
                     // One error or drop per request: the first matching rule wins.
@@ -261,8 +278,23 @@ mod tests {
         plan.add(after).unwrap();
         let f = plan.decide("X");
         assert_eq!(f.latency_ms, 5);
+        assert_eq!(f.latency_after_ms, 0);
         assert!(f.before.is_none());
         assert!(f.after.is_some());
+    }
+
+    #[test]
+    fn latency_after_apply_delays_only_the_answer() {
+        let plan = FaultPlan::new();
+        let rule: FaultRule = serde_json::from_str(
+            r#"{"operation":"CommitUpload","times":1,"kind":"latency","ms":700,"after_apply":true}"#,
+        )
+        .unwrap();
+        plan.add(rule).unwrap();
+        let f = plan.decide("CommitUpload");
+        assert_eq!((f.latency_ms, f.latency_after_ms), (0, 700));
+        assert!(f.before.is_none() && f.after.is_none() && !f.is_none());
+        assert!(plan.decide("CommitUpload").is_none());
     }
 
     #[test]

@@ -254,6 +254,7 @@ pub async fn handle(State(odps): State<Arc<Odps>>, request: Request) -> Response
         Surface::Service => service::handle(&odps, &call),
         Surface::Tunnel => tunnel::handle(&odps, &call, block),
     };
+    fault.delay_answer().await;
     if let Some(action) = &fault.after {
         return faults::render(surface, action, operation, &request_id);
     }

@@ -308,6 +308,7 @@ async fn process(
         now_ms,
     };
     let result = execute(oss, operation, &ctx);
+    fault.delay_answer().await;
     if let Some(action) = &fault.after {
         return match faults::render(action) {
             Some(error) => Outcome::Error(error),

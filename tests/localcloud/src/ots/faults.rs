@@ -50,6 +50,7 @@ mod tests {
     fn error_rules_become_service_errors() {
         let fault = Fault {
             latency_ms: 0,
+            latency_after_ms: 0,
             before: Some(FaultAction::Error {
                 status: 503,
                 code: "OTSServerBusy".into(),

@@ -310,6 +310,7 @@ pub async fn handle(
         Ok(body) => service.dispatch(&action, &body),
         Err(err) => Err(err),
     };
+    fault.delay_answer().await;
     match faults::after(&fault) {
         Some(Injected::Drop) => return crate::common::server::drop_connection(),
         Some(Injected::Error(err)) => return respond_error(&service, &action, Some(&signer), &err),
