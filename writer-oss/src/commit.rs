@@ -61,7 +61,6 @@ pub async fn abort_multi(
     job_hex: &str,
     reports: Option<&[TaskReport]>,
 ) -> Result<Json, PluginError> {
-    let bucket = client.bucket();
     let prefix = naming::job_prefix(&config.object, job_hex);
     let Some(reports) = reports else {
         let count = abort_open(client, &prefix, |_| true).await?;
@@ -83,24 +82,17 @@ pub async fn abort_multi(
         .iter()
         .flat_map(|r| r.uploads.iter().map(|u| u.key.as_str()))
         .collect();
-    let others = if config.write_mode == WriteMode::Truncate {
+    let others: Vec<String> = if config.write_mode == WriteMode::Truncate {
         client
             .list_keys(&config.object, None)
             .await?
             .into_iter()
             .filter(|k| !reported.contains(&k.as_str()))
-            .count()
+            .collect()
     } else {
-        0
+        Vec::new()
     };
-    let truncate = if others > 0 {
-        format!(
-            "; writeMode truncate did not delete the {others} other objects under oss://{bucket}/{} (a re-run of this window does)",
-            config.object
-        )
-    } else {
-        String::new()
-    };
+    let truncate = truncate_left(client, config, &others, total > 0 && done.len() == total).await;
     let rerun = "a re-run of this window writes every object again under the same names and removes the rest";
     let (committed, detail) = if done.is_empty() {
         (
@@ -109,9 +101,17 @@ pub async fn abort_multi(
                 "none of the {total} reported objects is visible: nothing of this job is ({aborted} open uploads aborted){truncate}; {rerun}"
             ),
         )
-    } else if done.len() == total {
+    } else if done.len() == total && truncate.is_empty() {
         (
             "all",
+            format!(
+                "all {total} reported objects are visible with the content this job wrote: {}{truncate}; {rerun}",
+                named(&done)
+            ),
+        )
+    } else if done.len() == total {
+        (
+            "partial",
             format!(
                 "all {total} reported objects are visible with the content this job wrote: {}{truncate}; {rerun}",
                 named(&done)
@@ -129,6 +129,43 @@ pub async fn abort_multi(
     };
     tracing::warn!("abort: {detail}");
     Ok(json!({"committed": committed, "detail": detail}))
+}
+
+/// `writeMode: truncate` deletes the older objects only once every new object is
+/// complete. When `post` stopped after the last Complete but before those deletions
+/// (`complete`), `abort` finishes them, so the window shows exactly the new output;
+/// otherwise they stay (the previous output is still whole, or part of it was replaced).
+/// Returns the words for what is left, empty when nothing older is left.
+async fn truncate_left(
+    client: &OssClient,
+    config: &WriterConfig,
+    others: &[String],
+    complete: bool,
+) -> String {
+    if others.is_empty() {
+        return String::new();
+    }
+    let bucket = client.bucket();
+    if complete {
+        match client.delete_keys(others).await {
+            Ok(()) => {
+                tracing::info!(
+                    "abort: every object of this job is complete; deleted the {} older objects writeMode truncate replaces: {}",
+                    others.len(),
+                    named(others)
+                );
+                return String::new();
+            }
+            Err(e) => tracing::error!(
+                "abort: could not delete the older objects writeMode truncate replaces: {e}"
+            ),
+        }
+    }
+    format!(
+        "; writeMode truncate did not delete the {} other objects under oss://{bucket}/{} (a re-run of this window does)",
+        others.len(),
+        config.object
+    )
 }
 
 fn mode_name(mode: WriteMode) -> &'static str {
@@ -155,7 +192,9 @@ pub async fn abort_single(
             format!("post never started: {target} is as before ({aborted} open uploads aborted); {rerun}"),
         ),
         Some(reports) if reports.iter().all(|r| r.records == 0) => {
-            let older = config.write_mode == WriteMode::Truncate && client.head(&key).await?.is_some();
+            let older = config.write_mode == WriteMode::Truncate
+                && client.head(&key).await?.is_some()
+                && client.delete(&key).await.inspect_err(|e| tracing::error!("abort: could not delete the older {target}: {e}")).is_err();
             if older {
                 ("partial", format!("no records: {target} was not written, but writeMode truncate has not deleted the older {target}; {rerun}"))
             } else {

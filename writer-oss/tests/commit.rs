@@ -183,3 +183,60 @@ fn single_object_abort_says_whether_the_object_was_completed() {
     assert_eq!(answer["committed"], "all", "{answer}");
     assert_eq!(cloud.objects("sa/").len(), 1);
 }
+
+/// The kill matrix's "commit applied, answer slow" case: a truncate `post` stopped after
+/// its last Complete but before it deleted the older objects. `abort` finishes those
+/// deletions, so the window shows exactly the new output and the answer "all" is true;
+/// after only some Completes, the older objects stay and the answer is "partial".
+#[test]
+fn abort_finishes_truncate_deletions_only_when_every_object_is_complete() {
+    let cloud = cloud();
+    let client = cloud.client();
+    let parameter = cloud.parameter("tf/out", json!({"writeMode": "truncate"}));
+    run_window(&parameter, WINDOW, &[10]).unwrap();
+    let previous = cloud.objects("tf/");
+    assert_eq!(previous.len(), 1);
+
+    // Only the first of two Completes landed: partial, the older object is kept.
+    let (ctx, reports) = write_tasks(&parameter, OTHER_WINDOW, &[3, 4]).unwrap();
+    let uploads: Vec<_> = reports_of(&reports)
+        .iter()
+        .flat_map(|r| r.uploads.clone())
+        .collect();
+    let first = &uploads[0];
+    cloud
+        .rt
+        .block_on(client.complete(&first.key, &first.upload_id, &first.parts))
+        .unwrap();
+    let answer = OssWriter.abort_answer(&ctx, &reports).unwrap();
+    assert_eq!(answer["committed"], "partial", "{answer}");
+    let detail = answer["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("writeMode truncate did not delete the 1 other objects"),
+        "{detail}"
+    );
+    let now = cloud.objects("tf/");
+    assert!(now.contains(&previous[0]), "{now:?}");
+    assert_eq!(now.len(), 2, "{now:?}");
+
+    // Every Complete landed: abort deletes what truncate replaces, and says all.
+    let (ctx, reports) = write_tasks(&parameter, OTHER_WINDOW, &[3, 4]).unwrap();
+    let uploads: Vec<_> = reports_of(&reports)
+        .iter()
+        .flat_map(|r| r.uploads.clone())
+        .collect();
+    for u in &uploads {
+        cloud
+            .rt
+            .block_on(client.complete(&u.key, &u.upload_id, &u.parts))
+            .unwrap();
+    }
+    let answer = OssWriter.abort_answer(&ctx, &reports).unwrap();
+    assert_eq!(answer["committed"], "all", "{answer}");
+    let keys: Vec<String> = cloud.objects("tf/").into_iter().map(|(k, _)| k).collect();
+    let mut reported: Vec<String> = uploads.iter().map(|u| u.key.clone()).collect();
+    reported.sort();
+    let mut keys_sorted = keys.clone();
+    keys_sorted.sort();
+    assert_eq!(keys_sorted, reported);
+}
