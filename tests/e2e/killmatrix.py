@@ -348,7 +348,9 @@ def run_case(target, case, tmp_path, timeout_s=90):
     clear_faults(cloud)
     late = target.visible(case.name)
     summary = None
-    if summary_path.exists():
+    # The engine empties the summary file at start (never a stale one), so an engine
+    # killed by SIGKILL leaves it empty.
+    if summary_path.exists() and summary_path.read_text().strip():
         summary = json.loads(summary_path.read_text())
     return {
         "case": case, "rc": rc, "secs": round(ended - t0, 2), "sent": sent,
