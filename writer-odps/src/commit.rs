@@ -246,17 +246,53 @@ impl Markers {
         upload_id: &str,
         state: MarkState,
     ) -> Result<(), PluginError> {
+        let sql = self.add_sql(upload_id, state);
+        self.ddl(
+            client,
+            upload_id,
+            &sql,
+            format_args!("adding the {} commit marker", state.as_str()),
+            "to",
+        )
+        .await
+    }
+
+    /// Drops a marker (idempotent).
+    pub async fn remove(
+        &self,
+        client: &OdpsClient,
+        upload_id: &str,
+        state: MarkState,
+    ) -> Result<(), PluginError> {
+        let sql = self.drop_sql(upload_id, state);
+        self.ddl(
+            client,
+            upload_id,
+            &sql,
+            format_args!("dropping the {} commit marker", state.as_str()),
+            "from",
+        )
+        .await
+    }
+
+    /// Runs one marker statement; errors say `what` of `upload_id` and the table.
+    async fn ddl(
+        &self,
+        client: &OdpsClient,
+        upload_id: &str,
+        sql: &str,
+        what: std::fmt::Arguments<'_>,
+        preposition: &str,
+    ) -> Result<(), PluginError> {
         marker_value("the upload session id", upload_id)?;
+        let context = format!(
+            "{what} of upload session {upload_id} {preposition} {}",
+            self.table
+        );
         client
-            .run_sql("commitMarker", &self.add_sql(upload_id, state), true)
+            .run_sql("commitMarker", sql, true)
             .await
-            .map_err(|e| {
-                PluginError::from(e).context(format!(
-                    "adding the {} commit marker of upload session {upload_id} to {}",
-                    state.as_str(),
-                    self.table
-                ))
-            })
+            .map_err(|e| PluginError::from(e).context(context))
     }
 
     /// Whether an earlier run of this window committed: the session that did. Drops
@@ -299,26 +335,6 @@ impl Markers {
             }
         }
         Ok(None)
-    }
-
-    /// Drops a marker (idempotent).
-    pub async fn remove(
-        &self,
-        client: &OdpsClient,
-        upload_id: &str,
-        state: MarkState,
-    ) -> Result<(), PluginError> {
-        marker_value("the upload session id", upload_id)?;
-        client
-            .run_sql("commitMarker", &self.drop_sql(upload_id, state), true)
-            .await
-            .map_err(|e| {
-                PluginError::from(e).context(format!(
-                    "dropping the {} commit marker of upload session {upload_id} from {}",
-                    state.as_str(),
-                    self.table
-                ))
-            })
     }
 
     /// Once session `upload_id` is known committed: adds its `committed` marker, then
