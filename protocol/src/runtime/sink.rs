@@ -31,14 +31,11 @@ pub struct RecordSink {
     pending_bytes: u64,
     records: u64,
     bytes: u64,
-    dirty: u64,
+    dirty: DirtyRecords,
     checkpoints: Vec<serde_json::Value>,
     cancelled: Arc<AtomicBool>,
     /// Standalone mode writes dirty records to stderr; engine mode sends them.
     engine_mode: bool,
-    /// Standalone: the most dirty records allowed and where they are kept whole.
-    error_limit: Option<u64>,
-    dirty_file: Option<DirtyFile>,
 }
 
 impl RecordSink {
@@ -62,20 +59,17 @@ impl RecordSink {
             pending_bytes: 0,
             records: 0,
             bytes: 0,
-            dirty: 0,
+            dirty: DirtyRecords::default(),
             checkpoints: Vec::new(),
             cancelled,
             engine_mode,
-            error_limit: None,
-            dirty_file: None,
         }
     }
 
     /// Standalone: fails once more than `limit` records are dirty, and keeps them whole
     /// in `dirty_file`.
     pub(crate) fn set_dirty_policy(&mut self, limit: Option<u64>, dirty_file: Option<DirtyFile>) {
-        self.error_limit = limit;
-        self.dirty_file = dirty_file;
+        self.dirty = DirtyRecords::new(limit, dirty_file);
     }
 
     /// A sink that collects frames in memory (for tests and benchmarks).
@@ -161,19 +155,12 @@ impl RecordSink {
     /// Reports a record the reader could not turn into a proper record.
     /// Fails when the error limit (standalone `--error-limit`) is exceeded.
     pub fn dirty(&mut self, record: &[Value], reason: &str) -> Result<(), PluginError> {
-        self.dirty += 1;
         let mut frames = match &mut self.output {
             Output::Frames(w) => Some(w),
             Output::Jsonl(_) => None,
         };
-        report_dirty(
-            self.engine_mode,
-            &mut frames,
-            self.dirty_file.as_mut(),
-            record,
-            reason,
-        )?;
-        check_error_limit(self.dirty, self.error_limit)
+        self.dirty
+            .report(self.engine_mode, &mut frames, record, reason)
     }
 
     /// Records pushed so far.
@@ -227,42 +214,79 @@ impl RecordSink {
     }
 }
 
-/// Sends a dirty record as a frame (engine mode), or, standalone, logs it (at most
-/// [`LOG_RECORD_MAX_BYTES`](crate::logfmt::LOG_RECORD_MAX_BYTES) of it) and appends it
-/// whole to the `--dirty-file`, if one was given.
-pub(crate) fn report_dirty(
-    engine_mode: bool,
-    frames: &mut Option<&mut FrameWriter<Box<dyn Write + Send>>>,
-    file: Option<&mut DirtyFile>,
-    record: &[Value],
-    reason: &str,
-) -> Result<(), PluginError> {
-    match frames {
-        Some(w) if engine_mode => Ok(w.write_message(&Message::Dirty(Dirty::new(record, reason)))?),
-        _ => {
-            let record_text = record_to_line(record);
-            tracing::warn!(
-                target: "dirty",
-                "dirty record {} (reason: {})",
-                abbreviate(&record_text),
-                abbreviate(reason)
-            );
-            match file {
-                Some(file) => file.append(&record_text, reason),
-                None => Ok(()),
+/// The dirty records a plugin reported: how many, how many may be (standalone
+/// `--error-limit`; the engine applies the job's `errorLimit` in engine mode) and where
+/// they are kept whole (standalone `--dirty-file`).
+#[derive(Default)]
+pub(crate) struct DirtyRecords {
+    pub(crate) count: u64,
+    pub(crate) limit: Option<u64>,
+    pub(crate) file: Option<DirtyFile>,
+}
+
+impl DirtyRecords {
+    pub(crate) fn new(limit: Option<u64>, file: Option<DirtyFile>) -> Self {
+        Self {
+            count: 0,
+            limit,
+            file,
+        }
+    }
+
+    /// Counts a dirty record and sends it as a frame (engine mode), or, standalone,
+    /// logs it (at most [`LOG_RECORD_MAX_BYTES`](crate::logfmt::LOG_RECORD_MAX_BYTES)
+    /// of it) and appends it whole to the dirty-record file, if there is one. `Err`
+    /// when that makes more dirty records than the limit allows.
+    pub(crate) fn report(
+        &mut self,
+        engine_mode: bool,
+        frames: &mut Option<&mut FrameWriter<Box<dyn Write + Send>>>,
+        record: &[Value],
+        reason: &str,
+    ) -> Result<(), PluginError> {
+        self.count += 1;
+        self.send(engine_mode, frames, record, reason)?;
+        self.check()
+    }
+
+    fn send(
+        &mut self,
+        engine_mode: bool,
+        frames: &mut Option<&mut FrameWriter<Box<dyn Write + Send>>>,
+        record: &[Value],
+        reason: &str,
+    ) -> Result<(), PluginError> {
+        match frames {
+            Some(w) if engine_mode => {
+                Ok(w.write_message(&Message::Dirty(Dirty::new(record, reason)))?)
+            }
+            _ => {
+                let record_text = record_to_line(record);
+                tracing::warn!(
+                    target: "dirty",
+                    "dirty record {} (reason: {})",
+                    abbreviate(&record_text),
+                    abbreviate(reason)
+                );
+                match self.file.as_mut() {
+                    Some(file) => file.append(&record_text, reason),
+                    None => Ok(()),
+                }
             }
         }
     }
-}
 
-/// `Err` when `dirty` is more than `limit` (as the engine's `errorLimit.record`).
-pub(crate) fn check_error_limit(dirty: u64, limit: Option<u64>) -> Result<(), PluginError> {
-    match limit {
-        Some(limit) if dirty > limit => Err(PluginError::data(format!(
-            "error limit exceeded: {dirty} dirty records, the limit (--error-limit) is {limit}; \
-             nothing is committed"
-        ))),
-        _ => Ok(()),
+    /// `Err` when more records are dirty than the limit allows (as the engine's
+    /// `errorLimit.record`: `limit` dirty records pass, one more fails).
+    pub(crate) fn check(&self) -> Result<(), PluginError> {
+        match self.limit {
+            Some(limit) if self.count > limit => Err(PluginError::data(format!(
+                "error limit exceeded: {} dirty records, the limit (--error-limit) is {limit}; \
+                 nothing is committed",
+                self.count
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -285,11 +309,11 @@ impl DirtyFile {
     }
 
     fn append(&mut self, record_line: &str, reason: &str) -> Result<(), PluginError> {
-        let record = serde_json::from_str::<serde_json::Value>(record_line).unwrap_or_default();
-        let line = serde_json::json!({"record": record, "reason": reason}).to_string();
+        // `record_line` is already the record's JSON array.
+        let reason = serde_json::Value::from(reason).to_string();
+        let line = format!("{{\"record\":{record_line},\"reason\":{reason}}}\n");
         self.out
             .write_all(line.as_bytes())
-            .and_then(|()| self.out.write_all(b"\n"))
             .and_then(|()| self.out.flush())
             .map_err(|e| PluginError::io(format!("writing {}: {e}", self.path.display())))
     }

@@ -5,7 +5,7 @@ use std::io::{BufRead, Read, Write};
 use crate::frame::{batch_parts, check_hello, decode_message, FrameReader, FrameWriter};
 use crate::jsonl::JsonlReader;
 use crate::message::{decode_batch_into, Message, Output, Progress};
-use crate::runtime::sink::{check_error_limit, report_dirty, DirtyFile};
+use crate::runtime::sink::{DirtyFile, DirtyRecords};
 use crate::runtime::PluginError;
 use crate::value::{Record, Value};
 
@@ -31,9 +31,9 @@ pub struct RecordSource {
     bytes: u64,
     /// Totals of the streams already ended by `eos`.
     ended_records: u64,
-    /// `eos` messages received: a standalone input that ends without one is a reader
-    /// that did not finish, and nothing of it may be committed.
-    eos_count: u64,
+    /// An `eos` was received: a standalone input that ends without one is a reader that
+    /// did not finish, and nothing of it may be committed.
+    saw_eos: bool,
     /// The batch lent out by [`RecordSource::next_batch_ref`], reused for the next.
     lent: Vec<Record>,
 }
@@ -58,7 +58,7 @@ impl RecordSource {
             records: 0,
             bytes: 0,
             ended_records: 0,
-            eos_count: 0,
+            saw_eos: false,
             lent: Vec::new(),
         }
     }
@@ -142,7 +142,7 @@ impl RecordSource {
                         "the input ended before any hello: nothing was piped in",
                     ));
                 }
-                if self.records != self.ended_records || self.eos_count == 0 {
+                if self.records != self.ended_records || !self.saw_eos {
                     return Err(PluginError::protocol(format!(
                         "the input ended without eos after {} records: the reader did not finish \
                          (it failed or was killed); nothing is committed",
@@ -184,7 +184,7 @@ impl RecordSource {
                         )));
                     }
                     self.ended_records = self.records;
-                    self.eos_count += 1;
+                    self.saw_eos = true;
                     if engine_mode {
                         self.finished = true;
                         return Ok(false);
@@ -254,11 +254,7 @@ impl RecordSource {
 pub struct WriterOutput {
     frames: Option<FrameWriter<Box<dyn Write + Send>>>,
     engine_mode: bool,
-    dirty: u64,
-    /// Standalone: the most dirty records allowed (`--error-limit`); `None` for no
-    /// limit (the engine applies the job's `errorLimit` in engine mode).
-    error_limit: Option<u64>,
-    dirty_file: Option<DirtyFile>,
+    dirty: DirtyRecords,
 }
 
 impl WriterOutput {
@@ -266,9 +262,7 @@ impl WriterOutput {
         Self {
             frames: Some(frames),
             engine_mode: true,
-            dirty: 0,
-            error_limit: None,
-            dirty_file: None,
+            dirty: DirtyRecords::default(),
         }
     }
 
@@ -278,47 +272,38 @@ impl WriterOutput {
         Self {
             frames: None,
             engine_mode: false,
-            dirty: 0,
-            error_limit: None,
-            dirty_file: None,
+            dirty: DirtyRecords::default(),
         }
     }
 
     /// Fails the task once more than `limit` records are dirty (as the engine's
     /// `errorLimit.record`: `limit` dirty records pass, one more fails).
     pub fn with_error_limit(mut self, limit: u64) -> Self {
-        self.error_limit = Some(limit);
+        self.dirty.limit = Some(limit);
         self
     }
 
     /// Keeps every dirty record whole in `file` (standalone `--dirty-file`).
     pub fn with_dirty_file(mut self, file: DirtyFile) -> Self {
-        self.dirty_file = Some(file);
+        self.dirty.file = Some(file);
         self
     }
 
     /// Reports a record that could not be written, with the reason (naming the column).
     /// Fails when the error limit is exceeded: the writer must stop and commit nothing.
     pub fn dirty(&mut self, record: &[Value], reason: &str) -> Result<(), PluginError> {
-        self.dirty += 1;
-        report_dirty(
-            self.engine_mode,
-            &mut self.frames.as_mut(),
-            self.dirty_file.as_mut(),
-            record,
-            reason,
-        )?;
-        self.check_error_limit()
+        self.dirty
+            .report(self.engine_mode, &mut self.frames.as_mut(), record, reason)
     }
 
     /// `Err` when more records are dirty than the error limit allows.
     pub fn check_error_limit(&self) -> Result<(), PluginError> {
-        check_error_limit(self.dirty, self.error_limit)
+        self.dirty.check()
     }
 
     /// Dirty records reported so far.
     pub fn dirty_count(&self) -> u64 {
-        self.dirty
+        self.dirty.count
     }
 
     /// Prints bytes on the user's terminal: the engine's stdout in engine mode, stdout
