@@ -141,8 +141,13 @@ impl Conversions {
             }
             OdpsType::Varchar(n) | OdpsType::Char(n) => {
                 let text = self.text(value)?;
-                // The Java SDK compares String.length(): UTF-16 units.
-                let units = text.encode_utf16().count();
+                // The Java SDK compares String.length(): UTF-16 units, never more than
+                // the UTF-8 bytes, so only a text longer in bytes needs counting.
+                let units = if text.len() <= *n as usize {
+                    text.len()
+                } else {
+                    text.encode_utf16().count()
+                };
                 if units > *n as usize {
                     let kind = if matches!(ty, OdpsType::Char(_)) {
                         "CHAR"
