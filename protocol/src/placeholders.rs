@@ -208,7 +208,7 @@ fn insert(
 }
 
 /// At most 40 characters of an expression, for messages.
-fn clip(s: &str) -> String {
+pub fn clip(s: &str) -> String {
     let mut out: String = s.chars().take(40).collect();
     if out.len() < s.len() {
         out.push('…');

@@ -43,11 +43,7 @@ impl OdpsWriter {
     ) -> Result<Json, PluginError> {
         let client = tunnel_client(config, state)?;
         let (t, part, id) = (&config.table, &state.partition, &state.upload_id);
-        let target = Target {
-            project: &config.project,
-            table: t,
-            partition: part,
-        };
+        let target = target_of(config, state);
         let mut reported = BTreeSet::new();
         let mut records = 0u64;
         for (i, r) in reports.iter().enumerate() {
@@ -197,11 +193,7 @@ impl OdpsWriter {
         };
         let client = tunnel_client(config, state)?;
         let (t, part, id) = (&config.table, &state.partition, &state.upload_id);
-        let target = Target {
-            project: &config.project,
-            table: t,
-            partition: part,
-        };
+        let target = target_of(config, state);
         let post = if reports.is_empty() {
             ""
         } else {
@@ -237,5 +229,14 @@ impl OdpsWriter {
             ),
         };
         Ok(value)
+    }
+}
+
+/// The table and partition the job's upload session writes.
+fn target_of<'a>(config: &'a OdpsConfig, state: &'a JobState) -> Target<'a> {
+    Target {
+        project: &config.project,
+        table: &config.table,
+        partition: &state.partition,
     }
 }

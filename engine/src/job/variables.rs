@@ -92,7 +92,7 @@ impl Variables {
                 let expr = &body[..end];
                 let value = self
                     .evaluate(expr)
-                    .map_err(|e| format!("$[{}]: {e}", clip(expr)))?;
+                    .map_err(|e| format!("$[{}]: {e}", protocol::placeholders::clip(expr)))?;
                 out.push_str(&value);
                 rest = &body[end + 1..];
             } else if let Some(body) = after.strip_prefix('{') {
@@ -102,7 +102,7 @@ impl Variables {
                 let expr = &body[..end];
                 let value = self
                     .evaluate_business(expr)
-                    .map_err(|e| format!("${{{}}}: {e}", clip(expr)))?;
+                    .map_err(|e| format!("${{{}}}: {e}", protocol::placeholders::clip(expr)))?;
                 out.push_str(&value);
                 rest = &body[end + 1..];
             } else if let Some(word) = protocol::placeholders::shorthand_at(after) {
@@ -212,15 +212,6 @@ fn shift_months(time: DateTime<Tz>, months: i64) -> Option<DateTime<Tz>> {
     } else {
         time.checked_sub_months(n)
     }
-}
-
-/// At most 40 characters of an expression, for messages.
-fn clip(s: &str) -> String {
-    let mut out: String = s.chars().take(40).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
 }
 
 /// An offset at the end of an expression.
