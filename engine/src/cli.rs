@@ -27,7 +27,7 @@ use crate::plugins::{self, PluginDirs};
 
 #[derive(Parser, Debug)]
 #[command(
-    name = "engine",
+    name = "streamport",
     version,
     about = "Runs DataX and Data Integration job files: spawns the reader and writer plugins, forwards their records, and enforces the job's speed and error limits.",
     after_help = "Exit codes: 0 success, 1 job failed, 2 usage or configuration error, 3 error limit exceeded, 130/143 interrupted (SIGINT/SIGTERM)."

@@ -17,7 +17,7 @@ fn version_and_help() {
     let ws = Workspace::new();
     let out = run(ws.engine(&["--version"]), DEADLINE);
     out.assert_code(0);
-    assert!(out.stdout.starts_with("engine "), "{}", out.stdout);
+    assert!(out.stdout.starts_with("streamport "), "{}", out.stdout);
     let out = run(ws.engine(&["run", "--help"]), DEADLINE);
     out.assert_code(0);
     for option in [
