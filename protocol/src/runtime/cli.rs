@@ -149,6 +149,14 @@ pub fn run_writer<P: Writer>(plugin: P) -> ! {
 fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), PluginError>) -> ! {
     init_logging();
     let info = plugin.info();
+    // `--version`: "<name> <version>", as the contract suite (`streamport test-plugin`) expects.
+    if let Some(flag) = std::env::args_os().nth(1) {
+        if flag == "--version" || flag == "-V" {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{} {}", info.name, info.version);
+            std::process::exit(0);
+        }
+    }
     let cli = match Cli::try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
