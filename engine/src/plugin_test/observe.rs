@@ -30,6 +30,8 @@ pub struct Observation {
     pub frames: usize,
     /// The stream broke (garbage, a bad CRC, a frame over the limit, cut inside a frame).
     pub broken: Option<String>,
+    /// Nothing at all was written on stdout.
+    pub empty: bool,
     /// The first frame as a hello, or why it is not an acceptable one.
     pub hello: Option<Result<Hello, String>>,
     /// Frames that are not messages, or messages this role may not send.
@@ -127,6 +129,7 @@ pub fn observe(
                 judge_frame(&mut o, role, &body, &mut last_progress);
             }
             Next::Broken(e) => {
+                o.empty = o.frames == 0 && e.starts_with(super::process::WROTE_NOTHING);
                 if o.terminal.is_some() {
                     o.after_terminal.push(format!("bytes that are not a frame: {e}"));
                 } else {
@@ -154,6 +157,7 @@ pub fn observe(
 fn judge_frame(o: &mut Observation, role: Role, body: &[u8], last_progress: &mut (u64, u64)) {
     let message = match decode_message(body) {
         Ok(m) => m,
+        Err(_) if o.frames > 1 && batch_records_not_bin(o, body) => return,
         Err(e) => {
             let what = format!("frame {} is not a protocol message: {e}", o.frames);
             if o.frames == 1 {
@@ -271,13 +275,24 @@ impl<'de> Deserialize<'de> for RecordsField {
             fn visit_bytes<E>(self, _: &[u8]) -> Result<RecordsField, E> {
                 Ok(RecordsField::Bin)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<RecordsField, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RecordsField, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(RecordsField::Other("an array"))
             }
             fn visit_str<E>(self, _: &str) -> Result<RecordsField, E> {
                 Ok(RecordsField::Other("a string"))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<RecordsField, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RecordsField, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
                 Ok(RecordsField::Other("a map"))
             }
             fn visit_unit<E>(self) -> Result<RecordsField, E> {
@@ -299,6 +314,36 @@ struct RawBatch {
     records: RecordsField,
 }
 
+#[derive(Deserialize)]
+struct TypedRawBatch {
+    #[serde(rename = "type")]
+    kind: String,
+    records: RecordsField,
+}
+
+/// A batch whose `records` is not a bin (which `decode_message` refuses): reports it
+/// as such and returns true.
+fn batch_records_not_bin(o: &mut Observation, body: &[u8]) -> bool {
+    match rmp_serde::from_slice::<TypedRawBatch>(body) {
+        Ok(TypedRawBatch {
+            kind,
+            records: RecordsField::Other(what),
+        }) if kind == "batch" => {
+            o.batches += 1;
+            o.batch_problems.push(records_not_bin(o.frames, what));
+            true
+        }
+        _ => false,
+    }
+}
+
+fn records_not_bin(frame: usize, what: &str) -> String {
+    format!(
+        "frame {frame}: batch field records is {what}; it must be a MessagePack bin holding \
+         the encoded array of records"
+    )
+}
+
 fn judge_batch(o: &mut Observation, body: &[u8], batch: protocol::message::Batch) {
     let n = o.frames;
     o.batches += 1;
@@ -312,10 +357,7 @@ fn judge_batch(o: &mut Observation, body: &[u8], batch: protocol::message::Batch
         Ok(RawBatch {
             records: RecordsField::Other(what),
         }) => {
-            o.batch_problems.push(format!(
-                "frame {n}: batch field records is {what}; it must be a MessagePack bin holding \
-                 the encoded array of records"
-            ));
+            o.batch_problems.push(records_not_bin(n, what));
             return;
         }
         Err(e) => {

@@ -255,14 +255,18 @@ pub fn tail(bytes: &[u8], n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join(" | ")
 }
 
+/// How a stream error that is an empty stdout starts.
+pub const WROTE_NOTHING: &str = "it wrote nothing on stdout";
+
 fn describe_stream_error(e: &FrameError) -> String {
     match e {
         FrameError::UnexpectedEof {
             part: StreamPart::Preamble,
             have: 0,
             ..
-        } => "it wrote nothing on stdout (expected the preamble \"SPRT\\x07msgpack\", then a hello frame)"
-            .to_owned(),
+        } => format!(
+            "{WROTE_NOTHING} (expected the preamble \"SPRT\\x07msgpack\", then a hello frame)"
+        ),
         FrameError::NotOurProtocol { .. } => format!(
             "stdout is not a frame stream: {e} (stdout belongs to the protocol: logs go to stderr)"
         ),

@@ -311,7 +311,7 @@ fn read_task(suite: &mut Suite, label: &str, task: &Json, context: JobContext) -
         _ => Err(no_end(suite, &o, "eos")),
     };
     let eos_ok = suite.report.check(&format!("{label}: eos"), eos);
-    if eos_ok {
+    if o.sent_terminal("eos") {
         judge_exit(suite, label, &o, "eos");
     } else {
         suite.report.skip(&format!("{label}: exit"), "no eos");
@@ -368,7 +368,7 @@ fn write_task(suite: &mut Suite, task: &Json, context: JobContext) -> Option<Jso
         _ => Err(no_end(suite, &o, "done")),
     };
     let done_ok = suite.report.check(&format!("{label}: done"), done);
-    if done_ok {
+    if o.sent_terminal("done") {
         judge_exit(suite, label, &o, "done");
     } else {
         suite.report.skip(&format!("{label}: exit"), "no done");
@@ -457,13 +457,15 @@ fn failure_task(suite: &mut Suite, scenario: Scenario, task: &Json, context: Job
 fn judge_failure(suite: &Suite, scenario: Scenario, o: &Observation) -> Result<String, String> {
     let role = suite.role;
     let finish = if role == Role::Reader { "eos" } else { "done" };
-    if let Some(e) = &o.broken {
+    let cancel = matches!(scenario, Scenario::CancelFirst | Scenario::CancelMid);
+    // Cancelled before it said anything, a plugin may exit without a word.
+    let quiet_cancel = scenario == Scenario::CancelFirst && o.empty;
+    if let Some(e) = o.broken.as_ref().filter(|_| !quiet_cancel) {
         return Err(format!("{e}; the plugin {}", o.ended(suite.timeout)));
     }
     if let Some(Err(e)) = &o.hello {
         return Err(e.clone());
     }
-    let cancel = matches!(scenario, Scenario::CancelFirst | Scenario::CancelMid);
     if cancel {
         if scenario == Scenario::CancelMid && role == Role::Reader && o.sent_terminal("eos") {
             // The task finished before the cancel reached it: nothing to stop.
