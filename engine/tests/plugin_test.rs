@@ -64,7 +64,11 @@ fn well_behaved_plugins_pass() {
                 assert!(run.stdout.contains("PASS  write: done"), "{}", run.stdout);
             }
             for check in ["--version", "check (bad config)", "abort", "post"] {
-                assert!(run.stdout.contains(&format!("PASS  {check}: ")), "{p} {check}:\n{}", run.stdout);
+                assert!(
+                    run.stdout.contains(&format!("PASS  {check}: ")),
+                    "{p} {check}:\n{}",
+                    run.stdout
+                );
             }
         }
     });
@@ -107,10 +111,21 @@ fn each_misbehaviour_fails_its_check() {
             .collect();
         for h in handles {
             let (plugin, mode, expected, run) = h.join().unwrap();
-            assert_eq!(run.code, 1, "{plugin} in mode {mode} passed:\n{}", run.stdout);
+            assert_eq!(
+                run.code, 1,
+                "{plugin} in mode {mode} passed:\n{}",
+                run.stdout
+            );
             for line in *expected {
-                let found = run.stdout.lines().any(|l| l.starts_with(line) || (l.starts_with("FAIL") && l.contains(line)));
-                assert!(found, "{plugin} in mode {mode}: no line {line:?} in:\n{}", run.stdout);
+                let found = run
+                    .stdout
+                    .lines()
+                    .any(|l| l.starts_with(line) || (l.starts_with("FAIL") && l.contains(line)));
+                assert!(
+                    found,
+                    "{plugin} in mode {mode}: no line {line:?} in:\n{}",
+                    run.stdout
+                );
             }
         }
     });
@@ -125,7 +140,10 @@ fn usage_errors_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("give --role reader or --role writer"), "{stderr}");
+    assert!(
+        stderr.contains("give --role reader or --role writer"),
+        "{stderr}"
+    );
     let out = Command::new(engine_bin())
         .args(["test-plugin", "reader-x", "--config", "{\"a\": "])
         .output()

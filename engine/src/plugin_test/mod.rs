@@ -13,6 +13,7 @@
 //! writer gets records from the suite (`--records` generated rows, or `--records-file`
 //! JSON lines) in the same two jobs.
 
+mod failures;
 mod observe;
 mod process;
 mod steps;
@@ -211,11 +212,12 @@ fn setup(args: &TestPluginArgs) -> Result<Suite, String> {
             let (text, source) = if text.trim_start().starts_with('{') {
                 (text.clone(), "--config".to_owned())
             } else {
-                let t = std::fs::read_to_string(text)
-                    .map_err(|e| format!("--config {text}: {e}"))?;
+                let t =
+                    std::fs::read_to_string(text).map_err(|e| format!("--config {text}: {e}"))?;
                 (t, text.clone())
             };
-            let doc = protocol::jobfile::parse_lenient(&text, &source).map_err(|e| e.to_string())?;
+            let doc =
+                protocol::jobfile::parse_lenient(&text, &source).map_err(|e| e.to_string())?;
             protocol::jobfile::plugin_parameter(&doc, role, &source).map_err(|e| e.to_string())?
         }
     };

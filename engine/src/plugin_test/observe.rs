@@ -131,7 +131,8 @@ pub fn observe(
             Next::Broken(e) => {
                 o.empty = o.frames == 0 && e.starts_with(super::process::WROTE_NOTHING);
                 if o.terminal.is_some() {
-                    o.after_terminal.push(format!("bytes that are not a frame: {e}"));
+                    o.after_terminal
+                        .push(format!("bytes that are not a frame: {e}"));
                 } else {
                     o.broken = Some(e);
                 }
@@ -183,7 +184,15 @@ fn judge_frame(o: &mut Observation, role: Role, body: &[u8], last_progress: &mut
         return;
     }
     let allowed: &[&str] = match role {
-        Role::Reader => &["batch", "checkpoint", "dirty", "progress", "log", "eos", "error"],
+        Role::Reader => &[
+            "batch",
+            "checkpoint",
+            "dirty",
+            "progress",
+            "log",
+            "eos",
+            "error",
+        ],
         _ => &["dirty", "progress", "log", "output", "done", "error"],
     };
     if !allowed.contains(&message.type_name()) {

@@ -35,10 +35,7 @@ impl Ran {
     pub fn ended(&self, timeout: Duration) -> String {
         match &self.status {
             Some(s) => ended(s),
-            None => format!(
-                "did not exit within {} s (killed)",
-                timeout.as_secs_f64()
-            ),
+            None => format!("did not exit within {} s (killed)", timeout.as_secs_f64()),
         }
     }
 }
@@ -98,7 +95,12 @@ fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
 }
 
 /// Runs `path args…` with `input` on stdin and waits at most `timeout`.
-pub fn run_once(path: &Path, args: &[&str], input: &[u8], timeout: Duration) -> std::io::Result<Ran> {
+pub fn run_once(
+    path: &Path,
+    args: &[&str],
+    input: &[u8],
+    timeout: Duration,
+) -> std::io::Result<Ran> {
     let mut child = spawn(path, args, Stdio::piped())?;
     if let Some(mut stdin) = child.stdin.take() {
         let input = input.to_vec();

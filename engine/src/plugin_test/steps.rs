@@ -154,7 +154,9 @@ pub fn run_step(suite: &Suite, step: &str, request: &[u8]) -> Result<Answer, Str
                 super::process::ended(&status)
             ));
         }
-        return Ok(Answer::Ok(answer.get("value").cloned().unwrap_or(Json::Null)));
+        return Ok(Answer::Ok(
+            answer.get("value").cloned().unwrap_or(Json::Null),
+        ));
     }
     let error: ErrorMessage = answer
         .get("error")
@@ -165,7 +167,11 @@ pub fn run_step(suite: &Suite, step: &str, request: &[u8]) -> Result<Answer, Str
                 "{step} answered ok: false without an error {{kind, retryable, message}}: {answer}"
             )
         })?;
-    let want = if error.kind == ErrorKind::Config { 2 } else { 1 };
+    let want = if error.kind == ErrorKind::Config {
+        2
+    } else {
+        1
+    };
     if code != Some(want) {
         return Err(format!(
             "{step} failed with kind {} but {} (expected exit {want}: 2 for config errors, 1 otherwise)",
@@ -250,7 +256,10 @@ pub fn judge_commit_answer(step: &str, value: &Json) -> Result<String, String> {
     };
     match committed {
         Some(c) if allowed.contains(&c) => {
-            if value.get("detail").is_some_and(|d| !d.is_string() && !d.is_null()) {
+            if value
+                .get("detail")
+                .is_some_and(|d| !d.is_string() && !d.is_null())
+            {
                 return Err(format!("{step}: \"detail\" must be a string: {value}"));
             }
             Ok(format!(

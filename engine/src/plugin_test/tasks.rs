@@ -3,39 +3,21 @@
 //! truncated and a corrupt input) and is aborted; the second runs whole tasks and
 //! commits with `post`.
 
-use std::time::{Duration, Instant};
-
 use protocol::frame::DEFAULT_MAX_FRAME_BYTES;
-use protocol::message::{Batch, Cancel, Configure, Eos, ErrorKind, Hello, JobContext, Message};
+use protocol::message::{Batch, Configure, Eos, Hello, JobContext, Message};
 use protocol::{Role, Value};
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
-use super::observe::{describe_error, kind_name, observe, Observation, Terminal, ADVISED_BATCH_FRAME};
+use super::failures::{failure_task, Scenario};
+use super::observe::{describe_error, observe, Observation, Terminal, ADVISED_BATCH_FRAME};
 use super::process::Session;
 use super::steps::{bad_config, judge_commit_answer, request, step_ok};
 use super::Suite;
 
-/// How long a plugin has to exit after `cancel` (the engine kills it then).
-const CANCEL_GRACE: Duration = crate::task::CANCEL_GRACE;
 /// Records per batch the suite sends a writer.
 const SEND_BATCH: usize = 500;
 
-/// A failure path and what it expects.
-#[derive(Clone, Copy, PartialEq)]
-enum Scenario {
-    /// `configure` with a task that is not an object: an `error` of kind config, exit 2.
-    BadTaskConfig,
-    /// `cancel` instead of `configure`: exit 1 within the grace, no `eos`/`done`.
-    CancelFirst,
-    /// `cancel` during the task (a writer after one batch): exit 1 within the grace.
-    CancelMid,
-    /// Writers: the input ends without `eos`: an `error`, exit 1, no `done`.
-    Truncated,
-    /// Writers: a batch whose records do not decode: an `error`, exit 1, no `done`.
-    BadInput,
-}
-
-fn engine_hello() -> Message {
+pub(super) fn engine_hello() -> Message {
     Message::Hello(Hello::new(
         Role::Engine,
         "streamport test-plugin",
@@ -50,12 +32,16 @@ fn task_args(role: Role) -> [&'static str; 2] {
     }
 }
 
-fn start(suite: &Suite) -> Result<Session, String> {
-    Session::start(&suite.plugin, &task_args(suite.role), DEFAULT_MAX_FRAME_BYTES)
-        .map_err(|e| format!("cannot run {}: {e}", suite.plugin.display()))
+pub(super) fn start(suite: &Suite) -> Result<Session, String> {
+    Session::start(
+        &suite.plugin,
+        &task_args(suite.role),
+        DEFAULT_MAX_FRAME_BYTES,
+    )
+    .map_err(|e| format!("cannot run {}: {e}", suite.plugin.display()))
 }
 
-fn configure(task: &Json, context: JobContext) -> Message {
+pub(super) fn configure(task: &Json, context: JobContext) -> Message {
     Message::Configure(Configure {
         task: task.clone(),
         context,
@@ -91,7 +77,10 @@ fn open_job(suite: &mut Suite, label: &str, count: usize) -> Option<(Json, Vec<J
                 t.len()
             )),
             Some(t) => Ok(format!("{} task configs", t.len())),
-            None => Err(format!("split answered {}, not an array of task configs", short(v))),
+            None => Err(format!(
+                "split answered {}, not an array of task configs",
+                short(v)
+            )),
         },
     )?;
     Some((state, tasks.as_array().cloned().unwrap_or_default()))
@@ -100,7 +89,10 @@ fn open_job(suite: &mut Suite, label: &str, count: usize) -> Option<(Json, Vec<J
 fn short(v: &Json) -> String {
     let t = v.to_string();
     if t.len() > 80 {
-        format!("{}…", &t[..t.char_indices().nth(77).map_or(t.len(), |(i, _)| i)])
+        format!(
+            "{}…",
+            &t[..t.char_indices().nth(77).map_or(t.len(), |(i, _)| i)]
+        )
     } else {
         t
     }
@@ -109,29 +101,43 @@ fn short(v: &Json) -> String {
 fn check_step(suite: &mut Suite) -> bool {
     let p = suite.parameter.clone();
     let job = suite.job(0, 0);
-    step_ok(suite, "check", "check", &request(&p, &Json::Null, job, None, vec![]), |_| {
-        Ok("configuration and connectivity accepted".to_owned())
-    })
+    step_ok(
+        suite,
+        "check",
+        "check",
+        &request(&p, &Json::Null, job, None, vec![]),
+        |_| Ok("configuration and connectivity accepted".to_owned()),
+    )
     .is_some()
 }
 
 fn abort_step(suite: &mut Suite, state: &Json) {
     let p = suite.parameter.clone();
     let job = suite.job(0, 0);
-    step_ok(suite, "abort", "abort", &request(&p, state, job, None, vec![]), |v| {
-        judge_commit_answer("abort", v)
-    });
+    step_ok(
+        suite,
+        "abort",
+        "abort",
+        &request(&p, state, job, None, vec![]),
+        |v| judge_commit_answer("abort", v),
+    );
 }
 
 pub fn reader_suite(suite: &mut Suite) {
     bad_config(suite);
     if !check_step(suite) {
-        suite.report.skip("tasks", "check failed: fix the configuration first");
+        suite
+            .report
+            .skip("tasks", "check failed: fix the configuration first");
         return;
     }
     if let Some((state, tasks)) = open_job(suite, " (job 1)", 2) {
         let count = tasks.len() as u32;
-        for scenario in [Scenario::BadTaskConfig, Scenario::CancelFirst, Scenario::CancelMid] {
+        for scenario in [
+            Scenario::BadTaskConfig,
+            Scenario::CancelFirst,
+            Scenario::CancelMid,
+        ] {
             let context = suite.job(0, count);
             failure_task(suite, scenario, &tasks[0], context);
         }
@@ -159,15 +165,21 @@ pub fn reader_suite(suite: &mut Suite) {
     }
     let p = suite.parameter.clone();
     let job = suite.job(0, count);
-    step_ok(suite, "post", "post", &request(&p, &state, job, None, checkpoints), |v| {
-        judge_commit_answer("post", v)
-    });
+    step_ok(
+        suite,
+        "post",
+        "post",
+        &request(&p, &state, job, None, checkpoints),
+        |v| judge_commit_answer("post", v),
+    );
 }
 
 pub fn writer_suite(suite: &mut Suite) {
     bad_config(suite);
     if !check_step(suite) {
-        suite.report.skip("tasks", "check failed: fix the configuration first");
+        suite
+            .report
+            .skip("tasks", "check failed: fix the configuration first");
         return;
     }
     if let Some((state, tasks)) = open_job(suite, " (job 1)", 2) {
@@ -193,17 +205,29 @@ pub fn writer_suite(suite: &mut Suite) {
     };
     let p = suite.parameter.clone();
     let job = suite.job(0, 1);
-    step_ok(suite, "post", "post", &request(&p, &state, job, None, vec![report]), |v| {
-        judge_commit_answer("post", v)
-    });
+    step_ok(
+        suite,
+        "post",
+        "post",
+        &request(&p, &state, job, None, vec![report]),
+        |v| judge_commit_answer("post", v),
+    );
 }
 
 /// The checks every task stream gets: frames, hello; `false` if the stream is unusable.
 fn judge_stream(suite: &mut Suite, label: &str, o: &Observation) -> bool {
-    let frames_ok = match (&o.broken, o.bad_messages.first(), o.progress_problems.first()) {
+    let frames_ok = match (
+        &o.broken,
+        o.bad_messages.first(),
+        o.progress_problems.first(),
+    ) {
         (Some(e), _, _) => suite.report.fail(
             &format!("{label}: frames"),
-            format!("{e}; the plugin {}{}", o.ended(suite.timeout), o.stderr_note()),
+            format!(
+                "{e}; the plugin {}{}",
+                o.ended(suite.timeout),
+                o.stderr_note()
+            ),
         ),
         (None, Some(m), _) | (None, None, Some(m)) => {
             suite.report.fail(&format!("{label}: frames"), m.clone())
@@ -236,7 +260,9 @@ fn judge_stream(suite: &mut Suite, label: &str, o: &Observation) -> bool {
 /// Why a stream ended without its last message, in words.
 fn no_end(suite: &Suite, o: &Observation, want: &str) -> String {
     match &o.terminal {
-        Some(Terminal::Error(e)) => format!("the plugin sent {} instead of {want}", describe_error(e)),
+        Some(Terminal::Error(e)) => {
+            format!("the plugin sent {} instead of {want}", describe_error(e))
+        }
         _ if o.timed_out => format!(
             "no {want}: nothing on stdout for {} s after {} frames (the plugin hangs)",
             suite.timeout.as_secs_f64(),
@@ -268,7 +294,12 @@ fn judge_exit(suite: &mut Suite, label: &str, o: &Observation, after: &str) {
 }
 
 /// A whole reader task; its checkpoints if it passed.
-fn read_task(suite: &mut Suite, label: &str, task: &Json, context: JobContext) -> Option<Vec<Json>> {
+fn read_task(
+    suite: &mut Suite,
+    label: &str,
+    task: &Json,
+    context: JobContext,
+) -> Option<Vec<Json>> {
     let mut s = match start(suite) {
         Ok(s) => s,
         Err(e) => {
@@ -320,7 +351,10 @@ fn read_task(suite: &mut Suite, label: &str, task: &Json, context: JobContext) -
 }
 
 fn batches_of(records: &[Vec<Value>]) -> Vec<Batch> {
-    records.chunks(SEND_BATCH).map(Batch::from_records).collect()
+    records
+        .chunks(SEND_BATCH)
+        .map(Batch::from_records)
+        .collect()
 }
 
 /// A whole writer task; its `done.report` if it passed.
@@ -377,157 +411,4 @@ fn write_task(suite: &mut Suite, task: &Json, context: JobContext) -> Option<Jso
         Some(Terminal::Done(d)) if ok && done_ok && o.code() == Some(0) => Some(d.report),
         _ => None,
     }
-}
-
-fn scenario_name(role: Role, scenario: Scenario) -> String {
-    let verb = if role == Role::Reader { "read" } else { "write" };
-    let what = match scenario {
-        Scenario::BadTaskConfig => "bad task config",
-        Scenario::CancelFirst => "cancel before configure",
-        Scenario::CancelMid => "cancel during the task",
-        Scenario::Truncated => "input without eos",
-        Scenario::BadInput => "undecodable batch",
-    };
-    format!("{verb} ({what})")
-}
-
-fn failure_task(suite: &mut Suite, scenario: Scenario, task: &Json, context: JobContext) {
-    let name = scenario_name(suite.role, scenario);
-    let mut s = match start(suite) {
-        Ok(s) => s,
-        Err(e) => {
-            suite.report.fail(&name, e);
-            return;
-        }
-    };
-    s.send(&engine_hello());
-    let sample: Vec<Vec<Value>> = suite.records.iter().take(10).cloned().collect();
-    let mut deadline = None;
-    match scenario {
-        Scenario::BadTaskConfig => {
-            s.send(&configure(&json!("streamport test-plugin: not a task config"), context));
-        }
-        Scenario::CancelFirst => {
-            s.send(&Message::Cancel(Cancel {
-                reason: "streamport test-plugin: cancel before configure".into(),
-            }));
-            deadline = Some(Instant::now() + CANCEL_GRACE);
-        }
-        Scenario::CancelMid => {
-            s.send(&configure(task, context));
-            if suite.role == Role::Writer {
-                s.send(&Message::Batch(Batch::from_records(&sample)));
-            }
-            std::thread::sleep(Duration::from_millis(300));
-            s.send(&Message::Cancel(Cancel {
-                reason: "streamport test-plugin: cancel during the task".into(),
-            }));
-            deadline = Some(Instant::now() + CANCEL_GRACE);
-        }
-        Scenario::Truncated => {
-            s.send(&configure(task, context));
-            s.send(&Message::Batch(Batch::from_records(&sample)));
-            s.close_input();
-        }
-        Scenario::BadInput => {
-            s.send(&configure(task, context));
-            // One record whose only value uses the never-used MessagePack marker 0xc1.
-            let bad = Batch {
-                count: 1,
-                bytes: 1,
-                records: vec![0x91, 0x91, 0xc1],
-            };
-            s.send(&Message::Batch(bad));
-            s.send(&Message::Eos(Eos {
-                records: 1,
-                bytes: 1,
-            }));
-        }
-    }
-    let exit_wait = if deadline.is_some() {
-        CANCEL_GRACE
-    } else {
-        suite.timeout
-    };
-    let o = observe(&mut s, suite.role, suite.timeout, exit_wait, deadline);
-    let result = judge_failure(suite, scenario, &o);
-    suite.report.check(&name, result);
-}
-
-fn judge_failure(suite: &Suite, scenario: Scenario, o: &Observation) -> Result<String, String> {
-    let role = suite.role;
-    let finish = if role == Role::Reader { "eos" } else { "done" };
-    let cancel = matches!(scenario, Scenario::CancelFirst | Scenario::CancelMid);
-    // Cancelled before it said anything, a plugin may exit without a word.
-    let quiet_cancel = scenario == Scenario::CancelFirst && o.empty;
-    if let Some(e) = o.broken.as_ref().filter(|_| !quiet_cancel) {
-        return Err(format!("{e}; the plugin {}", o.ended(suite.timeout)));
-    }
-    if let Some(Err(e)) = &o.hello {
-        return Err(e.clone());
-    }
-    if cancel {
-        if scenario == Scenario::CancelMid && role == Role::Reader && o.sent_terminal("eos") {
-            // The task finished before the cancel reached it: nothing to stop.
-            return match o.code() {
-                Some(0) => Ok("the task finished (eos, exit 0) before the cancel arrived".to_owned()),
-                _ => Err(format!("the plugin sent eos but {} (expected exit 0)", o.ended(CANCEL_GRACE))),
-            };
-        }
-        if o.sent_terminal(finish) {
-            return Err(format!("the plugin sent {finish} after cancel (a cancelled task sends nothing more)"));
-        }
-        return match o.code() {
-            Some(1) => Ok(format!("exited 1 within {} s of cancel", CANCEL_GRACE.as_secs())),
-            _ if o.status.is_none() => Err(format!(
-                "still running {} s after cancel (the engine kills a plugin then; stop at once and exit 1)",
-                CANCEL_GRACE.as_secs()
-            )),
-            _ => Err(format!(
-                "the plugin {} after cancel (documented: exit 1){}",
-                o.ended(CANCEL_GRACE),
-                o.stderr_note()
-            )),
-        };
-    }
-    let situation = match scenario {
-        Scenario::BadTaskConfig => "a task config that is not an object",
-        Scenario::Truncated => "an input that ended without eos",
-        _ => "a batch whose records do not decode",
-    };
-    if o.sent_terminal(finish) {
-        return Err(format!(
-            "{situation} was accepted: the plugin sent {finish} (expected an error frame and a non-zero exit)"
-        ));
-    }
-    let Some(Terminal::Error(e)) = &o.terminal else {
-        return Err(if o.timed_out || o.status.is_none() {
-            format!(
-                "after {situation} the plugin neither failed nor finished within {} s",
-                suite.timeout.as_secs_f64()
-            )
-        } else {
-            format!(
-                "after {situation} the plugin {} without an error frame (a failing plugin sends \
-                 error {{kind, retryable, message}} on stdout before it exits){}",
-                o.ended(suite.timeout),
-                o.stderr_note()
-            )
-        });
-    };
-    if scenario == Scenario::BadTaskConfig && e.kind != ErrorKind::Config {
-        return Err(format!(
-            "after {situation} the plugin sent {} (expected kind config)",
-            describe_error(e)
-        ));
-    }
-    let want = if e.kind == ErrorKind::Config { 2 } else { 1 };
-    if o.code() != Some(want) {
-        return Err(format!(
-            "the plugin sent an error of kind {} but {} (expected exit {want}: 2 for config errors, 1 otherwise)",
-            kind_name(e.kind),
-            o.ended(suite.timeout)
-        ));
-    }
-    Ok(format!("{}; exit {want}", describe_error(e)))
 }

@@ -85,7 +85,11 @@ pub fn write_batch(out: &mut Out, mut batch: Batch, mode: &str) -> std::io::Resu
 fn records_as_array(batch: &Batch) -> Vec<u8> {
     let mut body = Vec::new();
     body.push(0x84); // a map of 4
-    for (key, value) in [("type", None), ("count", Some(u64::from(batch.count))), ("bytes", Some(batch.bytes))] {
+    for (key, value) in [
+        ("type", None),
+        ("count", Some(u64::from(batch.count))),
+        ("bytes", Some(batch.bytes)),
+    ] {
         push_str(&mut body, key);
         match value {
             None => push_str(&mut body, "batch"),

@@ -267,7 +267,11 @@ fn task(role: Role) -> i32 {
     }
     hello(role, &mut out, protocol::message::PROTOCOL_VERSION);
     if !config.is_object() {
-        return contract::fail(&mut out, ErrorKind::Config, "the task config must be a JSON object");
+        return contract::fail(
+            &mut out,
+            ErrorKind::Config,
+            "the task config must be a JSON object",
+        );
     }
     if mode == "hang" {
         hang();
