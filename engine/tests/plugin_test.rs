@@ -16,12 +16,15 @@ struct Run {
 }
 
 fn test_plugin(plugin: &str, mode: Option<&str>, extra: &[&str]) -> Run {
+    // A misbehaving plugin hangs on purpose: a short timeout; a well-behaved one gets
+    // time enough on a loaded machine.
+    let timeout = if mode.is_some() { "4" } else { "30" };
     plugins_built();
     let dir = engine_bin().parent().unwrap().to_path_buf();
     let mut cmd = Command::new(engine_bin());
     cmd.arg("test-plugin")
         .arg(dir.join(plugin))
-        .args(["--timeout", "2"])
+        .args(["--timeout", timeout])
         .args(extra)
         .env_remove("MISBEHAVE_MODE");
     if let Some(mode) = mode {
@@ -84,7 +87,7 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("reader-misbehave", "crash", &["FAIL  read: eos: the stream ended without eos after 500 records: the plugin was killed by signal 6 (SIGABRT)"]),
     ("reader-misbehave", "exit_silently", &["FAIL  read: eos: the stream ended without eos after 500 records: the plugin exited 3"]),
     ("reader-misbehave", "error", &["FAIL  read: eos: the plugin sent error (kind service, retryable): simulated service failure reading table t1 instead of eos"]),
-    ("reader-misbehave", "hang", &["FAIL  read: eos: no eos: nothing on stdout for 2 s after 1 frames (the plugin hangs)", "FAIL  read (cancel during the task): still running 3 s after cancel"]),
+    ("reader-misbehave", "hang", &["FAIL  read: eos: no eos: nothing on stdout for 4 s after 1 frames (the plugin hangs)", "FAIL  read (cancel during the task): still running 3 s after cancel"]),
     ("reader-misbehave", "records_array", &["FAIL  read: batches: frame 2: batch field records is an array; it must be a MessagePack bin holding the encoded array of records"]),
     ("reader-misbehave", "wrong_bytes", &["FAIL  read: batches: frame 2: batch says bytes 1391 but its 100 records have a DataX byte size of 1390"]),
     ("reader-misbehave", "wrong_count", &["FAIL  read: batches: frame 2: batch records: bad record encoding at byte 0: batch says 101 records but holds 100"]),
@@ -96,7 +99,7 @@ const CASES: &[(&str, &str, &[&str])] = &[
     ("writer-misbehave", "accept_truncated", &["FAIL  write (input without eos): an input that ended without eos was accepted: the plugin sent done"]),
     ("writer-misbehave", "send_batch", &["FAIL  write: frames: frame 2: a writer may not send batch"]),
     ("writer-misbehave", "done_mismatch", &["FAIL  write: done: done says 1001 records received but 1000 were sent"]),
-    ("writer-misbehave", "hang", &["FAIL  write: done: no done: nothing on stdout for 2 s after 1 frames (the plugin hangs)", "FAIL  write (cancel during the task): still running 3 s after cancel", "FAIL  write (undecodable batch): after a batch whose records do not decode the plugin neither failed nor finished within 2 s"]),
+    ("writer-misbehave", "hang", &["FAIL  write: done: no done: nothing on stdout for 4 s after 1 frames (the plugin hangs)", "FAIL  write (cancel during the task): still running 3 s after cancel", "FAIL  write (undecodable batch): after a batch whose records do not decode the plugin neither failed nor finished within 4 s"]),
     ("writer-misbehave", "error", &["FAIL  write: done: the plugin sent error (kind service, retryable): simulated service failure reading table t1 instead of done"]),
 ];
 
