@@ -10,6 +10,7 @@
 //! <reader> read    --config FILE [--format msgpack|jsonl]   standalone: prepare, split 1, read, post
 //! <writer> write   --config FILE [--input-format msgpack|jsonl]   standalone: frames or JSON lines on stdin
 //! <plugin> <step> --engine      step request as JSON on stdin, response on stdout
+//! <plugin> --version            "<name> <version>"
 //! <plugin> read|write --engine  a task over stdio frames (hello, configure, …)
 //! ```
 //!
