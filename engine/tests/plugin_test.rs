@@ -155,3 +155,17 @@ fn usage_errors_exit_2() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--config"), "{stderr}");
 }
+
+#[test]
+fn a_failing_step_is_named_with_its_error() {
+    for (step, line) in [
+        ("check", "FAIL  check: check failed: writer-misbehave: simulated check failure (config)"),
+        ("split", "FAIL  split (job 1): split failed: writer-misbehave: simulated split failure (service)"),
+        ("post", "FAIL  post: post failed: writer-misbehave: simulated post failure (service)"),
+    ] {
+        let config = format!("{{\"fail_step\": \"{step}\"}}");
+        let run = test_plugin("writer-misbehave", None, &["--config", &config]);
+        assert_eq!(run.code, 1, "{}", run.stdout);
+        assert!(run.stdout.lines().any(|l| l == line), "no {line:?} in:\n{}", run.stdout);
+    }
+}

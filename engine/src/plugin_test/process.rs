@@ -57,9 +57,33 @@ fn spawn(path: &Path, args: &[&str], stdin: Stdio) -> std::io::Result<Child> {
         .spawn()
 }
 
-fn drain<R: Read + Send + 'static>(mut r: R) -> Arc<Mutex<Vec<u8>>> {
+/// A pipe read to its end by a thread.
+struct Drain {
+    buf: Arc<Mutex<Vec<u8>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Drain {
+    /// Everything read, once the pipe ended (or `deadline` passed: a grandchild may
+    /// hold the pipe open).
+    fn finish(self, deadline: Instant) -> Vec<u8> {
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        take(&self.buf)
+    }
+}
+
+fn drain_thread<R: Read + Send + 'static>(r: R) -> Drain {
     let buf = Arc::new(Mutex::new(Vec::new()));
-    let out = buf.clone();
+    let thread = drain_into(r, buf.clone());
+    Drain { buf, thread }
+}
+
+fn drain_into<R: Read + Send + 'static>(
+    mut r: R,
+    out: Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut chunk = [0u8; 8192];
         while let Ok(n) = r.read(&mut chunk) {
@@ -70,8 +94,7 @@ fn drain<R: Read + Send + 'static>(mut r: R) -> Arc<Mutex<Vec<u8>>> {
                 .unwrap_or_else(|e| e.into_inner())
                 .extend_from_slice(&chunk[..n]);
         }
-    });
-    buf
+    })
 }
 
 fn take(buf: &Arc<Mutex<Vec<u8>>>) -> Vec<u8> {
@@ -108,15 +131,15 @@ pub fn run_once(
             let _ = stdin.write_all(&input);
         });
     }
-    let out = child.stdout.take().map(drain);
-    let err = child.stderr.take().map(drain);
+    let out = child.stdout.take().map(drain_thread);
+    let err = child.stderr.take().map(drain_thread);
     let status = wait_until(&mut child, Instant::now() + timeout);
-    // The pipes close when the child exits; give the drains a moment to finish.
-    std::thread::sleep(Duration::from_millis(20));
+    // The pipes end when the child has exited (unless a process it started holds them).
+    let deadline = Instant::now() + Duration::from_secs(2);
     Ok(Ran {
         status,
-        stdout: out.as_ref().map(take).unwrap_or_default(),
-        stderr: err.as_ref().map(take).unwrap_or_default(),
+        stdout: out.map(|d| d.finish(deadline)).unwrap_or_default(),
+        stderr: err.map(|d| d.finish(deadline)).unwrap_or_default(),
     })
 }
 
@@ -143,7 +166,7 @@ pub struct Session {
     child: Child,
     input: Option<Sender<Input>>,
     frames: Receiver<Next>,
-    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr: Option<Drain>,
     ended: bool,
 }
 
@@ -160,7 +183,7 @@ impl Session {
         if let Some(stdout) = child.stdout.take() {
             std::thread::spawn(move || read_frames(stdout, max_frame_bytes, ftx));
         }
-        let stderr = child.stderr.take().map(drain).unwrap_or_default();
+        let stderr = child.stderr.take().map(drain_thread);
         let session = Self {
             child,
             input: Some(tx),
@@ -225,8 +248,16 @@ impl Session {
     }
 
     /// The last lines the plugin wrote on stderr, for failure messages.
+    /// Called after the plugin ended: waits a moment for the rest of its stderr.
     pub fn stderr_tail(&self) -> String {
-        tail(&take(&self.stderr), 3)
+        let Some(d) = &self.stderr else {
+            return String::new();
+        };
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !d.thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        tail(&take(&d.buf), 3)
     }
 }
 
