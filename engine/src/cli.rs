@@ -6,6 +6,7 @@
 //!            [--post-timeout SECS]
 //! engine check JOB [same job options]
 //! engine plugins [--plugin-dir DIR]
+//! engine test-plugin PATH [--config JSON|FILE] [--role reader|writer] [--timeout SECS]
 //! engine --version
 //! ```
 //!
@@ -49,6 +50,8 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         plugin_dir: Option<PathBuf>,
     },
+    /// Run the plugin contract suite against an executable and print what it got wrong.
+    TestPlugin(crate::plugin_test::TestPluginArgs),
 }
 
 #[derive(Args, Debug)]
@@ -148,6 +151,7 @@ async fn dispatch(command: Command) -> i32 {
             list_plugins(&PluginDirs::new(plugin_dir)).await;
             EXIT_OK
         }
+        Command::TestPlugin(args) => tokio::task::block_in_place(|| crate::plugin_test::run(&args)),
     }
 }
 

@@ -1,4 +1,5 @@
-"""The documentation does what it says: every fenced shell block of every README.md runs
+"""The documentation does what it says: every fenced shell block of every README.md (and
+of the guides under docs/) runs
 and exits 0, and every relative link of every Markdown file points at something that
 exists.
 
@@ -31,6 +32,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -95,7 +97,8 @@ def console_commands(body):
 
 def shell_blocks():
     out = []
-    for readme in markdown_files("README.md"):
+    guides = sorted((WORKSPACE / "docs").glob("*.md"))
+    for readme in markdown_files("README.md") + guides:
         rel = readme.relative_to(WORKSPACE)
         for line, lang, body in fenced_blocks(readme.read_text(encoding="utf-8")):
             if lang in SHELL_LANGUAGES:
@@ -119,7 +122,9 @@ def doc_env(bins, tmp_path_factory):
         'exec "%s" "$@"\n' % real_cargo)
     shim.chmod(0o755)
     env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(shim_dir), str(bins), env.get("PATH", "")])
+    # The Python of the tests (with the `msgpack` package the Python reader example uses)
+    # is the `python3` of the blocks.
+    env["PATH"] = os.pathsep.join([str(shim_dir), str(bins), os.path.dirname(sys.executable), env.get("PATH", "")])
     env["STREAMPORT_BIN_DIR"] = str(bins)
     return env
 

@@ -10,6 +10,7 @@
 //! <reader> read    --config FILE [--format msgpack|jsonl]   standalone: prepare, split 1, read, post
 //! <writer> write   --config FILE [--input-format msgpack|jsonl]   standalone: frames or JSON lines on stdin
 //! <plugin> <step> --engine      step request as JSON on stdin, response on stdout
+//! <plugin> --version            "<name> <version>"
 //! <plugin> read|write --engine  a task over stdio frames (hello, configure, …)
 //! ```
 //!
@@ -149,6 +150,14 @@ pub fn run_writer<P: Writer>(plugin: P) -> ! {
 fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), PluginError>) -> ! {
     init_logging();
     let info = plugin.info();
+    // `--version`: "<name> <version>", as the contract suite (`streamport test-plugin`) expects.
+    if let Some(flag) = std::env::args_os().nth(1) {
+        if flag == "--version" || flag == "-V" {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{} {}", info.name, info.version);
+            std::process::exit(0);
+        }
+    }
     let cli = match Cli::try_parse_from(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {

@@ -19,6 +19,11 @@
 //! | `post_ms` | `post` takes at least this long (before it writes its marker); with `marker_dir`, it first writes `<role>-post.pid` (its process id) |
 //! | `post_answer` / `abort_answer` | the value `post` / `abort` answers (default null) |
 //! | `echo` | parameter keys whose values every step and task prints on stderr (`<key> is <value>`), to test redaction |
+//!
+//! Without a mode they keep the contract `streamport test-plugin` checks (`--version`, a
+//! parameter or task config that is not an object is a config error, `error` frames
+//! before a failure exit, exit 1 after `cancel`). The modes that break one point of
+//! that contract each (for its tests) are in [`contract`].
 
 // A test plugin's stderr is its log, as with every plugin.
 #![allow(clippy::print_stderr)]
@@ -33,6 +38,8 @@ use protocol::message::{
 use protocol::runtime::{StepRequest, StepResponse};
 use protocol::{Role, Value};
 use serde_json::{json, Value as Json};
+
+pub mod contract;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -66,6 +73,10 @@ pub fn main(role: Role) -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str).unwrap_or("");
     let code = match command {
+        "--version" | "-V" if contract::mode() != "no_version" => {
+            let _ = writeln!(std::io::stdout(), "{} {VERSION}", name(role));
+            0
+        }
         "spec" => {
             let spec = json!({"plugin": name(role), "version": VERSION, "parameters": []});
             let _ = writeln!(std::io::stdout(), "{spec}");
@@ -93,6 +104,23 @@ fn step(role: Role, step: &str) -> i32 {
         }
     };
     let p = &request.context.parameter;
+    if contract::mode() == "step_stdout_log" {
+        let _ = writeln!(std::io::stdout(), "INFO {}: starting {step}", name(role));
+    }
+    if !p.is_object() {
+        let error = ErrorMessage {
+            kind: ErrorKind::Config,
+            retryable: false,
+            message: format!("{}: the parameter must be a JSON object", name(role)),
+        };
+        let response = StepResponse {
+            ok: false,
+            value: Json::Null,
+            error: Some(error),
+        };
+        let _ = writeln!(std::io::stdout(), "{}", json!(response));
+        return 2;
+    }
     eprintln!(
         "{}: {step} (job {})",
         name(role),
@@ -179,7 +207,7 @@ fn echo(role: Role, p: &Json) {
     }
 }
 
-type Out = FrameWriter<std::io::BufWriter<std::io::Stdout>>;
+pub(crate) type Out = FrameWriter<std::io::BufWriter<std::io::Stdout>>;
 
 fn hello(role: Role, out: &mut Out, version: &str) {
     let mut h = Hello::new(role, name(role), VERSION);
@@ -204,6 +232,10 @@ fn task(role: Role) -> i32 {
                 return 1;
             }
             c.task
+        }
+        (Ok(Message::Hello(_)), Ok(Message::Cancel(c))) => {
+            eprintln!("{}: cancelled before configure: {}", name(role), c.reason);
+            return contract::cancel_exit_code();
         }
         other => {
             eprintln!("{}: bad handshake: {other:?}", name(role));
@@ -234,6 +266,13 @@ fn task(role: Role) -> i32 {
         return 0;
     }
     hello(role, &mut out, protocol::message::PROTOCOL_VERSION);
+    if !config.is_object() {
+        return contract::fail(
+            &mut out,
+            ErrorKind::Config,
+            "the task config must be a JSON object",
+        );
+    }
     if mode == "hang" {
         hang();
     }
@@ -276,9 +315,13 @@ fn read_task(out: &mut Out, config: &Json, mode: &str) -> i32 {
     if code == 0 {
         // eos goes last, after the task's time.
         let _ = out.write_message(&Message::Eos(Eos {
-            records: LAST_FORWARDED.load(std::sync::atomic::Ordering::Relaxed),
+            records: LAST_FORWARDED.load(std::sync::atomic::Ordering::Relaxed)
+                + u64::from(mode == "eos_mismatch"),
             bytes: LAST_BYTES.load(std::sync::atomic::Ordering::Relaxed),
         }));
+        if mode == "after_eos" {
+            let _ = out.write_message(&Message::Progress(protocol::message::Progress::default()));
+        }
         if out.flush().is_err() {
             return 1;
         }
@@ -321,7 +364,7 @@ fn read_records(out: &mut Out, config: &Json, mode: &str) -> i32 {
         let b = Batch::from_records(&batch);
         bytes += b.bytes;
         forwarded += u64::from(b.count);
-        if out.write_message(&Message::Batch(b)).is_err() {
+        if contract::write_batch(out, b, mode).is_err() {
             return 1;
         }
         sent += n;
@@ -371,24 +414,23 @@ fn write_task(
     loop {
         let message = match input.next_message() {
             Ok(Some(m)) => m,
+            Ok(None) if mode == "accept_truncated" => break,
             Ok(None) => {
-                eprintln!("writer-misbehave: input ended without eos");
-                return 1;
+                return contract::fail(out, ErrorKind::Protocol, "input ended without eos");
             }
             Err(e) => {
-                eprintln!("writer-misbehave: {e}");
-                return 1;
+                return contract::fail(out, ErrorKind::Protocol, &e.to_string());
             }
         };
         match message {
             Message::Batch(b) => {
                 let records = match b.decode() {
                     Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("writer-misbehave: {e}");
-                        return 1;
-                    }
+                    Err(e) => return contract::fail(out, ErrorKind::Protocol, &e.to_string()),
                 };
+                if mode == "send_batch" {
+                    let _ = out.write_message(&Message::Batch(b.clone()));
+                }
                 for r in &records {
                     if reported_dirty < dirty {
                         reported_dirty += 1;
@@ -409,13 +451,13 @@ fn write_task(
             Message::Eos(_) => break,
             Message::Cancel(c) => {
                 eprintln!("writer-misbehave: cancelled: {}", c.reason);
-                return 1;
+                return contract::cancel_exit_code();
             }
             _ => {}
         }
     }
     let _ = out.write_message(&Message::Done(Done {
-        records: received,
+        records: received + u64::from(mode == "done_mismatch"),
         written: received - reported_dirty,
         dirty: reported_dirty,
         report: json!({"task": index, "records": received}),
