@@ -21,6 +21,8 @@ pub mod endpoint;
 pub mod error;
 pub mod job;
 pub mod naming;
+pub mod partition;
+pub mod route;
 pub mod sign;
 pub mod writer;
 mod xml;
@@ -226,6 +228,10 @@ impl Writer for OssWriter {
                 first,
                 first + per_task - 1,
             )
+        } else if let Some(partitioning) = &config.partitioning {
+            let router = route::Router::new(&rt, client, &config, partitioning, &hex, task_index);
+            let report = router.run(input, out)?;
+            return serde_json::to_value(report).map_err(|e| PluginError::internal(e.to_string()));
         } else {
             TaskWriter::multi(&rt, client, &config, &hex, task_index)
         };
