@@ -363,7 +363,7 @@ impl WriterConfig {
         let byte_encoding = string(map, "byteEncoding")?.unwrap_or_default();
         let null_format = string(map, "nullFormat")?.unwrap_or_else(|| "null".into());
         let partitioning =
-            partition::from_parameter(map, &object, zone, single_object, write_mode)?;
+            partition::from_parameter(map, &object, zone, job_zone, single_object, write_mode)?;
         // Without time fields, only `$$` escapes are left.
         let object = match partitioning {
             None => object.replace("$$", "$"),

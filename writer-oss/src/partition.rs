@@ -197,11 +197,13 @@ fn err(message: impl Into<String>) -> PluginError {
 }
 
 /// Checks the partitioning parameters: `Ok(None)` when `object` has no time fields.
-/// `object` is the parameter as given; the caller uses [`Template`] rendering of it.
+/// Partitions render in `zone` (the writer's `timeZone`, default the job's); a
+/// `windowTime` string is read in `job_zone`, as the reader reads `startTimeString`.
 pub fn from_parameter(
     map: &Map<String, Json>,
     object: &str,
     zone: Zone,
+    job_zone: &str,
     single_object: bool,
     write_mode: WriteMode,
 ) -> Result<Option<Partitioning>, PluginError> {
@@ -235,7 +237,11 @@ pub fn from_parameter(
                 "object {object:?} has time placeholders: give windowTime (e.g. \"${{start_time}}\") or eventTimeColumn"
             )))
         }
-        (true, false) => TimeSource::Window(window_time(&map["windowTime"], &zone)?),
+        (true, false) => {
+            let job_zone =
+                Zone::parse(job_zone).map_err(|e| err(format!("the job's time zone: {e}")))?;
+            TimeSource::Window(window_time(&map["windowTime"], &job_zone)?)
+        }
         (false, true) => event_column(map)?,
     };
     if matches!(source, TimeSource::Column { .. }) && write_mode != WriteMode::Append {

@@ -120,7 +120,7 @@ fn parse(p: Json) -> Result<Option<Partitioning>, PluginError> {
         Some("nonConflict") => WriteMode::NonConflict,
         _ => WriteMode::Append,
     };
-    from_parameter(&map, &object, zone("Asia/Shanghai"), false, mode)
+    from_parameter(&map, &object, zone("UTC"), "Asia/Shanghai", false, mode)
 }
 
 fn error(p: Json) -> String {
@@ -131,6 +131,8 @@ fn error(p: Json) -> String {
 
 #[test]
 fn window_time_takes_epoch_ms_or_the_windows_time_string() {
+    // The string is read in the job's zone (Asia/Shanghai here), as the reader reads
+    // startTimeString; partitions render in the writer's zone (UTC here).
     let p = parse(json!({"object": HIVE, "windowTime": "20241121102000"}))
         .unwrap()
         .unwrap();
@@ -143,12 +145,12 @@ fn window_time_takes_epoch_ms_or_the_windows_time_string() {
         assert_eq!(p.source, TimeSource::Window(ms));
         assert_eq!(
             base_object(HIVE, Some(&p)),
-            "lake/orders/dt=20241121/hour=10/part"
+            "lake/orders/dt=20241121/hour=02/part"
         );
         let scope = Scope::new(HIVE, Some(&p), "0123456789abcdef01234567");
         assert_eq!(
             scope.prefix,
-            "lake/orders/dt=20241121/hour=10/part__0123456789abcdef01234567"
+            "lake/orders/dt=20241121/hour=02/part__0123456789abcdef01234567"
         );
     }
     assert_eq!(p_max_open(json!({"object": HIVE, "windowTime": ms})), 16);
@@ -249,7 +251,7 @@ fn parameter_mistakes_exit_2_naming_the_parameter() {
         .as_object()
         .unwrap()
         .clone();
-    let e = from_parameter(&map, HIVE, zone("UTC"), true, WriteMode::Truncate).unwrap_err();
+    let e = from_parameter(&map, HIVE, zone("UTC"), "UTC", true, WriteMode::Truncate).unwrap_err();
     assert!(e.message.contains("writeSingleObject"), "{}", e.message);
     assert!(parse(json!({"object": "plain/x"})).unwrap().is_none());
 }
