@@ -11,6 +11,10 @@
 //!
 //! The 32 hex digits come from the job's window ([`naming`]), so a re-run of the same
 //! window replaces what a failed run left instead of adding to it.
+//!
+//! `object` may be a template of time-partitioned paths (`$yyyy`, `$MM`, `$dd`, `$HH`,
+//! `$mm`; [`partition`]): a task then writes one object sequence per partition
+//! ([`route`]), and `post`/`abort` find the job's keys by the template ([`partition::Scope`]).
 
 pub mod client;
 pub mod commit;
