@@ -244,16 +244,8 @@ pub fn from_parameter(
         }
         (false, true) => event_column(map)?,
     };
-    if matches!(source, TimeSource::Column { .. }) && write_mode != WriteMode::Append {
-        let mode = if write_mode == WriteMode::Truncate {
-            "truncate"
-        } else {
-            "nonConflict"
-        };
-        return Err(err(format!(
-            "writeMode {mode} cannot be used with eventTimeColumn: a window's late records land in older partitions, which hold other windows' objects ({}); use writeMode append (a re-run of a window still replaces exactly the objects it wrote)",
-            if mode == "truncate" { "truncate would delete them" } else { "nonConflict would refuse every second window of a partition" }
-        )));
+    if matches!(source, TimeSource::Column { .. }) {
+        event_time_write_mode(write_mode)?;
     }
     if let TimeSource::Window(ms) = &source {
         if template.render(*ms, &zone).is_none() {
@@ -262,26 +254,43 @@ pub fn from_parameter(
             )));
         }
     }
-    let max_open = match map.get("maxOpenPartitions") {
-        None | Some(Json::Null) => DEFAULT_MAX_OPEN,
-        Some(v) => match v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        {
-            Some(n @ 1..=4096) => n as usize,
-            _ => {
-                return Err(err(format!(
-                    "maxOpenPartitions must be an integer from 1 to 4096, got {v}"
-                )))
-            }
-        },
-    };
+    let max_open = max_open(map)?;
     Ok(Some(Partitioning {
         template,
         source,
         zone,
         max_open,
     }))
+}
+
+/// `eventTimeColumn` allows only `writeMode: append`.
+fn event_time_write_mode(write_mode: WriteMode) -> Result<(), PluginError> {
+    let (mode, why) = match write_mode {
+        WriteMode::Append => return Ok(()),
+        WriteMode::Truncate => ("truncate", "truncate would delete them"),
+        WriteMode::NonConflict => (
+            "nonConflict",
+            "nonConflict would refuse every second window of a partition",
+        ),
+    };
+    Err(err(format!(
+        "writeMode {mode} cannot be used with eventTimeColumn: a window's late records land in older partitions, which hold other windows' objects ({why}); use writeMode append (a re-run of a window still replaces exactly the objects it wrote)"
+    )))
+}
+
+fn max_open(map: &Map<String, Json>) -> Result<usize, PluginError> {
+    match map.get("maxOpenPartitions") {
+        None | Some(Json::Null) => Ok(DEFAULT_MAX_OPEN),
+        Some(v) => match v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        {
+            Some(n @ 1..=4096) => Ok(n as usize),
+            _ => Err(err(format!(
+                "maxOpenPartitions must be an integer from 1 to 4096, got {v}"
+            ))),
+        },
+    }
 }
 
 /// `windowTime`: epoch milliseconds (a number or digits), or `yyyyMMddHHmmss` in `zone`.
