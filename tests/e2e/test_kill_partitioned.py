@@ -5,11 +5,14 @@ engine is SIGKILLed at four random moments of a run of the window; after each ki
 (once the plugin processes it left have ended) the window runs again, and the bucket
 must hold exactly one object under the window's rendered partition, named as the first
 run named it, with exactly the derived records. Then two runs with 10 % of the OSS
-requests failing (5xx and dropped connections) must leave the same object."""
+requests failing (5xx and dropped connections) must leave the same object. Last, three
+signals during the writer's `post` (kill-matrix cases on a partitioned target) must
+keep the commit contract."""
 
 import os
 import random
 import re
+import signal
 import time
 
 import pytest
@@ -99,3 +102,44 @@ def test_kill_and_faults_on_the_partitioned_oss_pipeline(cloud, oss_bins, tmp_pa
         check(cloud, window, want, names)
     print("faults injected: %s" % injected)
     assert "UploadPart" in injected and "CompleteMultipartUpload" in injected, injected
+
+
+class PartitionedOssTarget(km.OssTarget):
+    """The kill matrix's OSS target with the case's objects under the window's
+    partition: `<case>/dt=…/hour=…/out`, truncate scoped to it."""
+
+    def __init__(self, cloud, window, ops, mode, tmp_path):
+        super().__init__(cloud, window, ops, mode, tmp_path)
+        self.job = km.derive_job(self.job, [(
+            '"object": "tablestore/users/${start_time}/${case}/out"',
+            '"object": "tablestore/users/${start_time}/${case}/dt=$$yyyy$$MM$$dd/hour=$$HH/out", '
+            '"windowTime": "${start_time}"',
+        )], tmp_path / ("oss-partitioned-%s.json" % mode))
+
+    def object(self, case):
+        start_s = self.window.start_ms // 1000
+        return "tablestore/users/%d/%s/dt=%s/hour=%s/out" % (
+            self.window.start_ms, case, self.window.local(start_s, "%Y%m%d"), self.window.local(start_s, "%H"))
+
+
+def test_signals_during_the_partitioned_commit_keep_the_contract(cloud, oss_bins, tmp_path):
+    """A first SIGINT while the writer's post completes the partition's object does not
+    stop it; a second SIGTERM (also when the Complete took effect and only its answer is
+    slow) stops it, and abort, given the task reports, says what is visible: the engine's
+    `committed` must match the bucket, and a re-run must give exactly the new output."""
+    window = pipelines.Window()
+    log = tmp_path / "ops.jsonl"
+    pipelines.create_person_table(cloud)
+    pipelines.run_workload(cloud, log, window, changes=30, outside=5, keys=10, seed=32)
+    target = PartitionedOssTarget(cloud, window, er.read_log(str(log)), "truncate", tmp_path)
+    lines, failures = [], []
+    for case in [km.Case("p1", "post", signal.SIGINT, 0.3), km.Case("p2", "post2", signal.SIGTERM, 0.3),
+                 km.Case("p3", "post2-applied", signal.SIGTERM, 0.3)]:
+        r = km.run_case(target, case, tmp_path)
+        problems = km.verdict(r) + km.rerun(target, case.name, tmp_path)
+        lines.append(km.describe(r))
+        if problems:
+            failures.append((case.label(), problems))
+    report = "\n".join(lines)
+    print(report)
+    assert not failures, "%s\n%s" % (failures, report)
