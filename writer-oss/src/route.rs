@@ -26,6 +26,9 @@ use crate::naming;
 use crate::partition::{event_time, Partitioning, TimeSource};
 use crate::writer::{TaskReport, TaskWriter};
 
+/// UTC minutes whose partition a task remembers (a day's worth).
+const MINUTES_KEPT: usize = 1440;
+
 struct Slot<'a> {
     writer: TaskWriter<'a>,
     /// When a record last went here (a counter).
@@ -48,6 +51,9 @@ pub struct Router<'a> {
     /// The partition of the last record and its UTC minute (`None`: do not reuse).
     cached_minute: Option<i64>,
     cached_key: String,
+    /// Partitions of recently seen UTC minutes (records of a window arrive in no
+    /// particular time order), at most [`MINUTES_KEPT`].
+    minute_keys: HashMap<i64, String>,
     /// Whether a record had a time in its time column yet.
     seen_time: bool,
 }
@@ -74,6 +80,7 @@ impl<'a> Router<'a> {
             tick: 0,
             cached_minute: None,
             cached_key: String::new(),
+            minute_keys: HashMap::new(),
             seen_time: false,
         }
     }
@@ -152,13 +159,26 @@ impl<'a> Router<'a> {
         let p = self.partitioning;
         let minute = ms.div_euclid(60_000);
         if self.cached_minute != Some(minute) {
-            let Some(key) = p.template.render(ms, &p.zone) else {
-                return Ok(None);
-            };
-            // Every instant of one UTC minute renders alike when the offset is whole minutes.
-            let whole = p.zone.offset_at(ms).local_minus_utc() % 60 == 0;
-            self.cached_minute = whole.then_some(minute);
-            self.cached_key = key;
+            if let Some(key) = self.minute_keys.get(&minute) {
+                self.cached_key.clear();
+                self.cached_key.push_str(key);
+                self.cached_minute = Some(minute);
+            } else {
+                let Some(key) = p.template.render(ms, &p.zone) else {
+                    return Ok(None);
+                };
+                // Every instant of one UTC minute renders alike when the offset is whole
+                // minutes (the zone's rules change on minute boundaries).
+                let whole = p.zone.offset_at(ms).local_minus_utc() % 60 == 0;
+                if whole {
+                    if self.minute_keys.len() >= MINUTES_KEPT {
+                        self.minute_keys.clear();
+                    }
+                    self.minute_keys.insert(minute, key.clone());
+                }
+                self.cached_minute = whole.then_some(minute);
+                self.cached_key = key;
+            }
         }
         self.tick += 1;
         let tick = self.tick;
