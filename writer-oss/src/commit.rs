@@ -19,7 +19,6 @@ use crate::config::{WriteMode, WriterConfig};
 use crate::crc64;
 use crate::error::OssError;
 use crate::job::{abort_open, first_part};
-use crate::naming;
 use crate::writer::TaskReport;
 
 /// How many keys a detail names before "and N more".
@@ -61,15 +60,15 @@ pub async fn abort_multi(
     job_hex: &str,
     reports: Option<&[TaskReport]>,
 ) -> Result<Json, PluginError> {
-    let prefix = naming::job_prefix(&config.object, job_hex);
+    let own = config.scope(job_hex);
     let Some(reports) = reports else {
-        let count = abort_open(client, &prefix, |_| true).await?;
+        let count = abort_open(client, &own.prefix, |k| own.owns(k)).await?;
         return Ok(json!({"committed": "none", "detail": format!(
             "post never started: nothing of this job is visible ({count} open uploads aborted; writeMode {} deleted nothing); a re-run of this window writes it again",
             mode_name(config.write_mode)
         )}));
     };
-    let aborted = abort_open(client, &prefix, |_| true).await?;
+    let aborted = abort_open(client, &own.prefix, |k| own.owns(k)).await?;
     let mut done: Vec<String> = Vec::new();
     let mut total = 0usize;
     for upload in reports.iter().flat_map(|r| r.uploads.iter()) {
@@ -84,7 +83,7 @@ pub async fn abort_multi(
         .collect();
     let others: Vec<String> = if config.write_mode == WriteMode::Truncate {
         client
-            .list_keys(&config.object, None)
+            .list_keys(&config.base_object(), None)
             .await?
             .into_iter()
             .filter(|k| !reported.contains(&k.as_str()))
@@ -164,7 +163,7 @@ async fn truncate_left(
     format!(
         "; writeMode truncate did not delete the {} other objects under oss://{bucket}/{} (a re-run of this window does)",
         others.len(),
-        config.object
+        config.base_object()
     )
 }
 

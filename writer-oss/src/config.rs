@@ -8,6 +8,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::client::{self, ClientOptions, SignVersion};
 use crate::convert::{FileFormat, RecordFormat, TextEncoder};
+use crate::partition::{self, Partitioning};
 
 /// What `prepare` does with existing objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,13 +48,15 @@ pub struct WriterConfig {
     pub generate_empty_file: bool,
     /// Parts uploading at once per task.
     pub parts_in_flight: usize,
+    /// Time-partitioned paths, when `object` has `$yyyy`… placeholders.
+    pub partitioning: Option<Partitioning>,
 }
 
 const MIB: u64 = 1024 * 1024;
 
 pub fn parameters() -> Vec<ParameterSpec> {
     let p = ParameterSpec::new;
-    vec![
+    let mut list = vec![
         p("endpoint", "string", true, None, "OSS endpoint, e.g. http://oss-cn-hangzhou.aliyuncs.com; http:// is added when there is no scheme. IP and localhost endpoints are addressed path-style, others virtual-hosted."),
         p("accessId", "string", true, None, "AccessKey id."),
         p("accessKey", "string", true, None, "AccessKey secret (never logged)."),
@@ -84,7 +87,9 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("partsInFlight", "integer", false, Some("4"), "Parts each task uploads at once."),
         p("requestTimeoutSecs", "integer", false, Some("300"), "Timeout of one HTTP request."),
         p("maxRetries", "integer", false, Some("8"), "Retries of a request that failed temporarily (5xx, throttling, timeouts, dropped connections)."),
-    ]
+    ];
+    list.extend(crate::partition::parameters());
+    list
 }
 
 /// Keys DataX documents that have no effect on text and CSV here; accepted with a warning.
@@ -357,6 +362,13 @@ impl WriterConfig {
         };
         let byte_encoding = string(map, "byteEncoding")?.unwrap_or_default();
         let null_format = string(map, "nullFormat")?.unwrap_or_else(|| "null".into());
+        let partitioning =
+            partition::from_parameter(map, &object, zone, job_zone, single_object, write_mode)?;
+        // Without time fields, only `$$` escapes are left.
+        let object = match partitioning {
+            None => object.replace("$$", "$"),
+            Some(_) => object,
+        };
         Ok(Self {
             client: ClientOptions {
                 endpoint,
@@ -397,6 +409,7 @@ impl WriterConfig {
             encrypt: boolean(map, "encrypt", false)?,
             generate_empty_file: boolean(map, "generateEmptyFile", true)?,
             parts_in_flight: integer(map, "partsInFlight", 4, 1, 64)? as usize,
+            partitioning,
         })
     }
 

@@ -14,7 +14,6 @@ use futures::stream::{self, StreamExt};
 use crate::client::{OssClient, UploadedPart};
 use crate::config::{WriteMode, WriterConfig};
 use crate::error::OssError;
-use crate::naming;
 use crate::writer::{TaskReport, UploadReport, MIN_PART_BYTES};
 
 /// CompleteMultipartUpload requests `post` sends at once.
@@ -66,7 +65,11 @@ pub async fn prepare(
             upload_id: Some(upload_id),
         });
     }
-    let own = naming::job_prefix(object, job_hex);
+    // Partitioned by the window's time: the window's partition; by event time,
+    // truncate and nonConflict are refused by the configuration.
+    let base = config.base_object();
+    let object = &base;
+    let own = config.scope(job_hex);
     match config.write_mode {
         WriteMode::Truncate => {
             let keys = client.list_keys(object, None).await?;
@@ -82,7 +85,7 @@ pub async fn prepare(
                 .list_keys(object, None)
                 .await?
                 .into_iter()
-                .filter(|k| !k.starts_with(&own))
+                .filter(|k| !own.owns(k))
                 .take(10)
                 .collect();
             if !keys.is_empty() {
@@ -115,10 +118,16 @@ pub async fn post_multi(
 ) -> Result<Json, PluginError> {
     let uploads: Vec<&UploadReport> = reports.iter().flat_map(|r| r.uploads.iter()).collect();
     let bucket = client.bucket();
-    let prefix = naming::job_prefix(&config.object, job_hex);
+    let own = config.scope(job_hex);
+    let base = config.base_object();
     let truncate = config.write_mode == WriteMode::Truncate;
-    let scope = if truncate { &config.object } else { &prefix };
-    let before: BTreeSet<String> = client.list_keys(scope, None).await?.into_iter().collect();
+    let scope = if truncate { &base } else { &own.prefix };
+    let before: BTreeSet<String> = client
+        .list_keys(scope, None)
+        .await?
+        .into_iter()
+        .filter(|k| truncate || own.owns(k))
+        .collect();
     let results: Vec<(usize, Result<(), OssError>)> = stream::iter(uploads.iter().enumerate())
         .map(|(i, u)| async move { (i, client.complete(&u.key, &u.upload_id, &u.parts).await) })
         .buffer_unordered(COMPLETES_IN_FLIGHT)
@@ -171,7 +180,7 @@ pub async fn post_multi(
             format!(
                 "writeMode truncate: deleting the {} older objects under oss://{bucket}/{}",
                 stale.len(),
-                config.object
+                base
             )
         } else {
             format!(
@@ -182,7 +191,7 @@ pub async fn post_multi(
         tracing::info!("{why}: {}", stale.join(", "));
         client.delete_keys(&stale).await?;
     }
-    abort_open(client, &prefix, |_| true).await?;
+    abort_open(client, &own.prefix, |k| own.owns(k)).await?;
     let bytes: u64 = uploads
         .iter()
         .flat_map(|u| u.parts.iter())
@@ -191,7 +200,7 @@ pub async fn post_multi(
     let detail = format!(
         "{} objects ({bytes} bytes) visible under oss://{bucket}/{}{}",
         completed.len(),
-        config.object,
+        base,
         if truncate {
             format!("; writeMode truncate deleted {} older objects", stale.len())
         } else {

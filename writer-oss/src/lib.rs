@@ -11,6 +11,10 @@
 //!
 //! The 32 hex digits come from the job's window ([`naming`]), so a re-run of the same
 //! window replaces what a failed run left instead of adding to it.
+//!
+//! `object` may be a template of time-partitioned paths (`$yyyy`, `$MM`, `$dd`, `$HH`,
+//! `$mm`; [`partition`]): a task then writes one object sequence per partition
+//! ([`route`]), and `post`/`abort` find the job's keys by the template ([`partition::Scope`]).
 
 pub mod client;
 pub mod commit;
@@ -21,6 +25,8 @@ pub mod endpoint;
 pub mod error;
 pub mod job;
 pub mod naming;
+pub mod partition;
+pub mod route;
 pub mod sign;
 pub mod writer;
 mod xml;
@@ -226,6 +232,10 @@ impl Writer for OssWriter {
                 first,
                 first + per_task - 1,
             )
+        } else if let Some(partitioning) = &config.partitioning {
+            let router = route::Router::new(&rt, client, &config, partitioning, &hex, task_index);
+            let report = router.run(input, out)?;
+            return serde_json::to_value(report).map_err(|e| PluginError::internal(e.to_string()));
         } else {
             TaskWriter::multi(&rt, client, &config, &hex, task_index)
         };

@@ -159,6 +159,26 @@ impl<'a> TaskWriter<'a> {
         )
     }
 
+    /// A multi-object task under `base` (a partition's `<prefix>__<32 hex>`), sharing
+    /// `permits` (parts in flight) with the task's other partitions.
+    pub(crate) fn multi_at(
+        rt: &'a Runtime,
+        client: Arc<OssClient>,
+        config: &'a WriterConfig,
+        base: String,
+        task_index: u32,
+        permits: Arc<Semaphore>,
+    ) -> Self {
+        let mut writer = Self::new(rt, client, config, base, task_index, None);
+        writer.permits = permits;
+        writer
+    }
+
+    /// Bytes handed to part uploads so far.
+    pub(crate) fn bytes_cut(&self) -> u64 {
+        self.bytes_cut
+    }
+
     /// A single-object task writing parts `first..=last` of `upload_id`.
     pub fn single(
         rt: &'a Runtime,
@@ -280,7 +300,7 @@ impl<'a> TaskWriter<'a> {
         Ok(())
     }
 
-    fn write_record(&mut self, record: &[Value]) -> Result<(), PluginError> {
+    pub(crate) fn write_record(&mut self, record: &[Value]) -> Result<(), PluginError> {
         let roll = self
             .current
             .as_ref()
@@ -363,7 +383,7 @@ impl<'a> TaskWriter<'a> {
     }
 
     /// Uploads what is left of the open object and waits for its parts.
-    fn close(&mut self) -> Result<(), PluginError> {
+    pub(crate) fn close(&mut self) -> Result<(), PluginError> {
         let Some(mut object) = self.current.take() else {
             return Ok(());
         };
@@ -405,7 +425,7 @@ impl<'a> TaskWriter<'a> {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<TaskReport, PluginError> {
+    pub(crate) fn finish(&mut self) -> Result<TaskReport, PluginError> {
         let empty_object =
             self.single.is_none() && self.records == 0 && self.config.generate_empty_file;
         if self.current.is_none() && empty_object {
@@ -440,7 +460,7 @@ impl<'a> TaskWriter<'a> {
     }
 
     /// Best effort after a failure: abort this task's uploads (not the job's single one).
-    fn abort_own(&mut self) {
+    pub(crate) fn abort_own(&mut self) {
         if self.single.is_some() {
             return;
         }
