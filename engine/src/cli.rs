@@ -35,6 +35,8 @@ use crate::plugins::{self, PluginDirs};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: crate::log::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,9 +103,10 @@ struct RunArgs {
     /// Seconds between two progress lines.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     progress_interval: f64,
-    /// Only warnings, errors and the summary.
-    #[arg(long, short)]
-    quiet: bool,
+    /// Also write the job's log (the engine's and its plugins' lines) to this file, or,
+    /// given a directory, to DIR/<yyyy-MM-dd>/<job name>-<HH_mm_ss.SSS>.log as DataX's log/.
+    #[arg(long, value_name = "PATH|DIR")]
+    log_file: Option<PathBuf>,
 }
 
 /// Parses the command line, runs the command, and returns the exit code.
@@ -118,6 +121,10 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
+    if let Err(e) = crate::log::init(&cli.log.directive()) {
+        let _ = writeln!(std::io::stderr().lock(), "streamport: {e}");
+        return e.exit_code();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,15 +135,16 @@ pub fn main() -> i32 {
             return crate::error::EXIT_FAILED;
         }
     };
-    let code = runtime.block_on(dispatch(cli.command));
+    let quiet = cli.log.quiet;
+    let code = runtime.block_on(dispatch(cli.command, quiet));
     // Tasks left behind (stderr drains of killed plugins) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(200));
     code
 }
 
-async fn dispatch(command: Command) -> i32 {
+async fn dispatch(command: Command, quiet: bool) -> i32 {
     match command {
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(args, quiet).await,
         Command::Check(args) => match check(&args).await {
             Ok(()) => EXIT_OK,
             Err(e) => {
@@ -177,8 +185,21 @@ fn seconds(value: f64, name: &str) -> Result<Duration, EngineError> {
     }
 }
 
-async fn run(args: RunArgs) -> i32 {
-    crate::log::set_quiet(args.quiet);
+async fn run(args: RunArgs, quiet: bool) -> i32 {
+    if let Some(given) = &args.log_file {
+        let path = crate::log::log_file_path(given, &args.job.job, chrono::Local::now());
+        if let Err(e) = crate::log::open_log_file(&path) {
+            crate::error!("{e}");
+            return e.exit_code();
+        }
+        crate::info!("log file {}", path.display());
+    }
+    let code = run_job(args, quiet).await;
+    crate::log::close_log_file();
+    code
+}
+
+async fn run_job(args: RunArgs, quiet: bool) -> i32 {
     // An unwritable summary path fails before anything runs: a scheduler reading the
     // summary must never find an old one, nor none, after a job it started.
     if let Some(path) = &args.summary_json {
@@ -203,7 +224,7 @@ async fn run(args: RunArgs) -> i32 {
                         .unwrap_or(job::settings::DEFAULT_POST_TIMEOUT_SECS),
                 ),
             },
-            live: std::io::stderr().is_terminal() && !args.quiet,
+            live: std::io::stderr().is_terminal() && !quiet,
         };
         Ok::<_, EngineError>((job, options))
     })();

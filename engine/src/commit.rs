@@ -259,7 +259,7 @@ pub(crate) async fn commit(
             .shared
             .failure()
             .unwrap_or_else(|| EngineError::failed("cancelled before the commit"));
-        crate::error!("job failed: {e}");
+        crate::log::job_failed(&e);
         let report = abort_writer(ctx, guard, writer, writer_state, None).await;
         return (Err(e), report);
     }

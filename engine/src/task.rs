@@ -220,8 +220,14 @@ async fn run(
     let mut reader = plugins::spawn(&plan.reader, &["read", "--engine"]).map_err(failed)?;
     plugins::enlarge_data_pipes(&writer);
     plugins::enlarge_data_pipes(&reader);
-    let (writer_tail, writer_drain) = drain(&mut writer, format!("[task {i} writer]"));
-    let (reader_tail, reader_drain) = drain(&mut reader, format!("[task {i} reader]"));
+    let (writer_tail, writer_drain) = drain(
+        &mut writer,
+        crate::log::task_label(i, Role::Writer, &plan.writer.name),
+    );
+    let (reader_tail, reader_drain) = drain(
+        &mut reader,
+        crate::log::task_label(i, Role::Reader, &plan.reader.name),
+    );
     let ctx = TaskCtx {
         plan,
         shared,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::frame::FrameWriter;
 use crate::jsonl::record_to_line;
 use crate::logfmt::abbreviate;
-use crate::message::{Checkpoint, Dirty, Eos, Message};
+use crate::message::{Checkpoint, Dirty, Eos, Message, Progress};
 use crate::records::encode_record;
 use crate::runtime::PluginError;
 use crate::value::{record_byte_size, Value};
@@ -161,6 +161,25 @@ impl RecordSink {
         };
         self.dirty
             .report(self.engine_mode, &mut frames, record, reason)
+    }
+
+    /// Tells the engine how many records this task will read in all (an estimate), so
+    /// it can show an ETA; the records pushed so far go with it. Engine mode only; may
+    /// be called again as the estimate improves.
+    pub fn estimate_total(&mut self, total_records: u64) -> Result<(), PluginError> {
+        if !self.engine_mode {
+            return Ok(());
+        }
+        self.flush_batch()?;
+        let progress = Message::Progress(Progress {
+            records: self.records,
+            bytes: self.bytes,
+            total_records: Some(total_records),
+        });
+        if let Output::Frames(w) = &mut self.output {
+            w.write_message(&progress)?;
+        }
+        Ok(())
     }
 
     /// Records pushed so far.

@@ -323,7 +323,11 @@ impl WriterOutput {
     /// Reports cumulative progress (engine mode only).
     pub fn progress(&mut self, records: u64, bytes: u64) -> Result<(), PluginError> {
         if let Some(w) = &mut self.frames {
-            w.write_message(&Message::Progress(Progress { records, bytes }))?;
+            w.write_message(&Message::Progress(Progress {
+                records,
+                bytes,
+                total_records: None,
+            }))?;
         }
         Ok(())
     }
