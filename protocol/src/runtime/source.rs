@@ -255,7 +255,12 @@ pub struct WriterOutput {
     frames: Option<FrameWriter<Box<dyn Write + Send>>>,
     engine_mode: bool,
     dirty: DirtyRecords,
+    /// When a `progress` was last pushed out to the engine.
+    progress_sent: Option<std::time::Instant>,
 }
+
+/// How often a writer's `progress` is sent to the engine at most.
+const PROGRESS_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl WriterOutput {
     pub(crate) fn engine(frames: FrameWriter<Box<dyn Write + Send>>) -> Self {
@@ -263,6 +268,7 @@ impl WriterOutput {
             frames: Some(frames),
             engine_mode: true,
             dirty: DirtyRecords::default(),
+            progress_sent: None,
         }
     }
 
@@ -273,6 +279,7 @@ impl WriterOutput {
             frames: None,
             engine_mode: false,
             dirty: DirtyRecords::default(),
+            progress_sent: None,
         }
     }
 
@@ -320,14 +327,26 @@ impl WriterOutput {
         }
     }
 
-    /// Reports cumulative progress (engine mode only).
+    /// Reports cumulative progress (engine mode only): the records written so far
+    /// (the engine shows the job's written records from it, and `done` gives the
+    /// final count). Cheap to call per batch: at most one `progress` a quarter second
+    /// is sent, and sent at once; the calls in between are dropped.
     pub fn progress(&mut self, records: u64, bytes: u64) -> Result<(), PluginError> {
         if let Some(w) = &mut self.frames {
+            if self
+                .progress_sent
+                .is_some_and(|t| t.elapsed() < PROGRESS_FLUSH_EVERY)
+            {
+                return Ok(());
+            }
             w.write_message(&Message::Progress(Progress {
                 records,
                 bytes,
                 total_records: None,
             }))?;
+            w.flush()
+                .map_err(|e| PluginError::io(format!("writing to stdout: {e}")))?;
+            self.progress_sent = Some(std::time::Instant::now());
         }
         Ok(())
     }
