@@ -218,6 +218,13 @@ async fn run(
     let failed = |e: EngineError| TaskError::Failed(EngineError::failed(format!("task {i}: {e}")));
     let mut writer = plugins::spawn(&plan.writer, &["write", "--engine"]).map_err(failed)?;
     let mut reader = plugins::spawn(&plan.reader, &["read", "--engine"]).map_err(failed)?;
+    tracing::debug!(
+        "task {i}: started {} ({}) and {} ({})",
+        plan.reader.name,
+        plan.reader.path.display(),
+        plan.writer.name,
+        plan.writer.path.display()
+    );
     plugins::enlarge_data_pipes(&writer);
     plugins::enlarge_data_pipes(&reader);
     let (writer_tail, writer_drain) = drain(

@@ -420,6 +420,13 @@ fn engine_handshake(info: crate::runtime::PluginInfo) -> Result<Handshake, Plugi
             )))
         }
     };
+    tracing::debug!(
+        "task {} of {} of job {} configured (time zone {})",
+        configure.context.task_index,
+        configure.context.task_count,
+        configure.context.job_id,
+        configure.context.time_zone
+    );
     Ok((
         out,
         input,
