@@ -7,6 +7,13 @@
 //! passed on. Frames wait for the writer in a queue bounded to [`QUEUE_BYTES`] (the
 //! engine's channel buffer), so memory stays flat whatever the job's size. The writer's loop handles `dirty`, `progress`, `log`, `output` (printed on
 //! the engine's stdout) and finally `done`.
+//!
+//! The progress accounting happens here too: a reader's `progress` may carry its
+//! estimate of the task's records (for the ETA), a writer's `progress` and `done` give
+//! the written records, and the time spent waiting is measured where DataX measures it
+//! (around its channel's blocking pull and push): the writer's side waiting on an empty
+//! queue is time waited on the reader, the reader's side waiting on a full one is time
+//! waited on the writer; the speed limit's holds are counted apart.
 
 use std::io::Write;
 use std::sync::atomic::Ordering;

@@ -496,3 +496,27 @@ async fn split(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_shows_the_readers_window_in_the_jobs_zone() {
+        let text = r#"{"job": {"setting": {"timeZone": "Asia/Shanghai"}, "content": [{
+            "reader": {"name": "otsstreamreader", "parameter": {
+                "startTimestampMillis": 1732154400000, "endTimestampMillis": 1732154700000}},
+            "writer": {"name": "streamwriter", "parameter": {}}}]}}"#;
+        let options = crate::job::LoadOptions::default();
+        let job = crate::job::load_text(text, "j.json", &options).unwrap();
+        let window = summary_window(&job).unwrap();
+        assert_eq!(window.start, "2024-11-21T10:00:00.000+08:00");
+        assert_eq!(window.end, "2024-11-21T10:05:00.000+08:00");
+        let text = text.replace("otsstreamreader", "streamreader").replace(
+            r#""startTimestampMillis": 1732154400000, "endTimestampMillis": 1732154700000"#,
+            r#""sliceRecordCount": 1"#,
+        );
+        let job = crate::job::load_text(&text, "j.json", &options).unwrap();
+        assert!(summary_window(&job).is_none());
+    }
+}

@@ -77,7 +77,7 @@ pub fn init(directive: &str) -> Result<(), EngineError> {
         })?;
     *DIRECTIVE.lock().unwrap_or_else(|e| e.into_inner()) = directive.to_owned();
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = protocol::logfmt::subscriber(|| EventWriter::default(), ansi)
+    let _ = protocol::logfmt::subscriber(EventWriter::default, ansi)
         .with_env_filter(filter)
         .try_init();
     Ok(())

@@ -438,6 +438,30 @@ mod tests {
     }
 
     #[test]
+    fn a_readers_estimate_goes_out_as_progress_after_the_records_before_it() {
+        let (mut sink, buffer) = RecordSink::in_memory();
+        sink.push(&[Value::Long(1)]).unwrap();
+        sink.estimate_total(40).unwrap();
+        sink.finish().unwrap();
+        let bytes = buffer.take();
+        let mut reader = FrameReader::new(bytes.as_slice());
+        let mut messages = Vec::new();
+        while let Some(m) = reader.next_message().unwrap() {
+            messages.push(m);
+        }
+        assert_eq!(messages[0].type_name(), "batch");
+        assert_eq!(
+            messages[1],
+            Message::Progress(Progress {
+                records: 1,
+                bytes: 8,
+                total_records: Some(40)
+            })
+        );
+        assert_eq!(messages[2].type_name(), "eos");
+    }
+
+    #[test]
     fn cancelled_sink_refuses_records() {
         let (mut sink, _) = RecordSink::in_memory();
         sink.cancelled.store(true, Ordering::Relaxed);

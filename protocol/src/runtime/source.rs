@@ -462,4 +462,37 @@ mod tests {
         assert_eq!(line["record"][0].as_str().unwrap().len(), big.len());
         assert_eq!(line["reason"], "too long");
     }
+
+    #[test]
+    fn a_writers_progress_reaches_the_engine_at_once_and_at_most_four_times_a_second() {
+        let buffer = crate::runtime::SharedBuffer::default();
+        let frames = FrameWriter::new(Box::new(buffer.clone()) as Box<dyn Write + Send>).unwrap();
+        let mut out = WriterOutput::engine(frames);
+        assert_eq!(buffer.take(), PREAMBLE);
+        let progress = |bytes: &[u8]| -> Vec<u64> {
+            let mut body = PREAMBLE.to_vec();
+            body.extend_from_slice(bytes);
+            let mut reader = crate::frame::FrameReader::new(body.as_slice());
+            let mut seen = Vec::new();
+            while let Ok(Some(m)) = reader.next_message() {
+                if let Message::Progress(p) = m {
+                    seen.push(p.records);
+                }
+            }
+            seen
+        };
+        out.progress(10, 100).unwrap();
+        // Sent (flushed) at once, not left in the output buffer.
+        assert_eq!(progress(&buffer.take()), [10]);
+        for n in 11..1000 {
+            out.progress(n, 100).unwrap();
+        }
+        assert!(
+            progress(&buffer.take()).is_empty(),
+            "more than one in 250 ms"
+        );
+        std::thread::sleep(PROGRESS_FLUSH_EVERY);
+        out.progress(1000, 100).unwrap();
+        assert_eq!(progress(&buffer.take()), [1000]);
+    }
 }
