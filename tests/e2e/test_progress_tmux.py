@@ -104,7 +104,8 @@ def test_live_progress_fits_the_terminal_and_leaves_nothing_behind(bins, tmp_pat
     for m, wait, tasks in seen:
         read, written, rps = number(m["read"]), number(m["written"]), number(m["rps"])
         assert 0 <= written <= read <= total, m.group(0)
-        assert rps <= LIMIT * 2, "a speed far above the limit: %s" % m.group(0)
+        # Batches of 8,192 records pass the limit whole: a short window may see two.
+        assert rps <= LIMIT * 3, "a speed far above the limit: %s" % m.group(0)
         assert wait["dirty"] == "0"
         assert tasks["total"] == str(TASKS)
         assert int(tasks["running"]) + int(tasks["done"]) <= TASKS
@@ -114,9 +115,9 @@ def test_live_progress_fits_the_terminal_and_leaves_nothing_behind(bins, tmp_pat
     assert any(number(m["written"]) > 0 for m, _, _ in seen), [m.group(0) for m, _, _ in seen]
     etas = [t["eta"] for _, _, t in seen if t["eta"] and t["eta"] != "?"]
     assert etas, [t.group(0) for _, _, t in seen]
-    for eta in etas:
-        minutes, seconds = eta.split(":")
-        assert int(minutes) * 60 + int(seconds) <= total / LIMIT * 3, eta
+    eta_secs = [int(e.split(":")[0]) * 60 + int(e.split(":")[1]) for e in etas]
+    # The job takes total / LIMIT = 5 s; a slow start (a loaded machine) may show more.
+    assert min(eta_secs) <= total / LIMIT * 2 and max(eta_secs) <= 120, etas
 
     # After it: no live line is left anywhere, scrollback included.
     stale = [line for line in final.splitlines() if "·" in line or " rec/s " in line]
