@@ -95,7 +95,8 @@ impl CommitGuard {
         };
         match (phase, count) {
             (Phase::Transfer, 1) => {
-                crate::warn!("{name} received: cancelling the tasks");
+                // Asked for: INFO (the log's ERRORs are failures).
+                crate::info!("{name} received: cancelling the tasks");
                 shared.fail(EngineError::Interrupted { signal: name, code });
             }
             (Phase::Committing, 1) => crate::warn!(
