@@ -186,14 +186,6 @@ fn seconds(value: f64, name: &str) -> Result<Duration, EngineError> {
 }
 
 async fn run(args: RunArgs, quiet: bool) -> i32 {
-    if let Some(given) = &args.log_file {
-        let path = crate::log::log_file_path(given, &args.job.job, chrono::Local::now());
-        if let Err(e) = crate::log::open_log_file(&path) {
-            crate::error!("{e}");
-            return e.exit_code();
-        }
-        crate::info!("log file {}", path.display());
-    }
     let code = run_job(args, quiet).await;
     crate::log::close_log_file();
     code
@@ -209,6 +201,11 @@ async fn run_job(args: RunArgs, quiet: bool) -> i32 {
         }
     }
     let prepared = (|| {
+        if let Some(given) = &args.log_file {
+            let path = crate::log::log_file_path(given, &args.job.job, chrono::Local::now());
+            crate::log::open_log_file(&path)?;
+            crate::info!("log file {}", path.display());
+        }
         let job = load(&args.job)?;
         let options = RunOptions {
             plugin_dirs: PluginDirs::new(args.job.plugin_dir.clone()),

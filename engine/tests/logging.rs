@@ -229,3 +229,20 @@ fn log_file_keeps_the_jobs_log_in_dataxs_layout() {
         "-q holds for the file too"
     );
 }
+
+#[test]
+fn an_unwritable_log_file_is_a_usage_error_with_a_summary() {
+    let ws = Workspace::new();
+    let job = small_job(&ws);
+    ws.write("file", "");
+    let out = run_job(
+        &ws,
+        &job,
+        &["--log-file", "file/sub/run.log", "--summary-json", "s.json"],
+        DEADLINE,
+    );
+    out.assert_code(2)
+        .assert_stderr_has("--log-file: cannot create");
+    let s = ws.read_json("s.json");
+    assert_eq!(s["outcome"], "configuration error", "{s}");
+}
