@@ -36,6 +36,8 @@ use crate::plugins::{self, PluginDirs};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: crate::log::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -104,9 +106,10 @@ struct RunArgs {
     /// Seconds between two progress lines.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     progress_interval: f64,
-    /// Only warnings, errors and the summary.
-    #[arg(long, short)]
-    quiet: bool,
+    /// Also write the job's log (the engine's and its plugins' lines) to this file, or,
+    /// given a directory, to DIR/<yyyy-MM-dd>/<job name>-<HH_mm_ss.SSS>.log as DataX's log/.
+    #[arg(long, value_name = "PATH|DIR")]
+    log_file: Option<PathBuf>,
 }
 
 /// Parses the command line, runs the command, and returns the exit code.
@@ -121,6 +124,10 @@ pub fn main() -> i32 {
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
+    if let Err(e) = crate::log::init(&cli.log.directive()) {
+        let _ = writeln!(std::io::stderr().lock(), "streamport: {e}");
+        return e.exit_code();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -131,15 +138,16 @@ pub fn main() -> i32 {
             return crate::error::EXIT_FAILED;
         }
     };
-    let code = runtime.block_on(dispatch(cli.command));
+    let quiet = cli.log.quiet;
+    let code = runtime.block_on(dispatch(cli.command, quiet));
     // Tasks left behind (stderr drains of killed plugins) must not hold the exit.
     runtime.shutdown_timeout(Duration::from_millis(200));
     code
 }
 
-async fn dispatch(command: Command) -> i32 {
+async fn dispatch(command: Command, quiet: bool) -> i32 {
     match command {
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(args, quiet).await,
         Command::Check(args) => match check(&args).await {
             Ok(()) => EXIT_OK,
             Err(e) => {
@@ -181,8 +189,13 @@ fn seconds(value: f64, name: &str) -> Result<Duration, EngineError> {
     }
 }
 
-async fn run(args: RunArgs) -> i32 {
-    crate::log::set_quiet(args.quiet);
+async fn run(args: RunArgs, quiet: bool) -> i32 {
+    let code = run_job(args, quiet).await;
+    crate::log::close_log_file();
+    code
+}
+
+async fn run_job(args: RunArgs, quiet: bool) -> i32 {
     // An unwritable summary path fails before anything runs: a scheduler reading the
     // summary must never find an old one, nor none, after a job it started.
     if let Some(path) = &args.summary_json {
@@ -192,6 +205,11 @@ async fn run(args: RunArgs) -> i32 {
         }
     }
     let prepared = (|| {
+        if let Some(given) = &args.log_file {
+            let path = crate::log::log_file_path(given, &args.job.job, chrono::Local::now());
+            crate::log::open_log_file(&path)?;
+            crate::info!("log file {}", path.display());
+        }
         let job = load(&args.job)?;
         let options = RunOptions {
             plugin_dirs: PluginDirs::new(args.job.plugin_dir.clone()),
@@ -207,7 +225,7 @@ async fn run(args: RunArgs) -> i32 {
                         .unwrap_or(job::settings::DEFAULT_POST_TIMEOUT_SECS),
                 ),
             },
-            live: std::io::stderr().is_terminal() && !args.quiet,
+            live: std::io::stderr().is_terminal() && !quiet,
         };
         Ok::<_, EngineError>((job, options))
     })();

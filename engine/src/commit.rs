@@ -95,7 +95,8 @@ impl CommitGuard {
         };
         match (phase, count) {
             (Phase::Transfer, 1) => {
-                crate::warn!("{name} received: cancelling the tasks");
+                // Asked for: INFO (the log's ERRORs are failures).
+                crate::info!("{name} received: cancelling the tasks");
                 shared.fail(EngineError::Interrupted { signal: name, code });
             }
             (Phase::Committing, 1) => crate::warn!(
@@ -259,7 +260,7 @@ pub(crate) async fn commit(
             .shared
             .failure()
             .unwrap_or_else(|| EngineError::failed("cancelled before the commit"));
-        crate::error!("job failed: {e}");
+        crate::log::job_failed(&e);
         let report = abort_writer(ctx, guard, writer, writer_state, None).await;
         return (Err(e), report);
     }

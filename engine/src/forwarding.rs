@@ -7,11 +7,18 @@
 //! passed on. Frames wait for the writer in a queue bounded to [`QUEUE_BYTES`] (the
 //! engine's channel buffer), so memory stays flat whatever the job's size. The writer's loop handles `dirty`, `progress`, `log`, `output` (printed on
 //! the engine's stdout) and finally `done`.
+//!
+//! The progress accounting happens here too: a reader's `progress` may carry its
+//! estimate of the task's records (for the ETA), a writer's `progress` and `done` give
+//! the written records, and the time spent waiting is measured where DataX measures it
+//! (around its channel's blocking pull and push): the writer's side waiting on an empty
+//! queue is time waited on the reader, the reader's side waiting on a full one is time
+//! waited on the writer; the speed limit's holds are counted apart.
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use protocol::message::{Cancel, Done, Hello, Message};
 use protocol::FrameError;
@@ -21,6 +28,7 @@ use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::frames::{peek, FrameSource, Peek, RawFrame};
+use crate::shared::JobStats;
 use crate::task::{frame_of, SideFailure, TaskCtx, TaskResult, WRITER_END_WAIT};
 
 /// Sends `cancel` (best effort, briefly) and closes the pipe.
@@ -90,18 +98,24 @@ pub(crate) async fn forward(
 /// stopped.
 async fn enqueue(ctx: &TaskCtx<'_>, queue: &Queue, frame: RawFrame, eos: bool) -> bool {
     let need = frame.bytes.len().min(QUEUE_BYTES) as u32;
+    let stats = &ctx.shared.stats;
     let budget = match queue.budget.clone().try_acquire_many_owned(need) {
         Ok(permit) => permit,
         Err(_) => {
             ctx.activity
                 .waiting_on(format!("{} to take data", ctx.plugin(Role::Writer)));
-            tokio::select! {
+            // The queue is full: the reader's side waits for the writer (DataX's
+            // WaitWriterTime, measured around its channel's blocking push).
+            let since = Instant::now();
+            let permit = tokio::select! {
                 p = queue.budget.clone().acquire_many_owned(need) => match p {
                     Ok(permit) => permit,
                     Err(_) => return false,
                 },
                 _ = ctx.cancel.cancelled() => return false,
-            }
+            };
+            JobStats::add_wait(&stats.wait_writer_ns, since.elapsed());
+            permit
         }
     };
     let item = Queued {
@@ -109,10 +123,13 @@ async fn enqueue(ctx: &TaskCtx<'_>, queue: &Queue, frame: RawFrame, eos: bool) -
         eos,
         _budget: budget,
     };
-    tokio::select! {
+    let since = Instant::now();
+    let sent = tokio::select! {
         sent = queue.tx.send(item) => sent.is_ok(),
         _ = ctx.cancel.cancelled() => false,
-    }
+    };
+    JobStats::add_wait(&stats.wait_writer_ns, since.elapsed());
+    sent
 }
 
 /// The writer's side of the queue; true when `eos` was written.
@@ -121,10 +138,22 @@ async fn drain_queue(
     mut rx: mpsc::Receiver<Queued>,
     w_in: &mut Option<ChildStdin>,
 ) -> bool {
+    let stats = &ctx.shared.stats;
     loop {
-        let item = tokio::select! {
-            item = rx.recv() => item,
-            _ = ctx.cancel.cancelled() => return false,
+        // Nothing queued: the writer's side waits for the reader (DataX's
+        // WaitReaderTime, measured around its channel's blocking pull).
+        let item = match rx.try_recv() {
+            Ok(item) => Some(item),
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                let since = Instant::now();
+                let item = tokio::select! {
+                    item = rx.recv() => item,
+                    _ = ctx.cancel.cancelled() => return false,
+                };
+                JobStats::add_wait(&stats.wait_reader_ns, since.elapsed());
+                item
+            }
         };
         // The reader's side ended without eos: it says why.
         let Some(item) = item else { return false };
@@ -209,10 +238,18 @@ async fn forward_frames(
                         .report_dirty(ctx.plan.index, reader, ctx.plugin(reader), &d);
                     false
                 }
-                Ok(Message::Progress(_)) => false,
+                Ok(Message::Progress(p)) => {
+                    // The engine counts what a reader sends itself; its estimate of
+                    // the task's total gives the ETA.
+                    if let Some(total) = p.total_records {
+                        ctx.shared.stats.set_estimate(ctx.plan.index, total);
+                    }
+                    false
+                }
                 Ok(Message::Log(l)) => {
-                    crate::log::plugin_line(
-                        &format!("[task {} reader] {}", ctx.plan.index, l.level),
+                    crate::log::plugin_message(
+                        &crate::log::task_label(ctx.plan.index, reader, ctx.plugin(reader)),
+                        &l.level,
                         &l.message,
                     );
                     false
@@ -286,7 +323,10 @@ fn hello_ok(ctx: &TaskCtx<'_>, side: Role, hello: Result<Hello, FrameError>) -> 
             );
             false
         }
-        Ok(_) => true,
+        Ok(h) => {
+            ctx.shared.note_plugin(side, &h.name, &h.program_version);
+            true
+        }
     }
 }
 
@@ -300,6 +340,7 @@ async fn throttle(ctx: &TaskCtx<'_>, records: u64, bytes: u64) -> bool {
     let mut wait = limiter.reserve(records, bytes);
     if !wait.is_zero() {
         ctx.activity.waiting_on("the job's speed limit");
+        JobStats::add_wait(&ctx.shared.stats.wait_limit_ns, wait);
     }
     while !wait.is_zero() {
         let step = wait.min(Duration::from_secs(1));
@@ -347,6 +388,22 @@ async fn write_to_writer(ctx: &TaskCtx<'_>, w_in: &mut Option<ChildStdin>, bytes
     }
 }
 
+/// A task's share of the job's written records: the writer's latest cumulative count.
+#[derive(Default)]
+struct WrittenCount(u64);
+
+impl WrittenCount {
+    /// Moves the job's count by the change of this task's (a count never goes back).
+    fn update(&mut self, stats: &JobStats, records: u64) {
+        if records > self.0 {
+            stats
+                .written_records
+                .fetch_add(records - self.0, Ordering::Relaxed);
+            self.0 = records;
+        }
+    }
+}
+
 /// The writer's loop; its `done` when it finished.
 pub(crate) async fn collect(ctx: &TaskCtx<'_>, w_out: ChildStdout) -> Option<Done> {
     let writer = Role::Writer;
@@ -359,6 +416,7 @@ pub(crate) async fn collect(ctx: &TaskCtx<'_>, w_out: ChildStdout) -> Option<Don
         return None;
     }
     ctx.activity.touch(ctx.shared);
+    let mut written = WrittenCount::default();
     loop {
         let frame = tokio::select! {
             f = src.next_raw() => f,
@@ -381,9 +439,11 @@ pub(crate) async fn collect(ctx: &TaskCtx<'_>, w_out: ChildStdout) -> Option<Don
                 ctx.shared
                     .report_dirty(ctx.plan.index, writer, ctx.plugin(writer), &d)
             }
-            Message::Progress(_) | Message::Checkpoint(_) => {}
-            Message::Log(l) => crate::log::plugin_line(
-                &format!("[task {} writer] {}", ctx.plan.index, l.level),
+            Message::Progress(p) => written.update(&ctx.shared.stats, p.records),
+            Message::Checkpoint(_) => {}
+            Message::Log(l) => crate::log::plugin_message(
+                &crate::log::task_label(ctx.plan.index, writer, ctx.plugin(writer)),
+                &l.level,
                 &l.message,
             ),
             Message::Output(o) => {
@@ -397,7 +457,10 @@ pub(crate) async fn collect(ctx: &TaskCtx<'_>, w_out: ChildStdout) -> Option<Don
                     return None;
                 }
             }
-            Message::Done(done) => return Some(done),
+            Message::Done(done) => {
+                written.update(&ctx.shared.stats, done.records);
+                return Some(done);
+            }
             Message::Error(e) => {
                 ctx.plugin_error(writer, e);
                 return None;

@@ -71,6 +71,11 @@ pub async fn run(job: Job, options: RunOptions) -> Summary {
         time_zone: job.time_zone.name().to_owned(),
         start: start.to_rfc3339_opts(SecondsFormat::Millis, true),
         channels: job.settings.channel,
+        schedule_time: job
+            .schedule_time
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
+        window: summary_window(&job),
+        fingerprint: job.fingerprint.clone(),
         ..Summary::default()
     };
     let dirty_path = options.dirty_file.clone().unwrap_or_else(|| {
@@ -135,6 +140,12 @@ pub async fn run(job: Job, options: RunOptions) -> Summary {
     );
     summary.transfer_secs = t1.saturating_sub(t0) as f64 / 1000.0;
     summary.records = stats.records.load(Relaxed);
+    summary.written_records = stats.written_records.load(Relaxed);
+    let secs = |c: &std::sync::atomic::AtomicU64| (c.load(Relaxed) / 1_000_000) as f64 / 1000.0;
+    summary.wait_reader_secs = secs(&stats.wait_reader_ns);
+    summary.wait_writer_secs = secs(&stats.wait_writer_ns);
+    summary.wait_limit_secs = secs(&stats.wait_limit_ns);
+    summary.plugins = shared.plugin_versions();
     summary.bytes = stats.bytes.load(Relaxed);
     summary.reader_dirty_records = stats.reader_dirty.load(Relaxed);
     summary.writer_dirty_records = stats.writer_dirty.load(Relaxed);
@@ -158,6 +169,21 @@ pub async fn run(job: Job, options: RunOptions) -> Summary {
         }
     }
     summary
+}
+
+/// The reader's window, as the summary shows it.
+fn summary_window(job: &Job) -> Option<crate::summary::SummaryWindow> {
+    let w = crate::job::window_check::reader_window(&job.reader.parameter, job.time_zone)?;
+    let show = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map(|t| {
+            t.with_timezone(&job.time_zone)
+                .to_rfc3339_opts(SecondsFormat::Millis, true)
+        })
+    };
+    Some(crate::summary::SummaryWindow {
+        start: show(w.start_ms)?,
+        end: show(w.end_ms)?,
+    })
 }
 
 pub(crate) struct Ctx<'a> {
@@ -272,7 +298,7 @@ async fn lifecycle(
         Ok(t) => t,
         Err(e) => {
             let e = shared.failure().unwrap_or(e);
-            crate::error!("job failed: {e}");
+            crate::log::job_failed(&e);
             *report = commit::abort_writer(&ctx, guard, &writer, &writer_state, None).await;
             return Err(e);
         }
@@ -468,5 +494,29 @@ async fn split(
                 _ => "a scalar",
             }
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_shows_the_readers_window_in_the_jobs_zone() {
+        let text = r#"{"job": {"setting": {"timeZone": "Asia/Shanghai"}, "content": [{
+            "reader": {"name": "otsstreamreader", "parameter": {
+                "startTimestampMillis": 1732154400000, "endTimestampMillis": 1732154700000}},
+            "writer": {"name": "streamwriter", "parameter": {}}}]}}"#;
+        let options = crate::job::LoadOptions::default();
+        let job = crate::job::load_text(text, "j.json", &options).unwrap();
+        let window = summary_window(&job).unwrap();
+        assert_eq!(window.start, "2024-11-21T10:00:00.000+08:00");
+        assert_eq!(window.end, "2024-11-21T10:05:00.000+08:00");
+        let text = text.replace("otsstreamreader", "streamreader").replace(
+            r#""startTimestampMillis": 1732154400000, "endTimestampMillis": 1732154700000"#,
+            r#""sliceRecordCount": 1"#,
+        );
+        let job = crate::job::load_text(&text, "j.json", &options).unwrap();
+        assert!(summary_window(&job).is_none());
     }
 }

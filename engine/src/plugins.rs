@@ -227,6 +227,10 @@ pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
         }
         None => Command::new(&plugin.path),
     };
+    // The plugin logs at the engine's level (-v, -q, --log-level, STREAMPORT_LOG).
+    if let Some(directive) = crate::log::plugin_directive() {
+        command.env(crate::log::LOG_ENV, directive);
+    }
     command
         .args(args)
         .stdin(Stdio::piped())
@@ -335,11 +339,11 @@ impl StderrTail {
     }
 }
 
-/// Drains `stderr` on its own task: every line is logged with `prefix` (redacted) and
-/// kept in the returned tail. The task ends at EOF.
+/// Drains `stderr` on its own task: every line is logged with `label` naming the task
+/// or step and the plugin (redacted) and kept in the returned tail. The task ends at EOF.
 pub fn drain_stderr(
     stderr: ChildStderr,
-    prefix: String,
+    label: String,
 ) -> (StderrTail, tokio::task::JoinHandle<()>) {
     let tail = StderrTail::default();
     let keep = tail.clone();
@@ -354,7 +358,7 @@ pub fn drain_stderr(
                     let line = String::from_utf8_lossy(&buf);
                     let line = line.trim_end_matches(['\n', '\r']);
                     let line = crate::secrets::global().redact(line);
-                    crate::log::plugin_line(&prefix, &line);
+                    crate::log::plugin_line(&label, &line);
                     keep.push(line);
                 }
             }

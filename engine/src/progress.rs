@@ -12,6 +12,9 @@ use crate::shared::JobShared;
 
 const TICK: Duration = Duration::from_millis(250);
 
+/// How many live refreshes (every 0.5 s) the live speeds are measured over.
+const LIVE_SPEED_WINDOW: usize = 6;
+
 /// How the monitor behaves.
 #[derive(Clone, Copy, Debug)]
 pub struct MonitorOptions {
@@ -27,46 +30,143 @@ pub struct MonitorOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Snapshot {
     pub elapsed: Duration,
+    /// Records and bytes read (forwarded from the readers).
     pub records: u64,
     pub bytes: u64,
+    /// Records the writers say they wrote.
+    pub written: u64,
     pub dirty: u64,
     pub running: u64,
     pub done: u64,
     pub total: u64,
+    /// Summed over tasks (see [`crate::shared::JobStats`]).
+    pub wait_reader: Duration,
+    pub wait_writer: Duration,
+    pub wait_limit: Duration,
+    /// The readers' estimate of the job's records, when every task gave one.
+    pub estimated_total: Option<u64>,
 }
 
 impl Snapshot {
     pub fn take(shared: &JobShared) -> Self {
         let s = &shared.stats;
+        let nanos =
+            |c: &std::sync::atomic::AtomicU64| Duration::from_nanos(c.load(Ordering::Relaxed));
         Self {
             elapsed: Duration::from_millis(shared.elapsed_ms()),
             records: s.records.load(Ordering::Relaxed),
             bytes: s.bytes.load(Ordering::Relaxed),
+            written: s.written_records.load(Ordering::Relaxed),
             dirty: s.dirty(),
             running: s.tasks_running.load(Ordering::Relaxed),
             done: s.tasks_done.load(Ordering::Relaxed),
             total: s.tasks_total.load(Ordering::Relaxed),
+            wait_reader: nanos(&s.wait_reader_ns),
+            wait_writer: nanos(&s.wait_writer_ns),
+            wait_limit: nanos(&s.wait_limit_ns),
+            estimated_total: s.estimated_total(),
         }
     }
 
-    /// `elapsed 12.0s | 1,234,567 records, 117.7 MiB | 102,880 records/s, 9.81 MiB/s | dirty 0 | tasks 2 running, 3 done of 8`,
-    /// speeds measured since `previous`.
-    pub fn line(&self, previous: &Snapshot) -> String {
+    /// Records/s and MiB/s since `previous`.
+    fn speeds(&self, previous: &Snapshot) -> (f64, f64) {
         let secs = (self.elapsed.as_secs_f64() - previous.elapsed.as_secs_f64()).max(0.001);
         let rps = (self.records.saturating_sub(previous.records)) as f64 / secs;
         let mibps = (self.bytes.saturating_sub(previous.bytes)) as f64 / secs / MIB;
-        format!(
-            "elapsed {:.1}s | {} records, {:.1} MiB | {} records/s, {:.2} MiB/s | dirty {} | tasks {} running, {} done of {}",
+        (rps, mibps)
+    }
+
+    /// The time left at `records_per_sec`, when the readers estimated the total.
+    pub fn eta(&self, records_per_sec: f64) -> Option<Duration> {
+        let total = self.estimated_total?;
+        let left = total.saturating_sub(self.records + self.dirty);
+        if left == 0 {
+            return Some(Duration::ZERO);
+        }
+        (records_per_sec >= 1.0).then(|| Duration::from_secs_f64(left as f64 / records_per_sec))
+    }
+
+    /// The log's progress line, speeds measured since `previous`:
+    /// `elapsed 12.0s | read 1,234,567 records, 117.7 MiB | written 1,200,000 records | 102,880 records/s, 9.81 MiB/s | waited on reader 0.5s, writer 3.2s, speed limit 0.0s | dirty 0 | tasks 2 running, 3 done of 8 | ETA 0:42`.
+    pub fn line(&self, previous: &Snapshot) -> String {
+        let (rps, mibps) = self.speeds(previous);
+        let mut line = format!(
+            "elapsed {:.1}s | read {} records, {:.1} MiB | written {} records | {} records/s, {:.2} MiB/s | waited on reader {}, writer {}, speed limit {} | dirty {} | tasks {} running, {} done of {}",
             self.elapsed.as_secs_f64(),
             thousands(self.records),
             self.bytes as f64 / MIB,
+            thousands(self.written),
             thousands(rps as u64),
             mibps,
+            secs(self.wait_reader),
+            secs(self.wait_writer),
+            secs(self.wait_limit),
             self.dirty,
             self.running,
             self.done,
             self.total
-        )
+        );
+        if let Some(eta) = self.eta(rps) {
+            line.push_str(&format!(" | ETA {}", clock(eta)));
+        }
+        line
+    }
+
+    /// The live display's lines (each is cut to the terminal's width when drawn, so
+    /// the most telling fields come first):
+    /// `read 1,234,567 rec 117.7 MiB · written 1,200,000 · 102,880 rec/s 9.81 MiB/s`,
+    /// `waited on reader 0.5s, writer 3.2s, speed limit 0.0s · dirty 0`,
+    /// `tasks 2 running, 3/8 done · elapsed 12.0s · ETA 0:42`.
+    pub fn live_lines(&self, previous: &Snapshot) -> Vec<String> {
+        let (rps, mibps) = self.speeds(previous);
+        let eta = match (self.estimated_total, self.eta(rps)) {
+            (_, Some(eta)) => format!(" · ETA {}", clock(eta)),
+            (Some(_), None) => " · ETA ?".to_owned(),
+            (None, None) => String::new(),
+        };
+        vec![
+            format!(
+                "read {} rec {:.1} MiB · written {} · {} rec/s {:.2} MiB/s",
+                thousands(self.records),
+                self.bytes as f64 / MIB,
+                thousands(self.written),
+                thousands(rps as u64),
+                mibps,
+            ),
+            format!(
+                "waited on reader {}, writer {}, speed limit {} · dirty {}",
+                secs(self.wait_reader),
+                secs(self.wait_writer),
+                secs(self.wait_limit),
+                self.dirty,
+            ),
+            format!(
+                "tasks {} running, {}/{} done · elapsed {}{eta}",
+                self.running,
+                self.done,
+                self.total,
+                secs(self.elapsed)
+            ),
+        ]
+    }
+}
+
+/// `3.2s` under a minute, else `1:02:03`.
+fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(60) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        clock(d)
+    }
+}
+
+/// `0:42`, `12:05`, `1:02:03`.
+pub fn clock(d: Duration) -> String {
+    let s = d.as_secs_f64().ceil() as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
     }
 }
 
@@ -88,6 +188,8 @@ pub fn thousands(n: u64) -> String {
 /// Runs until `stop` is cancelled.
 pub async fn monitor(shared: Arc<JobShared>, options: MonitorOptions, stop: CancellationToken) {
     let mut last_line = Snapshot::take(&shared);
+    // The live display's speeds and ETA are over the last few seconds, not jumpy.
+    let mut recent: std::collections::VecDeque<Snapshot> = [last_line].into();
     let mut last_live = last_line;
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -104,7 +206,12 @@ pub async fn monitor(shared: Arc<JobShared>, options: MonitorOptions, stop: Canc
         if options.live
             && now.elapsed.saturating_sub(last_live.elapsed) >= Duration::from_millis(500)
         {
-            crate::log::live(&now.line(&last_live));
+            let base = recent.front().copied().unwrap_or(last_live);
+            crate::log::live(&now.live_lines(&base));
+            recent.push_back(now);
+            if recent.len() > LIVE_SPEED_WINDOW {
+                recent.pop_front();
+            }
             last_live = now;
         }
         check_stall(&shared, options.stall_timeout);
@@ -149,20 +256,125 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(clock(Duration::from_secs(42)), "0:42");
+        assert_eq!(clock(Duration::from_millis(725_100)), "12:06");
+        assert_eq!(clock(Duration::from_secs(3723)), "1:02:03");
         let a = Snapshot::default();
         let b = Snapshot {
             elapsed: Duration::from_secs(2),
             records: 200_000,
             bytes: 20 * 1024 * 1024,
+            written: 150_000,
             dirty: 1,
             running: 2,
             done: 1,
             total: 4,
+            wait_reader: Duration::from_millis(500),
+            wait_writer: Duration::from_millis(3200),
+            wait_limit: Duration::ZERO,
+            estimated_total: None,
         };
         let line = b.line(&a);
-        assert!(line.contains("200,000 records, 20.0 MiB"), "{line}");
+        assert!(line.contains("read 200,000 records, 20.0 MiB"), "{line}");
+        assert!(line.contains("written 150,000 records"), "{line}");
         assert!(line.contains("100,000 records/s, 10.00 MiB/s"), "{line}");
+        assert!(
+            line.contains("waited on reader 0.5s, writer 3.2s, speed limit 0.0s"),
+            "{line}"
+        );
         assert!(line.contains("tasks 2 running, 1 done of 4"), "{line}");
+        assert!(!line.contains("ETA"), "no estimate, no ETA: {line}");
+        let live = b.live_lines(&a);
+        assert_eq!(
+            live,
+            [
+                "read 200,000 rec 20.0 MiB · written 150,000 · 100,000 rec/s 10.00 MiB/s",
+                "waited on reader 0.5s, writer 3.2s, speed limit 0.0s · dirty 1",
+                "tasks 2 running, 1/4 done · elapsed 2.0s"
+            ]
+        );
+        // A billion records at 100 MiB/s after hours of waiting: still short lines.
+        let big = Snapshot {
+            elapsed: Duration::from_secs(9999),
+            records: 1_000_000_000,
+            bytes: 999_000 * 1024 * 1024,
+            written: 999_999_999,
+            wait_reader: Duration::from_secs(99_999),
+            wait_writer: Duration::from_secs(99_999),
+            wait_limit: Duration::from_secs(99_999),
+            estimated_total: Some(2_000_000_000),
+            ..b
+        };
+        let base = Snapshot {
+            elapsed: Duration::from_secs(9998),
+            records: 999_000_000,
+            bytes: 998_900 * 1024 * 1024,
+            ..big
+        };
+        for l in big.live_lines(&base) {
+            assert!(
+                l.chars().count() <= 110,
+                "{} columns: {l}",
+                l.chars().count()
+            );
+        }
+        // A usual job's lines fit 80 columns whole (the display cuts longer ones).
+        for l in live {
+            assert!(
+                l.chars().count() <= 80,
+                "{} columns: {l}",
+                l.chars().count()
+            );
+        }
+    }
+
+    #[test]
+    fn the_eta_comes_from_the_readers_estimate_and_the_speed() {
+        let s = Snapshot {
+            records: 600,
+            dirty: 100,
+            estimated_total: Some(1_000),
+            ..Snapshot::default()
+        };
+        // 300 records left at 100 records/s.
+        assert_eq!(s.eta(100.0), Some(Duration::from_secs(3)));
+        assert_eq!(s.eta(0.0), None, "no speed, no ETA");
+        let done = Snapshot {
+            records: 1_000,
+            ..s
+        };
+        assert_eq!(done.eta(0.0), Some(Duration::ZERO));
+        assert_eq!(Snapshot::default().eta(100.0), None, "no estimate, no ETA");
+        let previous = Snapshot::default();
+        let now = Snapshot {
+            elapsed: Duration::from_secs(6),
+            records: 600,
+            estimated_total: Some(1_200),
+            ..Snapshot::default()
+        };
+        assert!(
+            now.line(&previous).ends_with(" | ETA 0:06"),
+            "{}",
+            now.line(&previous)
+        );
+        assert!(now.live_lines(&previous)[2].ends_with(" · ETA 0:06"));
+    }
+
+    #[test]
+    fn the_jobs_estimate_needs_every_tasks() {
+        let stats = crate::shared::JobStats::default();
+        stats.tasks_total.store(2, Ordering::Relaxed);
+        assert_eq!(stats.estimated_total(), None);
+        stats.set_estimate(0, 100);
+        assert_eq!(stats.estimated_total(), None, "task 1 has not said");
+        stats.set_estimate(1, 50);
+        assert_eq!(stats.estimated_total(), Some(150));
+        stats.set_estimate(1, 70);
+        assert_eq!(
+            stats.estimated_total(),
+            Some(170),
+            "a later estimate replaces"
+        );
     }
 
     #[tokio::test]

@@ -1,12 +1,13 @@
 //! What every task of a running job shares: counters, limits, the dirty-record file,
 //! the job's cancellation, the first failure, and the activity clocks the watchdog reads.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use protocol::message::Dirty;
 use protocol::Role;
@@ -33,12 +34,54 @@ pub struct JobStats {
     /// When the first task started and the last ended (ms since the job started).
     pub transfer_start_ms: AtomicU64,
     pub transfer_end_ms: AtomicU64,
+    /// Records the writers say they wrote: their latest `progress`, then their `done`.
+    pub written_records: AtomicU64,
+    /// Summed over tasks, as DataX's "All Task WaitReaderTime": how long the writer
+    /// side of a task waited with nothing from its reader to send on.
+    pub wait_reader_ns: AtomicU64,
+    /// Summed over tasks, as DataX's "All Task WaitWriterTime": how long the reader
+    /// side of a task waited because the queue to its writer was full.
+    pub wait_writer_ns: AtomicU64,
+    /// Summed over tasks: how long batches were held back by the job's speed limit.
+    pub wait_limit_ns: AtomicU64,
+    /// Each task's reader's estimate of its total records (`progress.total_records`).
+    estimates: Mutex<BTreeMap<usize, u64>>,
 }
 
 impl JobStats {
     pub fn dirty(&self) -> u64 {
         self.reader_dirty.load(Ordering::Relaxed) + self.writer_dirty.load(Ordering::Relaxed)
     }
+
+    /// Adds `elapsed` to a wait counter.
+    pub fn add_wait(counter: &AtomicU64, elapsed: Duration) {
+        counter.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Records task `task`'s reader's estimate of its total records.
+    pub fn set_estimate(&self, task: usize, total_records: u64) {
+        self.estimates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(task, total_records);
+    }
+
+    /// The job's estimated total of records: the sum of every task's estimate, known
+    /// only once every task's reader has given one.
+    pub fn estimated_total(&self) -> Option<u64> {
+        let total = self.tasks_total.load(Ordering::Relaxed) as usize;
+        let estimates = self.estimates.lock().unwrap_or_else(|e| e.into_inner());
+        (total > 0 && estimates.len() == total).then(|| estimates.values().sum())
+    }
+}
+
+/// A plugin's name and program version, as its `hello` gave them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct PluginVersion {
+    /// `reader` or `writer`.
+    pub role: String,
+    pub name: String,
+    pub version: String,
 }
 
 /// Something the watchdog watches: a task or a job-level step.
@@ -133,6 +176,8 @@ pub struct JobShared {
     failure: Mutex<Option<EngineError>>,
     activities: Mutex<Vec<Arc<Activity>>>,
     started: Instant,
+    /// The plugins' `hello`s seen by the tasks.
+    plugin_versions: Mutex<BTreeSet<PluginVersion>>,
 }
 
 impl JobShared {
@@ -146,7 +191,30 @@ impl JobShared {
             failure: Mutex::new(None),
             activities: Mutex::new(Vec::new()),
             started: Instant::now(),
+            plugin_versions: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// Notes a plugin's name and version from its `hello`.
+    pub fn note_plugin(&self, role: Role, name: &str, version: &str) {
+        self.plugin_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(PluginVersion {
+                role: role.name().to_owned(),
+                name: name.to_owned(),
+                version: version.to_owned(),
+            });
+    }
+
+    /// Every plugin (name and version) a task's `hello` showed, readers first.
+    pub fn plugin_versions(&self) -> Vec<PluginVersion> {
+        self.plugin_versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn elapsed_ms(&self) -> u64 {

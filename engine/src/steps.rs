@@ -57,7 +57,7 @@ pub async fn run_step_within(
     let mut child = plugins::spawn(plugin, &args)?;
     let (tail, drain) = match child.stderr.take() {
         Some(stderr) => {
-            let (tail, handle) = plugins::drain_stderr(stderr, format!("[{what}]"));
+            let (tail, handle) = plugins::drain_stderr(stderr, what.clone());
             (tail, Some(handle))
         }
         None => (plugins::StderrTail::default(), None),

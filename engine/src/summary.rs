@@ -90,6 +90,31 @@ pub struct Summary {
     pub tasks: u64,
     pub tasks_succeeded: u64,
     pub channels: usize,
+    /// Records the writers said they wrote (their `progress`, then their `done`).
+    pub written_records: u64,
+    /// Summed over tasks, as DataX's WaitReaderTime: the writers waited for records.
+    pub wait_reader_secs: f64,
+    /// Summed over tasks, as DataX's WaitWriterTime: the readers waited for a writer
+    /// to take records.
+    pub wait_writer_secs: f64,
+    /// Summed over tasks: batches held back by the job's speed limit.
+    pub wait_limit_secs: f64,
+    /// The schedule time DataWorks expressions were evaluated against (RFC 3339, in
+    /// the job's time zone).
+    pub schedule_time: String,
+    /// The reader's window, when its parameter has one.
+    pub window: Option<SummaryWindow>,
+    /// The digest of the resolved job (both plugins' parameters).
+    pub fingerprint: String,
+    /// The plugins' names and program versions from their `hello`s.
+    pub plugins: Vec<crate::shared::PluginVersion>,
+}
+
+/// A reader's window `[start, end)`, RFC 3339 in the job's time zone.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SummaryWindow {
+    pub start: String,
+    pub end: String,
 }
 
 impl Summary {
@@ -119,7 +144,14 @@ impl Summary {
                     self.elapsed_secs, self.transfer_secs
                 ),
             ),
-            ("Records", thousands(self.records)),
+            (
+                "Records",
+                format!(
+                    "{} read, {} written",
+                    thousands(self.records),
+                    thousands(self.written_records)
+                ),
+            ),
             (
                 "Bytes",
                 format!(
@@ -134,6 +166,13 @@ impl Summary {
                     "{} records/s, {:.2} MiB/s",
                     thousands(self.records_per_sec as u64),
                     self.mib_per_sec
+                ),
+            ),
+            (
+                "Waited",
+                format!(
+                    "on the reader {:.3} s, on the writer {:.3} s, on the speed limit {:.3} s (summed over tasks)",
+                    self.wait_reader_secs, self.wait_writer_secs, self.wait_limit_secs
                 ),
             ),
             (
@@ -153,6 +192,17 @@ impl Summary {
         ];
         if let Some(f) = &self.dirty_file {
             rows.push(("Dirty file", f.clone()));
+        }
+        if let Some(w) = &self.window {
+            rows.push(("Window", format!("{} – {}", w.start, w.end)));
+        }
+        if !self.plugins.is_empty() {
+            let versions: Vec<String> = self
+                .plugins
+                .iter()
+                .map(|p| format!("{} {}", p.name, p.version))
+                .collect();
+            rows.push(("Versions", versions.join(", ")));
         }
         rows.push((
             "Outcome",
@@ -202,7 +252,10 @@ mod tests {
         assert_eq!(s.records_per_sec, 500_000.0);
         assert_eq!(s.mib_per_sec, 100.0);
         let text = s.text();
-        assert!(text.contains("Records       : 1,000,000"), "{text}");
+        assert!(
+            text.contains("Records       : 1,000,000 read, 0 written"),
+            "{text}"
+        );
         assert!(text.contains("500,000 records/s, 100.00 MiB/s"), "{text}");
         assert!(text.contains("3 (reader 1, writer 2)"), "{text}");
         let dir = tempfile::tempdir().unwrap();

@@ -218,10 +218,23 @@ async fn run(
     let failed = |e: EngineError| TaskError::Failed(EngineError::failed(format!("task {i}: {e}")));
     let mut writer = plugins::spawn(&plan.writer, &["write", "--engine"]).map_err(failed)?;
     let mut reader = plugins::spawn(&plan.reader, &["read", "--engine"]).map_err(failed)?;
+    tracing::debug!(
+        "task {i}: started {} ({}) and {} ({})",
+        plan.reader.name,
+        plan.reader.path.display(),
+        plan.writer.name,
+        plan.writer.path.display()
+    );
     plugins::enlarge_data_pipes(&writer);
     plugins::enlarge_data_pipes(&reader);
-    let (writer_tail, writer_drain) = drain(&mut writer, format!("[task {i} writer]"));
-    let (reader_tail, reader_drain) = drain(&mut reader, format!("[task {i} reader]"));
+    let (writer_tail, writer_drain) = drain(
+        &mut writer,
+        crate::log::task_label(i, Role::Writer, &plan.writer.name),
+    );
+    let (reader_tail, reader_drain) = drain(
+        &mut reader,
+        crate::log::task_label(i, Role::Reader, &plan.reader.name),
+    );
     let ctx = TaskCtx {
         plan,
         shared,

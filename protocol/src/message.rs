@@ -252,12 +252,19 @@ pub struct Checkpoint {
     pub state: serde_json::Value,
 }
 
+/// A writer's progress counts what it has written (the engine shows it as the job's
+/// written records); a reader's what it has read. A reader that can estimate how many
+/// records its task holds sends `total_records`, and the engine shows an ETA.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// Records handled so far by this task.
     pub records: u64,
     /// DataX bytes handled so far by this task.
     pub bytes: u64,
+    /// Readers: the estimated number of records the task reads in all, when known.
+    /// Absent from the frame when unknown (older peers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_records: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -114,8 +114,18 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|rs| Message::Batch(Batch::from_records(&rs))),
         (record(), any::<String>()).prop_map(|(r, why)| Message::Dirty(Dirty::new(&r, why))),
         json_value().prop_map(|state| Message::Checkpoint(Checkpoint { state })),
-        (any::<u64>(), any::<u64>())
-            .prop_map(|(records, bytes)| Message::Progress(Progress { records, bytes })),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(
+                |(records, bytes, total_records)| Message::Progress(Progress {
+                    records,
+                    bytes,
+                    total_records
+                })
+            ),
         ("[a-z]{1,5}", any::<String>())
             .prop_map(|(level, message)| Message::Log(Log { level, message })),
         proptest::collection::vec(any::<u8>(), 0..100)

@@ -51,6 +51,7 @@ fn samples() -> Vec<Message> {
         Message::Progress(Progress {
             records: 1000,
             bytes: 26000,
+            total_records: None,
         }),
         Message::Log(Log {
             level: "warn".into(),

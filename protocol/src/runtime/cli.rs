@@ -170,10 +170,17 @@ fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), P
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
             // Plugins often name themselves in their messages already.
-            if e.message.starts_with(info.name) {
-                tracing::error!("{}", e.message);
+            let message = if e.message.starts_with(info.name) {
+                e.message.clone()
             } else {
-                tracing::error!("{}: {}", info.name, e.message);
+                format!("{}: {}", info.name, e.message)
+            };
+            // A cancellation was asked for (the engine's `cancel`, a closed pipe): it
+            // is no error of this plugin.
+            if e.kind == crate::message::ErrorKind::Cancelled {
+                tracing::info!("{message}");
+            } else {
+                tracing::error!("{message}");
             }
             e.exit_code()
         }
@@ -422,6 +429,13 @@ fn engine_handshake(info: crate::runtime::PluginInfo) -> Result<Handshake, Plugi
             )))
         }
     };
+    tracing::debug!(
+        "task {} of {} of job {} configured (time zone {})",
+        configure.context.task_index,
+        configure.context.task_count,
+        configure.context.job_id,
+        configure.context.time_zone
+    );
     Ok((
         out,
         input,

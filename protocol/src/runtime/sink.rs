@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::frame::FrameWriter;
 use crate::jsonl::record_to_line;
 use crate::logfmt::abbreviate;
-use crate::message::{Checkpoint, Dirty, Eos, Message};
+use crate::message::{Checkpoint, Dirty, Eos, Message, Progress};
 use crate::records::encode_record;
 use crate::runtime::PluginError;
 use crate::value::{record_byte_size, Value};
@@ -161,6 +161,25 @@ impl RecordSink {
         };
         self.dirty
             .report(self.engine_mode, &mut frames, record, reason)
+    }
+
+    /// Tells the engine how many records this task will read in all (an estimate), so
+    /// it can show an ETA; the records pushed so far go with it. Engine mode only; may
+    /// be called again as the estimate improves.
+    pub fn estimate_total(&mut self, total_records: u64) -> Result<(), PluginError> {
+        if !self.engine_mode {
+            return Ok(());
+        }
+        self.flush_batch()?;
+        let progress = Message::Progress(Progress {
+            records: self.records,
+            bytes: self.bytes,
+            total_records: Some(total_records),
+        });
+        if let Output::Frames(w) = &mut self.output {
+            w.write_message(&progress)?;
+        }
+        Ok(())
     }
 
     /// Records pushed so far.
@@ -416,6 +435,30 @@ mod tests {
         }
         assert_eq!(kinds, vec!["batch", "batch", "checkpoint", "eos"]);
         assert_eq!(total, BATCH_MAX_RECORDS as usize + 5);
+    }
+
+    #[test]
+    fn a_readers_estimate_goes_out_as_progress_after_the_records_before_it() {
+        let (mut sink, buffer) = RecordSink::in_memory();
+        sink.push(&[Value::Long(1)]).unwrap();
+        sink.estimate_total(40).unwrap();
+        sink.finish().unwrap();
+        let bytes = buffer.take();
+        let mut reader = FrameReader::new(bytes.as_slice());
+        let mut messages = Vec::new();
+        while let Some(m) = reader.next_message().unwrap() {
+            messages.push(m);
+        }
+        assert_eq!(messages[0].type_name(), "batch");
+        assert_eq!(
+            messages[1],
+            Message::Progress(Progress {
+                records: 1,
+                bytes: 8,
+                total_records: Some(40)
+            })
+        );
+        assert_eq!(messages[2].type_name(), "eos");
     }
 
     #[test]

@@ -255,7 +255,12 @@ pub struct WriterOutput {
     frames: Option<FrameWriter<Box<dyn Write + Send>>>,
     engine_mode: bool,
     dirty: DirtyRecords,
+    /// When a `progress` was last pushed out to the engine.
+    progress_sent: Option<std::time::Instant>,
 }
+
+/// How often a writer's `progress` is sent to the engine at most.
+const PROGRESS_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl WriterOutput {
     pub(crate) fn engine(frames: FrameWriter<Box<dyn Write + Send>>) -> Self {
@@ -263,6 +268,7 @@ impl WriterOutput {
             frames: Some(frames),
             engine_mode: true,
             dirty: DirtyRecords::default(),
+            progress_sent: None,
         }
     }
 
@@ -273,6 +279,7 @@ impl WriterOutput {
             frames: None,
             engine_mode: false,
             dirty: DirtyRecords::default(),
+            progress_sent: None,
         }
     }
 
@@ -320,10 +327,26 @@ impl WriterOutput {
         }
     }
 
-    /// Reports cumulative progress (engine mode only).
+    /// Reports cumulative progress (engine mode only): the records written so far
+    /// (the engine shows the job's written records from it, and `done` gives the
+    /// final count). Cheap to call per batch: at most one `progress` a quarter second
+    /// is sent, and sent at once; the calls in between are dropped.
     pub fn progress(&mut self, records: u64, bytes: u64) -> Result<(), PluginError> {
         if let Some(w) = &mut self.frames {
-            w.write_message(&Message::Progress(Progress { records, bytes }))?;
+            if self
+                .progress_sent
+                .is_some_and(|t| t.elapsed() < PROGRESS_FLUSH_EVERY)
+            {
+                return Ok(());
+            }
+            w.write_message(&Message::Progress(Progress {
+                records,
+                bytes,
+                total_records: None,
+            }))?;
+            w.flush()
+                .map_err(|e| PluginError::io(format!("writing to stdout: {e}")))?;
+            self.progress_sent = Some(std::time::Instant::now());
         }
         Ok(())
     }
@@ -438,5 +461,38 @@ mod tests {
         let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["record"][0].as_str().unwrap().len(), big.len());
         assert_eq!(line["reason"], "too long");
+    }
+
+    #[test]
+    fn a_writers_progress_reaches_the_engine_at_once_and_at_most_four_times_a_second() {
+        let buffer = crate::runtime::SharedBuffer::default();
+        let frames = FrameWriter::new(Box::new(buffer.clone()) as Box<dyn Write + Send>).unwrap();
+        let mut out = WriterOutput::engine(frames);
+        assert_eq!(buffer.take(), PREAMBLE);
+        let progress = |bytes: &[u8]| -> Vec<u64> {
+            let mut body = PREAMBLE.to_vec();
+            body.extend_from_slice(bytes);
+            let mut reader = crate::frame::FrameReader::new(body.as_slice());
+            let mut seen = Vec::new();
+            while let Ok(Some(m)) = reader.next_message() {
+                if let Message::Progress(p) = m {
+                    seen.push(p.records);
+                }
+            }
+            seen
+        };
+        out.progress(10, 100).unwrap();
+        // Sent (flushed) at once, not left in the output buffer.
+        assert_eq!(progress(&buffer.take()), [10]);
+        for n in 11..1000 {
+            out.progress(n, 100).unwrap();
+        }
+        assert!(
+            progress(&buffer.take()).is_empty(),
+            "more than one in 250 ms"
+        );
+        std::thread::sleep(PROGRESS_FLUSH_EVERY);
+        out.progress(1000, 100).unwrap();
+        assert_eq!(progress(&buffer.take()), [1000]);
     }
 }

@@ -53,6 +53,8 @@ impl Reader for StreamReader {
         let config = StreamConfig::from_parameter(&task.config, &zone_of(&task.job.time_zone)?)?;
         let task_index = u64::from(task.job.task_index);
         let first = task_index * config.slice_record_count;
+        // The engine shows an ETA from it.
+        out.estimate_total(config.slice_record_count)?;
         let constant = config
             .columns
             .iter()

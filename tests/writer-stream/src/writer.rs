@@ -95,6 +95,8 @@ impl Writer for StreamWriter {
                     None => out.output(&text)?,
                 }
             }
+            // The engine shows what the writers wrote from their progress.
+            out.progress(records, 0)?;
             if let Some(limit) = config.sleep_after_records {
                 if !slept && records >= limit {
                     slept = true;
