@@ -196,6 +196,7 @@ async fn run(args: RunArgs, quiet: bool) -> i32 {
 }
 
 async fn run_job(args: RunArgs, quiet: bool) -> i32 {
+    crate::commit::catch_signals();
     // An unwritable summary path fails before anything runs: a scheduler reading the
     // summary must never find an old one, nor none, after a job it started.
     if let Some(path) = &args.summary_json {

@@ -115,17 +115,39 @@ impl CommitGuard {
     }
 }
 
-/// Feeds SIGINT/SIGTERM to `guard` until the job ends.
+type SignalStreams = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);
+
+/// SIGINT and SIGTERM streams registered by [`catch_signals`], waiting for the job.
+static CAUGHT: Mutex<Option<SignalStreams>> = Mutex::new(None);
+
+fn register_signals() -> Option<SignalStreams> {
+    use tokio::signal::unix::{signal, SignalKind};
+    Some((
+        signal(SignalKind::interrupt()).ok()?,
+        signal(SignalKind::terminate()).ok()?,
+    ))
+}
+
+/// Takes over SIGINT and SIGTERM now, before the job is loaded: from here on a signal
+/// no longer kills the engine outright but is delivered to the job's watcher when it
+/// starts ([`watch_signals`]), so even a signal in the first milliseconds ends with a
+/// summary. Must be called inside the runtime.
+pub fn catch_signals() {
+    let mut caught = CAUGHT.lock().unwrap_or_else(|e| e.into_inner());
+    if caught.is_none() {
+        *caught = register_signals();
+    }
+}
+
+/// Feeds SIGINT/SIGTERM to `guard` until the job ends, including any that arrived
+/// since [`catch_signals`].
 pub async fn watch_signals(
     shared: Arc<JobShared>,
     guard: Arc<CommitGuard>,
     post_timeout: Duration,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+    let caught = CAUGHT.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let Some((mut int, mut term)) = caught.or_else(register_signals) else {
         return;
     };
     loop {
