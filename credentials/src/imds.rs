@@ -66,6 +66,17 @@ impl Imds {
         })
     }
 
+    /// A client of the service at `endpoint` (tests; [`new`](Self::new) reads the
+    /// environment).
+    pub fn at(endpoint: &str, role_name: Option<String>, v1_disabled: bool) -> Result<Self, Error> {
+        Ok(Self {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            role_name,
+            v1_disabled,
+            client: http_client(1000, 1000)?,
+        })
+    }
+
     /// What this provider is, for logs.
     pub fn describe(&self) -> String {
         match &self.role_name {

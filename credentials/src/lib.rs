@@ -24,9 +24,9 @@ mod provider;
 mod source;
 
 pub use assume_role::{rpc_signature, AssumeRole};
-pub use imds::Imds;
-pub use provider::{refresh_margin, Provider};
-pub use source::{Source, CREDENTIALS_KEY};
+pub use imds::{Imds, ENDPOINT_ENV as ECS_METADATA_ENDPOINT_ENV};
+pub use provider::{refresh_margin, Provider, NO_REFRESH_ENV};
+pub use source::{KeyNames, Source, CREDENTIALS_KEY, KEY_NAMES};
 
 use std::time::SystemTime;
 

@@ -21,6 +21,9 @@ pub const NO_REFRESH_ENV: &str = "STREAMPORT_TEST_CREDENTIALS_NO_REFRESH";
 
 const MAX_MARGIN: Duration = Duration::from_secs(15 * 60);
 const ATTEMPTS: u32 = 3;
+/// Cached credentials stay in use after a failed refresh while they have more than
+/// this left (a request signed now must still reach the service in time).
+const STALE_GRACE: Duration = Duration::from_millis(250);
 
 /// How long before expiry credentials that live `lifetime` are fetched again.
 pub fn refresh_margin(lifetime: Duration) -> Duration {
@@ -181,26 +184,51 @@ impl Provider {
     pub fn new(source: &Source) -> Result<Self, Error> {
         let (fetch, describe) = resolve(source)?;
         let refresh = env_first(&[NO_REFRESH_ENV]).is_none_or(|v| v != "1");
-        Ok(Self {
+        Ok(Self::from_fetch(fetch, describe, refresh))
+    }
+
+    fn from_fetch(fetch: Fetch, describe: String, refresh: bool) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 fetch,
                 describe,
                 refresh,
                 cache: tokio::sync::Mutex::new(None),
             }),
-        })
+        }
     }
 
     /// Fixed keys.
     pub fn fixed(credentials: Credentials) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                fetch: Fetch::Fixed(credentials),
-                describe: "the keys of the job".to_owned(),
-                refresh: true,
-                cache: tokio::sync::Mutex::new(None),
-            }),
-        }
+        Self::from_fetch(
+            Fetch::Fixed(credentials),
+            "the keys of the job".to_owned(),
+            true,
+        )
+    }
+
+    /// The ECS RAM role of `imds`; `refresh` false keeps the first credentials (tests).
+    pub fn from_imds(imds: Imds, refresh: bool) -> Self {
+        let describe = imds.describe();
+        Self::from_fetch(Fetch::Imds(imds), describe, refresh)
+    }
+
+    /// STS AssumeRole signed with the credentials of `base`.
+    pub fn from_assume_role(assume: AssumeRole, base: Provider) -> Result<Self, Error> {
+        let describe = format!(
+            "STS AssumeRole of {} at {} (signed with {})",
+            assume.role_arn, assume.endpoint, base.inner.describe
+        );
+        let client = http_client(5000, 10_000)?;
+        Ok(Self::from_fetch(
+            Fetch::AssumeRole {
+                assume,
+                base,
+                client,
+            },
+            describe,
+            true,
+        ))
     }
 
     /// Where the credentials come from, for logs (never a secret).
@@ -228,7 +256,10 @@ impl Provider {
                 return Ok(c.credentials.clone());
             }
         }
-        match self.fetch_with_retries().await {
+        // With valid credentials in hand a failed refresh is not retried at once: they
+        // stay in use and the refresh is tried again a second later.
+        let attempts = if cache.is_some() { 1 } else { ATTEMPTS };
+        match self.fetch_with_retries(attempts).await {
             Ok(credentials) => {
                 let refresh_at = match credentials.expiration {
                     Some(exp) if self.inner.refresh => {
@@ -257,7 +288,7 @@ impl Provider {
                     let valid = c
                         .credentials
                         .expiration
-                        .is_none_or(|exp| now + Duration::from_secs(1) < exp);
+                        .is_none_or(|exp| now + STALE_GRACE < exp);
                     if valid {
                         tracing::warn!(
                             "refreshing the credentials from {} failed ({e}); the current ones \
@@ -274,7 +305,7 @@ impl Provider {
         }
     }
 
-    async fn fetch_with_retries(&self) -> Result<Credentials, Error> {
+    async fn fetch_with_retries(&self, attempts: u32) -> Result<Credentials, Error> {
         let mut attempt = 1;
         loop {
             let result = match &self.inner.fetch {
@@ -290,8 +321,8 @@ impl Provider {
                 }
             };
             match result {
-                Err(e) if e.is_temporary() && attempt < ATTEMPTS => {
-                    tracing::warn!("{e}; retry {attempt} of {}", ATTEMPTS - 1);
+                Err(e) if e.is_temporary() && attempt < attempts => {
+                    tracing::warn!("{e}; retry {attempt} of {}", attempts - 1);
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     attempt += 1;
                 }

@@ -94,7 +94,8 @@ pub async fn start(options: ServiceOptions) -> std::io::Result<ServiceHandle> {
         options.credentials.clone(),
         options.data_dir.clone(),
         db,
-    ));
+    )
+    .with_sts(options.sts.clone()));
     let router = Router::new()
         .route("/{action}", any(server::handle))
         .fallback(server::fallback)
