@@ -190,7 +190,13 @@ impl AssumeRole {
         })?;
         if status != 200 {
             let code = json["Code"].as_str().unwrap_or("?");
+            // STS quotes its string to sign after a signature mismatch, and that holds
+            // the caller's security token: never pass it on.
             let message = json["Message"].as_str().unwrap_or("");
+            let message = message
+                .split_once("server string to sign")
+                .map_or(message, |(before, _)| before)
+                .trim();
             let e = format!("{what}: HTTP {status} {code}: {message}");
             return Err(if status >= 500 || status == 429 {
                 Error::Temporary(e)

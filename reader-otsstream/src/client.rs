@@ -113,20 +113,15 @@ impl OtsClient {
     }
 
     async fn call_once(&self, action: &str, body: &[u8]) -> Result<Vec<u8>, OtsError> {
-        let keys = self.credentials.get().await.map_err(|e| {
-            let message = format!("credentials: {e}");
-            if e.is_temporary() {
-                OtsError::Transport {
-                    action: action.to_owned(),
-                    message,
-                }
-            } else {
-                OtsError::Local {
-                    action: action.to_owned(),
-                    message,
-                }
-            }
-        })?;
+        let keys = self
+            .credentials
+            .get()
+            .await
+            .map_err(|e| OtsError::Credentials {
+                action: action.to_owned(),
+                message: e.to_string(),
+                temporary: e.is_temporary(),
+            })?;
         let signer = Signer::new(
             &keys.access_key_id,
             &keys.access_key_secret,

@@ -229,7 +229,12 @@ fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, KEEP).to_string()
 }
 
-fn expected_signature(method: &str, params: &BTreeMap<String, String>, secret: &str) -> String {
+/// The signature and the string to sign.
+fn expected_signature(
+    method: &str,
+    params: &BTreeMap<String, String>,
+    secret: &str,
+) -> (String, String) {
     let query = params
         .iter()
         .filter(|(k, _)| k.as_str() != "Signature")
@@ -240,7 +245,10 @@ fn expected_signature(method: &str, params: &BTreeMap<String, String>, secret: &
     let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(format!("{secret}&").as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(to_sign.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    (
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()),
+        to_sign,
+    )
 }
 
 fn assume_role(sts: &Sts, method: &str, list: Vec<(String, String)>) -> Response {
@@ -313,11 +321,16 @@ fn assume_role(sts: &Sts, method: &str, list: Vec<(String, String)>) -> Response
             }
         },
     };
-    let expected = expected_signature(method, &params, &secret);
+    let (expected, string_to_sign) = expected_signature(method, &params, &secret);
     if expected.as_bytes() != params["Signature"].as_bytes() {
+        // The real text: aliyun-python-sdk-core compares what follows the colon with
+        // its own string to sign to tell a wrong secret from a signing bug.
         return bad(
             "SignatureDoesNotMatch",
-            "Specified signature is not matched with our calculation.",
+            &format!(
+                "Specified signature is not matched with our calculation. server string to \
+                 sign is:{string_to_sign}"
+            ),
         );
     }
     if !sts
