@@ -80,8 +80,14 @@ impl Imds {
     /// What this provider is, for logs.
     pub fn describe(&self) -> String {
         match &self.role_name {
-            Some(r) => format!("the ECS RAM role {r:?} (instance metadata at {})", self.endpoint),
-            None => format!("the ECS RAM role of the instance (metadata at {})", self.endpoint),
+            Some(r) => format!(
+                "the ECS RAM role {r:?} (instance metadata at {})",
+                self.endpoint
+            ),
+            None => format!(
+                "the ECS RAM role of the instance (metadata at {})",
+                self.endpoint
+            ),
         }
     }
 
@@ -153,7 +159,9 @@ impl Imds {
                 role
             }
         };
-        let body = self.get(&format!("{CREDENTIALS_PATH}{role}"), &token).await?;
+        let body = self
+            .get(&format!("{CREDENTIALS_PATH}{role}"), &token)
+            .await?;
         let bad = || {
             Error::Refused(format!(
                 "the ECS metadata service at {} answered no valid credentials for role {role:?}",

@@ -113,14 +113,14 @@ pub(crate) fn env_first(names: &[&str]) -> Option<String> {
 }
 
 /// Builds the HTTP client for a credentials service.
-pub(crate) fn http_client(
-    connect_ms: u64,
-    read_ms: u64,
-) -> Result<reqwest::Client, Error> {
+pub(crate) fn http_client(connect_ms: u64, read_ms: u64) -> Result<reqwest::Client, Error> {
     reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_millis(connect_ms))
         .timeout(std::time::Duration::from_millis(connect_ms + read_ms))
-        .user_agent(concat!("streamport-credentials/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!(
+            "streamport-credentials/",
+            env!("CARGO_PKG_VERSION")
+        ))
         .build()
         .map_err(|e| Error::Config(format!("building the HTTP client for credentials: {e}")))
 }

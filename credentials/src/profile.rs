@@ -194,16 +194,25 @@ mod tests {
                 role_name: Some("EcsRole".into())
             }
         );
-        assert_eq!(get("ecs-any").unwrap(), Source::EcsRamRole { role_name: None });
+        assert_eq!(
+            get("ecs-any").unwrap(),
+            Source::EcsRamRole { role_name: None }
+        );
     }
 
     #[test]
     fn mistakes() {
-        assert!(get("sso").unwrap_err().to_string().contains("\"CloudSSO\" is not supported"));
+        assert!(get("sso")
+            .unwrap_err()
+            .to_string()
+            .contains("\"CloudSSO\" is not supported"));
         assert!(get("broken")
             .unwrap_err()
             .to_string()
             .contains("access_key_secret is missing"));
-        assert!(get("nope").unwrap_err().to_string().contains("no such profile"));
+        assert!(get("nope")
+            .unwrap_err()
+            .to_string()
+            .contains("no such profile"));
     }
 }

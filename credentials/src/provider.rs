@@ -275,7 +275,10 @@ impl Provider {
                 if cache.is_none() {
                     tracing::info!("credentials from {} (valid until {until})", self.describe());
                 } else {
-                    tracing::debug!("credentials from {} refreshed (valid until {until})", self.describe());
+                    tracing::debug!(
+                        "credentials from {} refreshed (valid until {until})",
+                        self.describe()
+                    );
                 }
                 *cache = Some(Cached {
                     credentials: credentials.clone(),
@@ -340,7 +343,10 @@ mod tests {
     fn margin() {
         assert_eq!(refresh_margin(Duration::from_secs(3600)), MAX_MARGIN);
         assert_eq!(refresh_margin(Duration::from_secs(6 * 3600)), MAX_MARGIN);
-        assert_eq!(refresh_margin(Duration::from_secs(4)), Duration::from_secs(2));
+        assert_eq!(
+            refresh_margin(Duration::from_secs(4)),
+            Duration::from_secs(2)
+        );
         assert_eq!(refresh_margin(Duration::ZERO), Duration::ZERO);
     }
 

@@ -73,7 +73,10 @@ impl Source {
     }
 
     /// [`from_parameter`](Self::from_parameter) with other key names.
-    pub fn from_parameter_with(p: &Map<String, Value>, names: &KeyNames<'_>) -> Result<Self, Error> {
+    pub fn from_parameter_with(
+        p: &Map<String, Value>,
+        names: &KeyNames<'_>,
+    ) -> Result<Self, Error> {
         let id = text(p, names.id, "")?;
         let secret = text(p, names.secret, "")?;
         let token = text(p, names.token, "")?;
@@ -128,7 +131,10 @@ impl Source {
 
     fn of_type(kind: &str, o: &Map<String, Value>, keys: &Option<Source>) -> Result<Self, Error> {
         let allow = |fields: &[&str]| -> Result<(), Error> {
-            match o.keys().find(|k| *k != "type" && !fields.contains(&k.as_str())) {
+            match o
+                .keys()
+                .find(|k| *k != "type" && !fields.contains(&k.as_str()))
+            {
                 Some(k) => Err(Error::Config(format!(
                     "parameter credentials.{k} is not known for type {kind:?} (known: {})",
                     if fields.is_empty() {
@@ -221,9 +227,12 @@ mod tests {
 
     #[test]
     fn static_keys() {
-        let s = parse(json!({"accessId": "id", "accessKey": "SECRET", "securityToken": "T"}))
-            .unwrap();
-        assert_eq!(s, Source::Static(Credentials::fixed("id", "SECRET", Some("T"))));
+        let s =
+            parse(json!({"accessId": "id", "accessKey": "SECRET", "securityToken": "T"})).unwrap();
+        assert_eq!(
+            s,
+            Source::Static(Credentials::fixed("id", "SECRET", Some("T")))
+        );
     }
 
     #[test]
@@ -259,13 +268,28 @@ mod tests {
     #[test]
     fn mistakes_are_named_without_values() {
         for (p, needle) in [
-            (json!({"accessId": "id"}), "give both accessId and accessKey"),
-            (json!({"accessKey": "SECRET"}), "give both accessId and accessKey"),
-            (json!({"securityToken": "SECRET"}), "securityToken is given without"),
-            (json!({"accessId": 1, "accessKey": "SECRET"}), "accessId must be a string"),
+            (
+                json!({"accessId": "id"}),
+                "give both accessId and accessKey",
+            ),
+            (
+                json!({"accessKey": "SECRET"}),
+                "give both accessId and accessKey",
+            ),
+            (
+                json!({"securityToken": "SECRET"}),
+                "securityToken is given without",
+            ),
+            (
+                json!({"accessId": 1, "accessKey": "SECRET"}),
+                "accessId must be a string",
+            ),
             (json!({"credentials": "magic"}), "unknown type \"magic\""),
             (json!({"credentials": 3}), "must be a string or an object"),
-            (json!({"credentials": {"roleName": "r"}}), "credentials.type is missing"),
+            (
+                json!({"credentials": {"roleName": "r"}}),
+                "credentials.type is missing",
+            ),
             (
                 json!({"credentials": {"type": "ecs_ram_role", "role": "r"}}),
                 "credentials.role is not known",

@@ -60,7 +60,11 @@ async fn the_default_chain_in_order() {
     )
     .unwrap();
     let p = Provider::new(&Source::Default).unwrap();
-    assert!(p.describe().contains("aliyun CLI profile"), "{}", p.describe());
+    assert!(
+        p.describe().contains("aliyun CLI profile"),
+        "{}",
+        p.describe()
+    );
     assert_eq!(p.get().await.unwrap().access_key_id, "PROFILEID");
     std::env::set_var("ALIBABA_CLOUD_PROFILE", "ecs");
     std::env::set_var("STREAMPORT_ECS_METADATA_ENDPOINT", "http://127.0.0.1:9");
@@ -84,7 +88,11 @@ async fn the_default_chain_in_order() {
     std::env::set_var("ALIBABA_CLOUD_ACCESS_KEY_ID", "ENVID");
     std::env::set_var("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "ENVSECRET");
     std::env::set_var("ALIBABA_CLOUD_SECURITY_TOKEN", "ENVTOKEN");
-    let c = Provider::new(&Source::Environment).unwrap().get().await.unwrap();
+    let c = Provider::new(&Source::Environment)
+        .unwrap()
+        .get()
+        .await
+        .unwrap();
     assert_eq!(
         (c.access_key_id.as_str(), c.security_token.as_deref()),
         ("ENVID", Some("ENVTOKEN"))

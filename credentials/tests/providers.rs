@@ -58,7 +58,11 @@ async fn ecs_ram_role_discovers_the_role_with_an_imdsv2_token() {
     let c = imds.fetch().await.unwrap();
     assert!(c.access_key_id.starts_with("STS."));
     assert!(accepted(&registry, &c));
-    let left = c.expiration.unwrap().duration_since(SystemTime::now()).unwrap();
+    let left = c
+        .expiration
+        .unwrap()
+        .duration_since(SystemTime::now())
+        .unwrap();
     assert!(left > Duration::from_secs(5 * 3600), "{left:?}");
 
     let wrong = Imds::at(&endpoint, Some("NoSuchRole".into()), false)
@@ -86,7 +90,10 @@ async fn expiring_credentials_are_fetched_again_ahead_of_expiry() {
     tokio::time::sleep(Duration::from_millis(900)).await;
     assert!(!accepted(&registry, &first));
     let third = provider.get().await.unwrap();
-    assert!(accepted(&registry, &third), "the provider hands out valid credentials");
+    assert!(
+        accepted(&registry, &third),
+        "the provider hands out valid credentials"
+    );
 
     // With refreshing off, the first credentials are kept until they expire.
     let stuck = Provider::from_imds(Imds::at(&handle.endpoint(), None, false).unwrap(), false);
@@ -140,7 +147,11 @@ async fn assume_role_with_a_permanent_key_and_with_temporary_credentials() {
     let assumed = Provider::from_assume_role(role(900), base).unwrap();
     let c = assumed.get().await.unwrap();
     assert!(accepted(&registry, &c));
-    let left = c.expiration.unwrap().duration_since(SystemTime::now()).unwrap();
+    let left = c
+        .expiration
+        .unwrap()
+        .duration_since(SystemTime::now())
+        .unwrap();
     assert!(left > Duration::from_secs(890) && left <= Duration::from_secs(900));
 
     // A role assumed with temporary credentials (SecurityToken in the request).
@@ -148,7 +159,11 @@ async fn assume_role_with_a_permanent_key_and_with_temporary_credentials() {
     assert!(accepted(&registry, &chained.get().await.unwrap()));
 
     // A wrong secret is refused by the signature check, not retried.
-    let wrong = Provider::fixed(Credentials::fixed(&key.access_key_id, "not-the-secret", None));
+    let wrong = Provider::fixed(Credentials::fixed(
+        &key.access_key_id,
+        "not-the-secret",
+        None,
+    ));
     let e = Provider::from_assume_role(role(900), wrong)
         .unwrap()
         .get()

@@ -108,7 +108,9 @@ impl OtsError {
             _ => match &self {
                 OtsError::Signature { .. } | OtsError::Local { .. } => ErrorKind::Config,
                 OtsError::Transport { .. } => ErrorKind::Io,
-                OtsError::Credentials { temporary: true, .. } => ErrorKind::Io,
+                OtsError::Credentials {
+                    temporary: true, ..
+                } => ErrorKind::Io,
                 OtsError::Credentials { .. } => ErrorKind::Config,
                 _ => ErrorKind::Service,
             },

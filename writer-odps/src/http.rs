@@ -205,12 +205,7 @@ impl Http {
             resource_path: &req.path,
             params: &params,
         });
-        let auth = authorization(
-            key,
-            &self.options.signature,
-            &canonical,
-            &utc_date,
-        );
+        let auth = authorization(key, &self.options.signature, &canonical, &utc_date);
         let mut builder = self
             .client
             .request(req.method.clone(), self.url(endpoint, req))
@@ -404,9 +399,7 @@ mod tests {
     fn urls_encode_values_and_bare_flags() {
         let http = Http::new(HttpOptions {
             credentials: credentials::Provider::fixed(credentials::Credentials::fixed(
-                "a",
-                "b",
-                None,
+                "a", "b", None,
             )),
             signature: SignatureVersion::V2,
             project: "p".into(),

@@ -189,14 +189,17 @@ impl OssClient {
     /// Signs and sends once.
     async fn send_once(&self, req: &Request<'_>) -> Result<Response, OssError> {
         let mut headers = req.headers.clone();
-        let keys = self.options.credentials.get().await.map_err(|e| {
-            OssError::Credentials {
+        let keys = self
+            .options
+            .credentials
+            .get()
+            .await
+            .map_err(|e| OssError::Credentials {
                 operation: req.operation,
                 target: self.target(req.key),
                 message: e.to_string(),
                 temporary: e.is_temporary(),
-            }
-        })?;
+            })?;
         let now = SystemTime::now();
         if let Some(token) = &keys.security_token {
             headers.push(("x-oss-security-token".into(), token.clone()));

@@ -112,7 +112,10 @@ mod tests {
             StsCheck::Valid(i.access_key_secret.clone())
         );
         assert_eq!(r.check(&i.access_key_id, None, now), StsCheck::MissingToken);
-        assert_eq!(r.check(&i.access_key_id, Some("x"), now), StsCheck::WrongToken);
+        assert_eq!(
+            r.check(&i.access_key_id, Some("x"), now),
+            StsCheck::WrongToken
+        );
         assert_eq!(
             r.check(&i.access_key_id, Some(&i.security_token), now + 1001),
             StsCheck::Expired

@@ -269,10 +269,11 @@ pub async fn handle(
         .find(|(n, _)| n == "x-ots-ststoken")
         .map(|(_, v)| v.as_str());
     // A key issued by the emulated STS: valid with its token until it expires.
-    let sts_secret = match key_id
-        .as_deref()
-        .map(|id| service.sts.check(id, sts_token, crate::common::sts::wall_ms()))
-    {
+    let sts_secret = match key_id.as_deref().map(|id| {
+        service
+            .sts
+            .check(id, sts_token, crate::common::sts::wall_ms())
+    }) {
         Some(StsCheck::Valid(secret)) => Some(secret),
         Some(StsCheck::Expired) => {
             let err = OtsError::auth("The security token you provided has expired.");

@@ -38,14 +38,18 @@ pub use server::StsOptions;
 
 use std::sync::Arc;
 
-use crate::common::{admin as common_admin, server as common_server, ServiceHandle, ServiceOptions};
+use crate::common::{
+    admin as common_admin, server as common_server, ServiceHandle, ServiceOptions,
+};
 
 /// Starts the STS and metadata emulator on `options.bind`, issuing into `options.sts`.
 pub async fn start(options: ServiceOptions, sts: StsOptions) -> std::io::Result<ServiceHandle> {
     let role_name = sts.role_name.clone();
     let state = Arc::new(server::Sts::new(&options, sts));
-    let router = server::router(state)
-        .merge(common_admin::router(options.faults.clone(), options.clock.clone()));
+    let router = server::router(state).merge(common_admin::router(
+        options.faults.clone(),
+        options.clock.clone(),
+    ));
     let mut handle = common_server::serve(&options, router).await?;
     handle.info.insert("role_name".into(), role_name.into());
     Ok(handle)

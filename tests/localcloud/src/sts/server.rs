@@ -82,7 +82,10 @@ pub fn router(state: Arc<Sts>) -> Router {
     Router::new()
         .route("/latest/api/token", put(session_token))
         .route(CREDENTIALS_PATH, get(role_list))
-        .route(&format!("{CREDENTIALS_PATH}{{role}}"), get(role_credentials))
+        .route(
+            &format!("{CREDENTIALS_PATH}{{role}}"),
+            get(role_credentials),
+        )
         .route("/", get(assume_role_get).post(assume_role_post))
         .route("/-/sts/stats", get(stats))
         .route("/-/sts/settings", post(settings))
@@ -160,7 +163,10 @@ async fn role_credentials(
     }
     let ttl = sts.ttl_or(METADATA_TTL_MS);
     let now = wall_ms();
-    let mut current = sts.role_credential.lock().unwrap_or_else(|e| e.into_inner());
+    let mut current = sts
+        .role_credential
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let fresh = match current.as_ref() {
         Some(c) if (c.expires_ms - now) * 3 >= ttl * 2 => c.clone(),
         _ => {
@@ -289,7 +295,12 @@ fn assume_role(sts: &Sts, method: &str, list: Vec<(String, String)>) -> Response
         .map(|t| t.timestamp_millis())
         .ok();
     match stamp {
-        None => return bad("InvalidTimeStamp.Format", "Specified time stamp is not valid."),
+        None => {
+            return bad(
+                "InvalidTimeStamp.Format",
+                "Specified time stamp is not valid.",
+            )
+        }
         Some(t) if (t - wall_ms()).abs() > MAX_SKEW_MS => {
             return bad(
                 "InvalidTimeStamp.Expired",
@@ -299,16 +310,23 @@ fn assume_role(sts: &Sts, method: &str, list: Vec<(String, String)>) -> Response
         Some(_) => {}
     }
     let id = &params["AccessKeyId"];
-    let secret = match sts
-        .registry
-        .check(id, params.get("SecurityToken").map(String::as_str), wall_ms())
-    {
+    let secret = match sts.registry.check(
+        id,
+        params.get("SecurityToken").map(String::as_str),
+        wall_ms(),
+    ) {
         StsCheck::Valid(secret) => secret,
         StsCheck::Expired => {
-            return bad("InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
+            return bad(
+                "InvalidSecurityToken.Expired",
+                "Specified SecurityToken is expired.",
+            )
         }
         StsCheck::WrongToken | StsCheck::MissingToken => {
-            return bad("InvalidSecurityToken.MismatchWithAccessKey", "Specified SecurityToken mismatch with the AccessKey.")
+            return bad(
+                "InvalidSecurityToken.MismatchWithAccessKey",
+                "Specified SecurityToken mismatch with the AccessKey.",
+            )
         }
         StsCheck::NotIssued => match sts.permanent.iter().find(|c| &c.access_key_id == id) {
             Some(c) => c.access_key_secret.clone(),
@@ -339,13 +357,19 @@ fn assume_role(sts: &Sts, method: &str, list: Vec<(String, String)>) -> Response
         .unwrap_or_else(|e| e.into_inner())
         .insert(params["SignatureNonce"].clone())
     {
-        return bad("SignatureNonceUsed", "Specified signature nonce was used already.");
+        return bad(
+            "SignatureNonceUsed",
+            "Specified signature nonce was used already.",
+        );
     }
     let Some(role_arn) = params.get("RoleArn").filter(|v| !v.is_empty()) else {
         return bad("MissingRoleArn", "RoleArn is mandatory for this action.");
     };
     let Some(session) = params.get("RoleSessionName").filter(|v| !v.is_empty()) else {
-        return bad("MissingRoleSessionName", "RoleSessionName is mandatory for this action.");
+        return bad(
+            "MissingRoleSessionName",
+            "RoleSessionName is mandatory for this action.",
+        );
     };
     let role = role_arn
         .strip_prefix("acs:ram::")
@@ -354,7 +378,10 @@ fn assume_role(sts: &Sts, method: &str, list: Vec<(String, String)>) -> Response
             !account.is_empty() && account.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty()
         });
     let Some((account, role_name)) = role else {
-        return bad("InvalidParameter.RoleArn", "The parameter RoleArn is wrongly formed.");
+        return bad(
+            "InvalidParameter.RoleArn",
+            "The parameter RoleArn is wrongly formed.",
+        );
     };
     let duration = match params.get("DurationSeconds").map(|d| d.parse::<i64>()) {
         None => 3600,
@@ -399,8 +426,11 @@ async fn settings(State(sts): State<Arc<Sts>>, body: Bytes) -> Response {
         Err(e) => return text(StatusCode::BAD_REQUEST, &format!("settings: {e}")),
     };
     if let Some(ttl) = v.get("ttl_ms") {
-        sts.ttl_ms.store(ttl.as_i64().unwrap_or(0).max(0), Ordering::SeqCst);
-        *sts.role_credential.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        sts.ttl_ms
+            .store(ttl.as_i64().unwrap_or(0).max(0), Ordering::SeqCst);
+        *sts.role_credential
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
     }
     if let Some(b) = v.get("imds_v2_required").and_then(|b| b.as_bool()) {
         sts.imds_v2_required.store(b, Ordering::SeqCst);
