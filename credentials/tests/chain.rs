@@ -2,6 +2,8 @@
 //! `ALIBABA_CLOUD_ECS_METADATA`), in one test because it changes the process
 //! environment.
 
+#![allow(clippy::unwrap_used)] // tests unwrap freely
+
 use credentials::{Provider, Source};
 
 const VARS: &[&str] = &[

@@ -1,6 +1,8 @@
 //! The ECS RAM role and AssumeRole providers against localcloud's STS and metadata
 //! emulator, and the refresh of expiring credentials.
 
+#![allow(clippy::unwrap_used)] // tests unwrap freely
+
 use std::time::{Duration, SystemTime};
 
 use credentials::{AssumeRole, Credentials, Imds, Provider};

@@ -113,13 +113,13 @@ async fn session_token(State(sts): State<Arc<Sts>>, headers: HeaderMap) -> Respo
     text(StatusCode::OK, &token)
 }
 
-/// `Err` with the 401 to answer when the metadata request is not allowed.
-fn check_session(sts: &Sts, headers: &HeaderMap) -> Result<(), Response> {
+/// The 401 to answer when the metadata request is not allowed.
+fn session_refusal(sts: &Sts, headers: &HeaderMap) -> Option<Response> {
     sts.metadata_calls.fetch_add(1, Ordering::SeqCst);
-    match headers
+    let token = headers
         .get("x-aliyun-ecs-metadata-token")
-        .and_then(|v| v.to_str().ok())
-    {
+        .and_then(|v| v.to_str().ok());
+    let reason = match token {
         Some(t)
             if sts
                 .session_tokens
@@ -127,18 +127,17 @@ fn check_session(sts: &Sts, headers: &HeaderMap) -> Result<(), Response> {
                 .unwrap_or_else(|e| e.into_inner())
                 .contains(t) =>
         {
-            Ok(())
+            return None
         }
-        Some(_) => Err(text(StatusCode::UNAUTHORIZED, "invalid metadata token")),
-        None if sts.imds_v2_required.load(Ordering::SeqCst) => {
-            Err(text(StatusCode::UNAUTHORIZED, "metadata token required"))
-        }
-        None => Ok(()),
-    }
+        Some(_) => "invalid metadata token",
+        None if sts.imds_v2_required.load(Ordering::SeqCst) => "metadata token required",
+        None => return None,
+    };
+    Some(text(StatusCode::UNAUTHORIZED, reason))
 }
 
 async fn role_list(State(sts): State<Arc<Sts>>, headers: HeaderMap) -> Response {
-    if let Err(r) = check_session(&sts, &headers) {
+    if let Some(r) = session_refusal(&sts, &headers) {
         return r;
     }
     text(StatusCode::OK, &sts.role_name)
@@ -155,7 +154,7 @@ async fn role_credentials(
     Path(role): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = check_session(&sts, &headers) {
+    if let Some(r) = session_refusal(&sts, &headers) {
         return r;
     }
     if role != sts.role_name {
