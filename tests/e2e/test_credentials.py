@@ -3,7 +3,7 @@ accessId/accessKey, so every plugin takes the ECS RAM role from localcloud's emu
 instance metadata service (ALIBABA_CLOUD_ECS_METADATA names the role,
 STREAMPORT_ECS_METADATA_ENDPOINT points at the emulator). The emulator's tokens live two
 seconds; the job is slowed (a record speed limit, and Tablestore answering every
-GetStreamRecord after 0.8 s) to last several times that, so tokens expire while the
+GetStreamRecord after 1.5 s) to last several times that, so tokens expire while the
 tasks run and the plugins must fetch new ones ahead of expiry; the output is checked
 row by row. With
 refreshing turned off (STREAMPORT_TEST_CREDENTIALS_NO_REFRESH=1) the same job fails
@@ -79,9 +79,9 @@ def sts_stats(cloud):
     return cloud.get("sts", "/-/sts/stats")
 
 
-def slow_stream_reads(cloud, ms=800):
+def slow_stream_reads(cloud, ms):
     """Every GetStreamRecord answers after `ms`: the reader task's requests then span
-    several token lifetimes, so it must sign later pages with refreshed tokens."""
+    token lifetimes, so it must sign later pages with refreshed tokens."""
     import urllib.request
     rule = {"operation": "GetStreamRecord", "kind": "latency", "ms": ms}
     req = urllib.request.Request(cloud.info["ots"]["endpoint"] + "/-/faults", method="POST",
@@ -106,7 +106,9 @@ def test_keyless_jobs_run_on_the_ecs_ram_role_through_expiring_tokens(sts_cloud,
     cloud = sts_cloud
     window, ops = prepare(cloud, tmp_path, changes=200, seed=31)
     env = env_without_keys(cloud, tmp_path)
-    slow_stream_reads(cloud)
+    # Later than half a token's life: the reader's next page is signed with a
+    # refreshed token.
+    slow_stream_reads(cloud, ms=1500)
     for job, slow, check in [(pipelines.OSS_JOB, OSS_SLOW, lambda: check_oss(cloud, ops, window)),
                              (pipelines.ODPS_JOB, ODPS_SLOW, lambda: check_odps(cloud, ops, window))]:
         params = pipelines.oss_params(window) if job == pipelines.OSS_JOB else pipelines.odps_params()
@@ -129,7 +131,8 @@ def test_without_refresh_the_expired_token_fails_the_job(sts_cloud, oss_bins, tm
     cloud = sts_cloud
     window, _ = prepare(cloud, tmp_path, changes=200, seed=32)
     env = env_without_keys(cloud, tmp_path, refresh=False)
-    slow_stream_reads(cloud)
+    # Longer than a token's life: the reader's next page is signed with an expired one.
+    slow_stream_reads(cloud, ms=2500)
     job = slowed(tmp_path, pipelines.OSS_JOB, *OSS_SLOW)
     proc, _ = run(cloud, tmp_path, job, pipelines.oss_params(window), window, env)
     assert proc.returncode != 0
