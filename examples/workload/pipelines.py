@@ -45,9 +45,9 @@ def bin_dir():
 
 
 class Localcloud:
-    def __init__(self, binary=None, data_dir=None):
+    def __init__(self, binary=None, data_dir=None, extra_args=()):
         binary = binary or str(bin_dir() / "localcloud")
-        cmd = [binary, "serve"] + (["--data-dir", str(data_dir)] if data_dir else [])
+        cmd = [binary, "serve"] + (["--data-dir", str(data_dir)] if data_dir else []) + list(extra_args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.proc.stdout.readline()
         if not line:

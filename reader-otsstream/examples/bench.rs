@@ -17,7 +17,7 @@ use protocol::runtime::{Reader, RecordSink, TaskContext};
 use reader_otsstream::client::{ClientOptions, OtsClient};
 use reader_otsstream::pb;
 use reader_otsstream::plainbuffer::{Cell, CellValue};
-use reader_otsstream::sign::{SignatureVersion, Signer};
+use reader_otsstream::sign::SignatureVersion;
 use reader_otsstream::OtsStreamReader;
 use serde_json::json;
 
@@ -58,7 +58,11 @@ fn load(endpoint: &str, table: &str, changes: u64) {
     let client = Arc::new(
         OtsClient::new(ClientOptions {
             endpoint: endpoint.into(),
-            signer: Signer::new(ID, SECRET, None, "localcloud", SignatureVersion::V2),
+            credentials: credentials::Provider::fixed(credentials::Credentials::fixed(
+                ID, SECRET, None,
+            )),
+            instance_name: "localcloud".to_owned(),
+            signature: SignatureVersion::V2,
             max_retries: 5,
             request_timeout_ms: 60_000,
             connect_timeout_ms: 5_000,

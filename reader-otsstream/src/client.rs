@@ -10,14 +10,17 @@ use protocol::runtime::retry::Backoff;
 use crate::error::OtsError;
 use crate::pb;
 use crate::plainbuffer::{self, Cell, Row};
-use crate::sign::{content_md5, Signer};
+use crate::sign::{content_md5, SignatureVersion, Signer};
 
 /// How to reach the service.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
     /// `http(s)://host[:port]`.
     pub endpoint: String,
-    pub signer: Signer,
+    /// Where the keys come from; asked before every request.
+    pub credentials: credentials::Provider,
+    pub instance_name: String,
+    pub signature: SignatureVersion,
     /// Retries per call for temporary failures (0: none).
     pub max_retries: u32,
     pub request_timeout_ms: u64,
@@ -29,7 +32,9 @@ pub struct ClientOptions {
 pub struct OtsClient {
     http: reqwest::Client,
     endpoint: String,
-    signer: Signer,
+    credentials: credentials::Provider,
+    instance_name: String,
+    signature: SignatureVersion,
     max_retries: u32,
 }
 
@@ -62,7 +67,9 @@ impl OtsClient {
         Ok(Self {
             http,
             endpoint,
-            signer: options.signer,
+            credentials: options.credentials,
+            instance_name: options.instance_name,
+            signature: options.signature,
             max_retries: options.max_retries,
         })
     }
@@ -106,9 +113,23 @@ impl OtsClient {
     }
 
     async fn call_once(&self, action: &str, body: &[u8]) -> Result<Vec<u8>, OtsError> {
-        let headers = self
-            .signer
-            .request_headers(action, body, chrono::Utc::now());
+        let keys = self
+            .credentials
+            .get()
+            .await
+            .map_err(|e| OtsError::Credentials {
+                action: action.to_owned(),
+                message: e.to_string(),
+                temporary: e.is_temporary(),
+            })?;
+        let signer = Signer::new(
+            &keys.access_key_id,
+            &keys.access_key_secret,
+            keys.security_token,
+            &self.instance_name,
+            self.signature.clone(),
+        );
+        let headers = signer.request_headers(action, body, chrono::Utc::now());
         let mut request = self
             .http
             .post(format!("{}/{action}", self.endpoint))
@@ -177,7 +198,7 @@ impl OtsClient {
             if header("x-ots-contentmd5").is_none() {
                 return Err(bad("the response has no x-ots-contentmd5".into()));
             }
-            self.signer
+            signer
                 .verify_response(action, &headers, &response_headers)
                 .map_err(|message| OtsError::Signature {
                     action: action.to_owned(),

@@ -20,10 +20,9 @@ pub enum Mode {
 #[derive(Clone)]
 pub struct Config {
     pub endpoint: String,
-    pub access_id: String,
-    pub access_key: String,
+    /// Where the keys come from (secrets hidden from `Debug`).
+    pub credentials: credentials::Provider,
     pub instance_name: String,
-    pub security_token: Option<String>,
     pub signature: SignatureVersion,
     pub data_table: String,
     pub status_table: String,
@@ -49,13 +48,8 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("endpoint", &self.endpoint)
-            .field("access_id", &self.access_id)
-            .field("access_key", &"<hidden>")
+            .field("credentials", &self.credentials)
             .field("instance_name", &self.instance_name)
-            .field(
-                "security_token",
-                &self.security_token.as_ref().map(|_| "<hidden>"),
-            )
             .field("data_table", &self.data_table)
             .field("status_table", &self.status_table)
             .field("start_ms", &self.start_ms)
@@ -72,6 +66,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "accessKey",
     "instanceName",
     "securityToken",
+    "credentials",
     "signatureVersion",
     "region",
     "dataTable",
@@ -183,7 +178,7 @@ impl Config {
             .and_then(Json::as_str)
             .map(str::trim)
             .filter(|s| !s.is_empty());
-        let connection_missing = ["endpoint", "accessId", "accessKey", "instanceName"]
+        let connection_missing = ["endpoint", "instanceName"]
             .iter()
             .find(|k| p.get(k).is_none());
         if let (Some(ds), Some(missing)) = (datasource, connection_missing) {
@@ -261,10 +256,8 @@ impl Config {
         let (start_ms, end_ms, window_keys) = time_range(&p, zone)?;
         let config = Config {
             endpoint: p.string("endpoint")?,
-            access_id: p.string("accessId")?,
-            access_key: p.string("accessKey")?,
+            credentials: credentials_of(&p)?,
             instance_name: p.string("instanceName")?,
-            security_token: p.opt_string("securityToken")?,
             signature,
             data_table: p.string("dataTable")?,
             status_table: p.string("statusTable")?,
@@ -285,17 +278,25 @@ impl Config {
     }
 }
 
+/// The keys of the parameter (checked to travel in a header), or the source it names:
+/// without `accessId` and `accessKey`, the credentials chain.
+fn credentials_of(p: &Params<'_>) -> Result<credentials::Provider, PluginError> {
+    for key in ["accessId", "accessKey", "securityToken"] {
+        if let Some(v) = p.opt_string(key)? {
+            protocol::connection::check_header_value(&v).map_err(|e| err(key, e))?;
+        }
+    }
+    credentials::Source::from_parameter(p.0)
+        .and_then(|source| credentials::Provider::new(&source))
+        .map_err(|e| PluginError::config(e.to_string()))
+}
+
 /// Permanent local mistakes fail here, before any request: a malformed endpoint, a
 /// credential or instance name that cannot travel in an HTTP header (a pasted newline),
 /// a table name Tablestore cannot have. Retrying them would only wait.
 fn check_connection(c: &Config) -> Result<(), PluginError> {
     protocol::connection::check_http_url(&c.endpoint, false).map_err(|e| err("endpoint", e))?;
-    let headers = [
-        ("accessId", Some(&c.access_id)),
-        ("accessKey", Some(&c.access_key)),
-        ("securityToken", c.security_token.as_ref()),
-        ("instanceName", Some(&c.instance_name)),
-    ];
+    let headers = [("instanceName", Some(&c.instance_name))];
     for (key, value) in headers {
         if let Some(v) = value {
             protocol::connection::check_header_value(v).map_err(|e| err(key, e))?;

@@ -64,6 +64,14 @@ pub enum OtsError {
     /// newline): a permanent local mistake in the configuration, never retried.
     #[error("{action}: the request cannot be built: {message}")]
     Local { action: String, message: String },
+    /// No credentials to sign with: the metadata service or STS failed (`temporary`:
+    /// it may pass) or refused.
+    #[error("{action}: credentials: {message}")]
+    Credentials {
+        action: String,
+        message: String,
+        temporary: bool,
+    },
 }
 
 impl OtsError {
@@ -89,6 +97,7 @@ impl OtsError {
             }
             OtsError::Transport { .. } | OtsError::Response { .. } => true,
             OtsError::Signature { .. } | OtsError::Local { .. } => false,
+            OtsError::Credentials { temporary, .. } => *temporary,
         }
     }
 
@@ -99,10 +108,18 @@ impl OtsError {
             _ => match &self {
                 OtsError::Signature { .. } | OtsError::Local { .. } => ErrorKind::Config,
                 OtsError::Transport { .. } => ErrorKind::Io,
+                OtsError::Credentials {
+                    temporary: true, ..
+                } => ErrorKind::Io,
+                OtsError::Credentials { .. } => ErrorKind::Config,
                 _ => ErrorKind::Service,
             },
         };
         let hint = match self.code() {
+            Some("OTSAuthFailed") if self.to_string().contains("security token") => {
+                " (check securityToken, or the credentials source: temporary credentials of the \
+                 chain are refreshed ahead of their expiry)"
+            }
             Some("OTSAuthFailed") => {
                 " (check accessId, accessKey, securityToken and instanceName)"
             }

@@ -23,7 +23,6 @@ use protocol::timefmt::Zone;
 use crate::client::{ClientOptions, OtsClient};
 use crate::config::Config;
 use crate::reader::{JobState, ShardCheckpoint, ShardInfo, TaskConfig, TaskReader};
-use crate::sign::Signer;
 
 /// The window must end at least this long before now (DataX's `AFTER_OFFSET_TIME_MILLIS`).
 pub const END_MARGIN_MS: i64 = 300_000;
@@ -58,13 +57,9 @@ fn zone(name: &str) -> Result<Zone, PluginError> {
 pub fn client_for(cfg: &Config) -> Result<OtsClient, PluginError> {
     OtsClient::new(ClientOptions {
         endpoint: cfg.endpoint.clone(),
-        signer: Signer::new(
-            &cfg.access_id,
-            &cfg.access_key,
-            cfg.security_token.clone(),
-            &cfg.instance_name,
-            cfg.signature.clone(),
-        ),
+        credentials: cfg.credentials.clone(),
+        instance_name: cfg.instance_name.clone(),
+        signature: cfg.signature.clone(),
         max_retries: cfg.max_retries,
         request_timeout_ms: cfg.request_timeout_ms,
         connect_timeout_ms: cfg.connect_timeout_ms,

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use crate::convert::OverLengthRule;
 use crate::http::{Endpoint, HttpOptions};
-use crate::sign::{region_of_host, AccessKey, SignatureVersion};
+use crate::sign::{region_of_host, SignatureVersion};
 
 /// The key under which `split` adds a task's own settings to the parameter.
 pub const TASK_KEY: &str = "_odpsTask";
@@ -17,7 +17,7 @@ pub const TASK_KEY: &str = "_odpsTask";
 /// The default `commitMarkerTable`.
 pub const DEFAULT_MARKER_TABLE: &str = "streamport_commit_markers";
 
-/// A checked configuration. Secrets are hidden from `Debug` (in [`AccessKey`]).
+/// A checked configuration. Secrets are hidden from `Debug` (in the credentials provider).
 #[derive(Clone, Debug)]
 pub struct OdpsConfig {
     pub service: Endpoint,
@@ -29,7 +29,8 @@ pub struct OdpsConfig {
     /// `None` for `["*"]`.
     pub columns: Option<Vec<String>>,
     pub truncate: bool,
-    pub key: AccessKey,
+    /// Where the keys come from (secrets hidden from `Debug`).
+    pub credentials: credentials::Provider,
     pub signature: SignatureVersion,
     pub empty_as_null: bool,
     pub compress: bool,
@@ -53,7 +54,7 @@ pub struct OdpsConfig {
 impl OdpsConfig {
     pub fn http_options(&self) -> HttpOptions {
         HttpOptions {
-            key: self.key.clone(),
+            credentials: self.credentials.clone(),
             signature: self.signature.clone(),
             project: self.project.clone(),
             max_attempts: self.max_retry_time,
@@ -88,6 +89,7 @@ const KNOWN: &[&str] = &[
     "accessId",
     "accessKey",
     "securityToken",
+    "credentials",
     "emptyAsNull",
     "isCompress",
     "blockSizeInMB",
@@ -134,9 +136,10 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("partition", "string", false, Some("\"\""), "Partition to load, naming every level: pt=20240101,region=hz (also 'pt = x / region = y', quotes removed). Required for partitioned tables, refused for others."),
         p("column", "array", true, None, "Target columns in the order of the source's columns, or [\"*\"] for all in table order. Unlisted columns are written as NULL."),
         p("truncate", "boolean", true, None, "Replace the partition's (or the table's) rows with the job's: the commit of an overwrite session does it atomically, so a failed job leaves the old rows."),
-        p("accessId", "string", true, None, "AccessKey id."),
-        p("accessKey", "string", true, None, "AccessKey secret (never printed)."),
+        p("accessId", "string", false, None, "AccessKey id. Without accessId and accessKey the credentials chain is used (environment, aliyun CLI profile, ECS RAM role)."),
+        p("accessKey", "string", false, None, "AccessKey secret (never printed)."),
         p("securityToken", "string", false, None, "STS token for temporary credentials."),
+        p("credentials", "string or object", false, None, "Where the keys come from instead: \"default\" (the chain), \"env\", \"profile\", \"ecs_ram_role\", or {\"type\": \"ram_role_arn\", \"roleArn\", …}; temporary credentials are refreshed ahead of their expiry."),
         p("emptyAsNull", "boolean", false, Some("false"), "Write empty source strings as NULL."),
         p("isCompress", "boolean", false, Some("false"), "Send blocks deflate (zlib) compressed."),
         p("blockSizeInMB", "integer", false, Some("64"), "Block size in MiB, 1-512 (values below 8 count as 8); a block closes after (blockSizeInMB - 4) MiB. Memory does not grow with it: blocks are streamed."),
@@ -323,23 +326,21 @@ impl OdpsConfig {
             Some(text) => normalise_partition(text).map_err(err)?,
             None => String::new(),
         };
-        let key = AccessKey {
-            id: required(p, "accessId")?.to_owned(),
-            secret: required(p, "accessKey")?.to_owned(),
-            security_token: string_of(p, "securityToken")?.map(str::to_owned),
-        };
         // Permanent local mistakes fail here instead of being retried as network errors.
-        let credentials = [
-            ("accessId", Some(&key.id)),
-            ("accessKey", Some(&key.secret)),
-            ("securityToken", key.security_token.as_ref()),
-        ];
-        for (name, value) in credentials {
-            if let Some(v) = value {
+        for name in ["accessId", "accessKey", "securityToken"] {
+            if let Some(v) = string_of(p, name)? {
                 protocol::connection::check_header_value(v)
                     .map_err(|e| err(format!("{name}: {e}")))?;
             }
         }
+        let credentials = p
+            .as_object()
+            .ok_or_else(|| err("the parameter must be an object"))
+            .and_then(|map| {
+                credentials::Source::from_parameter(map)
+                    .and_then(|source| credentials::Provider::new(&source))
+                    .map_err(|e| err(e.to_string()))
+            })?;
         let signature = match string_of(p, "signatureVersion")?.unwrap_or("v2") {
             v if v.eq_ignore_ascii_case("v2") => SignatureVersion::V2,
             v if v.eq_ignore_ascii_case("v4") => {
@@ -406,7 +407,7 @@ impl OdpsConfig {
             partition,
             columns,
             truncate,
-            key,
+            credentials,
             signature,
             empty_as_null: bool_of(p, "emptyAsNull")?.unwrap_or(false),
             compress: bool_of(p, "isCompress")?.unwrap_or(false),

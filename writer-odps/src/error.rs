@@ -22,6 +22,10 @@ pub enum OdpsError {
     /// newline): a permanent local mistake in the configuration, never retried.
     #[error("{operation}: the request cannot be built: {message} (check odpsServer, tunnelServer, accessId and securityToken)")]
     Local { operation: String, message: String },
+    /// No credentials to sign with: the metadata service or STS refused (a failure
+    /// that may pass is a `Transport` error).
+    #[error("{operation}: credentials: {message}")]
+    Credentials { operation: String, message: String },
     /// An answer that does not follow the protocol.
     #[error("{operation}: unexpected response: {message}")]
     Protocol { operation: String, message: String },
@@ -49,6 +53,7 @@ impl OdpsError {
             OdpsError::Service { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             OdpsError::Transport { .. } => true,
             OdpsError::Protocol { .. } | OdpsError::Local { .. } => false,
+            OdpsError::Credentials { .. } => false,
         }
     }
 
@@ -78,7 +83,7 @@ impl OdpsError {
                         "NoSuchProject" | "NoSuchTable" | "NoSuchObject" | "NoSuchPartition"
                     )
             }
-            OdpsError::Local { .. } => true,
+            OdpsError::Local { .. } | OdpsError::Credentials { .. } => true,
             _ => false,
         }
     }

@@ -75,7 +75,8 @@ impl std::fmt::Display for Endpoint {
 /// How the client signs and retries.
 #[derive(Clone, Debug)]
 pub struct HttpOptions {
-    pub key: AccessKey,
+    /// Where the keys come from; asked before every request.
+    pub credentials: credentials::Provider,
     pub signature: SignatureVersion,
     /// Sent as `curr_project` on every request.
     pub project: String,
@@ -186,6 +187,7 @@ impl Http {
         endpoint: &Endpoint,
         req: &Request,
         body: reqwest::Body,
+        key: &AccessKey,
     ) -> reqwest::RequestBuilder {
         let now = std::time::SystemTime::now();
         let date = httpdate::fmt_http_date(now);
@@ -203,12 +205,7 @@ impl Http {
             resource_path: &req.path,
             params: &params,
         });
-        let auth = authorization(
-            &self.options.key,
-            &self.options.signature,
-            &canonical,
-            &utc_date,
-        );
+        let auth = authorization(key, &self.options.signature, &canonical, &utc_date);
         let mut builder = self
             .client
             .request(req.method.clone(), self.url(endpoint, req))
@@ -222,7 +219,7 @@ impl Http {
         if let Some(ct) = req.content_type {
             builder = builder.header("Content-Type", ct);
         }
-        if let Some(token) = &self.options.key.security_token {
+        if let Some(token) = &key.security_token {
             builder = builder.header("authorization-sts-token", token.as_str());
         }
         builder
@@ -236,7 +233,26 @@ impl Http {
         body: reqwest::Body,
         timeout: Option<Duration>,
     ) -> Result<Answer, OdpsError> {
-        let mut builder = self.build(endpoint, req, body);
+        let keys = self.options.credentials.get().await.map_err(|e| {
+            let message = format!("credentials: {e}");
+            if e.is_temporary() {
+                OdpsError::Transport {
+                    operation: req.operation.clone(),
+                    message,
+                }
+            } else {
+                OdpsError::Credentials {
+                    operation: req.operation.clone(),
+                    message: e.to_string(),
+                }
+            }
+        })?;
+        let key = AccessKey {
+            id: keys.access_key_id,
+            secret: keys.access_key_secret,
+            security_token: keys.security_token,
+        };
+        let mut builder = self.build(endpoint, req, body, &key);
         if let Some(t) = timeout {
             builder = builder.timeout(t);
         }
@@ -382,11 +398,9 @@ mod tests {
     #[test]
     fn urls_encode_values_and_bare_flags() {
         let http = Http::new(HttpOptions {
-            key: AccessKey {
-                id: "a".into(),
-                secret: "b".into(),
-                security_token: None,
-            },
+            credentials: credentials::Provider::fixed(credentials::Credentials::fixed(
+                "a", "b", None,
+            )),
             signature: SignatureVersion::V2,
             project: "p".into(),
             max_attempts: 1,

@@ -32,9 +32,8 @@ pub enum SignVersion {
 pub struct ClientOptions {
     /// `scheme://host[:port]`, already normalized.
     pub endpoint: String,
-    pub access_id: String,
-    pub access_key: String,
-    pub security_token: Option<String>,
+    /// Where the keys come from; asked before every request.
+    pub credentials: credentials::Provider,
     pub bucket: String,
     pub sign_version: SignVersion,
     /// The region for V4 scopes (`cn-hangzhou`).
@@ -49,12 +48,7 @@ impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientOptions")
             .field("endpoint", &self.endpoint)
-            .field("access_id", &self.access_id)
-            .field("access_key", &"***")
-            .field(
-                "security_token",
-                &self.security_token.as_ref().map(|_| "***"),
-            )
+            .field("credentials", &self.credentials)
             .field("bucket", &self.bucket)
             .field("sign_version", &self.sign_version)
             .field("region", &self.region)
@@ -195,8 +189,19 @@ impl OssClient {
     /// Signs and sends once.
     async fn send_once(&self, req: &Request<'_>) -> Result<Response, OssError> {
         let mut headers = req.headers.clone();
+        let keys = self
+            .options
+            .credentials
+            .get()
+            .await
+            .map_err(|e| OssError::Credentials {
+                operation: req.operation,
+                target: self.target(req.key),
+                message: e.to_string(),
+                temporary: e.is_temporary(),
+            })?;
         let now = SystemTime::now();
-        if let Some(token) = &self.options.security_token {
+        if let Some(token) = &keys.security_token {
             headers.push(("x-oss-security-token".into(), token.clone()));
         }
         let method = req.method.as_str();
@@ -212,7 +217,7 @@ impl OssClient {
                     query: &req.query,
                     headers: &input_headers,
                 });
-                sign::v1_authorization(&self.options.access_id, &self.options.access_key, &sts)
+                sign::v1_authorization(&keys.access_key_id, &keys.access_key_secret, &sts)
             }
             SignVersion::V4 => {
                 let date = chrono::DateTime::<chrono::Utc>::from(now)
@@ -230,8 +235,8 @@ impl OssClient {
                 });
                 let sts = sign::v4_string_to_sign(&canonical, &date, &self.options.region);
                 sign::v4_authorization(
-                    &self.options.access_id,
-                    &self.options.access_key,
+                    &keys.access_key_id,
+                    &keys.access_key_secret,
                     &self.options.region,
                     &date,
                     &sts,
@@ -500,9 +505,9 @@ mod tests {
     fn urls_encode_the_key_including_slashes() {
         let options = |endpoint: &str| ClientOptions {
             endpoint: endpoint.into(),
-            access_id: "id".into(),
-            access_key: "secret".into(),
-            security_token: None,
+            credentials: credentials::Provider::fixed(credentials::Credentials::fixed(
+                "id", "secret", None,
+            )),
             bucket: "examplebucket".into(),
             sign_version: SignVersion::V1,
             region: "cn-hangzhou".into(),

@@ -58,9 +58,10 @@ pub fn parameters() -> Vec<ParameterSpec> {
     let p = ParameterSpec::new;
     let mut list = vec![
         p("endpoint", "string", true, None, "OSS endpoint, e.g. http://oss-cn-hangzhou.aliyuncs.com; http:// is added when there is no scheme. IP and localhost endpoints are addressed path-style, others virtual-hosted."),
-        p("accessId", "string", true, None, "AccessKey id."),
-        p("accessKey", "string", true, None, "AccessKey secret (never logged)."),
+        p("accessId", "string", false, None, "AccessKey id. Without accessId and accessKey the credentials chain is used (environment, aliyun CLI profile, ECS RAM role)."),
+        p("accessKey", "string", false, None, "AccessKey secret (never logged)."),
         p("securityToken", "string", false, None, "STS token for temporary credentials (sent as x-oss-security-token)."),
+        p("credentials", "string or object", false, None, "Where the keys come from instead: \"default\" (the chain), \"env\", \"profile\", \"ecs_ram_role\", or {\"type\": \"ram_role_arn\", \"roleArn\", …}; temporary credentials are refreshed ahead of their expiry."),
         p("bucket", "string", true, None, "The bucket; it must exist."),
         p("object", "string", true, None, "Name prefix: each task writes <object>__<32 hex>[_N][.suffix]; with writeSingleObject the exact key."),
         p("writeMode", "string", true, None, "truncate (delete every other key starting with object, in post once every new object is complete), append (add objects), nonConflict (fail if a key starts with object, except this window's own objects)."),
@@ -197,8 +198,8 @@ impl WriterConfig {
             )));
         }
         let endpoint = required(map, "endpoint")?;
-        let access_id = required(map, "accessId")?;
-        let access_key = required(map, "accessKey")?;
+        let access_id = string(map, "accessId")?;
+        let access_key = string(map, "accessKey")?;
         let bucket = required(map, "bucket")?.trim().to_owned();
         let security_token = string(map, "securityToken")?.filter(|s| !s.trim().is_empty());
         let file_format_text = string(map, "fileFormat")?.unwrap_or_default();
@@ -333,17 +334,20 @@ impl WriterConfig {
         // Permanent local mistakes fail here instead of being retried as network errors.
         protocol::connection::check_authority(&host_port)
             .map_err(|e| err(format!("endpoint: {e}")))?;
-        let credentials = [
-            ("accessId", Some(&access_id)),
-            ("accessKey", Some(&access_key)),
+        let keys = [
+            ("accessId", access_id.as_ref()),
+            ("accessKey", access_key.as_ref()),
             ("securityToken", security_token.as_ref()),
         ];
-        for (key, value) in credentials {
+        for (key, value) in keys {
             if let Some(v) = value {
                 protocol::connection::check_header_value(v)
                     .map_err(|e| err(format!("{key}: {e}")))?;
             }
         }
+        let credentials = credentials::Source::from_parameter(map)
+            .and_then(|source| credentials::Provider::new(&source))
+            .map_err(|e| err(e.to_string()))?;
         let region = match string(map, "region")?.filter(|s| !s.trim().is_empty()) {
             Some(r) => r.trim().trim_start_matches("oss-").to_owned(),
             None => match client::region_of_endpoint(&host_port) {
@@ -372,9 +376,7 @@ impl WriterConfig {
         Ok(Self {
             client: ClientOptions {
                 endpoint,
-                access_id,
-                access_key,
-                security_token,
+                credentials,
                 bucket,
                 sign_version,
                 region,

@@ -30,6 +30,15 @@ pub enum OssError {
         target: String,
         message: String,
     },
+    /// No credentials to sign with: the metadata service or STS failed (`temporary`:
+    /// it may pass), or refused.
+    #[error("{operation} {target}: credentials: {message}")]
+    Credentials {
+        operation: &'static str,
+        target: String,
+        message: String,
+        temporary: bool,
+    },
     /// The answer arrived but does not check out (CRC-64 mismatch, unreadable XML).
     #[error("{operation} {target}: {message}")]
     Integrity {
@@ -71,6 +80,7 @@ impl OssError {
             }
             OssError::Transport { .. } | OssError::Integrity { .. } => true,
             OssError::Local { .. } => false,
+            OssError::Credentials { temporary, .. } => *temporary,
         }
     }
 
@@ -83,7 +93,11 @@ impl OssError {
                 " (check accessKey: the signature computed with it does not match)"
             }
             Some("InvalidAccessKeyId") => " (check accessId)",
-            Some("InvalidSecurityToken") | Some("SecurityTokenExpired") => " (check securityToken)",
+            Some("InvalidSecurityToken") => " (check securityToken)",
+            Some("SecurityTokenExpired") => {
+                " (check securityToken; temporary credentials of the chain are refreshed ahead of \
+                 their expiry)"
+            }
             Some("NoSuchBucket") => " (check bucket: DataX never creates buckets, nor do we)",
             Some("AccessDenied") => " (the credentials lack permission for this bucket)",
             _ => "",

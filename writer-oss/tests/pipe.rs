@@ -65,9 +65,11 @@ fn reader_stream_into_writer_oss_writes_datax_named_csv() {
 
     let client = OssClient::new(ClientOptions {
         endpoint: handle.endpoint(),
-        access_id: "LTAI5tLocalCloudTestKey".into(),
-        access_key: "localcloud-test-secret-0123456789".into(),
-        security_token: None,
+        credentials: credentials::Provider::fixed(credentials::Credentials::fixed(
+            "LTAI5tLocalCloudTestKey",
+            "localcloud-test-secret-0123456789",
+            None,
+        )),
         bucket: "localcloud".into(),
         sign_version: SignVersion::V4,
         region: "cn-hangzhou".into(),
@@ -136,9 +138,11 @@ fn an_engine_job_writes_one_object_per_channel_under_stable_names() {
     .unwrap();
     let client = OssClient::new(ClientOptions {
         endpoint: handle.endpoint(),
-        access_id: "LTAI5tLocalCloudTestKey".into(),
-        access_key: "localcloud-test-secret-0123456789".into(),
-        security_token: None,
+        credentials: credentials::Provider::fixed(credentials::Credentials::fixed(
+            "LTAI5tLocalCloudTestKey",
+            "localcloud-test-secret-0123456789",
+            None,
+        )),
         bucket: "localcloud".into(),
         sign_version: SignVersion::V1,
         region: String::new(),

@@ -10,7 +10,7 @@ use localcloud::{Credentials, ServiceHandle, ServiceOptions};
 use reader_otsstream::client::{ClientOptions, OtsClient};
 use reader_otsstream::pb;
 use reader_otsstream::plainbuffer::{Cell, CellValue};
-use reader_otsstream::sign::{SignatureVersion, Signer};
+use reader_otsstream::sign::SignatureVersion;
 use serde_json::{json, Value as Json};
 
 /// A workspace binary, built if the test run did not build it already.
@@ -57,13 +57,13 @@ impl Cloud {
         let creds = Credentials::test_default();
         let client = OtsClient::new(ClientOptions {
             endpoint: handle.endpoint(),
-            signer: Signer::new(
+            credentials: credentials::Provider::fixed(credentials::Credentials::fixed(
                 &creds.access_key_id,
                 &creds.access_key_secret,
                 None,
-                localcloud::ots::INSTANCE,
-                SignatureVersion::V2,
-            ),
+            )),
+            instance_name: localcloud::ots::INSTANCE.to_owned(),
+            signature: SignatureVersion::V2,
             max_retries: 5,
             request_timeout_ms: 30_000,
             connect_timeout_ms: 5_000,

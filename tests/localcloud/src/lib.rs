@@ -18,5 +18,6 @@ pub mod common;
 pub mod odps;
 pub mod oss;
 pub mod ots;
+pub mod sts;
 
 pub use common::{Credentials, ServiceHandle, ServiceOptions};

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use localcloud::{odps, oss, ots, Credentials, ServiceHandle, ServiceOptions};
+use localcloud::common::StsRegistry;
+use localcloud::{odps, oss, ots, sts, Credentials, ServiceHandle, ServiceOptions};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +33,17 @@ enum Command {
         /// MaxCompute address.
         #[arg(long, default_value = "127.0.0.1:0")]
         odps: SocketAddr,
+        /// STS and ECS instance metadata address (temporary credentials that the three
+        /// services accept until they expire).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        sts: SocketAddr,
+        /// Lifetime of every credential the STS and metadata emulator issue, in
+        /// milliseconds (default: STS's DurationSeconds, 6 hours for the metadata role).
+        #[arg(long)]
+        sts_ttl_ms: Option<i64>,
+        /// The RAM role attached to the emulated ECS instance.
+        #[arg(long, default_value = "localcloud-ecs-role")]
+        ecs_role_name: String,
         /// Keep state in this directory so it survives a restart (default: memory only).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -57,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
         ots: ots_addr,
         oss: oss_addr,
         odps: odps_addr,
+        sts: sts_addr,
+        sts_ttl_ms,
+        ecs_role_name,
         data_dir,
         access_key_id,
         access_key_secret,
@@ -69,10 +84,12 @@ async fn main() -> anyhow::Result<()> {
     if let Some(secret) = access_key_secret {
         credentials.access_key_secret = secret;
     }
+    let issued = StsRegistry::new();
     let options = |bind: SocketAddr, name: &str| ServiceOptions {
         bind,
         credentials: vec![credentials.clone()],
         data_dir: data_dir.as_ref().map(|d| d.join(name)),
+        sts: issued.clone(),
         ..ServiceOptions::loopback()
     };
     let services: Vec<(&str, ServiceHandle)> = vec![
@@ -93,6 +110,18 @@ async fn main() -> anyhow::Result<()> {
             odps::start(options(odps_addr, "odps"))
                 .await
                 .context("starting the MaxCompute emulator")?,
+        ),
+        (
+            "sts",
+            sts::start(
+                options(sts_addr, "sts"),
+                sts::StsOptions {
+                    role_name: ecs_role_name,
+                    ttl_ms: sts_ttl_ms,
+                },
+            )
+            .await
+            .context("starting the STS and metadata emulator")?,
         ),
     ];
 

@@ -11,7 +11,7 @@ use localcloud::{ServiceHandle, ServiceOptions};
 use serde_json::{json, Value as Json};
 use writer_odps::client::OdpsClient;
 use writer_odps::http::{Endpoint, HttpOptions};
-use writer_odps::sign::{AccessKey, SignatureVersion};
+use writer_odps::sign::SignatureVersion;
 
 pub const PROJECT: &str = "localcloud";
 
@@ -57,11 +57,11 @@ impl Cloud {
     fn client(&self) -> OdpsClient {
         OdpsClient::new(
             HttpOptions {
-                key: AccessKey {
-                    id: self.key_id.clone(),
-                    secret: self.key_secret.clone(),
-                    security_token: None,
-                },
+                credentials: credentials::Provider::fixed(credentials::Credentials::fixed(
+                    &self.key_id.clone(),
+                    &self.key_secret.clone(),
+                    None,
+                )),
                 signature: SignatureVersion::V2,
                 project: PROJECT.into(),
                 max_attempts: 3,

@@ -52,9 +52,11 @@ impl Cloud {
     pub fn client(&self) -> OssClient {
         OssClient::new(ClientOptions {
             endpoint: self.handle.endpoint(),
-            access_id: "LTAI5tLocalCloudTestKey".into(),
-            access_key: "localcloud-test-secret-0123456789".into(),
-            security_token: None,
+            credentials: credentials::Provider::fixed(credentials::Credentials::fixed(
+                "LTAI5tLocalCloudTestKey",
+                "localcloud-test-secret-0123456789",
+                None,
+            )),
             bucket: "localcloud".into(),
             sign_version: SignVersion::V1,
             region: "cn-hangzhou".into(),

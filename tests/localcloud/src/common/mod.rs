@@ -4,10 +4,12 @@ pub mod admin;
 pub mod clock;
 pub mod faults;
 pub mod server;
+pub mod sts;
 
 pub use clock::Clock;
 pub use faults::{Fault, FaultPlan, FaultRule};
 pub use server::{ServiceHandle, ServiceOptions};
+pub use sts::{StsCheck, StsRegistry};
 
 use serde::{Deserialize, Serialize};
 

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use super::{Clock, Credentials, FaultPlan};
+use super::{Clock, Credentials, FaultPlan, StsRegistry};
 
 /// How to start one service.
 #[derive(Clone, Debug)]
@@ -32,6 +32,9 @@ pub struct ServiceOptions {
     pub clock: Clock,
     /// The service's fault plan (tests fill it through the admin interface).
     pub faults: FaultPlan,
+    /// Temporary credentials issued by the emulated STS and metadata service, accepted
+    /// with their security token until they expire.
+    pub sts: StsRegistry,
 }
 
 impl ServiceOptions {
@@ -43,6 +46,7 @@ impl ServiceOptions {
             data_dir: None,
             clock: Clock::new(),
             faults: FaultPlan::new(),
+            sts: StsRegistry::new(),
         }
     }
 

@@ -103,6 +103,7 @@ pub async fn start(options: ServiceOptions) -> std::io::Result<ServiceHandle> {
         faults: options.faults.clone(),
         started_ms: options.clock.now_ms(),
         requests: Mutex::new(Default::default()),
+        sts: options.sts.clone(),
     });
     let service = axum::Router::new()
         .fallback(server::handle)

@@ -18,7 +18,8 @@ use super::state::Catalog;
 use super::types::{OdpsType, Row};
 use super::wire::{BlockDecoder, BlockError};
 use super::{service, tunnel};
-use crate::common::{Clock, Credentials, FaultPlan};
+use crate::common::sts::wall_ms;
+use crate::common::{Clock, Credentials, FaultPlan, StsCheck, StsRegistry};
 
 /// The largest request body accepted (one Tunnel block).
 pub const MAX_BODY_BYTES: usize = 512 * 1024 * 1024;
@@ -35,6 +36,8 @@ pub struct Odps {
     pub started_ms: i64,
     /// The most recent requests, oldest first (see [`RequestRecord`]).
     pub requests: Mutex<std::collections::VecDeque<RequestRecord>>,
+    /// Credentials issued by the emulated STS / metadata service.
+    pub sts: StsRegistry,
 }
 
 /// How many requests `GET /-/odps/requests` remembers.
@@ -384,15 +387,44 @@ fn authenticate(
         resource,
         query: &query.0,
     };
-    let secret_of = |id: &str| {
-        odps.credentials
+    let sts_token = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("authorization-sts-token"))
+        .map(|(_, v)| v.as_str());
+    // A key issued by the emulated STS is valid with its token until it expires.
+    let sts_refusal = std::cell::RefCell::new(None);
+    let secret_of = |id: &str| match odps.sts.check(id, sts_token, wall_ms()) {
+        StsCheck::Valid(secret) => Some(secret),
+        StsCheck::NotIssued => odps
+            .credentials
             .iter()
             .find(|c| c.access_key_id == id)
-            .map(|c| c.access_key_secret.clone())
+            .map(|c| c.access_key_secret.clone()),
+        refused => {
+            *sts_refusal.borrow_mut() = Some(refused);
+            None
+        }
     };
     auth::verify(&signed, secret_of, &yyyymmdd)
         .map(|_| ())
         .map_err(|e| {
+            match sts_refusal.take() {
+                Some(StsCheck::Expired) => {
+                    return OdpsError::new(
+                        401,
+                        "Unauthorized",
+                        "ODPS-0410051:Invalid credentials - the STS token has expired",
+                    )
+                }
+                Some(_) => {
+                    return OdpsError::new(
+                        401,
+                        "Unauthorized",
+                        "ODPS-0410051:Invalid credentials - invalid STS token",
+                    )
+                }
+                None => {}
+            }
             let code = match e {
                 auth::AuthError::SignatureMismatch => "SignatureNotMatch",
                 _ => "Unauthorized",

@@ -107,6 +107,7 @@ pub async fn start(options: ServiceOptions) -> std::io::Result<ServiceHandle> {
         region: DEFAULT_REGION.to_owned(),
         max_skew_ms: AtomicI64::new(DEFAULT_MAX_SKEW_MS),
         log: Mutex::new(VecDeque::new()),
+        sts: options.sts.clone(),
     });
     if let Some(dir) = &options.data_dir {
         let disk = persist::Disk::new(dir.clone());

@@ -21,7 +21,7 @@ use super::error::{OssError, OssResult};
 use super::operation::Operation;
 use super::state::SharedStore;
 use super::{buckets, faults, multipart, objects, wire};
-use crate::common::{Clock, Credentials, FaultPlan};
+use crate::common::{Clock, Credentials, FaultPlan, StsCheck};
 
 /// The largest body the emulator accepts (the PutObject limit, 5 GiB).
 const MAX_BODY_BYTES: usize = 5 << 30;
@@ -39,6 +39,8 @@ pub struct Oss {
     /// Allowed clock skew; settable through `POST /-/oss/settings`.
     pub max_skew_ms: AtomicI64,
     pub log: Mutex<VecDeque<LoggedRequest>>,
+    /// Credentials issued by the emulated STS / metadata service (wall-clock expiry).
+    pub sts: crate::common::StsRegistry,
 }
 
 /// One entry of the request log (`GET /-/oss/requests`). No header values are kept,
@@ -136,27 +138,43 @@ impl Reply {
     }
 }
 
+fn invalid_security_token() -> OssError {
+    OssError::new(
+        StatusCode::FORBIDDEN,
+        "InvalidSecurityToken",
+        "The security token you provided is invalid.",
+    )
+    .ec("0002-00000006")
+}
+
+/// OSS's answer to an expired STS token (EC 0002-00000007 of the OSS error center).
+fn security_token_expired() -> OssError {
+    OssError::new(
+        StatusCode::FORBIDDEN,
+        "SecurityTokenExpired",
+        "The security token you provided has expired.",
+    )
+    .ec("0002-00000007")
+}
+
 impl KeyStore for Oss {
     fn secret_for(&self, id: &str, token: Option<&str>, now_ms: i64) -> OssResult<String> {
+        match self.sts.check(id, token, crate::common::sts::wall_ms()) {
+            StsCheck::NotIssued => {}
+            StsCheck::Valid(secret) => return Ok(secret),
+            StsCheck::MissingToken => return Err(OssError::invalid_access_key_id(id)),
+            StsCheck::WrongToken => return Err(invalid_security_token()),
+            StsCheck::Expired => return Err(security_token_expired()),
+        }
         if let Some(sts) = self.store.lock().sts.get(id) {
             let Some(token) = token else {
                 return Err(OssError::invalid_access_key_id(id));
             };
             if token != sts.security_token {
-                return Err(OssError::new(
-                    StatusCode::FORBIDDEN,
-                    "InvalidSecurityToken",
-                    "The security token you provided is invalid.",
-                )
-                .ec("0002-00000006"));
+                return Err(invalid_security_token());
             }
             if now_ms > sts.expires_ms {
-                return Err(OssError::new(
-                    StatusCode::FORBIDDEN,
-                    "SecurityTokenExpired",
-                    "The security token you provided has expired.",
-                )
-                .ec("0002-00000007"));
+                return Err(security_token_expired());
             }
             return Ok(sts.access_key_secret.clone());
         }

@@ -87,14 +87,17 @@ pub async fn start(options: ServiceOptions) -> std::io::Result<ServiceHandle> {
         Some(dir) => persist::load(dir).map_err(std::io::Error::other)?,
         None => state::Instance::default(),
     };
-    let service = Arc::new(server::Service::new(
-        INSTANCE.to_owned(),
-        options.clock.clone(),
-        options.faults.clone(),
-        options.credentials.clone(),
-        options.data_dir.clone(),
-        db,
-    ));
+    let service = Arc::new(
+        server::Service::new(
+            INSTANCE.to_owned(),
+            options.clock.clone(),
+            options.faults.clone(),
+            options.credentials.clone(),
+            options.data_dir.clone(),
+            db,
+        )
+        .with_sts(options.sts.clone()),
+    );
     let router = Router::new()
         .route("/{action}", any(server::handle))
         .fallback(server::fallback)

@@ -16,7 +16,7 @@ use super::faults::{self, Injected};
 use super::state::Instance;
 use super::writes::{Now, WriteKind};
 use super::{persist, reads, stream_ops, tables, writes};
-use crate::common::{Clock, Credentials, FaultPlan};
+use crate::common::{Clock, Credentials, FaultPlan, StsCheck, StsRegistry};
 
 /// Largest request body the service takes.
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
@@ -27,6 +27,8 @@ pub struct Service {
     pub clock: Clock,
     pub faults: FaultPlan,
     credentials: Vec<Credentials>,
+    /// Credentials issued by the emulated STS / metadata service.
+    pub sts: StsRegistry,
     db: Mutex<Instance>,
     request_counter: AtomicU64,
     /// Where the instance is saved after every change (`None`: memory only).
@@ -49,10 +51,18 @@ impl Service {
             clock,
             faults,
             credentials,
+            sts: StsRegistry::new(),
             db: Mutex::new(db),
             request_counter: AtomicU64::new(0),
             data_dir,
         }
+    }
+
+    /// Accepts the temporary credentials of `sts` (a registry shared with the other
+    /// services of one `localcloud serve`).
+    pub fn with_sts(mut self, sts: StsRegistry) -> Self {
+        self.sts = sts;
+        self
     }
 
     /// Saves the instance when a data directory is configured.
@@ -254,13 +264,41 @@ pub async fn handle(
         .iter()
         .find(|(n, _)| n == "x-ots-accesskeyid")
         .map(|(_, v)| v.clone());
+    let sts_token = lower
+        .iter()
+        .find(|(n, _)| n == "x-ots-ststoken")
+        .map(|(_, v)| v.as_str());
+    // A key issued by the emulated STS: valid with its token until it expires.
+    let sts_secret = match key_id.as_deref().map(|id| {
+        service
+            .sts
+            .check(id, sts_token, crate::common::sts::wall_ms())
+    }) {
+        Some(StsCheck::Valid(secret)) => Some(secret),
+        Some(StsCheck::Expired) => {
+            let err = OtsError::auth("The security token you provided has expired.");
+            return respond_error(&service, &action, None, &err);
+        }
+        Some(StsCheck::WrongToken) => {
+            let err = OtsError::auth("The security token you provided is invalid.");
+            return respond_error(&service, &action, None, &err);
+        }
+        Some(StsCheck::MissingToken) => {
+            let err = OtsError::auth("The AccessKeyID does not exist.");
+            return respond_error(&service, &action, None, &err);
+        }
+        Some(StsCheck::NotIssued) | None => None,
+    };
     // Errors before the signature is verified are signed when the key is known.
     let fallback_signer = key_id.as_deref().and_then(|id| {
-        service
-            .credentials
-            .iter()
-            .find(|c| c.access_key_id == id)
-            .map(|c| Signer::for_request(&lower, id, &c.access_key_secret))
+        let secret = sts_secret.clone().or_else(|| {
+            service
+                .credentials
+                .iter()
+                .find(|c| c.access_key_id == id)
+                .map(|c| c.access_key_secret.clone())
+        })?;
+        Some(Signer::for_request(&lower, id, &secret))
     });
     if method != Method::POST {
         let err = OtsError::new(
@@ -281,6 +319,9 @@ pub async fn handle(
     let verified = {
         let credentials = &service.credentials;
         let secret_of = |id: &str| {
+            if key_id.as_deref() == Some(id) && sts_secret.is_some() {
+                return sts_secret.clone();
+            }
             credentials
                 .iter()
                 .find(|c| c.access_key_id == id)
