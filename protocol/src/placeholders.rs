@@ -86,11 +86,23 @@ pub fn substitute(
             insert(&mut out, &value, in_string, &shown, &at)?;
             end + 3
         } else if let Some((name, len)) = variable_at(after) {
-            let value = (resolver.variable)(name).ok_or_else(|| JobFileError::UnsetVariable {
-                source_name: source_name.to_owned(),
-                name: name.to_owned(),
-            })?;
-            insert(&mut out, &value, in_string, &format!("${{{name}}}"), &at)?;
+            match (resolver.variable)(name) {
+                Some(value) => {
+                    insert(&mut out, &value, in_string, &format!("${{{name}}}"), &at)?;
+                }
+                // writer-oss's path template (`dt=$yyyy$MM$dd/hour=$HH`) reaches the
+                // plugin as written unless a variable of that name is set.
+                None if in_string && !after.starts_with('{') && is_path_time_token(name) => {
+                    out.push('$');
+                    out.push_str(name);
+                }
+                None => {
+                    return Err(JobFileError::UnsetVariable {
+                        source_name: source_name.to_owned(),
+                        name: name.to_owned(),
+                    })
+                }
+            }
             len + 1
         } else {
             out.push('$');
@@ -171,6 +183,15 @@ fn variable_at(after: &str) -> Option<(&str, usize)> {
         .unwrap_or(after.len());
     let name = &after[..end];
     (end > 0 && is_name(name)).then_some((name, end))
+}
+
+/// The time placeholders of an object path template (`$yyyy`, `$MM`, `$dd`, `$HH`,
+/// `$mm`, as Tablestore's data delivery writes them). Written bare inside a string and
+/// not set as variables, they are left for the plugin instead of being refused.
+pub const PATH_TIME_TOKENS: &[&str] = &["yyyy", "MM", "dd", "HH", "mm"];
+
+fn is_path_time_token(name: &str) -> bool {
+    PATH_TIME_TOKENS.contains(&name)
 }
 
 /// A variable name: letters, digits, `_`, `.`, `-`, starting with a letter or `_`.
@@ -362,6 +383,26 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "job.json: variable ${missing} is not set (give it with -p missing=VALUE)"
+        );
+    }
+
+    #[test]
+    fn path_time_tokens_pass_through_unless_set() {
+        let v = parsed(
+            r#"{"o": "dt=$yyyy$MM$dd/hour=$HH/m=$mm/$$yyyy", "p": "$yyyy"}"#,
+            &[("yyyy", "2024")],
+        );
+        assert_eq!(v["o"], "dt=2024$MM$dd/hour=$HH/m=$mm/$yyyy");
+        let v = parsed(r#"{"o": "dt=$yyyy$MM$dd/hour=$HH"}"#, &[]);
+        assert_eq!(v["o"], "dt=$yyyy$MM$dd/hour=$HH");
+        // Braced, outside a string, or another name: still a variable that must be set.
+        for text in [r#"{"o": "${yyyy}"}"#, r#"{"o": $HH}"#, r#"{"o": "$yy"}"#] {
+            assert!(run(text, &[]).is_err(), "{text}");
+        }
+        let err = run(r#"{"a": "$HHx"}"#, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "job.json: variable ${HHx} is not set (give it with -p HHx=VALUE)"
         );
     }
 }

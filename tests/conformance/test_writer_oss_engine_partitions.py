@@ -58,7 +58,7 @@ def by_hour(prefix, objects):
 
 
 def test_event_time_over_three_tasks_and_window_time_from_a_variable(engine, localcloud, bucket, prefix, tmp_path):
-    obj = prefix + "lake/dt=$$yyyy$$MM$$dd/hour=$$HH/part"
+    obj = prefix + "lake/dt=$yyyy$MM$dd/hour=$HH/part"
     spec = job(localcloud, obj, 3000, eventTimeColumn=1)
     run_engine(engine, tmp_path, spec)
     first = read_objects(bucket, prefix)

@@ -54,7 +54,7 @@ def check(cloud, window, want, names=None):
 def test_kill_and_faults_on_the_partitioned_oss_pipeline(cloud, oss_bins, tmp_path):
     job = km.derive_job(pipelines.OSS_JOB, [(
         '"object": "tablestore/users/${start_time}"',
-        '"object": "tablestore/users/${start_time}/dt=$$yyyy$$MM$$dd/hour=$$HH/part", '
+        '"object": "tablestore/users/${start_time}/dt=$yyyy$MM$dd/hour=$HH/part", '
         '"windowTime": "${start_time}"',
     )], tmp_path / "oss-partitioned.json")
     window = pipelines.Window()
