@@ -114,9 +114,7 @@ fn report(failures: &[EngineError]) -> i32 {
 /// The resolved job on stdout: a DataX job that runs as it is (once the masked secrets
 /// are given back), and what the engine made of it.
 fn print_resolved(job: &Job, reader: Option<&Plugin>, writer: Option<&Plugin>) {
-    let section = |name: &str, parameter: &Json| {
-        json!({"name": name, "parameter": crate::secrets::masked(parameter)})
-    };
+    let section = |name: &str, parameter: &Json| json!({"name": name, "parameter": crate::secrets::masked(parameter)});
     let path = |p: Option<&Plugin>| p.map(|p| p.path.display().to_string());
     let doc = json!({
         "job": {
@@ -175,15 +173,9 @@ async fn check_slot(
     let attempts = budget.retries.saturating_add(1);
     let mut wait = Duration::from_secs(1);
     for attempt in 1..=attempts {
-        let outcome = crate::steps::run_step_within(
-            &plugin,
-            "check",
-            &request,
-            None,
-            None,
-            budget.timeout,
-        )
-        .await;
+        let outcome =
+            crate::steps::run_step_within(&plugin, "check", &request, None, None, budget.timeout)
+                .await;
         match outcome {
             Ok(_) => {
                 crate::info!("{} check passed ({})", plugin.name, plugin.path.display());
@@ -200,5 +192,8 @@ async fn check_slot(
             Err(e) => return Err(e),
         }
     }
-    Err(EngineError::failed(format!("{} check: no attempt", plugin.name)))
+    Err(EngineError::failed(format!(
+        "{} check: no attempt",
+        plugin.name
+    )))
 }

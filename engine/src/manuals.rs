@@ -24,8 +24,8 @@ pub fn man(dir: Option<&Path>) -> i32 {
     let command = Cli::command();
     match dir {
         Some(dir) => {
-            let written = std::fs::create_dir_all(dir)
-                .and_then(|()| clap_mangen::generate_to(command, dir));
+            let written =
+                std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(command, dir));
             match written {
                 Ok(()) => EXIT_OK,
                 Err(e) => {

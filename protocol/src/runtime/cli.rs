@@ -182,9 +182,8 @@ fn parse(
 ) -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
     // clap keeps `'static` strings; one short string per process.
-    let version: &'static str = Box::leak(
-        format!("{} (commit {})", info.version, crate::BUILD_COMMIT).into_boxed_str(),
-    );
+    let version: &'static str =
+        Box::leak(format!("{} (commit {})", info.version, crate::BUILD_COMMIT).into_boxed_str());
     let mut command = Cli::command()
         .name(info.name)
         .bin_name(info.name)
