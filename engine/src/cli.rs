@@ -4,10 +4,13 @@
 //! engine run JOB [-p name=value]… [--schedule-time T] [--plugin-dir DIR]
 //!            [--dirty-file F] [--summary-json F] [--datasources F] [--stall-timeout SECS]
 //!            [--post-timeout SECS]
-//! engine check JOB [same job options]
+//! engine check JOB [--offline] [same job options]
 //! engine plugins [--plugin-dir DIR]
 //! engine test-plugin PATH [--config JSON|FILE] [--role reader|writer] [--timeout SECS]
+//! engine completions SHELL | engine man [--dir DIR]
 //! engine --version
+//!
+//! JOB `-` reads the job from stdin.
 //! ```
 //!
 //! Exit codes: 0 success, 1 job failed, 2 usage or configuration error, 3 error limit
@@ -18,8 +21,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use protocol::runtime::{StepContext, StepRequest};
-use protocol::Role;
 
 use crate::error::{EngineError, EXIT_OK, EXIT_USAGE};
 use crate::job::{self, Job, LoadOptions};
@@ -29,7 +30,7 @@ use crate::plugins::{self, PluginDirs};
 #[derive(Parser, Debug)]
 #[command(
     name = "streamport",
-    version,
+    version = protocol::VERSION,
     about = "Runs DataX and Data Integration job files: spawns the reader and writer plugins, forwards their records, and enforces the job's speed and error limits.",
     after_help = "Exit codes: 0 success, 1 job failed, 2 usage or configuration error, 3 error limit exceeded, 130/143 interrupted (SIGINT/SIGTERM)."
 )]
@@ -44,8 +45,9 @@ pub struct Cli {
 enum Command {
     /// Run a job file.
     Run(RunArgs),
-    /// Validate a job file and run each plugin's `check` (configuration, connectivity, credentials).
-    Check(JobArgs),
+    /// Validate a job file and run each plugin's `check` (configuration, connectivity,
+    /// credentials); with --offline, print the resolved job without contacting services.
+    Check(crate::check::CheckArgs),
     /// List the plugins found, with their versions and where they are.
     Plugins {
         /// A directory searched first for plugin executables.
@@ -54,12 +56,25 @@ enum Command {
     },
     /// Run the plugin contract suite against an executable and print what it got wrong.
     TestPlugin(crate::plugin_test::TestPluginArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout, or write one page per command into DIR.
+    Man {
+        /// Write streamport.1 and streamport-<command>.1 into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
-struct JobArgs {
-    /// The job file (DataX `{"job": …}` or Data Integration `{"type": "job", …}`).
-    job: PathBuf,
+pub(crate) struct JobArgs {
+    /// The job file (DataX `{"job": …}` or Data Integration `{"type": "job", …}`); `-`
+    /// reads it from stdin.
+    pub(crate) job: PathBuf,
     /// A variable for `${name}` / `$name` in the job, as name=value; DataX's
     /// "-Dname=value -Dother=v" works too. A value may be a DataWorks expression such
     /// as '$[yyyymmddhh24miss-10/24/60]'.
@@ -77,7 +92,7 @@ struct JobArgs {
     schedule_time: Option<String>,
     /// A directory searched first for plugin executables (then beside the engine, then PATH).
     #[arg(long, value_name = "DIR")]
-    plugin_dir: Option<PathBuf>,
+    pub(crate) plugin_dir: Option<PathBuf>,
     /// A data-source file: {"name": {connection keys…}}, for "datasource": "name" in a
     /// plugin's parameter; values may use ${env:VAR}.
     #[arg(long, value_name = "F")]
@@ -148,32 +163,50 @@ pub fn main() -> i32 {
 async fn dispatch(command: Command, quiet: bool) -> i32 {
     match command {
         Command::Run(args) => run(args, quiet).await,
-        Command::Check(args) => match check(&args).await {
-            Ok(()) => EXIT_OK,
-            Err(e) => {
-                crate::error!("check failed: {e}");
-                e.exit_code()
-            }
-        },
+        Command::Check(args) => crate::check::check(&args).await,
         Command::Plugins { plugin_dir } => {
             list_plugins(&PluginDirs::new(plugin_dir)).await;
             EXIT_OK
         }
         Command::TestPlugin(args) => tokio::task::block_in_place(|| crate::plugin_test::run(&args)),
+        Command::Completions { shell } => crate::manuals::completions(shell),
+        Command::Man { dir } => crate::manuals::man(dir.as_deref()),
     }
 }
 
-fn load(args: &JobArgs) -> Result<Job, EngineError> {
+/// The job file's text: the file, or stdin for `-`.
+fn job_text(path: &std::path::Path) -> Result<(String, String), EngineError> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+            .map_err(|e| EngineError::config(format!("job from stdin: {e}")))?;
+        return Ok((text, "stdin".to_owned()));
+    }
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| EngineError::config(format!("job file {name}: {e}")))?;
+    Ok((text, name))
+}
+
+pub(crate) fn load(args: &JobArgs) -> Result<Job, EngineError> {
     let options = LoadOptions {
         params: args.params.clone(),
         schedule_time: args.schedule_time.clone(),
         datasources: args.datasources.clone(),
     };
-    let job = job::load(&args.job, &options)?;
+    let (text, name) = job_text(&args.job)?;
+    let job = job::load_text(&text, &name, &options)?;
     for w in &job.warnings {
         crate::warn!("{w}");
     }
-    if let Some(w) = job::window_check::check(&job, &args.job, &options) {
+    let warning = job::window_check::check_with(&job, |at| {
+        let shifted = LoadOptions {
+            schedule_time: Some(at.to_rfc3339()),
+            ..options.clone()
+        };
+        job::load_text(&text, &name, &shifted).ok()
+    });
+    if let Some(w) = warning {
         crate::warn!("{w}");
     }
     Ok(job)
@@ -261,7 +294,11 @@ fn early_summary(args: &JobArgs, e: &EngineError) -> crate::summary::Summary {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     crate::summary::Summary {
         job_id: lifecycle::new_job_id(),
-        job_file: args.job.display().to_string(),
+        job_file: if args.job.as_os_str() == "-" {
+            "stdin".to_owned()
+        } else {
+            args.job.display().to_string()
+        },
         outcome: e.outcome().to_owned(),
         exit_code: e.exit_code(),
         error: Some(crate::secrets::global().redact(&e.to_string())),
@@ -269,46 +306,6 @@ fn early_summary(args: &JobArgs, e: &EngineError) -> crate::summary::Summary {
         end: now,
         ..crate::summary::Summary::default()
     }
-}
-
-async fn check(args: &JobArgs) -> Result<(), EngineError> {
-    let job = load(args)?;
-    let dirs = PluginDirs::new(args.plugin_dir.clone());
-    let reader = plugins::resolve(Role::Reader, &job.reader.name, &dirs)?;
-    let writer = plugins::resolve(Role::Writer, &job.writer.name, &dirs)?;
-    crate::info!(
-        "{} ({} format): reader {}, writer {}, {} channels, time zone {}",
-        job.source_name,
-        job.format.name(),
-        reader.name,
-        writer.name,
-        job.settings.channel,
-        job.time_zone.name()
-    );
-    for (plugin, parameter) in [
-        (&reader, &job.reader.parameter),
-        (&writer, &job.writer.parameter),
-    ] {
-        let request = StepRequest {
-            context: StepContext {
-                parameter: parameter.clone(),
-                state: serde_json::Value::Null,
-                job: protocol::message::JobContext {
-                    job_id: lifecycle::new_job_id(),
-                    fingerprint: job.fingerprint.clone(),
-                    time_zone: job.time_zone.name().to_owned(),
-                    task_index: 0,
-                    task_count: 0,
-                },
-            },
-            count: None,
-            reports: Vec::new(),
-        };
-        crate::steps::run_step(plugin, "check", &request, None, None).await?;
-        crate::info!("{} check passed", plugin.name);
-    }
-    crate::info!("check passed");
-    Ok(())
 }
 
 async fn list_plugins(dirs: &PluginDirs) {

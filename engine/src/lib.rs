@@ -7,6 +7,7 @@
 //! ([`limits`]) centrally. [`progress`] shows progress and runs the watchdog;
 //! [`summary`] reports the outcome. Exit codes are in [`error`].
 
+pub mod check;
 pub mod cli;
 pub mod commit;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod frames;
 pub mod job;
 pub mod lifecycle;
 pub mod limits;
+pub mod manuals;
 #[macro_use]
 pub mod log;
 pub mod plugin_test;

@@ -31,6 +31,19 @@ pub mod runtime;
 pub mod timefmt;
 pub mod value;
 
+/// The git commit this build was made from (`git rev-parse --short=12 HEAD`, or the
+/// `STREAMPORT_GIT_COMMIT` variable at build time), `unknown` for a build outside git.
+pub const BUILD_COMMIT: &str = env!("STREAMPORT_BUILD_COMMIT");
+
+/// The version every `--version` of the project prints: the release and the commit,
+/// e.g. `0.1.0 (commit 0123456789ab)`.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("STREAMPORT_BUILD_COMMIT"),
+    ")"
+);
+
 pub use frame::{FrameDecoder, FrameError, FrameReader, FrameWriter};
 pub use message::{Message, Role};
 pub use value::{Record, Value};

@@ -44,6 +44,8 @@ pub struct Job {
     pub reader: Section,
     pub writer: Section,
     pub settings: Settings,
+    /// The `setting` object as written (keys normalised), for `check --offline`.
+    pub setting: Map<String, Json>,
     pub time_zone: Tz,
     pub schedule_time: DateTime<Tz>,
     /// One line per normalised or unknown key, and other remarks.
@@ -99,6 +101,7 @@ pub fn load_text(text: &str, source_name: &str, options: &LoadOptions) -> Result
         reader,
         writer,
         settings,
+        setting: document.setting,
         time_zone,
         schedule_time,
         warnings: document.warnings,

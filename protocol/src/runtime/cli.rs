@@ -150,15 +150,7 @@ pub fn run_writer<P: Writer>(plugin: P) -> ! {
 fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), PluginError>) -> ! {
     init_logging();
     let info = plugin.info();
-    // `--version`: "<name> <version>", as the contract suite (`streamport test-plugin`) expects.
-    if let Some(flag) = std::env::args_os().nth(1) {
-        if flag == "--version" || flag == "-V" {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{} {}", info.name, info.version);
-            std::process::exit(0);
-        }
-    }
-    let cli = match Cli::try_parse_from(std::env::args_os()) {
+    let cli = match parse(&info, std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -190,6 +182,25 @@ fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), P
     std::process::exit(code)
 }
 
+/// The command line, named after the plugin, with its `--version` (`<plugin> --version`
+/// prints `<plugin> <version> (commit <git commit>)`).
+fn parse(
+    info: &crate::runtime::PluginInfo,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    // clap keeps `'static` strings; one short string per process.
+    let version: &'static str =
+        Box::leak(format!("{} (commit {})", info.version, crate::BUILD_COMMIT).into_boxed_str());
+    let mut command = Cli::command()
+        .name(info.name)
+        .bin_name(info.name)
+        .about(info.about)
+        .version(version);
+    let matches = command.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STREAMPORT_LOG")
         .unwrap_or_else(|_| "info".into());
@@ -209,7 +220,7 @@ fn step<P: Plugin>(plugin: &P, command: Command) -> Result<(), PluginError> {
             let value = serde_json::to_value(plugin.parameters())
                 .map_err(|e| PluginError::internal(e.to_string()))?;
             return print_json(
-                &serde_json::json!({"plugin": plugin.info().name, "version": plugin.info().version, "parameters": value}),
+                &serde_json::json!({"plugin": plugin.info().name, "version": plugin.info().version, "commit": crate::BUILD_COMMIT, "parameters": value}),
             );
         }
         Command::Check(a) => ("check", a, None),

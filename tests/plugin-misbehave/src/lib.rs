@@ -13,6 +13,7 @@
 //! | `dirty` | dirty records per task: a reader sends them before its records, a writer reports that many of the records it received |
 //! | `dirty_every` | a reader reports every N-th of its `records` as dirty instead of sending it (a dirty rate of 1/N) |
 //! | `fail_step` | this job step (`check`, `prepare`, `split`, `post`, `abort`) fails (with a config error for `check`) |
+//! | `check_error` | `service`: every `check` fails with a retryable service error |
 //! | `marker_dir` | `post` and `abort` write `<role>-post.json` / `<role>-abort.json` there (the requests' reports) |
 //! | `tasks` | a reader's `split` returns this many tasks whatever the advice |
 //! | `task_ms` | a reader task takes at least this long, and writes `task-<i>.json` (`{"start_ms", "end_ms"}`, Unix milliseconds) into `marker_dir`; a reader task also writes `reader-task-<i>.pid` (its process id) there when it starts |
@@ -74,7 +75,7 @@ pub fn main(role: Role) -> ! {
     let command = args.first().map(String::as_str).unwrap_or("");
     let code = match command {
         "--version" | "-V" if contract::mode() != "no_version" => {
-            let _ = writeln!(std::io::stdout(), "{} {VERSION}", name(role));
+            let _ = writeln!(std::io::stdout(), "{} {}", name(role), protocol::VERSION);
             0
         }
         "spec" => {
@@ -126,6 +127,19 @@ fn step(role: Role, step: &str) -> i32 {
         name(role),
         request.context.job.job_id
     );
+    if step == "check" && p.get("check_error").and_then(Json::as_str) == Some("service") {
+        let response = StepResponse {
+            ok: false,
+            value: Json::Null,
+            error: Some(ErrorMessage {
+                kind: ErrorKind::Service,
+                retryable: true,
+                message: format!("{}: simulated temporary check failure", name(role)),
+            }),
+        };
+        let _ = writeln!(std::io::stdout(), "{}", json!(response));
+        return 1;
+    }
     if p.get("fail_step").and_then(Json::as_str) == Some(step) {
         let kind = if step == "check" {
             ErrorKind::Config
