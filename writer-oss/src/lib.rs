@@ -23,7 +23,8 @@ pub mod job;
 pub mod naming;
 pub mod sign;
 pub mod writer;
-mod xml;
+#[doc(hidden)]
+pub mod xml;
 
 use std::sync::Arc;
 

@@ -49,6 +49,67 @@ pub fn text(body: &[u8], tag: &str) -> Result<Option<String>, String> {
     Ok(texts(body, tag)?.into_iter().next())
 }
 
+/// One page of a ListObjectsV2 answer (`encoding-type=url`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectsPage {
+    /// The keys, URL-decoded.
+    pub keys: Vec<String>,
+    pub truncated: bool,
+    /// `NextContinuationToken`, URL-decoded; `None` when absent or empty.
+    pub next_token: Option<String>,
+}
+
+/// Reads a ListObjectsV2 answer.
+pub fn objects_page(body: &[u8]) -> Result<ObjectsPage, String> {
+    let keys = texts(body, "Key")?.iter().map(|k| url_decode(k)).collect();
+    let truncated = text(body, "IsTruncated")?.as_deref() == Some("true");
+    let next_token = text(body, "NextContinuationToken")?
+        .filter(|t| !t.is_empty())
+        .map(|t| url_decode(&t));
+    Ok(ObjectsPage {
+        keys,
+        truncated,
+        next_token,
+    })
+}
+
+/// One page of a ListMultipartUploads answer (`encoding-type=url`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UploadsPage {
+    /// (key URL-decoded, upload id).
+    pub uploads: Vec<(String, String)>,
+    pub truncated: bool,
+    /// `NextKeyMarker` (URL-decoded) and `NextUploadIdMarker`, empty when absent.
+    pub next_key: String,
+    pub next_upload_id: String,
+}
+
+/// Reads a ListMultipartUploads answer; as many keys as upload ids, or an error.
+pub fn uploads_page(body: &[u8]) -> Result<UploadsPage, String> {
+    let keys = texts(body, "Key")?;
+    let ids = texts(body, "UploadId")?;
+    if keys.len() != ids.len() {
+        return Err(format!(
+            "{} keys but {} upload ids",
+            keys.len(),
+            ids.len()
+        ));
+    }
+    Ok(UploadsPage {
+        uploads: keys.iter().map(|k| url_decode(k)).zip(ids).collect(),
+        truncated: text(body, "IsTruncated")?.as_deref() == Some("true"),
+        next_key: url_decode(&text(body, "NextKeyMarker")?.unwrap_or_default()),
+        next_upload_id: text(body, "NextUploadIdMarker")?.unwrap_or_default(),
+    })
+}
+
+/// The `Code`, `Message` and `RequestId` of an error answer; empty when absent or
+/// when the body is not XML.
+pub fn error_fields(body: &[u8]) -> (String, String, String) {
+    let field = |tag| text(body, tag).ok().flatten().unwrap_or_default();
+    (field("Code"), field("Message"), field("RequestId"))
+}
+
 /// Escapes text for an XML element.
 pub fn escape(text: &str) -> String {
     quick_xml::escape::escape(text).into_owned()
