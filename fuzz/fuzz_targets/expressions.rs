@@ -65,7 +65,7 @@ fn check_expression(vars: &Variables, expr: &str) {
         Err(e) => {
             assert!(evaluated.is_err(), "$[{expr}] evaluates but substitution fails: {e}");
             assert!(e.contains(&format!("$[{}]", clip(expr))), "{e}");
-            assert!(e.contains("line 1, column 7"), "{e}");
+            assert!(e.contains("line 1, column 8"), "{e}");
         }
     }
 }

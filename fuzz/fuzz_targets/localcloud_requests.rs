@@ -58,7 +58,8 @@ const TYPES: &[&str] = &[
     "tinyint",
 ];
 
-/// A table `t` with a string and an integer key and a stream.
+/// A table `t` with the keys of the SDK test vectors (pk_str STRING, pk_int INTEGER)
+/// and a stream.
 fn create_table() -> Vec<u8> {
     let key = |name: &str, t: i32| pb::PrimaryKeySchema {
         name: Some(name.into()),
@@ -68,7 +69,7 @@ fn create_table() -> Vec<u8> {
     pb::CreateTableRequest {
         table_meta: Some(pb::TableMeta {
             table_name: Some("t".into()),
-            primary_key: vec![key("k", 2), key("n", 1)],
+            primary_key: vec![key("pk_str", 2), key("pk_int", 1)],
             defined_column: Vec::new(),
         }),
         reserved_throughput: Some(pb::ReservedThroughput {

@@ -471,6 +471,13 @@ mod tests {
         assert_eq!(s.blocks, vec![3, 0]);
         assert_eq!(s.schema.columns.len(), 1);
         assert!(parse_session("T", b"{}").is_err());
+        // A BlockID beyond u32 is dropped, not wrapped onto block 5.
+        let s = parse_session(
+            "T",
+            br#"{"UploadID": "u", "UploadedBlockList": [{"BlockID": 4294967301}, {"BlockID": 2}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.blocks, vec![2]);
     }
 
     #[test]

@@ -149,4 +149,24 @@ mod tests {
         assert_eq!(texts(body, "Empty").unwrap(), vec![""]);
         assert_eq!(escape("a<b&\"c"), "a&lt;b&amp;&quot;c");
     }
+
+    #[test]
+    fn pages_of_listings() {
+        let page = objects_page(br#"<R><IsTruncated>true</IsTruncated><Contents><Key>a%2Fb</Key></Contents><NextContinuationToken>t%3D</NextContinuationToken></R>"#).unwrap();
+        assert_eq!(page.keys, vec!["a/b"]);
+        assert!(page.truncated);
+        assert_eq!(page.next_token.as_deref(), Some("t="));
+        let last = objects_page(b"<R><NextContinuationToken></NextContinuationToken></R>").unwrap();
+        assert_eq!(last, ObjectsPage::default());
+        let uploads = uploads_page(br#"<R><Upload><Key>k%20</Key><UploadId>u1</UploadId></Upload><IsTruncated>true</IsTruncated><NextKeyMarker>k%20</NextKeyMarker><NextUploadIdMarker>u1</NextUploadIdMarker></R>"#).unwrap();
+        assert_eq!(uploads.uploads, vec![("k ".to_owned(), "u1".to_owned())]);
+        assert!(uploads.truncated);
+        assert_eq!((uploads.next_key.as_str(), uploads.next_upload_id.as_str()), ("k ", "u1"));
+        let err = uploads_page(b"<R><Key>a</Key><Key>b</Key><UploadId>u</UploadId></R>").unwrap_err();
+        assert!(err.contains("2 keys but 1 upload ids"), "{err}");
+        assert!(objects_page(b"<R><Key>&bogus;</Key></R>").is_err());
+        let (code, message, request_id) = error_fields(b"<Error><Code>C</Code><Message>M</Message><RequestId>R</RequestId></Error>");
+        assert_eq!((code.as_str(), message.as_str(), request_id.as_str()), ("C", "M", "R"));
+        assert_eq!(error_fields(b"not xml <"), Default::default());
+    }
 }
