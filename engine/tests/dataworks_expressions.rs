@@ -36,7 +36,11 @@ fn vars(schedule: DateTime<Tz>) -> Variables {
 }
 
 fn last_day(year: i32, month: u32) -> u32 {
-    let (y, m) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let (y, m) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
     NaiveDate::from_ymd_opt(y, m, 1)
         .and_then(|d| d.pred_opt())
         .map(|d| d.day())
@@ -56,8 +60,8 @@ fn schedule() -> impl Strategy<Value = DateTime<Tz>> {
     )
         .prop_filter_map("no such wall-clock time", |(z, y, mo, d, h, mi, s)| {
             let zone: Tz = ZONES[z].parse().ok()?;
-            let naive = NaiveDate::from_ymd_opt(y, mo, d.min(last_day(y, mo)))?
-                .and_hms_opt(h, mi, s)?;
+            let naive =
+                NaiveDate::from_ymd_opt(y, mo, d.min(last_day(y, mo)))?.and_hms_opt(h, mi, s)?;
             match zone.from_local_datetime(&naive) {
                 LocalResult::Single(t) => Some(t),
                 _ => None,
@@ -168,7 +172,10 @@ fn days_across_the_clocks_going_forward_are_calendar_days() {
     assert_eq!(v.evaluate_value("$bizdate").unwrap(), "20240310");
     assert_eq!(v.evaluate("yyyymmddhh24miss-1").unwrap(), "20240310003000");
     // Elapsed hours: 3 hours before 00:30 EDT on the 11th is 20:30 EDT on the 10th.
-    assert_eq!(v.evaluate("yyyymmddhh24miss-3/24").unwrap(), "20240310213000");
+    assert_eq!(
+        v.evaluate("yyyymmddhh24miss-3/24").unwrap(),
+        "20240310213000"
+    );
     // Ten minutes before 03:00 on the day the clocks go forward is 01:50.
     let v = vars(at("America/New_York", "2024-03-10 03:00:00"));
     assert_eq!(v.evaluate("hh24:mi-10/24/60").unwrap(), "01:50");
@@ -195,7 +202,10 @@ fn month_ends_and_leap_days() {
     assert_eq!(v.evaluate("add_months(yyyymmdd,13)").unwrap(), "20250228");
     let v = vars(at("Asia/Shanghai", "2024-02-29 08:00:00"));
     assert_eq!(v.evaluate("add_months(yyyymmdd,12)").unwrap(), "20250228");
-    assert_eq!(v.evaluate("add_months(yyyymmdd,-12*4)").unwrap(), "20200229");
+    assert_eq!(
+        v.evaluate("add_months(yyyymmdd,-12*4)").unwrap(),
+        "20200229"
+    );
     assert_eq!(v.evaluate("yyyymmdd+1").unwrap(), "20240301");
     let v = vars(at("Asia/Shanghai", "2023-03-01 00:00:00"));
     assert_eq!(v.lookup("bdp.system.bizdate").unwrap(), "20230228");

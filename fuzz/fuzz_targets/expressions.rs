@@ -63,7 +63,10 @@ fn check_expression(vars: &Variables, expr: &str) {
             "$[{expr}] in a string"
         ),
         Err(e) => {
-            assert!(evaluated.is_err(), "$[{expr}] evaluates but substitution fails: {e}");
+            assert!(
+                evaluated.is_err(),
+                "$[{expr}] evaluates but substitution fails: {e}"
+            );
             assert!(e.contains(&format!("$[{}]", clip(expr))), "{e}");
             assert!(e.contains("line 1, column 8"), "{e}");
         }

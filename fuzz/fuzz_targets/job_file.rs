@@ -37,8 +37,11 @@ fuzz_target!(|data: &[u8]| {
         schedule_time: Some("2024-03-31 02:30:00".into()),
         datasources: None,
     };
-    let sources = DataSources::parse(r#"{"ds": {"endpoint": "http://ds", "k": [1, "x"]}}"#, "ds.json")
-        .expect("fixed data sources");
+    let sources = DataSources::parse(
+        r#"{"ds": {"endpoint": "http://ds", "k": [1, "x"]}}"#,
+        "ds.json",
+    )
+    .expect("fixed data sources");
     match resolve_text(text, "job.json", &options, &sources) {
         Ok(job) => {
             assert_eq!(job.fingerprint.len(), 32);

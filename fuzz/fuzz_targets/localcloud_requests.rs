@@ -16,8 +16,8 @@ use libfuzzer_sys::fuzz_target;
 use localcloud::odps::block_decoder::{decode_block, BlockDecoder};
 use localcloud::odps::types::OdpsType;
 use localcloud::odps::wire::encode_block;
-use localcloud::ots::{pb, plainbuffer, FuzzInstance};
 use localcloud::oss::wire::{parse_complete, parse_delete};
+use localcloud::ots::{pb, plainbuffer, FuzzInstance};
 use prost::Message;
 
 const ACTIONS: &[&str] = &[
@@ -129,7 +129,11 @@ fn odps(data: &[u8]) {
         streamed.push(Bytes::copy_from_slice(piece));
     }
     let streamed = streamed.finish();
-    assert_eq!(format!("{streamed:?}"), format!("{whole:?}"), "streamed != whole");
+    assert_eq!(
+        format!("{streamed:?}"),
+        format!("{whole:?}"),
+        "streamed != whole"
+    );
     if let Ok(rows) = whole {
         let encoded = Bytes::from(encode_block(&rows, &columns));
         let again = decode_block(&encoded, &columns).expect("own block decodes");
@@ -155,18 +159,28 @@ fn text(data: &[u8]) {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn oss(data: &[u8]) {
     if let Ok(request) = parse_delete(data) {
         let mut body = String::from("<Delete>");
-        body.push_str(if request.quiet { "<Quiet>true</Quiet>" } else { "" });
+        body.push_str(if request.quiet {
+            "<Quiet>true</Quiet>"
+        } else {
+            ""
+        });
         for key in &request.keys {
             body.push_str(&format!("<Object><Key>{}</Key></Object>", escape(key)));
         }
         body.push_str("</Delete>");
-        assert_eq!(parse_delete(body.as_bytes()).expect("own body"), request, "{body}");
+        assert_eq!(
+            parse_delete(body.as_bytes()).expect("own body"),
+            request,
+            "{body}"
+        );
     }
     if let Ok(parts) = parse_complete(data) {
         let mut body = String::from("<CompleteMultipartUpload>");
@@ -177,7 +191,11 @@ fn oss(data: &[u8]) {
             ));
         }
         body.push_str("</CompleteMultipartUpload>");
-        assert_eq!(parse_complete(body.as_bytes()).expect("own body"), parts, "{body}");
+        assert_eq!(
+            parse_complete(body.as_bytes()).expect("own body"),
+            parts,
+            "{body}"
+        );
     }
 }
 

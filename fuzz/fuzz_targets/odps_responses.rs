@@ -47,7 +47,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = Endpoint::parse(&format!("http://{}", text.trim()));
     if let Some(first_line) = text.lines().next() {
         let parsed = OdpsType::parse(first_line);
-        assert_eq!(OdpsType::parse(&type_string(&parsed)), parsed, "{first_line:?}");
+        assert_eq!(
+            OdpsType::parse(&type_string(&parsed)),
+            parsed,
+            "{first_line:?}"
+        );
     }
 });
 

@@ -39,7 +39,13 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.keys, page.keys);
         if let Some(token) = &page.next_token {
             let body = rewritten("NextContinuationToken", std::slice::from_ref(token), true);
-            assert_eq!(xml::objects_page(&body).expect("our XML").next_token.as_ref(), Some(token));
+            assert_eq!(
+                xml::objects_page(&body)
+                    .expect("our XML")
+                    .next_token
+                    .as_ref(),
+                Some(token)
+            );
         }
     }
     match xml::uploads_page(data) {
@@ -47,16 +53,26 @@ fuzz_target!(|data: &[u8]| {
             let (keys, ids): (Vec<String>, Vec<String>) = page.uploads.iter().cloned().unzip();
             let again = xml::objects_page(&rewritten("Key", &keys, true)).expect("our XML");
             assert_eq!(again.keys, keys);
-            assert_eq!(xml::texts(&rewritten("UploadId", &ids, false), "UploadId").expect("our XML"), ids);
+            assert_eq!(
+                xml::texts(&rewritten("UploadId", &ids, false), "UploadId").expect("our XML"),
+                ids
+            );
         }
         Err(e) => assert!(!e.is_empty()),
     }
     let _ = xml::text(data, "UploadId");
     let _ = xml::texts(data, "Key");
     let (code, message, request_id) = xml::error_fields(data);
-    for (tag, value) in [("Code", code), ("Message", message), ("RequestId", request_id)] {
+    for (tag, value) in [
+        ("Code", code),
+        ("Message", message),
+        ("RequestId", request_id),
+    ] {
         let body = rewritten(tag, std::slice::from_ref(&value), false);
-        assert_eq!(xml::text(&body, tag).expect("our XML").unwrap_or_default(), value);
+        assert_eq!(
+            xml::text(&body, tag).expect("our XML").unwrap_or_default(),
+            value
+        );
     }
     let text = String::from_utf8_lossy(data);
     assert_eq!(xml::url_decode(&url_encode(&text)), text);

@@ -31,7 +31,10 @@ fn rows(bytes: &[u8]) {
     for row in rows {
         let encoded = encode_row(&row.primary_key, &row.cells, row.delete_marker);
         let again = decode_single_row(&encoded).expect("own encoding decodes");
-        assert_eq!(format!("{:?}", again.primary_key), format!("{:?}", row.primary_key));
+        assert_eq!(
+            format!("{:?}", again.primary_key),
+            format!("{:?}", row.primary_key)
+        );
         assert_eq!(format!("{:?}", again.cells), format!("{:?}", row.cells));
         assert_eq!(again.delete_marker, row.delete_marker);
         let canonical = encode_row(&again.primary_key, &again.cells, again.delete_marker);

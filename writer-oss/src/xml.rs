@@ -89,11 +89,7 @@ pub fn uploads_page(body: &[u8]) -> Result<UploadsPage, String> {
     let keys = texts(body, "Key")?;
     let ids = texts(body, "UploadId")?;
     if keys.len() != ids.len() {
-        return Err(format!(
-            "{} keys but {} upload ids",
-            keys.len(),
-            ids.len()
-        ));
+        return Err(format!("{} keys but {} upload ids", keys.len(), ids.len()));
     }
     Ok(UploadsPage {
         uploads: keys.iter().map(|k| url_decode(k)).zip(ids).collect(),
@@ -161,12 +157,21 @@ mod tests {
         let uploads = uploads_page(br#"<R><Upload><Key>k%20</Key><UploadId>u1</UploadId></Upload><IsTruncated>true</IsTruncated><NextKeyMarker>k%20</NextKeyMarker><NextUploadIdMarker>u1</NextUploadIdMarker></R>"#).unwrap();
         assert_eq!(uploads.uploads, vec![("k ".to_owned(), "u1".to_owned())]);
         assert!(uploads.truncated);
-        assert_eq!((uploads.next_key.as_str(), uploads.next_upload_id.as_str()), ("k ", "u1"));
-        let err = uploads_page(b"<R><Key>a</Key><Key>b</Key><UploadId>u</UploadId></R>").unwrap_err();
+        assert_eq!(
+            (uploads.next_key.as_str(), uploads.next_upload_id.as_str()),
+            ("k ", "u1")
+        );
+        let err =
+            uploads_page(b"<R><Key>a</Key><Key>b</Key><UploadId>u</UploadId></R>").unwrap_err();
         assert!(err.contains("2 keys but 1 upload ids"), "{err}");
         assert!(objects_page(b"<R><Key>&bogus;</Key></R>").is_err());
-        let (code, message, request_id) = error_fields(b"<Error><Code>C</Code><Message>M</Message><RequestId>R</RequestId></Error>");
-        assert_eq!((code.as_str(), message.as_str(), request_id.as_str()), ("C", "M", "R"));
+        let (code, message, request_id) = error_fields(
+            b"<Error><Code>C</Code><Message>M</Message><RequestId>R</RequestId></Error>",
+        );
+        assert_eq!(
+            (code.as_str(), message.as_str(), request_id.as_str()),
+            ("C", "M", "R")
+        );
         assert_eq!(error_fields(b"not xml <"), Default::default());
     }
 }

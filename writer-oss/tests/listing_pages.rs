@@ -30,7 +30,11 @@ fn serve(body: &'static str) -> String {
             }
             let mut request_body = vec![0; length];
             let _ = reader.read_exact(&mut request_body);
-            let (status, body) = if n < 20 { ("200 OK", body) } else { ("500 Internal Server Error", "") };
+            let (status, body) = if n < 20 {
+                ("200 OK", body)
+            } else {
+                ("500 Internal Server Error", "")
+            };
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\nx-oss-request-id: r{n}\r\n\r\n{body}",
@@ -73,7 +77,10 @@ fn a_repeated_continuation_token_is_an_error() {
     let err = runtime()
         .block_on(client(endpoint).list_keys("p/", None))
         .unwrap_err();
-    assert!(err.to_string().contains("repeats its continuation token"), "{err}");
+    assert!(
+        err.to_string().contains("repeats its continuation token"),
+        "{err}"
+    );
 }
 
 #[test]

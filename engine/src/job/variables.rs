@@ -21,7 +21,9 @@
 //!   `yyyymmdd`) and the two `${bdp.system.…}`. Other DataWorks built-ins (`$bizmonth`,
 //!   `$jobid`, `$nodeid`, `$taskid`) and other `${…}` are refused; `$$` is a literal `$`.
 
-use chrono::{DateTime, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, Offset as _, TimeZone};
+use chrono::{
+    DateTime, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, Offset as _, TimeZone,
+};
 use chrono_tz::Tz;
 
 use crate::error::EngineError;
@@ -192,9 +194,8 @@ impl Variables {
         let tokens = tokenize(pattern)?;
         // Days on the calendar; hours and minutes as elapsed time (DataWorks: on the day
         // the clocks go forward at 02:00, ten minutes before 03:00 is 01:50).
-        let elapsed = |delta: Option<Duration>| {
-            delta.and_then(|d| self.schedule.checked_add_signed(d))
-        };
+        let elapsed =
+            |delta: Option<Duration>| delta.and_then(|d| self.schedule.checked_add_signed(d));
         let shifted = match offset {
             None => Some(self.schedule),
             Some(Offset::Days(n)) => shift_days(self.schedule, n),
@@ -238,9 +239,8 @@ fn on_the_clock(zone: Tz, naive: NaiveDateTime) -> Option<DateTime<Tz>> {
             let before = zone
                 .offset_from_utc_datetime(&naive.checked_sub_signed(Duration::try_days(1)?)?)
                 .fix();
-            let utc = naive.checked_sub_signed(Duration::try_seconds(i64::from(
-                before.local_minus_utc(),
-            ))?)?;
+            let utc = naive
+                .checked_sub_signed(Duration::try_seconds(i64::from(before.local_minus_utc()))?)?;
             Some(zone.from_utc_datetime(&utc))
         }
     }
