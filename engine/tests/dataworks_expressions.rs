@@ -15,6 +15,9 @@
 //! The expected values are computed here with plain calendar arithmetic on the wall
 //! clock, independently of the evaluator.
 
+// Tests (and their helpers) may unwrap.
+#![allow(clippy::unwrap_used)]
+
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use engine::job::variables::Variables;
