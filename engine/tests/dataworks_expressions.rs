@@ -220,6 +220,9 @@ fn huge_offsets_are_errors_not_panics() {
     // `${pattern±N}` multiplied N days without a bound check and panicked.
     let err = v.evaluate_value("${yyyymmdd-99999999999999}").unwrap_err();
     assert!(err.contains("${yyyymmdd-99999999999999}"), "{err}");
+    // What the `expressions` fuzz target found against that code within seconds
+    // (fuzz/seeds/expressions/regression-huge-business-offset).
+    assert!(v.evaluate_value("${yyyyyyyymmdd-174444444444*2}").is_err());
     assert!(v.evaluate("yyyymmdd-99999999999999").is_err());
     assert!(v.evaluate("yyyymmdd+9223372036854775807/24").is_err());
     assert!(v.evaluate("add_months(yyyymmdd,-99999999999)").is_err());
