@@ -69,19 +69,7 @@ impl OdpsClient {
         let answer = self
             .service_call(Request::new(&op, Method::GET, self.table_path(table)))
             .await?;
-        let doc = xml::parse(&answer.text()).map_err(|e| OdpsError::protocol(&op, e))?;
-        let schema_text = doc
-            .child_text("Schema")
-            .ok_or_else(|| OdpsError::protocol(&op, "no <Schema> in the table metadata"))?;
-        let json: Json = serde_json::from_str(schema_text)
-            .map_err(|e| OdpsError::protocol(&op, format!("schema JSON: {e}")))?;
-        let schema = TableSchema::from_json(&json).map_err(|e| OdpsError::protocol(&op, e))?;
-        let is_view = json
-            .get("isVirtualView")
-            .and_then(Json::as_bool)
-            .unwrap_or(false)
-            || doc.child_text("Type") == Some("VIRTUAL_VIEW");
-        Ok(TableInfo { schema, is_view })
+        table_info(&op, &answer.text())
     }
 
     /// S3: every partition of the table as `k1=v1,k2=v2` (keys in partition order).
@@ -110,22 +98,10 @@ impl OdpsClient {
                 req = req.param("marker", marker.clone());
             }
             let answer = self.service_call(req).await?;
-            let doc = xml::parse(&answer.text()).map_err(|e| OdpsError::protocol(&op, e))?;
-            for partition in doc.children_named("Partition") {
-                let pairs: Vec<String> = partition
-                    .children_named("Column")
-                    .map(|c| {
-                        format!(
-                            "{}={}",
-                            c.attribute("Name").unwrap_or_default(),
-                            c.attribute("Value").unwrap_or_default()
-                        )
-                    })
-                    .collect();
-                specs.push(pairs.join(","));
-            }
-            match doc.child_text("Marker") {
-                Some(m) if !m.is_empty() && m != marker => marker = m.to_owned(),
+            let (page, next) = partition_page(&op, &answer.text())?;
+            specs.extend(page);
+            match next {
+                Some(m) if !m.is_empty() && m != marker => marker = m,
                 _ => return Ok(specs),
             }
         }
@@ -380,7 +356,51 @@ impl OdpsClient {
     }
 }
 
-fn parse_session(op: &str, body: &[u8]) -> Result<UploadSession, OdpsError> {
+/// S2's answer: the table's schema and whether it is a view.
+#[doc(hidden)]
+pub fn table_info(op: &str, text: &str) -> Result<TableInfo, OdpsError> {
+    let doc = xml::parse(text).map_err(|e| OdpsError::protocol(op, e))?;
+    let schema_text = doc
+        .child_text("Schema")
+        .ok_or_else(|| OdpsError::protocol(op, "no <Schema> in the table metadata"))?;
+    let json: Json = serde_json::from_str(schema_text)
+        .map_err(|e| OdpsError::protocol(op, format!("schema JSON: {e}")))?;
+    let schema = TableSchema::from_json(&json).map_err(|e| OdpsError::protocol(op, e))?;
+    let is_view = json
+        .get("isVirtualView")
+        .and_then(Json::as_bool)
+        .unwrap_or(false)
+        || doc.child_text("Type") == Some("VIRTUAL_VIEW");
+    Ok(TableInfo { schema, is_view })
+}
+
+/// One page of S3's answer: the partitions as `k1=v1,k2=v2`, and the `Marker` of the
+/// next page.
+#[doc(hidden)]
+pub fn partition_page(op: &str, text: &str) -> Result<(Vec<String>, Option<String>), OdpsError> {
+    let doc = xml::parse(text).map_err(|e| OdpsError::protocol(op, e))?;
+    let specs = doc
+        .children_named("Partition")
+        .map(|partition| {
+            let pairs: Vec<String> = partition
+                .children_named("Column")
+                .map(|c| {
+                    format!(
+                        "{}={}",
+                        c.attribute("Name").unwrap_or_default(),
+                        c.attribute("Value").unwrap_or_default()
+                    )
+                })
+                .collect();
+            pairs.join(",")
+        })
+        .collect();
+    Ok((specs, doc.child_text("Marker").map(str::to_owned)))
+}
+
+/// A Tunnel upload session's JSON.
+#[doc(hidden)]
+pub fn parse_session(op: &str, body: &[u8]) -> Result<UploadSession, OdpsError> {
     let json: Json = serde_json::from_slice(body)
         .map_err(|e| OdpsError::protocol(op, format!("session JSON: {e}")))?;
     let id = json
@@ -403,7 +423,8 @@ fn parse_session(op: &str, body: &[u8]) -> Result<UploadSession, OdpsError> {
         .map(|list| {
             list.iter()
                 .filter_map(|b| b.get("BlockID").and_then(Json::as_u64))
-                .map(|b| b as u32)
+                // An id beyond u32 is no block of ours: dropped, not wrapped onto one.
+                .filter_map(|b| u32::try_from(b).ok())
                 .collect()
         })
         .unwrap_or_default();
@@ -450,6 +471,13 @@ mod tests {
         assert_eq!(s.blocks, vec![3, 0]);
         assert_eq!(s.schema.columns.len(), 1);
         assert!(parse_session("T", b"{}").is_err());
+        // A BlockID beyond u32 is dropped, not wrapped onto block 5.
+        let s = parse_session(
+            "T",
+            br#"{"UploadID": "u", "UploadedBlockList": [{"BlockID": 4294967301}, {"BlockID": 2}]}"#,
+        )
+        .unwrap();
+        assert_eq!(s.blocks, vec![2]);
     }
 
     #[test]

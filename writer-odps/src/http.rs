@@ -334,7 +334,8 @@ fn transport(req: &Request, e: &reqwest::Error) -> OdpsError {
 }
 
 /// Reads a service error: the JSON (Tunnel) or XML (service) error body.
-fn service_error(req: &Request, status: u16, headers: &HeaderMap, body: &[u8]) -> OdpsError {
+#[doc(hidden)]
+pub fn service_error(req: &Request, status: u16, headers: &HeaderMap, body: &[u8]) -> OdpsError {
     let text = String::from_utf8_lossy(body);
     let mut code = String::new();
     let mut message = String::new();

@@ -18,6 +18,7 @@ pub mod sign;
 mod task;
 pub mod upload;
 pub mod writer;
-mod xml;
+#[doc(hidden)]
+pub mod xml;
 
 pub use writer::OdpsWriter;

@@ -298,8 +298,7 @@ impl OssClient {
                     .unwrap_or_default();
             }
         }
-        let field = |tag| xml::text(&body, tag).ok().flatten().unwrap_or_default();
-        let mut code = field("Code");
+        let (mut code, message, mut request_id) = xml::error_fields(&body);
         if code.is_empty() {
             code = match response.status {
                 404 if req.key.is_empty() => "NoSuchBucket".into(),
@@ -308,7 +307,6 @@ impl OssClient {
                 s => format!("HTTP{s}"),
             };
         }
-        let mut request_id = field("RequestId");
         if request_id.is_empty() {
             request_id = response
                 .header("x-oss-request-id")
@@ -320,7 +318,7 @@ impl OssClient {
             target: self.target(req.key),
             status: response.status,
             code,
-            message: field("Message"),
+            message,
             request_id,
         }
     }
@@ -390,22 +388,19 @@ impl OssClient {
                 target: self.target(prefix),
                 message: m,
             };
-            keys.extend(
-                xml::texts(&r.body, "Key")
-                    .map_err(bad)?
-                    .iter()
-                    .map(|k| xml::url_decode(k)),
-            );
-            if limit.is_some_and(|n| keys.len() >= n) {
+            let page = xml::objects_page(&r.body).map_err(bad)?;
+            keys.extend(page.keys);
+            if limit.is_some_and(|n| keys.len() >= n) || !page.truncated {
                 return Ok(keys);
             }
-            let truncated = xml::text(&r.body, "IsTruncated").map_err(bad)?;
-            if truncated.as_deref() != Some("true") {
-                return Ok(keys);
-            }
-            match xml::text(&r.body, "NextContinuationToken").map_err(bad)? {
-                Some(t) if !t.is_empty() => token = Some(xml::url_decode(&t)),
-                _ => {
+            match page.next_token {
+                Some(t) if token.as_ref() != Some(&t) => token = Some(t),
+                Some(_) => {
+                    return Err(bad(
+                        "a truncated listing repeats its continuation token".into()
+                    ))
+                }
+                None => {
                     return Err(bad(
                         "a truncated listing has no NextContinuationToken".into()
                     ))

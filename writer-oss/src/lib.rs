@@ -29,7 +29,8 @@ pub mod partition;
 pub mod route;
 pub mod sign;
 pub mod writer;
-mod xml;
+#[doc(hidden)]
+pub mod xml;
 
 use std::sync::Arc;
 

@@ -62,8 +62,30 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Job, EngineError> {
     load_text(&text, &source_name, options)
 }
 
-/// Resolves a job from its text.
+/// Resolves a job from its text, and registers its secrets with the log redactor.
 pub fn load_text(text: &str, source_name: &str, options: &LoadOptions) -> Result<Job, EngineError> {
+    let sources = match &options.datasources {
+        Some(path) => datasources::DataSources::load(path)?,
+        None => datasources::DataSources::default(),
+    };
+    let job = resolve_text(text, source_name, options, &sources)?;
+    let mut secrets = Vec::new();
+    crate::secrets::collect_secrets(&job.reader.parameter, &mut secrets);
+    crate::secrets::collect_secrets(&job.writer.parameter, &mut secrets);
+    crate::secrets::global().add(secrets);
+    Ok(job)
+}
+
+/// [`load_text`] with the data sources given and nothing registered process-wide
+/// (`options.datasources` is not read): the whole of reading a job, for the fuzz
+/// targets (`fuzz/`), which must not grow the redactor with every input.
+#[doc(hidden)]
+pub fn resolve_text(
+    text: &str,
+    source_name: &str,
+    options: &LoadOptions,
+    sources: &datasources::DataSources,
+) -> Result<Job, EngineError> {
     let stripped = protocol::jobfile::strip_comments_and_trailing_commas(text);
     let time_zone = settings::resolve_time_zone(find_time_zone(&stripped).as_deref())?;
     let schedule_time = match &options.schedule_time {
@@ -82,18 +104,10 @@ pub fn load_text(text: &str, source_name: &str, options: &LoadOptions) -> Result
         .map_err(|e| EngineError::config(e.to_string()))?;
     let document = normalise::normalise(doc, source_name)?;
     let settings = Settings::parse(&document.setting, source_name)?;
-    let sources = match &options.datasources {
-        Some(path) => datasources::DataSources::load(path)?,
-        None => datasources::DataSources::default(),
-    };
     let mut reader = document.reader;
     let mut writer = document.writer;
     sources.resolve(&mut reader.parameter, "reader")?;
     sources.resolve(&mut writer.parameter, "writer")?;
-    let mut secrets = Vec::new();
-    crate::secrets::collect_secrets(&reader.parameter, &mut secrets);
-    crate::secrets::collect_secrets(&writer.parameter, &mut secrets);
-    crate::secrets::global().add(secrets);
     let fingerprint = fingerprint(&reader, &writer);
     Ok(Job {
         source_name: source_name.to_owned(),

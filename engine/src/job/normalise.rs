@@ -199,6 +199,19 @@ impl Normaliser<'_> {
     }
 }
 
+impl JobDocument {
+    /// The document in DataX form (`{"job": {"setting", "content": [{"reader",
+    /// "writer"}]}}`) with its keys as normalised: reading it back gives the same
+    /// sections and setting, whatever form the original was in.
+    pub fn to_datax_json(&self) -> Json {
+        let section = |s: &Section| serde_json::json!({"name": s.name, "parameter": s.parameter});
+        serde_json::json!({"job": {
+            "setting": Json::Object(self.setting.clone()),
+            "content": [{"reader": section(&self.reader), "writer": section(&self.writer)}],
+        }})
+    }
+}
+
 /// Takes a parsed job document apart.
 pub fn normalise(mut doc: Json, source_name: &str) -> Result<JobDocument, EngineError> {
     let mut n = Normaliser {

@@ -21,7 +21,9 @@
 //!   `yyyymmdd`) and the two `${bdp.system.…}`. Other DataWorks built-ins (`$bizmonth`,
 //!   `$jobid`, `$nodeid`, `$taskid`) and other `${…}` are refused; `$$` is a literal `$`.
 
-use chrono::{DateTime, Duration, Months, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{
+    DateTime, Duration, LocalResult, Months, NaiveDate, NaiveDateTime, Offset as _, TimeZone,
+};
 use chrono_tz::Tz;
 
 use crate::error::EngineError;
@@ -56,9 +58,10 @@ impl Variables {
         self.schedule
     }
 
-    /// The business date: the day before the schedule time.
+    /// The business date: the day before the schedule time (on the calendar: the same
+    /// wall-clock time a day earlier).
     fn business_date(&self) -> DateTime<Tz> {
-        self.schedule - Duration::days(1)
+        shift_days(self.schedule, -1).unwrap_or(self.schedule)
     }
 
     /// The value of `${name}`; a later `-p` of the same name wins.
@@ -146,9 +149,7 @@ impl Variables {
         let date = self.business_date();
         let shifted = match offset {
             None => Some(date),
-            Some(Offset::Days(n)) if tokens.contains(&Token::Day) => {
-                date.checked_add_signed(Duration::days(n))
-            }
+            Some(Offset::Days(n)) if tokens.contains(&Token::Day) => shift_days(date, n),
             Some(Offset::Days(n)) if !tokens.contains(&Token::Month) => {
                 shift_months(date, n.checked_mul(12).ok_or("out of range")?)
             }
@@ -191,26 +192,57 @@ impl Variables {
         }
         let (pattern, offset) = split_offset(trimmed)?;
         let tokens = tokenize(pattern)?;
-        let delta = match offset {
-            None => Duration::zero(),
-            Some(Offset::Days(n)) => Duration::try_days(n).ok_or("out of range")?,
-            Some(Offset::Hours(n)) => Duration::try_hours(n).ok_or("out of range")?,
-            Some(Offset::Minutes(n)) => Duration::try_minutes(n).ok_or("out of range")?,
-        };
-        let shifted = self
-            .schedule
-            .checked_add_signed(delta)
-            .ok_or("out of range")?;
+        // Days on the calendar; hours and minutes as elapsed time (DataWorks: on the day
+        // the clocks go forward at 02:00, ten minutes before 03:00 is 01:50).
+        let elapsed =
+            |delta: Option<Duration>| delta.and_then(|d| self.schedule.checked_add_signed(d));
+        let shifted = match offset {
+            None => Some(self.schedule),
+            Some(Offset::Days(n)) => shift_days(self.schedule, n),
+            Some(Offset::Hours(n)) => elapsed(Duration::try_hours(n)),
+            Some(Offset::Minutes(n)) => elapsed(Duration::try_minutes(n)),
+        }
+        .ok_or("out of range")?;
         Ok(render(&shifted, &tokens))
     }
 }
 
+/// `time` moved by whole calendar days: the same wall-clock time `days` later, whatever
+/// daylight saving time did in between (DataWorks schedules by the clock).
+fn shift_days(time: DateTime<Tz>, days: i64) -> Option<DateTime<Tz>> {
+    let naive = time
+        .naive_local()
+        .checked_add_signed(Duration::try_days(days)?)?;
+    on_the_clock(time.timezone(), naive)
+}
+
+/// `time` moved by whole months on the calendar; a day past the end of the target
+/// month becomes its last day (Jan 31 + 1 month = Feb 28 or 29).
 fn shift_months(time: DateTime<Tz>, months: i64) -> Option<DateTime<Tz>> {
     let n = Months::new(u32::try_from(months.unsigned_abs()).ok()?);
-    if months >= 0 {
-        time.checked_add_months(n)
+    let naive = if months >= 0 {
+        time.naive_local().checked_add_months(n)
     } else {
-        time.checked_sub_months(n)
+        time.naive_local().checked_sub_months(n)
+    }?;
+    on_the_clock(time.timezone(), naive)
+}
+
+/// A wall-clock time in `zone`: a time repeated when the clocks went back is its first
+/// occurrence; one skipped when they went forward is read with the offset before the
+/// gap (02:30 in a gap from 02:00 to 03:00 is 03:30), as a clock that was not moved
+/// would show it.
+fn on_the_clock(zone: Tz, naive: NaiveDateTime) -> Option<DateTime<Tz>> {
+    match zone.from_local_datetime(&naive) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t),
+        LocalResult::None => {
+            let before = zone
+                .offset_from_utc_datetime(&naive.checked_sub_signed(Duration::try_days(1)?)?)
+                .fix();
+            let utc = naive
+                .checked_sub_signed(Duration::try_seconds(i64::from(before.local_minus_utc()))?)?;
+            Some(zone.from_utc_datetime(&utc))
+        }
     }
 }
 

@@ -72,6 +72,13 @@ impl RecordSource {
         )
     }
 
+    /// A source over in-memory JSON lines, as `--input-format jsonl` reads stdin (for
+    /// the fuzz targets).
+    #[doc(hidden)]
+    pub fn from_jsonl_bytes(bytes: impl AsRef<[u8]> + Send + 'static) -> Self {
+        Self::jsonl(Box::new(std::io::Cursor::new(bytes)))
+    }
+
     /// Records received so far.
     pub fn records(&self) -> u64 {
         self.records

@@ -213,29 +213,19 @@ impl OssClient {
                 target: self.target(prefix),
                 message: m,
             };
-            let keys = xml::texts(&r.body, "Key").map_err(bad)?;
-            let ids = xml::texts(&r.body, "UploadId").map_err(bad)?;
-            if keys.len() != ids.len() {
-                return Err(bad(format!(
-                    "{} keys but {} upload ids",
-                    keys.len(),
-                    ids.len()
-                )));
-            }
-            out.extend(keys.iter().map(|k| xml::url_decode(k)).zip(ids));
-            if xml::text(&r.body, "IsTruncated").map_err(bad)?.as_deref() != Some("true") {
+            let page = xml::uploads_page(&r.body).map_err(bad)?;
+            out.extend(page.uploads);
+            if !page.truncated {
                 return Ok(out);
             }
-            let next_key = xml::text(&r.body, "NextKeyMarker")
-                .map_err(bad)?
-                .unwrap_or_default();
-            let next_id = xml::text(&r.body, "NextUploadIdMarker")
-                .map_err(bad)?
-                .unwrap_or_default();
-            if next_key.is_empty() {
+            if page.next_key.is_empty() {
                 return Err(bad("a truncated listing has no NextKeyMarker".into()));
             }
-            markers = Some((xml::url_decode(&next_key), next_id));
+            let next = (page.next_key, page.next_upload_id);
+            if markers.as_ref() == Some(&next) {
+                return Err(bad("a truncated listing repeats its markers".into()));
+            }
+            markers = Some(next);
         }
     }
 }

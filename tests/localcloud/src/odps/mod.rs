@@ -67,7 +67,8 @@
 
 mod admin;
 pub mod auth;
-mod block_decoder;
+#[doc(hidden)]
+pub mod block_decoder;
 mod error;
 mod faults;
 mod record_decode;

@@ -78,6 +78,25 @@ use axum::Router;
 
 use crate::common::{admin, server as common_server, ServiceHandle, ServiceOptions};
 
+/// An in-memory instance driven without HTTP, for the fuzz targets (`fuzz/`): each
+/// call decodes and runs one action's request body as the server does (after the
+/// signature and checksum checks, which the fuzzer could not pass).
+#[doc(hidden)]
+#[derive(Default)]
+pub struct FuzzInstance(state::Instance);
+
+impl FuzzInstance {
+    /// Runs `action` with `body` at `now_ms` (emulator time, milliseconds).
+    pub fn run(&mut self, action: &str, body: &[u8], now_ms: i64) -> Result<Vec<u8>, OtsError> {
+        let now = writes::Now {
+            ms: now_ms,
+            us: now_ms.saturating_mul(1000),
+        };
+        stream_ops::trim_all(&mut self.0, now.us);
+        server::run(&mut self.0, action, body, now)
+    }
+}
+
 /// The instance name clients must send in `x-ots-instancename`.
 pub const INSTANCE: &str = "localcloud";
 

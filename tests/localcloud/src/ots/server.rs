@@ -122,7 +122,7 @@ impl Service {
 }
 
 /// Runs one action against the instance.
-fn run(db: &mut Instance, action: &str, body: &[u8], now: Now) -> OtsResult<Vec<u8>> {
+pub(super) fn run(db: &mut Instance, action: &str, body: &[u8], now: Now) -> OtsResult<Vec<u8>> {
     match action {
         "CreateTable" => tables::create(db, body, now),
         "ListTable" => tables::list(db),
