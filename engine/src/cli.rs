@@ -6,6 +6,10 @@
 //!            [--post-timeout SECS]
 //! engine check JOB [same job options]
 //! engine plugins [--plugin-dir DIR]
+//! engine plan JOB --plan URI [same job options] [--tasks N]
+//! engine task --plan URI --index N
+//! engine commit --plan URI
+//! engine abort --plan URI
 //! engine --version
 //! ```
 //!
@@ -43,6 +47,15 @@ enum Command {
     Run(RunArgs),
     /// Validate a job file and run each plugin's `check` (configuration, connectivity, credentials).
     Check(JobArgs),
+    /// Distributed mode: run check, prepare and split, and write the plan (the job,
+    /// the task configs, the job states) to --plan.
+    Plan(crate::plan::cli::PlanJobArgs),
+    /// Distributed mode: run one task of the plan and write its report.
+    Task(crate::plan::cli::TaskArgs),
+    /// Distributed mode: once every task reported, commit (writer post, reader post).
+    Commit(crate::plan::cli::PlanArgs),
+    /// Distributed mode: undo an unfinished plan (the writer's abort).
+    Abort(crate::plan::cli::PlanArgs),
     /// List the plugins found, with their versions and where they are.
     Plugins {
         /// A directory searched first for plugin executables.
@@ -52,9 +65,9 @@ enum Command {
 }
 
 #[derive(Args, Debug)]
-struct JobArgs {
+pub(crate) struct JobArgs {
     /// The job file (DataX `{"job": …}` or Data Integration `{"type": "job", …}`).
-    job: PathBuf,
+    pub(crate) job: PathBuf,
     /// A variable for `${name}` / `$name` in the job, as name=value; DataX's
     /// "-Dname=value -Dother=v" works too. A value may be a DataWorks expression such
     /// as '$[yyyymmddhh24miss-10/24/60]'.
@@ -64,19 +77,19 @@ struct JobArgs {
         value_name = "NAME=VALUE",
         allow_hyphen_values = true
     )]
-    params: Vec<String>,
+    pub(crate) params: Vec<String>,
     /// The schedule time DataWorks expressions (`$[yyyymmdd-1]`, `${bdp.system.bizdate}`)
     /// are evaluated against, in the job's time zone: RFC 3339, yyyyMMddHHmmss or
     /// "yyyy-MM-dd HH:mm:ss". Default: now.
     #[arg(long, value_name = "T")]
-    schedule_time: Option<String>,
+    pub(crate) schedule_time: Option<String>,
     /// A directory searched first for plugin executables (then beside the engine, then PATH).
     #[arg(long, value_name = "DIR")]
-    plugin_dir: Option<PathBuf>,
+    pub(crate) plugin_dir: Option<PathBuf>,
     /// A data-source file: {"name": {connection keys…}}, for "datasource": "name" in a
     /// plugin's parameter; values may use ${env:VAR}.
     #[arg(long, value_name = "F")]
-    datasources: Option<PathBuf>,
+    pub(crate) datasources: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -144,6 +157,10 @@ async fn dispatch(command: Command) -> i32 {
                 e.exit_code()
             }
         },
+        Command::Plan(args) => crate::plan::cli::plan(args).await,
+        Command::Task(args) => crate::plan::cli::task(args).await,
+        Command::Commit(args) => crate::plan::cli::commit(args, false).await,
+        Command::Abort(args) => crate::plan::cli::commit(args, true).await,
         Command::Plugins { plugin_dir } => {
             list_plugins(&PluginDirs::new(plugin_dir)).await;
             EXIT_OK
@@ -151,7 +168,7 @@ async fn dispatch(command: Command) -> i32 {
     }
 }
 
-fn load(args: &JobArgs) -> Result<Job, EngineError> {
+pub(crate) fn load(args: &JobArgs) -> Result<Job, EngineError> {
     let options = LoadOptions {
         params: args.params.clone(),
         schedule_time: args.schedule_time.clone(),

@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod limits;
 #[macro_use]
 pub mod log;
+pub mod plan;
 pub mod plugins;
 pub mod progress;
 pub mod secrets;
