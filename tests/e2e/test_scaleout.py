@@ -1,0 +1,98 @@
+"""The scale-out simulation (issue 20): a 4-shard window of each pipeline planned with
+`streamport plan`, its four tasks run as separate `streamport task` processes in their
+own working directories that share only the plan location in localcloud OSS, with two
+indexes killed and retried, one index run by two processes at once, 10 % of all service
+requests failing, and `streamport commit` killed once, then run until it succeeds and
+once more. The committed output must equal what a single-machine `streamport run` of
+the same window committed, exactly; no upload of a losing or killed attempt is left."""
+
+import collections
+
+import expected_rows as er
+import pipelines
+import scaleout
+from checks import first_difference
+
+FAULT_RATE = 0.1
+
+
+def oss_output(cloud, window):
+    return pipelines.oss_objects(cloud, pipelines.oss_prefix(window))
+
+
+def odps_output(cloud, window):
+    return {p: sorted(rows, key=pipelines.sort_key) for p, rows in pipelines.odps_rows(cloud, window).items()}
+
+
+def prepare(cloud, tmp_path, seed):
+    window = pipelines.Window()
+    scaleout.four_shard_tables(cloud, window)
+    pipelines.create_person_table(cloud)
+    log = tmp_path / "ops.jsonl"
+    pipelines.run_workload(cloud, log, window, changes=200, outside=5, keys=50, seed=seed, reuse_tables=True)
+    return window, er.read_log(str(log))
+
+
+def simulate(cloud, tmp_path, job, params, window, seed, name):
+    rng = scaleout.seeded(seed)
+    sim = scaleout.Simulation(cloud, job, params, window, tmp_path / "pods", name)
+    scaleout.service_faults(cloud, FAULT_RATE)
+    try:
+        planned = sim.plan()
+        assert planned["exit_code"] == 0 and planned["tasks"] == 4, planned
+        again = sim.plan()
+        assert again["exit_code"] == 0 and "already holds the plan" in again["commit_detail"], again
+        killed = set(rng.sample(range(4), 2))
+        duplicate = rng.randrange(4)
+        outcomes = sim.run_tasks(4, parallelism=4, rng=rng, kill=killed, duplicate=duplicate)
+        reports = [sim.plan_doc("reports/%d.json" % i) for i in range(4)]
+        assert [r["index"] for r in reports] == [0, 1, 2, 3]
+        commit_killed = sim.kill_commit_at(rng.uniform(0.05, 0.8))
+        code, first, stderr = sim.commit()
+        assert code == 0 and first["committed"] == "all", (first, stderr[-3000:])
+        code, second, _ = sim.commit()
+        assert code == 0 and second["committed"] == "all", second
+        assert second["commit_detail"].startswith("already committed"), second
+        assert sim.plan_doc("commit.json")["state"] == "committed"
+        faults = scaleout.injected(cloud)
+    finally:
+        scaleout.clear_faults(cloud)
+    print("%s: outcomes (index, exit, killed) %s; duplicate index %d; commit killed: %s; %d faults injected"
+          % (name, outcomes, duplicate, commit_killed is None, faults))
+    assert faults > 0
+    return sim
+
+
+def test_scale_out_the_oss_pipeline(cloud, oss_bins, tmp_path):
+    window, ops = prepare(cloud, tmp_path, 31)
+    job = scaleout.oss_job(tmp_path)
+    params = pipelines.oss_params(window)
+    pipelines.run_engine(cloud, job, params, window)
+    baseline = oss_output(cloud, window)
+    assert len(baseline) == 4, sorted(baseline)
+    want, _ = pipelines.expected_oss_records(ops, window)
+    got = [r for text in baseline.values() for r in pipelines.split_csv_records(text)]
+    assert collections.Counter(got) == collections.Counter(want), first_difference(sorted(got), sorted(want))
+    scaleout.delete_objects(cloud, pipelines.oss_prefix(window))
+
+    simulate(cloud, tmp_path, job, params, window, 31, "oss-window")
+    committed = oss_output(cloud, window)
+    assert sorted(committed) == sorted(baseline)
+    for key in baseline:
+        assert committed[key] == baseline[key], key
+    assert scaleout.open_uploads(cloud, pipelines.oss_prefix(window)) == []
+
+
+def test_scale_out_the_maxcompute_pipeline(cloud, odps_bins, tmp_path):
+    window, ops = prepare(cloud, tmp_path, 32)
+    job, params = pipelines.ODPS_JOB, pipelines.odps_params()
+    pipelines.run_engine(cloud, job, params, window)
+    baseline = odps_output(cloud, window)
+    want = sorted(pipelines.expected_odps_rows(ops, window), key=pipelines.sort_key)
+    assert baseline == {"pt=%s" % window.bizdate: want}
+    scaleout.drop_partition(cloud, window)
+    assert odps_output(cloud, window) == {}
+
+    simulate(cloud, tmp_path, job, params, window, 32, "odps-window")
+    committed = odps_output(cloud, window)
+    assert committed == baseline, first_difference(committed.get("pt=%s" % window.bizdate, []), want)
