@@ -17,6 +17,7 @@ import subprocess
 import time
 import urllib.request
 
+import killmatrix
 import pipelines
 
 HOURS_MS = 3600 * 1000
@@ -85,6 +86,11 @@ def service_faults(cloud, rate):
         add_fault(cloud, service, dict(error, kind="error", rate=rate))
 
 
+def slow(cloud, service, operation, ms, after_apply=False):
+    """Every `operation` answers `ms` later (after taking effect, with `after_apply`)."""
+    add_fault(cloud, service, {"operation": operation, "kind": "latency", "ms": ms, "after_apply": after_apply})
+
+
 def injected(cloud):
     return sum(len(cloud.get(s, "/-/faults")["injected"]) for s in ("ots", "oss", "odps"))
 
@@ -137,38 +143,45 @@ class Simulation:
                                 + self._plan_args(), cwd=cwd, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True), cwd
 
-    def run_tasks(self, count, parallelism, rng, kill=(), duplicate=None, backoff_limit=6):
+    def run_tasks(self, count, parallelism, rng, writer, kill=(), duplicate=None, backoff_limit=6):
         """Runs indexes 0..count-1, at most `parallelism` at once (a duplicate pod does
-        not count): the first attempt of each index in `kill` is SIGKILLed after a random
-        delay, then retried; `duplicate` is started twice at once. Every index must end
-        with exit 0 within `backoff_limit` retries."""
+        not count). The first attempt of each index in `kill` is SIGKILLed at a random
+        moment after its writer started, then retried in a new working directory;
+        `duplicate` is started twice at once. Every index must end with exit 0 within
+        `backoff_limit` retries. Returns (index, exit code, killed) per attempt."""
         pending = list(range(count))
         attempts = {i: 0 for i in range(count)}
-        running = []  # (index, proc, cwd, kill_at or None, counts)
+        running = []  # [index, proc, kill_after or None, counts, kill_at]
         outcomes = []
         while pending or running:
-            while pending and sum(1 for r in running if r[4]) < parallelism:
+            while pending and sum(1 for r in running if r[3]) < parallelism:
                 i = pending.pop(0)
                 attempts[i] += 1
-                proc, cwd = self.start_task(i)
-                kill_at = time.monotonic() + rng.uniform(0.3, 2.0) if i in kill and attempts[i] == 1 else None
-                running.append((i, proc, cwd, kill_at, True))
+                proc, _ = self.start_task(i)
+                kill_after = rng.uniform(0.0, 0.3) if i in kill and attempts[i] == 1 else None
+                running.append([i, proc, kill_after, True, None])
                 if i == duplicate and attempts[i] == 1:
-                    proc2, cwd2 = self.start_task(i)
-                    running.append((i, proc2, cwd2, None, False))
-            time.sleep(0.05)
+                    proc2, _ = self.start_task(i)
+                    running.append([i, proc2, None, False, None])
+            time.sleep(0.02)
             for entry in list(running):
-                i, proc, cwd, kill_at, counts = entry
-                if kill_at is not None and proc.poll() is None and time.monotonic() >= kill_at:
-                    proc.send_signal(signal.SIGKILL)
+                i, proc, kill_after, counts, kill_at = entry
+                killed = False
+                if kill_after is not None and proc.poll() is None:
+                    if kill_at is None and killmatrix.step_running(proc.pid, writer, "write"):
+                        entry[4] = kill_at = time.monotonic() + kill_after
+                    if kill_at is not None and time.monotonic() >= kill_at:
+                        proc.send_signal(signal.SIGKILL)
+                        entry[2] = "killed"
                 if proc.poll() is None:
                     continue
+                killed = entry[2] == "killed"
                 running.remove(entry)
                 stderr = proc.stderr.read()
                 proc.stderr.close()
-                outcomes.append((i, proc.returncode, kill_at is not None))
+                outcomes.append((i, proc.returncode, killed))
                 if proc.returncode != 0:
-                    assert kill_at is not None, "task %d failed (exit %d) without being killed:\n%s" % (
+                    assert killed, "task %d failed (exit %d) without being killed:\n%s" % (
                         i, proc.returncode, stderr[-4000:])
                     assert attempts[i] <= backoff_limit, "task %d failed %d times" % (i, attempts[i])
                     pending.append(i)  # the retry: a new pod, a new working directory
@@ -177,17 +190,22 @@ class Simulation:
     def commit(self, check=True):
         return self._run(["commit"] + self._plan_args(), "commit", check=check)
 
-    def kill_commit_at(self, delay_s):
+    def kill_commit_in_post(self, writer, rng):
+        """Starts `streamport commit` and SIGKILLs it at a random moment (within 0.3 s)
+        after its writer's `post` started. Returns whether it was killed."""
         cwd = self._pod_dir("commit-killed")
         proc = subprocess.Popen([str(pipelines.bin_dir() / "streamport"), "commit"] + self._plan_args(),
                                 cwd=cwd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            proc.wait(timeout=delay_s)
-            return proc.returncode
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            return None
+        kill_at = None
+        while proc.poll() is None:
+            if kill_at is None and killmatrix.step_running(proc.pid, writer, "post"):
+                kill_at = time.monotonic() + rng.uniform(0.0, 0.3)
+            if kill_at is not None and time.monotonic() >= kill_at:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.01)
+        return False
 
     def plan_doc(self, name="plan.json"):
         bucket = self.cloud.oss_bucket()

@@ -33,7 +33,13 @@ def prepare(cloud, tmp_path, seed):
     return window, er.read_log(str(log))
 
 
-def simulate(cloud, tmp_path, job, params, window, seed, name):
+# What each pipeline's writer is called, and its commit's service operation.
+WRITERS = {"oss": ("writer-oss", "oss", "CompleteMultipartUpload"), "odps": ("writer-odps", "odps", "CommitUpload")}
+
+
+def simulate(cloud, tmp_path, job, params, window, seed, which):
+    name = "%s-window" % which
+    writer, service, commit_op = WRITERS[which]
     rng = scaleout.seeded(seed)
     sim = scaleout.Simulation(cloud, job, params, window, tmp_path / "pods", name)
     scaleout.service_faults(cloud, FAULT_RATE)
@@ -44,21 +50,27 @@ def simulate(cloud, tmp_path, job, params, window, seed, name):
         assert again["exit_code"] == 0 and "already holds the plan" in again["commit_detail"], again
         killed = set(rng.sample(range(4), 2))
         duplicate = rng.randrange(4)
-        outcomes = sim.run_tasks(4, parallelism=4, rng=rng, kill=killed, duplicate=duplicate)
-        reports = [sim.plan_doc("reports/%d.json" % i) for i in range(4)]
-        assert [r["index"] for r in reports] == [0, 1, 2, 3]
-        commit_killed = sim.kill_commit_at(rng.uniform(0.05, 0.8))
+        # Tasks long enough to be killed in the middle.
+        scaleout.slow(cloud, "ots", "GetStreamRecord", 150)
+        outcomes = sim.run_tasks(4, parallelism=4, rng=rng, writer=writer, kill=killed, duplicate=duplicate)
+        assert any(k for _, _, k in outcomes), outcomes
+        # A commit whose service commit takes effect but answers late: killed meanwhile.
+        scaleout.slow(cloud, service, commit_op, 500, after_apply=True)
+        commit_killed = sim.kill_commit_in_post(writer, rng)
+        assert commit_killed
         code, first, stderr = sim.commit()
         assert code == 0 and first["committed"] == "all", (first, stderr[-3000:])
         code, second, _ = sim.commit()
         assert code == 0 and second["committed"] == "all", second
         assert second["commit_detail"].startswith("already committed"), second
-        assert sim.plan_doc("commit.json")["state"] == "committed"
         faults = scaleout.injected(cloud)
     finally:
         scaleout.clear_faults(cloud)
-    print("%s: outcomes (index, exit, killed) %s; duplicate index %d; commit killed: %s; %d faults injected"
-          % (name, outcomes, duplicate, commit_killed is None, faults))
+    reports = [sim.plan_doc("reports/%d.json" % i) for i in range(4)]
+    assert [r["index"] for r in reports] == [0, 1, 2, 3]
+    assert sim.plan_doc("commit.json")["state"] == "committed"
+    print("%s: attempts (index, exit, killed) %s; duplicate index %d; commit killed: %s; %d faults injected"
+          % (name, outcomes, duplicate, commit_killed, faults))
     assert faults > 0
     return sim
 
@@ -75,7 +87,7 @@ def test_scale_out_the_oss_pipeline(cloud, oss_bins, tmp_path):
     assert collections.Counter(got) == collections.Counter(want), first_difference(sorted(got), sorted(want))
     scaleout.delete_objects(cloud, pipelines.oss_prefix(window))
 
-    simulate(cloud, tmp_path, job, params, window, 31, "oss-window")
+    simulate(cloud, tmp_path, job, params, window, 31, "oss")
     committed = oss_output(cloud, window)
     assert sorted(committed) == sorted(baseline)
     for key in baseline:
@@ -93,6 +105,6 @@ def test_scale_out_the_maxcompute_pipeline(cloud, odps_bins, tmp_path):
     scaleout.drop_partition(cloud, window)
     assert odps_output(cloud, window) == {}
 
-    simulate(cloud, tmp_path, job, params, window, 32, "odps-window")
+    simulate(cloud, tmp_path, job, params, window, 32, "odps")
     committed = odps_output(cloud, window)
     assert committed == baseline, first_difference(committed.get("pt=%s" % window.bizdate, []), want)
