@@ -33,6 +33,7 @@ fn base_summary(plan: &PlanDoc) -> Summary {
         writer: plan.writer.name.clone(),
         time_zone: plan.time_zone.clone(),
         tasks: plan.task_count as u64,
+        channels: plan.task_count,
         ..Summary::default()
     }
 }
@@ -465,9 +466,9 @@ pub async fn commit_plan(store: PlanStore, options: RunOptions) -> Summary {
             return done(
                 &plan,
                 format!(
-                    "already committed at {} ({}); nothing committed again",
+                    "already committed at {}{}; nothing committed again",
                     c.at,
-                    c.detail.unwrap_or_default()
+                    c.detail.map(|d| format!(" ({d})")).unwrap_or_default()
                 ),
                 Committed::All,
             )
