@@ -302,7 +302,9 @@ pub(crate) async fn plan(
     let no_report = |e| (e, CommitReport::default());
     for plugin in [reader, writer] {
         let request = ctx.request(plugin.role, &null, None, vec![], 0);
-        ctx.step(plugin, "check", &request).await.map_err(no_report)?;
+        ctx.step(plugin, "check", &request)
+            .await
+            .map_err(no_report)?;
     }
     let reader_state = ctx
         .step(
@@ -321,7 +323,13 @@ pub(crate) async fn plan(
                 &ctx.request(Role::Writer, &null, None, vec![], 0),
             )
             .await?;
-        split_tasks(ctx, (reader, writer), (&reader_state, &writer_state), channel).await
+        split_tasks(
+            ctx,
+            (reader, writer),
+            (&reader_state, &writer_state),
+            channel,
+        )
+        .await
     }
     .await;
     match outcome {
@@ -377,8 +385,7 @@ async fn lifecycle(
         Err(e) => {
             let e = shared.failure().unwrap_or(e);
             crate::error!("job failed: {e}");
-            *report =
-                commit::abort_writer(&ctx, guard, &writer, &planned.writer_state, None).await;
+            *report = commit::abort_writer(&ctx, guard, &writer, &planned.writer_state, None).await;
             return Err(e);
         }
     };

@@ -47,13 +47,23 @@ fn job(ws: &Workspace, setting: Json, reader: Json) -> String {
 #[test]
 fn plan_tasks_and_commit_run_post_exactly_once() {
     let ws = Workspace::new();
-    let job = job(&ws, json!({"speed": {"channel": "3"}}), json!({"records": 120}));
+    let job = job(
+        &ws,
+        json!({"speed": {"channel": "3"}}),
+        json!({"records": 120}),
+    );
     let (out, s) = summary(&ws, &["plan", &job]);
     out.assert_code(0);
-    assert_eq!((s["tasks"].clone(), s["committed"].clone()), (json!(3), json!("none")));
+    assert_eq!(
+        (s["tasks"].clone(), s["committed"].clone()),
+        (json!(3), json!("none"))
+    );
     let plan = ws.read_json("plan/plan.json");
     assert_eq!(plan["task_count"], 3);
-    assert_eq!(plan["writer"]["state"], json!({"prepared_by": "writer-misbehave"}));
+    assert_eq!(
+        plan["writer"]["state"],
+        json!({"prepared_by": "writer-misbehave"})
+    );
     // A retried plan step does nothing.
     cmd(&ws, &["plan", &job])
         .assert_code(0)
@@ -75,7 +85,10 @@ fn plan_tasks_and_commit_run_post_exactly_once() {
     cmd(&ws, &["task", "--index", "1"])
         .assert_code(0)
         .assert_stderr_has("task 1 was already reported by attempt");
-    assert_eq!(std::fs::read(ws.path("plan/reports/1.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(ws.path("plan/reports/1.json")).unwrap(),
+        before
+    );
     // An index past the task count (a Job with more completions) has nothing to do.
     cmd(&ws, &["task", "--index", "7"])
         .assert_code(0)
@@ -91,7 +104,13 @@ fn plan_tasks_and_commit_run_post_exactly_once() {
         json!([{"task": 0, "records": 120}, {"task": 1, "records": 120}, {"task": 2, "records": 120}])
     );
     assert_eq!(post["fingerprint"], plan["fingerprint"]);
-    assert_eq!(ws.read_json("reader-post.json")["reports"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        ws.read_json("reader-post.json")["reports"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
     assert_eq!(ws.read_json("plan/commit.json")["state"], "committed");
 
     // The commit again: post does not run again.
@@ -137,7 +156,11 @@ fn the_error_limit_is_checked_over_every_task_at_commit() {
 #[test]
 fn abort_undoes_an_unfinished_plan() {
     let ws = Workspace::new();
-    let job = job(&ws, json!({"speed": {"channel": "2"}}), json!({"records": 10}));
+    let job = job(
+        &ws,
+        json!({"speed": {"channel": "2"}}),
+        json!({"records": 10}),
+    );
     cmd(&ws, &["plan", &job]).assert_code(0);
     cmd(&ws, &["task", "--index", "0"]).assert_code(0);
     let (out, s) = summary(&ws, &["abort"]);
@@ -163,7 +186,8 @@ fn bad_plan_locations_and_missing_plans_are_configuration_errors() {
         ws.engine(&["task", "--plan", "oss://bucket", "--index", "0"]),
         DEADLINE,
     );
-    out.assert_code(2).assert_stderr_has("give a prefix under the bucket");
+    out.assert_code(2)
+        .assert_stderr_has("give a prefix under the bucket");
     let mut no_index = ws.engine(&["task", "--plan", "oss://bucket/plans/x"]);
     no_index.env_remove("JOB_COMPLETION_INDEX");
     let out = run(no_index, DEADLINE);

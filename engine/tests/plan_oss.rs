@@ -26,8 +26,11 @@ async fn an_oss_plan_creates_each_report_once() {
     let cloud = localcloud::oss::start(ServiceOptions::loopback())
         .await
         .unwrap();
-    let store = PlanStore::open("oss://localcloud/plans/w1", access(cloud.endpoint(), SECRET))
-        .unwrap();
+    let store = PlanStore::open(
+        "oss://localcloud/plans/w1",
+        access(cloud.endpoint(), SECRET),
+    )
+    .unwrap();
     assert_eq!(store.get("plan.json").await.unwrap(), None);
     store.put("plan.json", b"{\"a\": 1}").await.unwrap();
     store.put("plan.json", b"{\"a\": 2}").await.unwrap();
@@ -87,6 +90,9 @@ async fn wrong_credentials_fail_without_showing_the_secret() {
     .unwrap();
     let e = store.put("plan.json", b"{}").await.unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("plan.json") && text.contains("SignatureDoesNotMatch"), "{text}");
+    assert!(
+        text.contains("plan.json") && text.contains("SignatureDoesNotMatch"),
+        "{text}"
+    );
     assert!(!text.contains("not-the-secret-42"), "{text}");
 }

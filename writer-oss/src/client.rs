@@ -342,7 +342,12 @@ impl OssClient {
         }
     }
 
-    pub fn request<'a>(&self, operation: &'static str, method: Method, key: &'a str) -> Request<'a> {
+    pub fn request<'a>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        key: &'a str,
+    ) -> Request<'a> {
         Request {
             operation,
             method,

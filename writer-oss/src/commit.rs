@@ -35,7 +35,11 @@ pub(crate) fn expected(parts: &[UploadedPart]) -> (u64, u64) {
 }
 
 /// Whether `key` holds the multipart object of `(size, crc)`.
-pub(crate) async fn holds(client: &OssClient, key: &str, (size, crc): (u64, u64)) -> Result<bool, OssError> {
+pub(crate) async fn holds(
+    client: &OssClient,
+    key: &str,
+    (size, crc): (u64, u64),
+) -> Result<bool, OssError> {
     Ok(client.head(key).await?.is_some_and(|meta| {
         meta.object_type == "Multipart" && meta.size == size && meta.crc64.is_none_or(|c| c == crc)
     }))

@@ -21,7 +21,11 @@ fn post_commits_only_the_reported_attempt_and_is_idempotent() {
     let (ctx, winner) = write_tasks(&parameter, WINDOW, &[10, 20]).unwrap();
     let (_, loser) = write_tasks(&parameter, WINDOW, &[11, 21]).unwrap();
     assert_eq!(
-        cloud.rt.block_on(cloud.client().list_uploads("dist/")).unwrap().len(),
+        cloud
+            .rt
+            .block_on(cloud.client().list_uploads("dist/"))
+            .unwrap()
+            .len(),
         4,
         "both attempts' uploads are open"
     );
@@ -30,9 +34,17 @@ fn post_commits_only_the_reported_attempt_and_is_idempotent() {
     assert_eq!(committed.len(), 2);
     // Each record holds one line break in a quoted value: two lines a record.
     let lines: usize = committed.iter().map(|(_, text)| text.lines().count()).sum();
-    assert_eq!(lines, 2 * 30, "the winning attempt's 30 records, not the loser's 32");
+    assert_eq!(
+        lines,
+        2 * 30,
+        "the winning attempt's 30 records, not the loser's 32"
+    );
     assert!(
-        cloud.rt.block_on(cloud.client().list_uploads("dist/")).unwrap().is_empty(),
+        cloud
+            .rt
+            .block_on(cloud.client().list_uploads("dist/"))
+            .unwrap()
+            .is_empty(),
         "the losing attempt's uploads are aborted"
     );
     // The commit again, with the same reports: nothing changes, and it succeeds.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{commands, oss_access, PlanStore};
+use super::{commands, finish, oss_access, PlanStore};
 use crate::cli::JobArgs;
 use crate::error::{EngineError, EXIT_USAGE};
 use crate::lifecycle::RunOptions;
@@ -228,9 +228,9 @@ pub async fn commit(args: PlanArgs, abort: bool) -> i32 {
         Ok((store, options)) => {
             let path = options.summary_json.clone();
             let summary = if abort {
-                commands::abort_plan(store, options).await
+                finish::abort_plan(store, options).await
             } else {
-                commands::commit_plan(store, options).await
+                finish::commit_plan(store, options).await
             };
             finish(summary, path)
         }

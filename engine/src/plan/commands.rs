@@ -1,12 +1,11 @@
-//! `plan`, `task`, `commit` and `abort`: the steps of [`crate::lifecycle`] run as
-//! separate commands over a [`PlanStore`]. Each returns the summary of what it did.
+//! `plan` and `task`: the steps of [`crate::lifecycle`] run as separate commands over
+//! a [`PlanStore`] (`commit` and `abort` are in [`super::finish`]). Each returns the
+//! summary of what it did.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use protocol::message::JobContext;
 use protocol::Role;
-use serde_json::Value as Json;
 
 use super::{
     attempt_id, read_doc, report_file, task_file, to_json, CommitDoc, CommitState, Created,
@@ -19,13 +18,13 @@ use crate::lifecycle::{self, Ctx, RunOptions, Session};
 use crate::limits::{ErrorLimit, MonotonicClock, SpeedLimiter};
 use crate::plugins::{self, Plugin};
 use crate::summary::{Committed, Summary};
-use crate::task::{run_task, TaskError, TaskResult};
+use crate::task::{run_task, TaskError};
 
-fn now() -> String {
+pub(super) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn base_summary(plan: &PlanDoc) -> Summary {
+pub(super) fn base_summary(plan: &PlanDoc) -> Summary {
     Summary {
         job_id: plan.job_id.clone(),
         job_file: plan.source_name.clone(),
@@ -39,7 +38,11 @@ fn base_summary(plan: &PlanDoc) -> Summary {
 }
 
 /// A summary of a command that stopped before it started anything.
-fn refused(job_file: &str, e: EngineError, committed: Option<(Committed, String)>) -> Summary {
+pub(super) fn refused(
+    job_file: &str,
+    e: EngineError,
+    committed: Option<(Committed, String)>,
+) -> Summary {
     crate::error!("{e}");
     let at = now();
     let (committed, commit_detail) = match committed {
@@ -60,7 +63,7 @@ fn refused(job_file: &str, e: EngineError, committed: Option<(Committed, String)
     }
 }
 
-fn done(plan: &PlanDoc, message: String, committed: Committed) -> Summary {
+pub(super) fn done(plan: &PlanDoc, message: String, committed: Committed) -> Summary {
     crate::info!("{message}");
     let at = now();
     Summary {
@@ -74,7 +77,7 @@ fn done(plan: &PlanDoc, message: String, committed: Committed) -> Summary {
 }
 
 /// Reads `plan.json` and registers its secrets for redaction.
-async fn load_plan(store: &PlanStore) -> Result<PlanDoc, EngineError> {
+pub(super) async fn load_plan(store: &PlanStore) -> Result<PlanDoc, EngineError> {
     let Some(plan) = read_doc::<PlanDoc>(store, PLAN_FILE).await? else {
         return Err(EngineError::config(format!(
             "no plan at {}: run `streamport plan JOB --plan {}` first",
@@ -96,7 +99,7 @@ async fn load_plan(store: &PlanStore) -> Result<PlanDoc, EngineError> {
     Ok(plan)
 }
 
-fn context_of(plan: &PlanDoc) -> JobContext {
+pub(super) fn context_of(plan: &PlanDoc) -> JobContext {
     JobContext {
         job_id: plan.job_id.clone(),
         fingerprint: plan.fingerprint.clone(),
@@ -110,17 +113,21 @@ fn time_zone_of(plan: &PlanDoc) -> chrono_tz::Tz {
     plan.time_zone.parse().unwrap_or(chrono_tz::UTC)
 }
 
-fn resolve(plan: &PlanDoc, options: &RunOptions) -> Result<(Plugin, Plugin), EngineError> {
+pub(super) fn resolve(
+    plan: &PlanDoc,
+    options: &RunOptions,
+) -> Result<(Plugin, Plugin), EngineError> {
     Ok((
         plugins::resolve(Role::Reader, &plan.reader.name, &options.plugin_dirs)?,
         plugins::resolve(Role::Writer, &plan.writer.name, &options.plugin_dirs)?,
     ))
 }
 
-fn unlimited_session(plan: &PlanDoc, options: &RunOptions) -> Session {
-    let dirty = options.dirty_file.clone().unwrap_or_else(|| {
-        lifecycle::default_dirty_path(&plan.source_name, &plan.job_id)
-    });
+pub(super) fn unlimited_session(plan: &PlanDoc, options: &RunOptions) -> Session {
+    let dirty = options
+        .dirty_file
+        .clone()
+        .unwrap_or_else(|| lifecycle::default_dirty_path(&plan.source_name, &plan.job_id));
     Session::start(
         time_zone_of(plan),
         SpeedLimiter::new(None, None, Arc::new(MonotonicClock::default())),
@@ -132,7 +139,12 @@ fn unlimited_session(plan: &PlanDoc, options: &RunOptions) -> Session {
 
 /// `streamport plan`: check, prepare, split; writes the plan. Planning the same job at
 /// a location that already holds its plan does nothing (a retried plan step).
-pub async fn plan(job: Job, store: PlanStore, tasks: Option<usize>, options: RunOptions) -> Summary {
+pub async fn plan(
+    job: Job,
+    store: PlanStore,
+    tasks: Option<usize>,
+    options: RunOptions,
+) -> Summary {
     match read_doc::<PlanDoc>(&store, PLAN_FILE).await {
         Ok(Some(existing)) if existing.fingerprint == job.fingerprint => {
             return done(
@@ -304,7 +316,10 @@ pub async fn task(store: PlanStore, index: usize, options: RunOptions) -> Summar
         Ok(Some(r)) => {
             return done(
                 &plan,
-                format!("task {index} was already reported by attempt {}; nothing done", r.attempt),
+                format!(
+                    "task {index} was already reported by attempt {}; nothing done",
+                    r.attempt
+                ),
                 Committed::None,
             )
         }
@@ -419,202 +434,6 @@ pub async fn task(store: PlanStore, index: usize, options: RunOptions) -> Summar
         Ok(())
     }
     .await;
-    session.finish(&mut summary, result, report).await;
-    summary
-}
-
-/// The reports of every task, or the indexes that have none.
-async fn reports(store: &PlanStore, n: usize) -> Result<Result<Vec<ReportDoc>, Vec<usize>>, EngineError> {
-    let mut found = Vec::with_capacity(n);
-    let mut missing = Vec::new();
-    for i in 0..n {
-        match read_doc::<ReportDoc>(store, &report_file(i)).await? {
-            Some(r) => found.push(r),
-            None => missing.push(i),
-        }
-    }
-    Ok(if missing.is_empty() { Ok(found) } else { Err(missing) })
-}
-
-async fn record(store: &PlanStore, state: CommitState, report: &CommitReport) -> Result<(), EngineError> {
-    let doc = CommitDoc {
-        state,
-        committed: report.committed.name().to_owned(),
-        detail: report
-            .detail
-            .as_ref()
-            .map(|d| crate::secrets::global().redact(d)),
-        at: now(),
-    };
-    store.put(COMMIT_FILE, &to_json(&doc)?).await
-}
-
-fn committed_of(doc: &CommitDoc) -> Committed {
-    Committed::parse(&doc.committed).unwrap_or(Committed::Unknown)
-}
-
-/// `streamport commit`: every report present, the job-wide error limit, then writer
-/// `post` and reader `post`, recorded in `commit.json`.
-pub async fn commit_plan(store: PlanStore, options: RunOptions) -> Summary {
-    let uri = store.uri();
-    let plan = match load_plan(&store).await {
-        Ok(p) => p,
-        Err(e) => return refused(&uri, e, None),
-    };
-    match read_doc::<CommitDoc>(&store, COMMIT_FILE).await {
-        Ok(Some(c)) if c.state == CommitState::Committed => {
-            return done(
-                &plan,
-                format!(
-                    "already committed at {}{}; nothing committed again",
-                    c.at,
-                    c.detail.map(|d| format!(" ({d})")).unwrap_or_default()
-                ),
-                Committed::All,
-            )
-        }
-        Ok(Some(c)) if c.state == CommitState::Aborted => {
-            let e = EngineError::failed(format!(
-                "the plan at {uri} was aborted at {}: nothing is committed; plan the window again",
-                c.at
-            ));
-            let what = (committed_of(&c), c.detail.unwrap_or_default());
-            return refused(&plan.source_name, e, Some(what));
-        }
-        Ok(_) => {}
-        Err(e) => return refused(&plan.source_name, e, None),
-    }
-    let n = plan.task_count;
-    let docs = match reports(&store, n).await {
-        Ok(Ok(d)) => d,
-        Ok(Err(missing)) => {
-            let e = EngineError::failed(format!(
-                "{} of {n} tasks have no report yet (indexes {missing:?}): run them (every index 0..{n} must succeed; a Job's completions must be at least {n}); nothing was committed",
-                missing.len()
-            ));
-            let detail = "the commit did not start: nothing of this job is visible".to_owned();
-            return refused(&plan.source_name, e, Some((Committed::None, detail)));
-        }
-        Err(e) => return refused(&plan.source_name, e, None),
-    };
-    let mut summary = base_summary(&plan);
-    summary.tasks_succeeded = n as u64;
-    for d in &docs {
-        summary.records += d.records;
-        summary.bytes += d.bytes;
-        summary.reader_dirty_records += d.reader_dirty;
-        summary.writer_dirty_records += d.writer_dirty;
-    }
-    let post_timeout = Duration::from_secs_f64(plan.post_timeout_secs.max(1.0));
-    let options = RunOptions {
-        post_timeout,
-        ..options
-    };
-    let session = unlimited_session(&plan, &options);
-    let mut report = CommitReport::default();
-    let result = async {
-        let (reader, writer) = resolve(&plan, &options)?;
-        let ctx = Ctx::new(
-            (&plan.reader.parameter, &plan.writer.parameter),
-            &session.shared,
-            context_of(&plan),
-        );
-        let limit = ErrorLimit {
-            record: plan.error_limit_record,
-            percentage: plan.error_limit_percentage,
-        };
-        let dirty = summary.reader_dirty_records + summary.writer_dirty_records;
-        if let Err(text) = limit.check_final(dirty, summary.records + summary.reader_dirty_records) {
-            crate::error!("{text}");
-            report = commit::abort_writer(&ctx, &session.guard, &writer, &plan.writer.state, None).await;
-            record(&store, CommitState::Aborted, &report).await?;
-            return Err(EngineError::ErrorLimit(text));
-        }
-        record(&store, CommitState::Committing, &CommitReport {
-            committed: Committed::Unknown,
-            detail: Some("the commit started and has not ended: run `streamport commit` again".to_owned()),
-        })
-        .await?;
-        let transfer: Vec<TaskResult> = docs
-            .into_iter()
-            .map(|d| TaskResult {
-                report: d.report,
-                checkpoints: d.checkpoints,
-                records: d.records,
-                bytes: d.bytes,
-            })
-            .collect();
-        let (result, committed) = commit::commit(
-            &ctx,
-            &session.guard,
-            (&reader, &writer),
-            (&plan.reader.state, &plan.writer.state),
-            transfer,
-            post_timeout,
-        )
-        .await;
-        report = committed;
-        let state = if result.is_ok() { CommitState::Committed } else { CommitState::Failed };
-        if let Err(e) = record(&store, state, &report).await {
-            crate::error!("{e}");
-            if result.is_ok() {
-                return Err(EngineError::failed(format!(
-                    "the commit completed but could not be recorded ({e}); running `streamport commit` again commits nothing twice"
-                )));
-            }
-        }
-        result
-    }
-    .await;
-    session.finish(&mut summary, result, report).await;
-    summary
-}
-
-/// `streamport abort`: the writer's `abort` (with the reports when a commit had
-/// started), recorded in `commit.json`; a committed plan is left as it is.
-pub async fn abort_plan(store: PlanStore, options: RunOptions) -> Summary {
-    let uri = store.uri();
-    let plan = match load_plan(&store).await {
-        Ok(p) => p,
-        Err(e) => return refused(&uri, e, None),
-    };
-    let state = match read_doc::<CommitDoc>(&store, COMMIT_FILE).await {
-        Ok(Some(c)) if c.state == CommitState::Committed => {
-            let e = EngineError::failed(format!(
-                "the plan at {uri} was committed at {}: there is nothing to undo",
-                c.at
-            ));
-            let what = (Committed::All, c.detail.unwrap_or_default());
-            return refused(&plan.source_name, e, Some(what));
-        }
-        Ok(c) => c.map(|c| c.state),
-        Err(e) => return refused(&plan.source_name, e, None),
-    };
-    let post_started = matches!(state, Some(CommitState::Committing | CommitState::Failed));
-    let reports = if post_started {
-        match reports(&store, plan.task_count).await {
-            Ok(Ok(docs)) => Some(docs.into_iter().map(|d| d.report).collect::<Vec<Json>>()),
-            Ok(Err(_)) => Some(Vec::new()),
-            Err(e) => return refused(&plan.source_name, e, None),
-        }
-    } else {
-        None
-    };
-    let mut summary = base_summary(&plan);
-    let session = unlimited_session(&plan, &options);
-    let mut report = CommitReport::default();
-    let result = async {
-        let (_, writer) = resolve(&plan, &options)?;
-        let ctx = Ctx::new(
-            (&plan.reader.parameter, &plan.writer.parameter),
-            &session.shared,
-            context_of(&plan),
-        );
-        report = commit::abort_writer(&ctx, &session.guard, &writer, &plan.writer.state, reports).await;
-        record(&store, CommitState::Aborted, &report).await
-    }
-    .await;
-    summary.tasks = plan.task_count as u64;
     session.finish(&mut summary, result, report).await;
     summary
 }

@@ -20,6 +20,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod finish;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
@@ -240,7 +241,9 @@ mod tests {
             r#"{"plan": {"endpoint": "http://127.0.0.1:1", "accessId": "id", "accessKey": "k3y-of-the-plan"}, "bad": {"endpoint": "e"}}"#,
         )
         .unwrap();
-        let access = oss_access(Some("plan"), Some(&file), None).unwrap().unwrap();
+        let access = oss_access(Some("plan"), Some(&file), None)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (access.endpoint.as_str(), access.access_id.as_str()),
             ("http://127.0.0.1:1", "id")

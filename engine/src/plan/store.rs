@@ -106,9 +106,7 @@ impl PlanStore {
             return Err(EngineError::config("--plan: empty location"));
         }
         std::fs::create_dir_all(&dir).map_err(|e| {
-            EngineError::config(format!(
-                "--plan {uri}: cannot create the directory: {e}"
-            ))
+            EngineError::config(format!("--plan {uri}: cannot create the directory: {e}"))
         })?;
         Ok(PlanStore::Local(dir))
     }
@@ -124,9 +122,8 @@ impl PlanStore {
     fn local_path(dir: &Path, name: &str) -> Result<PathBuf, EngineError> {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                EngineError::failed(format!("plan {}: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| EngineError::failed(format!("plan {}: {e}", parent.display())))?;
         }
         Ok(path)
     }
@@ -160,8 +157,8 @@ impl PlanStore {
             PlanStore::Local(dir) => {
                 let path = Self::local_path(dir, name)?;
                 let tmp = temporary(&path);
-                let written = std::fs::write(&tmp, data)
-                    .and_then(|()| std::fs::rename(&tmp, &path));
+                let written =
+                    std::fs::write(&tmp, data).and_then(|()| std::fs::rename(&tmp, &path));
                 written.map_err(|e| {
                     let _ = std::fs::remove_file(&tmp);
                     EngineError::failed(format!("plan {}: {e}", path.display()))
@@ -282,7 +279,9 @@ mod tests {
             Ok(_) => panic!("{uri} opened"),
         };
         assert!(err("oss://bucket", None).to_string().contains("prefix"));
-        assert!(err("oss://Bad_Bucket/p", None).to_string().contains("bucket name"));
+        assert!(err("oss://Bad_Bucket/p", None)
+            .to_string()
+            .contains("bucket name"));
         let e = err("oss://bucket/plans/a", None);
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--plan-datasource"), "{e}");
