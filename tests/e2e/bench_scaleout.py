@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Throughput of the scale-out simulation (issue 20) with 1, 2 and 4 task processes.
 
-For each pipeline and each process count P: a fresh localcloud, the two tables with four
-independent stream shards (`scaleout.four_shard_tables`), a bulk workload in the window,
-then `streamport plan --tasks 4`, the four `streamport task` processes with at most P at
+One localcloud, the two tables with four independent stream shards
+(`scaleout.four_shard_tables`) and one bulk workload in a one-hour window; then for each
+pipeline and each process count P: `streamport plan --tasks 4` (a new plan location), the four `streamport task` processes with at most P at
 once (each in its own working directory, sharing only the plan in localcloud OSS), and
 `streamport commit`. No kills or faults. Reported: the wall time of each phase, and
 changes/s = row changes in the window ÷ (plan + tasks + commit). The committed output
@@ -44,52 +44,49 @@ def run_tasks(sim, processes):
                     raise SystemExit("a task failed:\n" + err[-3000:])
 
 
-def one(which, processes, changes, keys, tmp):
-    cloud = pipelines.Localcloud()
-    try:
-        window = pipelines.Window(int(time.time()) // 3600 * 3600)
-        scaleout.four_shard_tables(cloud, window)
-        pipelines.create_person_table(cloud)
-        log = tmp / ("ops-%s-%d.jsonl" % (which, processes))
-        # A one-hour window holds the bulk workload.
-        window.start_ms = window.end_ms - 3600 * 1000
-        pipelines.run_workload(cloud, log, window, changes=changes, outside=5, keys=keys, seed=1,
-                               bulk=True, reuse_tables=True)
-        ops = er.read_log(str(log))
-        if which == "oss":
-            job, params = scaleout.oss_job(tmp), pipelines.oss_params(window)
-            table = pipelines.OSS_TABLE
-        else:
-            job, params, table = pipelines.ODPS_JOB, {
-                "startTime": window.local(window.start_ms // 1000),
-                "endTime": window.local(window.end_ms // 1000)}, pipelines.ODPS_TABLE
-        in_window = len(er.changes_in_window(ops, table, window.start_ms, window.end_ms))
-        sim = scaleout.Simulation(cloud, job, params, window, tmp / ("pods-%s-%d" % (which, processes)),
-                                  "bench-%s-%d" % (which, processes))
-        t0 = time.monotonic()
-        planned = sim.plan(tasks=4)
-        t1 = time.monotonic()
-        run_tasks(sim, processes)
-        t2 = time.monotonic()
-        code, summary, err = sim.commit()
-        t3 = time.monotonic()
-        assert planned["tasks"] == 4 and code == 0, (planned, err[-2000:])
-        if which == "oss":
-            want, _ = pipelines.expected_oss_records(ops, window)
-            got = [r for t in pipelines.oss_objects(cloud, pipelines.oss_prefix(window)).values()
-                   for r in pipelines.split_csv_records(t)]
-            assert collections.Counter(got) == collections.Counter(want)
-            rows = len(got)
-        else:
-            got = pipelines.odps_rows(cloud, window)["pt=%s" % window.bizdate]
-            want = pipelines.expected_odps_rows(ops, window)
-            assert sorted(got, key=pipelines.sort_key) == sorted(want, key=pipelines.sort_key)
-            rows = len(got)
-        total = t3 - t0
-        return {"pipeline": which, "processes": processes, "changes": in_window, "rows": rows,
-                "plan_s": t1 - t0, "tasks_s": t2 - t1, "commit_s": t3 - t2, "total_s": total}
-    finally:
-        cloud.stop()
+def workload(cloud, changes, keys, tmp):
+    """Both tables with four shards and one bulk workload in a one-hour window."""
+    window = pipelines.Window(int(time.time()) // 3600 * 3600)
+    scaleout.four_shard_tables(cloud, window)
+    pipelines.create_person_table(cloud)
+    log = tmp / "ops.jsonl"
+    window.start_ms = window.end_ms - 3600 * 1000
+    pipelines.run_workload(cloud, log, window, changes=changes, outside=5, keys=keys, seed=1,
+                           bulk=True, reuse_tables=True)
+    return window, er.read_log(str(log))
+
+
+def one(cloud, window, ops, which, processes, tmp):
+    """One window of `which` planned, run with `processes` task processes, committed
+    (each run replaces the previous run's output: the jobs truncate)."""
+    if which == "oss":
+        job, params, table = scaleout.oss_job(tmp), pipelines.oss_params(window), pipelines.OSS_TABLE
+    else:
+        job, params, table = pipelines.ODPS_JOB, {
+            "startTime": window.local(window.start_ms // 1000),
+            "endTime": window.local(window.end_ms // 1000)}, pipelines.ODPS_TABLE
+    in_window = len(er.changes_in_window(ops, table, window.start_ms, window.end_ms))
+    sim = scaleout.Simulation(cloud, job, params, window, tmp / ("pods-%s-%d" % (which, processes)),
+                              "bench-%s-%d" % (which, processes))
+    t0 = time.monotonic()
+    planned = sim.plan(tasks=4)
+    t1 = time.monotonic()
+    run_tasks(sim, processes)
+    t2 = time.monotonic()
+    code, summary, err = sim.commit()
+    t3 = time.monotonic()
+    assert planned["tasks"] == 4 and code == 0, (planned, err[-2000:])
+    if which == "oss":
+        want, _ = pipelines.expected_oss_records(ops, window)
+        got = [r for t in pipelines.oss_objects(cloud, pipelines.oss_prefix(window)).values()
+               for r in pipelines.split_csv_records(t)]
+        assert collections.Counter(got) == collections.Counter(want)
+    else:
+        got = pipelines.odps_rows(cloud, window)["pt=%s" % window.bizdate]
+        want = pipelines.expected_odps_rows(ops, window)
+        assert sorted(got, key=pipelines.sort_key) == sorted(want, key=pipelines.sort_key)
+    return {"pipeline": which, "processes": processes, "changes": in_window, "rows": len(got),
+            "plan_s": t1 - t0, "tasks_s": t2 - t1, "commit_s": t3 - t2, "total_s": t3 - t0}
 
 
 def main():
@@ -99,16 +96,21 @@ def main():
     p.add_argument("--processes", default="1,2,4")
     p.add_argument("--pipelines", default="oss,odps")
     args = p.parse_args()
-    print("| pipeline | task processes | changes | output rows | plan | tasks | commit | total | changes/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as d:
         tmp = pathlib.Path(d)
-        for which in args.pipelines.split(","):
-            for n in [int(x) for x in args.processes.split(",")]:
-                r = one(which, n, args.changes, args.keys, tmp)
-                print("| %s | %d | %d | %d | %.2f s | %.2f s | %.2f s | %.2f s | %d |" % (
-                    r["pipeline"], r["processes"], r["changes"], r["rows"], r["plan_s"], r["tasks_s"],
-                    r["commit_s"], r["total_s"], r["changes"] / r["total_s"]), flush=True)
+        cloud = pipelines.Localcloud()
+        try:
+            window, ops = workload(cloud, args.changes, args.keys, tmp)
+            results = [one(cloud, window, ops, which, int(n), tmp)
+                       for which in args.pipelines.split(",") for n in args.processes.split(",")]
+        finally:
+            cloud.stop()
+    print("| pipeline | task processes | changes | output rows | plan | tasks | commit | total | changes/s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print("| %s | %d | %d | %d | %.2f s | %.2f s | %.2f s | %.2f s | %d |" % (
+            r["pipeline"], r["processes"], r["changes"], r["rows"], r["plan_s"], r["tasks_s"],
+            r["commit_s"], r["total_s"], r["changes"] / r["total_s"]))
 
 
 if __name__ == "__main__":

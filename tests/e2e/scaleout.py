@@ -104,7 +104,7 @@ class Simulation:
         self.plan_uri = "oss://%s/plans/%s" % (cloud.info["oss"]["bucket"], plan_name)
         self.env = dict(os.environ, **cloud.env())
         self.pods = 0
-        self.log = []
+        self.stderr = {}  # index -> the stderr of each attempt
 
     def _plan_args(self):
         return ["--plan", self.plan_uri, "--plan-datasource", "oss",
@@ -179,6 +179,7 @@ class Simulation:
                 running.remove(entry)
                 stderr = proc.stderr.read()
                 proc.stderr.close()
+                self.stderr.setdefault(i, []).append(stderr)
                 outcomes.append((i, proc.returncode, killed))
                 if proc.returncode != 0:
                     assert killed, "task %d failed (exit %d) without being killed:\n%s" % (

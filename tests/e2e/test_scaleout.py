@@ -54,6 +54,8 @@ def simulate(cloud, tmp_path, job, params, window, seed, which):
         scaleout.slow(cloud, "ots", "GetStreamRecord", 150)
         outcomes = sim.run_tasks(4, parallelism=4, rng=rng, writer=writer, kill=killed, duplicate=duplicate)
         assert any(k for _, _, k in outcomes), outcomes
+        # Of the attempts of the duplicated index, one reported; another found it done.
+        assert any("reported first" in e or "was already reported" in e for e in sim.stderr[duplicate])
         # A commit whose service commit takes effect but answers late: killed meanwhile.
         scaleout.slow(cloud, service, commit_op, 500, after_apply=True)
         commit_killed = sim.kill_commit_in_post(writer, rng)
