@@ -104,12 +104,15 @@ def test_the_argo_workflow_validates_against_the_argo_models():
     assert dumped == doc
     templates = {t.name: t for t in wf.spec.templates}
     assert wf.spec.entrypoint == "main" and wf.spec.on_exit == "exit-handler"
-    steps = [[s.name for s in group.__root__] if hasattr(group, "__root__") else [s.name for s in group.root]
-             for group in templates["main"].steps]
-    assert steps == [["plan"], ["task"], ["commit"]]
     assert templates["main"].parallelism == 4
-    assert templates["task"].retry_strategy.limit.__root__ == "3" if hasattr(templates["task"].retry_strategy.limit, "__root__") \
-        else str(templates["task"].retry_strategy.limit.root) == "3"
+    main = {t["name"]: t for t in dumped["spec"]["templates"]}["main"]
+    assert [[s["name"] for s in group] for group in main["steps"]] == [["plan"], ["task"], ["commit"]]
+    assert main["steps"][1][0]["withSequence"] == {"count": "8"}
+    for name in ("plan", "task", "commit", "abort"):
+        container = templates[name].container
+        assert container.image == "streamport:0.1.0" and container.args[0] == name
+        assert "oss://my-bucket/streamport-plans/users/20260101T1000" in container.args
+    assert templates["task"].retry_strategy is not None
     bad = load("argo-workflow.yaml")
     bad["spec"]["templates"][1]["container"]["image"] = ["not", "a", "string"]
     with pytest.raises(Exception):
