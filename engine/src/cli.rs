@@ -8,6 +8,10 @@
 //! engine plugins [--plugin-dir DIR]
 //! engine test-plugin PATH [--config JSON|FILE] [--role reader|writer] [--timeout SECS]
 //! engine completions SHELL | engine man [--dir DIR]
+//! engine plan JOB --plan URI [same job options] [--tasks N]
+//! engine task --plan URI --index N
+//! engine commit --plan URI
+//! engine abort --plan URI
 //! engine --version
 //!
 //! JOB `-` reads the job from stdin.
@@ -48,6 +52,15 @@ enum Command {
     /// Validate a job file and run each plugin's `check` (configuration, connectivity,
     /// credentials); with --offline, print the resolved job without contacting services.
     Check(crate::check::CheckArgs),
+    /// Distributed mode: run check, prepare and split, and write the plan (the job,
+    /// the task configs, the job states) to --plan.
+    Plan(crate::plan::cli::PlanJobArgs),
+    /// Distributed mode: run one task of the plan and write its report.
+    Task(crate::plan::cli::TaskArgs),
+    /// Distributed mode: once every task reported, commit (writer post, reader post).
+    Commit(crate::plan::cli::PlanArgs),
+    /// Distributed mode: undo an unfinished plan (the writer's abort).
+    Abort(crate::plan::cli::PlanArgs),
     /// List the plugins found, with their versions and where they are.
     Plugins {
         /// A directory searched first for plugin executables.
@@ -84,19 +97,19 @@ pub(crate) struct JobArgs {
         value_name = "NAME=VALUE",
         allow_hyphen_values = true
     )]
-    params: Vec<String>,
+    pub(crate) params: Vec<String>,
     /// The schedule time DataWorks expressions (`$[yyyymmdd-1]`, `${bdp.system.bizdate}`)
     /// are evaluated against, in the job's time zone: RFC 3339, yyyyMMddHHmmss or
     /// "yyyy-MM-dd HH:mm:ss". Default: now.
     #[arg(long, value_name = "T")]
-    schedule_time: Option<String>,
+    pub(crate) schedule_time: Option<String>,
     /// A directory searched first for plugin executables (then beside the engine, then PATH).
     #[arg(long, value_name = "DIR")]
     pub(crate) plugin_dir: Option<PathBuf>,
     /// A data-source file: {"name": {connection keys…}}, for "datasource": "name" in a
     /// plugin's parameter; values may use ${env:VAR}.
     #[arg(long, value_name = "F")]
-    datasources: Option<PathBuf>,
+    pub(crate) datasources: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +177,10 @@ async fn dispatch(command: Command, quiet: bool) -> i32 {
     match command {
         Command::Run(args) => run(args, quiet).await,
         Command::Check(args) => crate::check::check(&args).await,
+        Command::Plan(args) => crate::plan::cli::plan(args, quiet).await,
+        Command::Task(args) => crate::plan::cli::task(args, quiet).await,
+        Command::Commit(args) => crate::plan::cli::commit(args, false, quiet).await,
+        Command::Abort(args) => crate::plan::cli::commit(args, true, quiet).await,
         Command::Plugins { plugin_dir } => {
             list_plugins(&PluginDirs::new(plugin_dir)).await;
             EXIT_OK

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod manuals;
 #[macro_use]
 pub mod log;
+pub mod plan;
 pub mod plugin_test;
 pub mod plugins;
 pub mod progress;

@@ -62,14 +62,12 @@ pub fn new_job_id() -> String {
 /// Runs the job; the summary says how it ended (`exit_code`).
 pub async fn run(job: Job, options: RunOptions) -> Summary {
     let job_id = new_job_id();
-    let start = chrono::Utc::now().with_timezone(&job.time_zone);
     let mut summary = Summary {
         job_id: job_id.clone(),
         job_file: job.source_name.clone(),
         reader: job.reader.name.clone(),
         writer: job.writer.name.clone(),
         time_zone: job.time_zone.name().to_owned(),
-        start: start.to_rfc3339_opts(SecondsFormat::Millis, true),
         channels: job.settings.channel,
         schedule_time: job
             .schedule_time
@@ -78,97 +76,35 @@ pub async fn run(job: Job, options: RunOptions) -> Summary {
         fingerprint: job.fingerprint.clone(),
         ..Summary::default()
     };
-    let dirty_path = options.dirty_file.clone().unwrap_or_else(|| {
-        let stem = std::path::Path::new(&job.source_name)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "job".to_owned());
-        PathBuf::from(format!("{stem}-{job_id}.dirty.jsonl"))
-    });
+    let dirty_path = options
+        .dirty_file
+        .clone()
+        .unwrap_or_else(|| default_dirty_path(&job.source_name, &job_id));
     let limiter = SpeedLimiter::new(
         job.settings.bytes_per_sec,
         job.settings.records_per_sec,
         Arc::new(MonotonicClock::default()),
     );
-    let shared = Arc::new(JobShared::new(
+    let session = Session::start(
+        job.time_zone,
         limiter,
         job.settings.error_limit.clone(),
         dirty_path,
-    ));
-    let stop_monitor = tokio_util::sync::CancellationToken::new();
-    let monitor = tokio::spawn(progress::monitor(
-        shared.clone(),
-        MonitorOptions {
-            interval: options.progress_interval,
-            stall_timeout: options.stall_timeout,
-            live: options.live,
-        },
-        stop_monitor.clone(),
-    ));
-    let guard = Arc::new(CommitGuard::default());
-    let signals = tokio::spawn(commit::watch_signals(
-        shared.clone(),
-        guard.clone(),
-        options.post_timeout,
-    ));
-
-    let mut report = CommitReport::default();
-    let result = lifecycle(
-        &job,
-        &job_id,
         &options,
-        (&shared, &guard),
-        &mut summary,
-        &mut report,
-    )
-    .await;
-    summary.committed = report.committed;
-    summary.commit_detail = report.detail.map(|d| crate::secrets::global().redact(&d));
-
-    signals.abort();
-    stop_monitor.cancel();
-    let _ = monitor.await;
-    let _ = shared.dirty_file.flush();
-    let end = chrono::Utc::now().with_timezone(&job.time_zone);
-    let stats = &shared.stats;
-    use std::sync::atomic::Ordering::Relaxed;
-    summary.end = end.to_rfc3339_opts(SecondsFormat::Millis, true);
-    summary.elapsed_secs = (end - start).num_microseconds().unwrap_or(0) as f64 / 1e6;
-    let (t0, t1) = (
-        stats.transfer_start_ms.load(Relaxed),
-        stats.transfer_end_ms.load(Relaxed),
     );
-    summary.transfer_secs = t1.saturating_sub(t0) as f64 / 1000.0;
-    summary.records = stats.records.load(Relaxed);
-    summary.written_records = stats.written_records.load(Relaxed);
-    let secs = |c: &std::sync::atomic::AtomicU64| (c.load(Relaxed) / 1_000_000) as f64 / 1000.0;
-    summary.wait_reader_secs = secs(&stats.wait_reader_ns);
-    summary.wait_writer_secs = secs(&stats.wait_writer_ns);
-    summary.wait_limit_secs = secs(&stats.wait_limit_ns);
-    summary.plugins = shared.plugin_versions();
-    summary.bytes = stats.bytes.load(Relaxed);
-    summary.reader_dirty_records = stats.reader_dirty.load(Relaxed);
-    summary.writer_dirty_records = stats.writer_dirty.load(Relaxed);
-    summary.dirty_records = stats.dirty();
-    summary.tasks = stats.tasks_total.load(Relaxed);
-    summary.tasks_succeeded = stats.tasks_done.load(Relaxed);
-    summary.dirty_file = shared
-        .dirty_file
-        .is_used()
-        .then(|| shared.dirty_file.path().display().to_string());
-    summary.compute_speeds();
-    match result {
-        Ok(()) => {
-            summary.outcome = "succeeded".to_owned();
-            summary.exit_code = EXIT_OK;
-        }
-        Err(e) => {
-            summary.outcome = e.outcome().to_owned();
-            summary.exit_code = e.exit_code();
-            summary.error = Some(crate::secrets::global().redact(&e.to_string()));
-        }
-    }
+    let mut report = CommitReport::default();
+    let result = lifecycle(&job, &job_id, &options, &session, &mut summary, &mut report).await;
+    session.finish(&mut summary, result, report).await;
     summary
+}
+
+/// The dirty-record file's default name: `<job file stem>-<job id>.dirty.jsonl`.
+pub(crate) fn default_dirty_path(source_name: &str, job_id: &str) -> PathBuf {
+    let stem = std::path::Path::new(source_name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "job".to_owned());
+    PathBuf::from(format!("{stem}-{job_id}.dirty.jsonl"))
 }
 
 /// The reader's window, as the summary shows it.
@@ -186,13 +122,138 @@ fn summary_window(job: &Job) -> Option<crate::summary::SummaryWindow> {
     })
 }
 
-pub(crate) struct Ctx<'a> {
-    job: &'a Job,
-    pub(crate) shared: &'a Arc<JobShared>,
-    base: JobContext,
+/// What one engine process shares while it runs a job or a part of one: the shared
+/// state, the progress monitor and watchdog, and the signal watcher.
+pub(crate) struct Session {
+    pub(crate) shared: Arc<JobShared>,
+    pub(crate) guard: Arc<CommitGuard>,
+    time_zone: chrono_tz::Tz,
+    start: chrono::DateTime<chrono_tz::Tz>,
+    stop_monitor: tokio_util::sync::CancellationToken,
+    monitor: tokio::task::JoinHandle<()>,
+    signals: tokio::task::JoinHandle<()>,
 }
 
-impl Ctx<'_> {
+impl Session {
+    pub(crate) fn start(
+        time_zone: chrono_tz::Tz,
+        limiter: SpeedLimiter,
+        error_limit: crate::limits::ErrorLimit,
+        dirty_path: PathBuf,
+        options: &RunOptions,
+    ) -> Self {
+        let start = chrono::Utc::now().with_timezone(&time_zone);
+        let shared = Arc::new(JobShared::new(limiter, error_limit, dirty_path));
+        let stop_monitor = tokio_util::sync::CancellationToken::new();
+        let monitor = tokio::spawn(progress::monitor(
+            shared.clone(),
+            MonitorOptions {
+                interval: options.progress_interval,
+                stall_timeout: options.stall_timeout,
+                live: options.live,
+            },
+            stop_monitor.clone(),
+        ));
+        let guard = Arc::new(CommitGuard::default());
+        let signals = tokio::spawn(commit::watch_signals(
+            shared.clone(),
+            guard.clone(),
+            options.post_timeout,
+        ));
+        Self {
+            shared,
+            guard,
+            time_zone,
+            start,
+            stop_monitor,
+            monitor,
+            signals,
+        }
+    }
+
+    /// Stops the watchers and fills in the summary: counters, speeds, outcome.
+    pub(crate) async fn finish(
+        self,
+        summary: &mut Summary,
+        result: Result<(), EngineError>,
+        report: CommitReport,
+    ) {
+        summary.committed = report.committed;
+        summary.commit_detail = report.detail.map(|d| crate::secrets::global().redact(&d));
+        self.signals.abort();
+        self.stop_monitor.cancel();
+        let _ = self.monitor.await;
+        let shared = &self.shared;
+        let _ = shared.dirty_file.flush();
+        let end = chrono::Utc::now().with_timezone(&self.time_zone);
+        let stats = &shared.stats;
+        use std::sync::atomic::Ordering::Relaxed;
+        summary.start = self.start.to_rfc3339_opts(SecondsFormat::Millis, true);
+        summary.end = end.to_rfc3339_opts(SecondsFormat::Millis, true);
+        summary.elapsed_secs = (end - self.start).num_microseconds().unwrap_or(0) as f64 / 1e6;
+        let (t0, t1) = (
+            stats.transfer_start_ms.load(Relaxed),
+            stats.transfer_end_ms.load(Relaxed),
+        );
+        summary.transfer_secs = t1.saturating_sub(t0) as f64 / 1000.0;
+        summary.records += stats.records.load(Relaxed);
+        summary.written_records += stats.written_records.load(Relaxed);
+        let secs = |c: &std::sync::atomic::AtomicU64| (c.load(Relaxed) / 1_000_000) as f64 / 1000.0;
+        summary.wait_reader_secs += secs(&stats.wait_reader_ns);
+        summary.wait_writer_secs += secs(&stats.wait_writer_ns);
+        summary.wait_limit_secs += secs(&stats.wait_limit_ns);
+        let plugins = shared.plugin_versions();
+        if !plugins.is_empty() {
+            summary.plugins = plugins;
+        }
+        summary.bytes += stats.bytes.load(Relaxed);
+        summary.reader_dirty_records += stats.reader_dirty.load(Relaxed);
+        summary.writer_dirty_records += stats.writer_dirty.load(Relaxed);
+        summary.dirty_records = summary.reader_dirty_records + summary.writer_dirty_records;
+        summary.tasks = summary.tasks.max(stats.tasks_total.load(Relaxed));
+        summary.tasks_succeeded += stats.tasks_done.load(Relaxed);
+        summary.dirty_file = shared
+            .dirty_file
+            .is_used()
+            .then(|| shared.dirty_file.path().display().to_string());
+        summary.compute_speeds();
+        match result {
+            Ok(()) => {
+                summary.outcome = "succeeded".to_owned();
+                summary.exit_code = EXIT_OK;
+            }
+            Err(e) => {
+                summary.outcome = e.outcome().to_owned();
+                summary.exit_code = e.exit_code();
+                summary.error = Some(crate::secrets::global().redact(&e.to_string()));
+            }
+        }
+    }
+}
+
+/// The job-level context of the steps and tasks: the plugins' parameters, the shared
+/// state and the job's identity.
+pub(crate) struct Ctx<'a> {
+    reader_parameter: &'a Json,
+    writer_parameter: &'a Json,
+    pub(crate) shared: &'a Arc<JobShared>,
+    pub(crate) base: JobContext,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(
+        (reader_parameter, writer_parameter): (&'a Json, &'a Json),
+        shared: &'a Arc<JobShared>,
+        base: JobContext,
+    ) -> Self {
+        Self {
+            reader_parameter,
+            writer_parameter,
+            shared,
+            base,
+        }
+    }
+
     pub(crate) fn request(
         &self,
         role: Role,
@@ -202,8 +263,8 @@ impl Ctx<'_> {
         task_count: usize,
     ) -> StepRequest {
         let parameter = match role {
-            Role::Writer => self.job.writer.parameter.clone(),
-            _ => self.job.reader.parameter.clone(),
+            Role::Writer => self.writer_parameter.clone(),
+            _ => self.reader_parameter.clone(),
         };
         StepRequest {
             context: StepContext {
@@ -219,7 +280,7 @@ impl Ctx<'_> {
         }
     }
 
-    async fn step(
+    pub(crate) async fn step(
         &self,
         plugin: &Plugin,
         step: &str,
@@ -238,68 +299,122 @@ impl Ctx<'_> {
     }
 }
 
+/// The job's identity as the plugins see it (task index and count filled in later).
+pub(crate) fn job_context(job: &Job, job_id: &str) -> JobContext {
+    JobContext {
+        job_id: job_id.to_owned(),
+        fingerprint: job.fingerprint.clone(),
+        time_zone: job.time_zone.name().to_owned(),
+        task_index: 0,
+        task_count: 0,
+    }
+}
+
+/// What check, prepare and split produce: the job states and each task's configs.
+pub(crate) struct Planned {
+    pub(crate) reader_state: Json,
+    pub(crate) writer_state: Json,
+    /// (reader config, writer config) per task, in task order.
+    pub(crate) tasks: Vec<(Json, Json)>,
+}
+
+/// `check` (reader, writer), `prepare` (reader, writer), `split` (both). A failure
+/// after the writer's `prepare` started runs the writer's `abort` (its report is
+/// returned with the error).
+pub(crate) async fn plan(
+    ctx: &Ctx<'_>,
+    guard: &CommitGuard,
+    (reader, writer): (&Plugin, &Plugin),
+    channel: usize,
+) -> Result<Planned, (EngineError, CommitReport)> {
+    let null = Json::Null;
+    let no_report = |e| (e, CommitReport::default());
+    for plugin in [reader, writer] {
+        let request = ctx.request(plugin.role, &null, None, vec![], 0);
+        ctx.step(plugin, "check", &request)
+            .await
+            .map_err(no_report)?;
+    }
+    let reader_state = ctx
+        .step(
+            reader,
+            "prepare",
+            &ctx.request(Role::Reader, &null, None, vec![], 0),
+        )
+        .await
+        .map_err(no_report)?;
+    let mut writer_state = Json::Null;
+    let outcome = async {
+        writer_state = ctx
+            .step(
+                writer,
+                "prepare",
+                &ctx.request(Role::Writer, &null, None, vec![], 0),
+            )
+            .await?;
+        split_tasks(
+            ctx,
+            (reader, writer),
+            (&reader_state, &writer_state),
+            channel,
+        )
+        .await
+    }
+    .await;
+    match outcome {
+        Ok(tasks) => Ok(Planned {
+            reader_state,
+            writer_state,
+            tasks,
+        }),
+        Err(e) => {
+            let e = ctx.shared.failure().unwrap_or(e);
+            crate::error!("job failed: {e}");
+            let report = commit::abort_writer(ctx, guard, writer, &writer_state, None).await;
+            Err((e, report))
+        }
+    }
+}
+
 async fn lifecycle(
     job: &Job,
     job_id: &str,
     options: &RunOptions,
-    (shared, guard): (&Arc<JobShared>, &CommitGuard),
+    session: &Session,
     summary: &mut Summary,
     report: &mut CommitReport,
 ) -> Result<(), EngineError> {
+    let (shared, guard) = (&session.shared, &*session.guard);
     let reader = plugins::resolve(Role::Reader, &job.reader.name, &options.plugin_dirs)?;
     let writer = plugins::resolve(Role::Writer, &job.writer.name, &options.plugin_dirs)?;
     summary.reader = reader.name.clone();
     summary.writer = writer.name.clone();
     log_start(job, job_id, &reader, &writer);
-    let ctx = Ctx {
-        job,
+    let ctx = Ctx::new(
+        (&job.reader.parameter, &job.writer.parameter),
         shared,
-        base: JobContext {
-            job_id: job_id.to_owned(),
-            fingerprint: job.fingerprint.clone(),
-            time_zone: job.time_zone.name().to_owned(),
-            task_index: 0,
-            task_count: 0,
-        },
+        job_context(job, job_id),
+    );
+    let channel = job.settings.channel;
+    let planned = match plan(&ctx, guard, (&reader, &writer), channel).await {
+        Ok(p) => p,
+        Err((e, r)) => {
+            *report = r;
+            return Err(e);
+        }
     };
-    let null = Json::Null;
-    ctx.step(
-        &reader,
-        "check",
-        &ctx.request(Role::Reader, &null, None, vec![], 0),
-    )
-    .await?;
-    ctx.step(
-        &writer,
-        "check",
-        &ctx.request(Role::Writer, &null, None, vec![], 0),
-    )
-    .await?;
-    let reader_state = ctx
-        .step(
-            &reader,
-            "prepare",
-            &ctx.request(Role::Reader, &null, None, vec![], 0),
-        )
-        .await?;
-    let mut writer_state = Json::Null;
-    let outcome = async {
-        writer_state = ctx
-            .step(
-                &writer,
-                "prepare",
-                &ctx.request(Role::Writer, &null, None, vec![], 0),
-            )
-            .await?;
-        transfer(&ctx, &reader, &writer, &reader_state, &writer_state).await
+    let tasks = async {
+        let results = run_tasks(&ctx, (&reader, &writer), planned.tasks, channel).await?;
+        final_error_check(shared)?;
+        Ok::<_, EngineError>(results)
     }
     .await;
-    let transfer = match outcome {
+    let transfer = match tasks {
         Ok(t) => t,
         Err(e) => {
             let e = shared.failure().unwrap_or(e);
             crate::log::job_failed(&e);
-            *report = commit::abort_writer(&ctx, guard, &writer, &writer_state, None).await;
+            *report = commit::abort_writer(&ctx, guard, &writer, &planned.writer_state, None).await;
             return Err(e);
         }
     };
@@ -307,7 +422,7 @@ async fn lifecycle(
         &ctx,
         guard,
         (&reader, &writer),
-        (&reader_state, &writer_state),
+        (&planned.reader_state, &planned.writer_state),
         transfer,
         options.post_timeout,
     )
@@ -316,7 +431,7 @@ async fn lifecycle(
     result
 }
 
-fn log_start(job: &Job, job_id: &str, reader: &Plugin, writer: &Plugin) {
+pub(crate) fn log_start(job: &Job, job_id: &str, reader: &Plugin, writer: &Plugin) {
     crate::info!(
         "job {job_id}: {} ({} format)",
         job.source_name,
@@ -360,15 +475,14 @@ fn log_start(job: &Job, job_id: &str, reader: &Plugin, writer: &Plugin) {
     }
 }
 
-/// Splits and runs the tasks; their results in task order.
-async fn transfer(
+/// Splits the job: the reader with the channel count as advice, the writer with the
+/// reader's task count. (reader config, writer config) per task.
+pub(crate) async fn split_tasks(
     ctx: &Ctx<'_>,
-    reader: &Plugin,
-    writer: &Plugin,
-    reader_state: &Json,
-    writer_state: &Json,
-) -> Result<Vec<TaskResult>, EngineError> {
-    let channel = ctx.job.settings.channel;
+    (reader, writer): (&Plugin, &Plugin),
+    (reader_state, writer_state): (&Json, &Json),
+    channel: usize,
+) -> Result<Vec<(Json, Json)>, EngineError> {
     let reader_tasks = split(ctx, reader, reader_state, channel).await?;
     let n = reader_tasks.len();
     if n > protocol::runtime::MAX_TASKS {
@@ -386,9 +500,41 @@ async fn transfer(
             writer_tasks.len()
         )));
     }
+    Ok(reader_tasks.into_iter().zip(writer_tasks).collect())
+}
+
+/// The plan of task `index` of `count`.
+pub(crate) fn task_plan(
+    ctx: &Ctx<'_>,
+    (reader, writer): (&Plugin, &Plugin),
+    (index, count): (usize, usize),
+    (reader_config, writer_config): (Json, Json),
+) -> TaskPlan {
+    TaskPlan {
+        index,
+        reader: reader.clone(),
+        writer: writer.clone(),
+        reader_config,
+        writer_config,
+        context: JobContext {
+            task_index: index as u32,
+            task_count: count as u32,
+            ..ctx.base.clone()
+        },
+    }
+}
+
+/// Runs the tasks, at most `channel` at once; their results in task order.
+pub(crate) async fn run_tasks(
+    ctx: &Ctx<'_>,
+    plugins: (&Plugin, &Plugin),
+    tasks: Vec<(Json, Json)>,
+    channel: usize,
+) -> Result<Vec<TaskResult>, EngineError> {
+    let n = tasks.len();
     crate::info!(
         "{} splits into {n} tasks; running at most {} at once",
-        reader.name,
+        plugins.0.name,
         channel.min(n)
     );
     let shared = ctx.shared;
@@ -402,9 +548,7 @@ async fn transfer(
         .store(shared.elapsed_ms(), std::sync::atomic::Ordering::Relaxed);
     let slots = Arc::new(Semaphore::new(channel.max(1)));
     let mut running = JoinSet::new();
-    for (index, (reader_config, writer_config)) in
-        reader_tasks.into_iter().zip(writer_tasks).enumerate()
-    {
+    for (index, configs) in tasks.into_iter().enumerate() {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p,
             _ = shared.cancel.cancelled() => break,
@@ -412,18 +556,7 @@ async fn transfer(
         if shared.cancel.is_cancelled() {
             break;
         }
-        let plan = TaskPlan {
-            index,
-            reader: reader.clone(),
-            writer: writer.clone(),
-            reader_config,
-            writer_config,
-            context: JobContext {
-                task_index: index as u32,
-                task_count: n as u32,
-                ..ctx.base.clone()
-            },
-        };
+        let plan = task_plan(ctx, plugins, (index, n), configs);
         let task_shared = shared.clone();
         running.spawn(async move {
             let result = run_task(plan, task_shared).await;
@@ -453,6 +586,11 @@ async fn transfer(
     if results.len() != n {
         return Err(EngineError::failed("not every task finished"));
     }
+    Ok(results)
+}
+
+/// The error limit over the whole job, once every task has finished.
+fn final_error_check(shared: &JobShared) -> Result<(), EngineError> {
     let stats = &shared.stats;
     let read = stats.records.load(std::sync::atomic::Ordering::Relaxed)
         + stats
@@ -461,8 +599,7 @@ async fn transfer(
     shared
         .error_limit
         .check_final(stats.dirty(), read)
-        .map_err(EngineError::ErrorLimit)?;
-    Ok(results)
+        .map_err(EngineError::ErrorLimit)
 }
 
 async fn split(

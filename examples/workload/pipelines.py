@@ -125,7 +125,7 @@ class Window:
 
 
 def run_workload(cloud, log_path, window, changes=300, outside=10, keys=50, seed=1,
-                 split_after=None, bulk=False, python=sys.executable):
+                 split_after=None, bulk=False, python=sys.executable, reuse_tables=False):
     ots = cloud.info["ots"]["endpoint"]
     cmd = [python, str(HERE / "ots_workload.py"), "--endpoint", ots, "--instance", cloud.info["ots"]["instance"],
            "--access-key-id", cloud.info["access_key_id"], "--access-key-secret", cloud.info["access_key_secret"],
@@ -137,6 +137,8 @@ def run_workload(cloud, log_path, window, changes=300, outside=10, keys=50, seed
         cmd += ["--split-after", str(split_after)]
     if bulk:
         cmd.append("--bulk")
+    if reuse_tables:
+        cmd.append("--reuse-tables")
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

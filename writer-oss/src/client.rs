@@ -74,14 +74,14 @@ impl Response {
 }
 
 /// One request before signing.
-struct Request<'a> {
-    operation: &'static str,
-    method: Method,
+pub struct Request<'a> {
+    pub operation: &'static str,
+    pub method: Method,
     /// Empty for bucket-level requests.
-    key: &'a str,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-    body: Bytes,
+    pub key: &'a str,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
 }
 
 /// An object's metadata from HEAD.
@@ -328,7 +328,7 @@ impl OssClient {
     }
 
     /// Sends with retries on temporary errors.
-    async fn send(&self, req: &Request<'_>) -> Result<Response, OssError> {
+    pub async fn send(&self, req: &Request<'_>) -> Result<Response, OssError> {
         let mut backoff = self.backoff();
         loop {
             match self.send_once(req).await {
@@ -345,7 +345,12 @@ impl OssClient {
         }
     }
 
-    fn request<'a>(&self, operation: &'static str, method: Method, key: &'a str) -> Request<'a> {
+    pub fn request<'a>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        key: &'a str,
+    ) -> Request<'a> {
         Request {
             operation,
             method,

@@ -25,7 +25,7 @@ use crate::writer::TaskReport;
 const KEYS_NAMED: usize = 10;
 
 /// The size and CRC-64 of the object the parts make.
-fn expected(parts: &[UploadedPart]) -> (u64, u64) {
+pub(crate) fn expected(parts: &[UploadedPart]) -> (u64, u64) {
     let mut sorted: Vec<&UploadedPart> = parts.iter().collect();
     sorted.sort_by_key(|p| p.number);
     sorted.iter().fold((0, 0), |(size, crc), p| {
@@ -34,7 +34,11 @@ fn expected(parts: &[UploadedPart]) -> (u64, u64) {
 }
 
 /// Whether `key` holds the multipart object of `(size, crc)`.
-async fn holds(client: &OssClient, key: &str, (size, crc): (u64, u64)) -> Result<bool, OssError> {
+pub(crate) async fn holds(
+    client: &OssClient,
+    key: &str,
+    (size, crc): (u64, u64),
+) -> Result<bool, OssError> {
     Ok(client.head(key).await?.is_some_and(|meta| {
         meta.object_type == "Multipart" && meta.size == size && meta.crc64.is_none_or(|c| c == crc)
     }))

@@ -129,7 +129,7 @@ pub async fn post_multi(
         .filter(|k| truncate || own.owns(k))
         .collect();
     let results: Vec<(usize, Result<(), OssError>)> = stream::iter(uploads.iter().enumerate())
-        .map(|(i, u)| async move { (i, client.complete(&u.key, &u.upload_id, &u.parts).await) })
+        .map(|(i, u)| async move { (i, complete_once(client, u).await) })
         .buffer_unordered(COMPLETES_IN_FLIGHT)
         .collect()
         .await;
@@ -209,6 +209,27 @@ pub async fn post_multi(
     );
     tracing::info!("post: {detail}");
     Ok(json!({"committed": "all", "detail": detail}))
+}
+
+/// Completes one reported upload. An upload that no longer exists but whose key holds
+/// exactly its object (same size and CRC-64) was completed by an earlier `post` of
+/// these same reports (a commit re-run after a kill, `streamport commit` again): done.
+async fn complete_once(client: &OssClient, u: &UploadReport) -> Result<(), OssError> {
+    match client.complete(&u.key, &u.upload_id, &u.parts).await {
+        Err(e) if e.code() == Some("NoSuchUpload") => {
+            if crate::commit::holds(client, &u.key, crate::commit::expected(&u.parts)).await? {
+                tracing::info!(
+                    "{}: upload {} was already completed by an earlier post of these reports",
+                    u.key,
+                    u.upload_id
+                );
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+        other => other,
+    }
 }
 
 /// Single-object mode: uploads the header and the tasks' leftovers as part 1 and completes, or

@@ -50,9 +50,11 @@ fn serve(body: &'static str) -> String {
 fn client(endpoint: String) -> OssClient {
     OssClient::new(ClientOptions {
         endpoint,
-        access_id: "LTAI5tTestKey".into(),
-        access_key: "test-secret".into(),
-        security_token: None,
+        credentials: credentials::Provider::fixed(credentials::Credentials::fixed(
+            "LTAI5tTestKey",
+            "test-secret",
+            None,
+        )),
         bucket: "b".into(),
         sign_version: SignVersion::V4,
         region: "cn-hangzhou".into(),
