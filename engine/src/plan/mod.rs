@@ -245,7 +245,7 @@ mod tests {
         let file = dir.path().join("ds.json");
         std::fs::write(
             &file,
-            r#"{"plan": {"endpoint": "http://127.0.0.1:1", "accessId": "id", "accessKey": "k3y-of-the-plan"}, "bad": {"endpoint": "e"}}"#,
+            r#"{"plan": {"endpoint": "http://127.0.0.1:1", "accessId": "id", "accessKey": "k3y-of-the-plan"}, "bad": {"endpoint": "e", "accessId": "id-without-key"}, "keyless": {"endpoint": "e"}}"#,
         )
         .unwrap();
         let access = oss_access(Some("plan"), Some(&file), None)
@@ -265,6 +265,14 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--plan-datasource bad"), "{e}");
         assert!(oss_access(Some("plan"), None, None).is_err());
+        // Without keys the credentials chain is used (environment, profile, ECS RAM role).
+        let keyless = oss_access(Some("keyless"), Some(&file), None)
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(keyless.credentials, credentials::Source::Default),
+            "{keyless:?}"
+        );
     }
 
     #[test]
