@@ -13,6 +13,7 @@
 //! window replaces what a failed run left instead of adding to it.
 
 pub mod client;
+pub mod columnar;
 pub mod commit;
 pub mod config;
 pub mod convert;
