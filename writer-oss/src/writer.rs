@@ -266,7 +266,14 @@ impl<'a> TaskWriter<'a> {
                     self.config.encrypt,
                 ))?;
                 tracing::debug!("task {}: started {key} (upload {id})", self.task_index);
-                (key, id, 1, self.config.max_parts_per_object)
+                // Columnar objects roll on their bytes (maxFileSize), at row-group
+                // boundaries; their part count is bounded only by OSS.
+                let last = if self.config.columnar.is_some() {
+                    10_000
+                } else {
+                    self.config.max_parts_per_object
+                };
+                (key, id, 1, last)
             }
         };
         let mut object = OpenObject {

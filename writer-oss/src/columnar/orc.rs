@@ -118,6 +118,14 @@ impl OrcEncoder {
         self.row.clear();
         for (value, column) in record.iter().zip(&self.columns) {
             match convert(value, column.target, &ctx) {
+                // ORC-763: the second before the epoch has no exact ORC encoding below
+                // whole milliseconds -999..=-1 (orc-rust refuses them for the whole batch).
+                Ok(Cell::I64(v)) if matches!(column.target, Target::Timestamp { .. }) && (-999..0).contains(&v) => {
+                    return Ok(Some(format!(
+                        "column {:?}: ORC cannot store an instant in the last second before 1970-01-01 (ORC-763)",
+                        column.name
+                    )))
+                }
                 Ok(cell) => self.row.push(cell),
                 Err(reason) => return Ok(Some(format!("column {:?}: {reason}", column.name))),
             }

@@ -408,7 +408,7 @@ mod tests {
 
     #[test]
     fn schemas_that_are_not_flat_or_do_not_parse_are_config_errors() {
-        let e = parse_parquet_schema("message m { optional int64 a; ").unwrap_err();
+        let e = parse_parquet_schema("message m { optional int65 a; }").unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.message.contains("parquetSchema does not parse"), "{}", e.message);
         let e = parse_parquet_schema("message m { optional group g { optional int32 x; } }").unwrap_err();
