@@ -185,7 +185,8 @@ impl WriterConfig {
             }
         }
         let unsupported = |key: &str| {
-            unsupported(key) && !(columnar_format == Some(columnar::Format::Parquet) && key == "parquetSchema")
+            unsupported(key)
+                && !(columnar_format == Some(columnar::Format::Parquet) && key == "parquetSchema")
         };
         for key in map.keys().filter(|k| unsupported(k)) {
             let empty = match &map[key] {
@@ -382,7 +383,7 @@ impl WriterConfig {
                 map,
                 f,
                 &compress_text,
-                zone.clone(),
+                zone,
                 date_format.clone(),
             )?),
             None => None,

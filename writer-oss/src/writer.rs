@@ -300,7 +300,11 @@ impl<'a> TaskWriter<'a> {
         Ok(())
     }
 
-    fn write_record(&mut self, record: &[Value], out: &mut WriterOutput) -> Result<(), PluginError> {
+    fn write_record(
+        &mut self,
+        record: &[Value],
+        out: &mut WriterOutput,
+    ) -> Result<(), PluginError> {
         let columnar = self.config.columnar.is_some();
         let roll = self.current.as_ref().is_some_and(|o| {
             self.single.is_none()
@@ -354,7 +358,11 @@ impl<'a> TaskWriter<'a> {
 
     /// A record into the open Parquet/ORC file; a value that does not fit its column
     /// makes the record dirty (counted against the job's error limit).
-    fn write_columnar(&mut self, record: &[Value], out: &mut WriterOutput) -> Result<(), PluginError> {
+    fn write_columnar(
+        &mut self,
+        record: &[Value],
+        out: &mut WriterOutput,
+    ) -> Result<(), PluginError> {
         let Some(object) = self.current.as_mut() else {
             return Err(PluginError::internal("no open object"));
         };

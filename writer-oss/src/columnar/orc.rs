@@ -102,7 +102,7 @@ impl OrcEncoder {
                 .map(|_| Vec::with_capacity(BATCH_ROWS))
                 .collect(),
             row: Vec::with_capacity(config.columns.len()),
-            zone: config.zone.clone(),
+            zone: config.zone,
             date_format: config.date_format.clone(),
         })
     }
@@ -212,7 +212,8 @@ fn build(target: Target, cells: Vec<Cell>) -> ArrayRef {
         Target::Float32 => column!(Float32Builder, F32, |v| v),
         Target::Float64 => column!(Float64Builder, F64, |v| v),
         Target::Timestamp { .. } => {
-            let mut b = TimestampMillisecondBuilder::with_capacity(cells.len()).with_timezone("UTC");
+            let mut b =
+                TimestampMillisecondBuilder::with_capacity(cells.len()).with_timezone("UTC");
             for cell in cells {
                 match cell {
                     Cell::I64(v) => b.append_value(v),

@@ -232,7 +232,10 @@ impl ParquetEncoder {
             .ok_or_else(|| PluginError::internal("writer-oss: parquet without a schema"))?;
         let properties = WriterProperties::builder()
             .set_compression(compression(config.codec))
-            .set_created_by(format!("streamport writer-oss {}", env!("CARGO_PKG_VERSION")))
+            .set_created_by(format!(
+                "streamport writer-oss {}",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build();
         let sink = Sink::default();
         let writer = guarded("starting a parquet file", || {
@@ -246,7 +249,7 @@ impl ParquetEncoder {
             cells: Vec::with_capacity(config.columns.len()),
             buffered_bytes: 0,
             row_group_bytes: config.row_group_bytes,
-            zone: config.zone.clone(),
+            zone: config.zone,
             date_format: config.date_format.clone(),
         })
     }
@@ -346,6 +349,9 @@ mod tests {
         assert_eq!(decimal_bytes(128, None), vec![0, 128]);
         assert_eq!(decimal_bytes(-129, None), vec![0xff, 0x7f]);
         assert_eq!(decimal_bytes(-2, Some(4)), vec![0xff, 0xff, 0xff, 0xfe]);
-        assert_eq!(decimal_bytes(1_234_500, Some(9)), vec![0, 0, 0, 0, 0, 0, 0x12, 0xd6, 0x44]);
+        assert_eq!(
+            decimal_bytes(1_234_500, Some(9)),
+            vec![0, 0, 0, 0, 0, 0, 0x12, 0xd6, 0x44]
+        );
     }
 }

@@ -84,7 +84,10 @@ pub const MAX_PRECISION: u32 = 38;
 fn parse_type(text: &str) -> Option<ColumnType> {
     let t = text.trim().to_ascii_lowercase();
     let (base, args) = match t.split_once('(') {
-        Some((base, rest)) => (base.trim().to_owned(), Some(rest.strip_suffix(')')?.to_owned())),
+        Some((base, rest)) => (
+            base.trim().to_owned(),
+            Some(rest.strip_suffix(')')?.to_owned()),
+        ),
         None => (t.clone(), None),
     };
     let plain = |ty| if args.is_none() { Some(ty) } else { None };
@@ -134,7 +137,9 @@ pub fn parse_columns(items: &[Json]) -> Result<Vec<(String, ColumnType)>, Plugin
     for (i, item) in items.iter().enumerate() {
         let name = item.get("name").and_then(Json::as_str).unwrap_or_default();
         if name.trim().is_empty() {
-            return Err(err(format!("column[{i}].name is required (a non-empty string)")));
+            return Err(err(format!(
+                "column[{i}].name is required (a non-empty string)"
+            )));
         }
         if out.iter().any(|(n, _)| n == name) {
             return Err(err(format!("column[{i}].name {name:?} appears twice")));
@@ -225,7 +230,9 @@ pub fn parse_parquet_schema(text: &str) -> Result<(Vec<super::Column>, TypePtr),
     };
     columns_of_message(message).map_err(|e| {
         let mut e = e;
-        e.message = e.message.replacen("writer-oss: ", "writer-oss: parquetSchema: ", 1);
+        e.message = e
+            .message
+            .replacen("writer-oss: ", "writer-oss: parquetSchema: ", 1);
         e
     })
 }
@@ -249,9 +256,14 @@ fn target_of(field: &Type) -> Result<Target, String> {
         if !(1..=MAX_PRECISION as i32).contains(&precision) || !(0..=precision).contains(&scale) {
             return Err(format!("decimal precision {precision} / scale {scale} is not supported (precision 1 to {MAX_PRECISION})"));
         }
-        Ok(Target::Decimal { precision: precision as u32, scale: scale as u32, store })
+        Ok(Target::Decimal {
+            precision: precision as u32,
+            scale: scale as u32,
+            store,
+        })
     };
-    let is_decimal = matches!(logical, Some(LogicalType::Decimal(_))) || converted == ConvertedType::DECIMAL;
+    let is_decimal =
+        matches!(logical, Some(LogicalType::Decimal(_))) || converted == ConvertedType::DECIMAL;
     let target = match physical {
         Physical::BOOLEAN if logical.is_none() => Target::Bool,
         Physical::INT32 if is_decimal => decimal(DecimalStore::I32)?,
@@ -349,29 +361,30 @@ pub fn orc_columns(declared: &[(String, ColumnType)]) -> Result<Vec<Column>, Plu
         .iter()
         .enumerate()
         .map(|(i, (name, ty))| {
-            let target = match ty {
-                ColumnType::TinyInt => Target::Int32 { bits: 8 },
-                ColumnType::SmallInt => Target::Int32 { bits: 16 },
-                ColumnType::Int => Target::Int32 { bits: 32 },
-                ColumnType::BigInt => Target::Int64,
-                ColumnType::Float => Target::Float32,
-                ColumnType::Double => Target::Float64,
-                ColumnType::String => Target::Utf8,
-                ColumnType::Binary => Target::Binary,
-                ColumnType::Boolean => Target::Bool,
-                ColumnType::Date => Target::Date,
-                ColumnType::Timestamp => Target::Timestamp {
-                    unit: Unit::Millis,
-                    utc: true,
-                },
-                ColumnType::Decimal { .. } | ColumnType::Int96 => {
-                    return Err(err(format!(
+            let target =
+                match ty {
+                    ColumnType::TinyInt => Target::Int32 { bits: 8 },
+                    ColumnType::SmallInt => Target::Int32 { bits: 16 },
+                    ColumnType::Int => Target::Int32 { bits: 32 },
+                    ColumnType::BigInt => Target::Int64,
+                    ColumnType::Float => Target::Float32,
+                    ColumnType::Double => Target::Float64,
+                    ColumnType::String => Target::Utf8,
+                    ColumnType::Binary => Target::Binary,
+                    ColumnType::Boolean => Target::Bool,
+                    ColumnType::Date => Target::Date,
+                    ColumnType::Timestamp => Target::Timestamp {
+                        unit: Unit::Millis,
+                        utc: true,
+                    },
+                    ColumnType::Decimal { .. } | ColumnType::Int96 => {
+                        return Err(err(format!(
                         "column[{i}].type (column {name:?}): fileFormat orc cannot write {} yet \
                          (the ORC library writes no such type); use string, double or parquet",
                         if matches!(ty, ColumnType::Int96) { "int96" } else { "decimal" }
                     )))
-                }
-            };
+                    }
+                };
             Ok(Column {
                 name: name.clone(),
                 target,
@@ -399,8 +412,20 @@ mod tests {
     fn column_types_parse_like_datax() {
         assert_eq!(parse_type("BIGINT"), Some(ColumnType::BigInt));
         assert_eq!(parse_type("varchar(20)"), Some(ColumnType::String));
-        assert_eq!(parse_type("decimal"), Some(ColumnType::Decimal { precision: 10, scale: 2 }));
-        assert_eq!(parse_type("decimal(20, 4)"), Some(ColumnType::Decimal { precision: 20, scale: 4 }));
+        assert_eq!(
+            parse_type("decimal"),
+            Some(ColumnType::Decimal {
+                precision: 10,
+                scale: 2
+            })
+        );
+        assert_eq!(
+            parse_type("decimal(20, 4)"),
+            Some(ColumnType::Decimal {
+                precision: 20,
+                scale: 4
+            })
+        );
         assert_eq!(parse_type("decimal(39,1)"), None);
         assert_eq!(parse_type("decimal(5,6)"), None);
         assert_eq!(parse_type("map<string,int>"), None);
@@ -410,9 +435,18 @@ mod tests {
     fn schemas_that_are_not_flat_or_do_not_parse_are_config_errors() {
         let e = parse_parquet_schema("message m { optional int65 a; }").unwrap_err();
         assert_eq!(e.exit_code(), 2);
-        assert!(e.message.contains("parquetSchema does not parse"), "{}", e.message);
-        let e = parse_parquet_schema("message m { optional group g { optional int32 x; } }").unwrap_err();
-        assert!(e.message.contains("parquetSchema: column \"g\" is a group"), "{}", e.message);
+        assert!(
+            e.message.contains("parquetSchema does not parse"),
+            "{}",
+            e.message
+        );
+        let e = parse_parquet_schema("message m { optional group g { optional int32 x; } }")
+            .unwrap_err();
+        assert!(
+            e.message.contains("parquetSchema: column \"g\" is a group"),
+            "{}",
+            e.message
+        );
         let e = parse_parquet_schema("message m { repeated int32 x; }").unwrap_err();
         assert!(e.message.contains("repeated"), "{}", e.message);
         let (cols, _) = parse_parquet_schema(
@@ -421,10 +455,20 @@ mod tests {
         .unwrap();
         assert!(!cols[0].nullable);
         assert_eq!(cols[1].target, Target::Utf8);
-        assert_eq!(cols[2].target, Target::Timestamp { unit: Unit::Micros, utc: false });
+        assert_eq!(
+            cols[2].target,
+            Target::Timestamp {
+                unit: Unit::Micros,
+                utc: false
+            }
+        );
         assert_eq!(
             cols[3].target,
-            Target::Decimal { precision: 20, scale: 4, store: DecimalStore::Fixed(9) }
+            Target::Decimal {
+                precision: 20,
+                scale: 4,
+                store: DecimalStore::Fixed(9)
+            }
         );
     }
 }

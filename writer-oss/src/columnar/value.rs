@@ -61,7 +61,11 @@ pub fn parse_decimal(text: &str, scale: u32) -> Option<i128> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+    if !int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     // value = all_digits × 10^(exponent − frac_len); wanted: value × 10^scale.
@@ -86,7 +90,9 @@ pub fn parse_decimal(text: &str, scale: u32) -> Option<i128> {
         keep
     };
     for b in all.take(kept) {
-        unscaled = unscaled.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+        unscaled = unscaled
+            .checked_mul(10)?
+            .checked_add(i128::from(b - b'0'))?;
     }
     if shift > 0 {
         unscaled = unscaled.checked_mul(10i128.checked_pow(u32::try_from(shift).ok()?)?)?;
@@ -152,7 +158,12 @@ pub fn convert(value: &Value, target: Target, ctx: &Context<'_>) -> Result<Cell,
             let f = *v as f32;
             (f as i64 == *v && f.abs() < 16_777_216.0).then_some(Cell::F32(f))
         }
-        (Value::Long(v), Target::Decimal { precision, scale, .. }) => 10i128
+        (
+            Value::Long(v),
+            Target::Decimal {
+                precision, scale, ..
+            },
+        ) => 10i128
             .checked_pow(scale)
             .and_then(|m| i128::from(*v).checked_mul(m))
             .filter(|u| fits_precision(*u, precision))
@@ -165,18 +176,26 @@ pub fn convert(value: &Value, target: Target, ctx: &Context<'_>) -> Result<Cell,
             let exact = d.is_finite() && d.fract() == 0.0 && d.abs() < 9.2e18;
             exact.then(|| integer(*d as i64, target)).flatten()
         }
-        (Value::Double(d), Target::Decimal { precision, scale, .. }) => d
+        (
+            Value::Double(d),
+            Target::Decimal {
+                precision, scale, ..
+            },
+        ) => d
             .is_finite()
             .then(|| parse_decimal(&double_plain(*d), scale))
             .flatten()
             .filter(|u| fits_precision(*u, precision))
             .map(Cell::Dec),
         (Value::Double(d), Target::Utf8) => Some(Cell::Bytes(double_plain(*d).into_bytes())),
-        (Value::Decimal(s) | Value::String(s), Target::Decimal { precision, scale, .. }) => {
-            parse_decimal(s, scale)
-                .filter(|u| fits_precision(*u, precision))
-                .map(Cell::Dec)
-        }
+        (
+            Value::Decimal(s) | Value::String(s),
+            Target::Decimal {
+                precision, scale, ..
+            },
+        ) => parse_decimal(s, scale)
+            .filter(|u| fits_precision(*u, precision))
+            .map(Cell::Dec),
         (Value::Decimal(s) | Value::String(s), Target::Int32 { .. } | Target::Int64) => {
             parse_decimal(s, 0)
                 .and_then(|u| i64::try_from(u).ok())
@@ -252,10 +271,9 @@ pub fn describe(target: Target) -> String {
         Target::Binary => "binary".into(),
         Target::Fixed(n) => format!("fixed_len_byte_array({n})"),
         Target::Date => "date".into(),
-        Target::Timestamp { unit, utc } => format!(
-            "timestamp({unit:?}, {})",
-            if utc { "UTC" } else { "local" }
-        ),
+        Target::Timestamp { unit, utc } => {
+            format!("timestamp({unit:?}, {})", if utc { "UTC" } else { "local" })
+        }
         Target::Int96 => "int96 timestamp".into(),
         Target::Decimal {
             precision, scale, ..
@@ -293,9 +311,18 @@ mod tests {
         let ms = 1_704_139_200_000;
         let date = convert(&Value::Date(ms), Target::Date, &ctx).unwrap();
         assert_eq!(date, Cell::I32(19_724));
-        let utc = Target::Timestamp { unit: Unit::Micros, utc: true };
-        assert_eq!(convert(&Value::Date(ms), utc, &ctx).unwrap(), Cell::I64(ms * 1000));
-        let local = Target::Timestamp { unit: Unit::Millis, utc: false };
+        let utc = Target::Timestamp {
+            unit: Unit::Micros,
+            utc: true,
+        };
+        assert_eq!(
+            convert(&Value::Date(ms), utc, &ctx).unwrap(),
+            Cell::I64(ms * 1000)
+        );
+        let local = Target::Timestamp {
+            unit: Unit::Millis,
+            utc: false,
+        };
         assert_eq!(
             convert(&Value::Date(ms), local, &ctx).unwrap(),
             Cell::I64(ms + 8 * 3_600_000)
@@ -304,7 +331,10 @@ mod tests {
             panic!()
         };
         assert_eq!(i64::from(v[2]), 19_723 + JULIAN_DAY_OF_EPOCH);
-        assert_eq!((i64::from(v[1]) << 32) + i64::from(v[0]), 72_000 * 1_000_000_000);
+        assert_eq!(
+            (i64::from(v[1]) << 32) + i64::from(v[0]),
+            72_000 * 1_000_000_000
+        );
     }
 
     #[test]
@@ -317,13 +347,19 @@ mod tests {
         };
         let small = Target::Int32 { bits: 8 };
         assert!(convert(&Value::Long(128), small, &ctx).is_err());
-        assert_eq!(convert(&Value::Long(-128), small, &ctx), Ok(Cell::I32(-128)));
+        assert_eq!(
+            convert(&Value::Long(-128), small, &ctx),
+            Ok(Cell::I32(-128))
+        );
         let dec = Target::Decimal {
             precision: 5,
             scale: 2,
             store: super::super::schema::DecimalStore::I32,
         };
-        assert_eq!(convert(&Value::Decimal("123.45".into()), dec, &ctx), Ok(Cell::Dec(12_345)));
+        assert_eq!(
+            convert(&Value::Decimal("123.45".into()), dec, &ctx),
+            Ok(Cell::Dec(12_345))
+        );
         let reason = convert(&Value::Decimal("1234.5".into()), dec, &ctx).unwrap_err();
         assert!(reason.contains("decimal(5,2)"), "{reason}");
         assert!(convert(&Value::Bytes(vec![0xff]), Target::Utf8, &ctx).is_err());
