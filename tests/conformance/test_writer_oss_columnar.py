@@ -300,7 +300,7 @@ def test_records_wider_than_column_exit_2_naming_column(localcloud, bucket, tmp_
 
 
 FAULTY_READER = {
-    "sliceRecordCount": 80000,
+    "sliceRecordCount": 50000,
     "seed": 13,
     "column": [{"type": "long", "sequence": 0}, {"type": "string", "random": "20, 80"},
                {"type": "double", "random": "0, 1"}, {"type": "date", "random": "2020-01-01 00:00:00, 2030-01-01 00:00:00"}],
@@ -313,7 +313,7 @@ def test_parquet_under_10_percent_faults_gives_identical_objects(localcloud, adm
     import requests
     from writer_oss_helpers import open_uploads
     cfg = writer_config(localcloud, prefix + "faults", fileFormat="parquet", column=FAULTY_COLUMNS,
-                        compress="SNAPPY", rowGroupSizeInMB=1, blockSizeInMB=1, maxFileSize=1,
+                        compress="NONE", rowGroupSizeInMB=1, blockSizeInMB=1, maxFileSize=1,
                         suffix="parquet")
     run_stream(tmp_path, FAULTY_READER, cfg)
     clean = read_objects(bucket, prefix)
@@ -325,6 +325,8 @@ def test_parquet_under_10_percent_faults_gives_identical_objects(localcloud, adm
     oss.add_fault(rate=0.03, kind="error", status=500, code="InternalError")
     oss.add_fault(rate=0.03, kind="drop")
     oss.add_fault(operation="CompleteMultipartUpload", times=1, after_apply=True, kind="drop")
+    # At least one lost part whatever the draw.
+    oss.add_fault(operation="UploadPart", times=1, kind="error", status=503, code="ServiceUnavailable")
     try:
         w = run_stream(tmp_path, FAULTY_READER, cfg)
         injected = oss.faults()["injected"][before:]
@@ -332,13 +334,13 @@ def test_parquet_under_10_percent_faults_gives_identical_objects(localcloud, adm
         oss.clear_faults()
     log = requests.get(localcloud["oss"]["endpoint"] + "/-/oss/requests", timeout=10).json()["requests"]
     print(f"{len(injected)} faults injected in {len(log)} requests")
-    assert len(injected) >= 3, injected
+    assert len(injected) >= 2, injected
     assert "an earlier attempt succeeded" in w.stderr
     # Identical to the clean run: same names, same bytes, nothing left open.
     assert read_objects(bucket, prefix) == clean
     assert open_uploads(localcloud, prefix) == []
     rows = sum(pq.ParquetFile(io.BytesIO(d)).metadata.num_rows for d in clean.values())
-    assert rows == 80000
+    assert rows == 50000
 
 
 def test_killed_parquet_writer_leaves_nothing_and_a_rerun_gives_the_same_names(localcloud, bucket, prefix, tmp_path):
@@ -351,11 +353,11 @@ def test_killed_parquet_writer_leaves_nothing_and_a_rerun_gives_the_same_names(l
                                                     {"name": "s", "type": "string"}])
     path = tmp_path / "w.json"
     path.write_text(json.dumps(cfg))
-    records = [[i, "row %d %s" % (i, "y" * (i % 97))] for i in range(60000)]
+    records = [[i, "row %d %s" % (i, "y" * (i % 200))] for i in range(40000)]
     writer = subprocess.Popen(
         [binary("writer-oss"), "write", "--config", str(path), "--input-format", "jsonl"],
         stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    writer.stdin.write(jsonl(records[:50000]).encode())
+    writer.stdin.write(jsonl(records[:30000]).encode())
     writer.stdin.flush()
     deadline = time.time() + 30
     while time.time() < deadline:
