@@ -1,5 +1,6 @@
-//! writer-oss: writes records to Alibaba Cloud OSS as text or CSV objects named and laid
-//! out as DataX's osswriter does, committed so that nothing half-written is ever visible.
+//! writer-oss: writes records to Alibaba Cloud OSS as text, CSV, Parquet or ORC objects
+//! named and laid out as DataX's osswriter does, committed so that nothing half-written
+//! is ever visible (Parquet and ORC: [`columnar`]).
 //!
 //! * `prepare` checks the bucket and `writeMode` (spec oss.md §8.5); `truncate`
 //!   deletes only in `post`, once every new object is complete.
@@ -81,7 +82,7 @@ impl Plugin for OssWriter {
             name: "writer-oss",
             version: env!("CARGO_PKG_VERSION"),
             role: Role::Writer,
-            about: "Writes records to OSS as text or CSV objects (DataX osswriter), all or nothing",
+            about: "Writes records to OSS as text, CSV, Parquet or ORC objects (DataX osswriter), all or nothing",
         }
     }
 
