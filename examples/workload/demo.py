@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""The demo behind `scripts/demo`: both documented pipelines against localcloud.
+"""The demo behind `scripts/demo`: the documented pipelines against localcloud.
 
 Starts localcloud; creates the MaxCompute table person (the OSS bucket exists); writes a
 change workload into the Tablestore tables `users` and `person` (stream enabled),
 placed in the five-minute window that ended five minutes ago by moving the emulator's
-clock; runs examples/jobs/otsstream-to-oss.json and otsstream-to-odps.json through the
-engine; shows each summary, where the output is and a sample of it, checks it against
+clock; runs examples/jobs/otsstream-to-oss.json, otsstream-to-odps.json and
+otsstream-to-oss-parquet.json (read back with pyarrow) through the engine; shows each summary, where the output is and a sample of it, checks it against
 the rows derived from the workload's log, saves everything under the output directory
 and stops localcloud.
 """
@@ -64,6 +64,36 @@ def oss_pipeline(cloud, window, ops, out, args):
             say("  … %d more" % (len(records) - args.sample))
     match = got == want
     say("%d CSV records; the rows derived from the workload log: %d — %s" % (
+        len(got), len(want), "identical" if match else "DIFFERENT"))
+    return match
+
+
+def parquet_pipeline(cloud, window, ops, out, args):
+    heading("Tablestore Stream -> OSS (Parquet, read back with pyarrow)")
+    params = pipelines.oss_params(window)
+    summary = out / "parquet.summary.json"
+    say("$ streamport run examples/jobs/otsstream-to-oss-parquet.json --datasources examples/datasources.json "
+        + " ".join("-p %s=%s" % kv for kv in params.items()))
+    pipelines.run_engine(cloud, pipelines.PARQUET_JOB, params, window, summary=summary, quiet=False)
+    show_summary(summary)
+    objects = pipelines.parquet_objects(cloud, "datalake/")
+    want = pipelines.expected_parquet_rows(ops, window)
+    got = []
+    for key, data in sorted(objects.items()):
+        local = out / "oss" / key
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(data)
+        table = pipelines.parquet_table(data)
+        say("oss://%s/%s (%d bytes), saved as %s" % (cloud.info["oss"]["bucket"], key, len(data), local))
+        say("  schema: " + ", ".join("%s %s" % (f.name, f.type) for f in table.schema))
+        rows = [list(r.values()) for r in table.to_pylist()]
+        got += rows
+        for row in rows[:args.sample]:
+            say("  " + " | ".join("NULL" if v is None else repr(v) for v in row))
+        if len(rows) > args.sample:
+            say("  … %d more" % (len(rows) - args.sample))
+    match = got == want
+    say("%d Parquet rows; the rows derived from the workload log: %d — %s" % (
         len(got), len(want), "identical" if match else "DIFFERENT"))
     return match
 
@@ -131,7 +161,8 @@ def main(argv=None):
         say("%d row changes (%d before the window, %d inside, %d after); log: %s" % (
             len(changes), by_phase["before"], by_phase["in"], by_phase["after"], log))
 
-        for name, pipeline in (("OSS", oss_pipeline), ("MaxCompute", odps_pipeline)):
+        for name, pipeline in (("OSS", oss_pipeline), ("MaxCompute", odps_pipeline),
+                               ("OSS Parquet", parquet_pipeline)):
             try:
                 ok &= pipeline(cloud, window, ops, out, args)
             except Exception as e:  # show the other pipeline anyway

@@ -27,9 +27,11 @@ sys.path.insert(0, str(HERE))
 import expected_rows  # noqa: E402
 
 OSS_JOB = WORKSPACE / "examples" / "jobs" / "otsstream-to-oss.json"
+PARQUET_JOB = WORKSPACE / "examples" / "jobs" / "otsstream-to-oss-parquet.json"
 ODPS_JOB = WORKSPACE / "examples" / "jobs" / "otsstream-to-odps.json"
 DATASOURCES = WORKSPACE / "examples" / "datasources.json"
 OSS_TABLE, OSS_PK, OSS_COLUMNS = "users", "uid", ["uid", "name"]
+PARQUET_COLUMNS = ["uid", "name", "age", "score", "active", "avatar"]
 ODPS_TABLE, ODPS_PK = "person", "id"
 PERSON_DDL = ("CREATE TABLE IF NOT EXISTS person (id STRING, colname STRING, version BIGINT, "
               "colvalue STRING, optype STRING, sequenceinfo STRING) PARTITIONED BY (pt STRING)")
@@ -186,6 +188,30 @@ def oss_objects(cloud, prefix=""):
     bucket = cloud.oss_bucket()
     return {o.key: bucket.get_object(o.key).read().decode("utf-8")
             for o in oss2.ObjectIteratorV2(bucket, prefix=prefix)}
+
+
+def parquet_prefix(window):
+    """Where the Parquet job writes (its `object`)."""
+    return "datalake/%s/%d" % (OSS_TABLE, window.start_ms)
+
+
+def parquet_objects(cloud, prefix):
+    """{key: bytes} of the objects under prefix."""
+    import oss2
+    bucket = cloud.oss_bucket()
+    return {o.key: bucket.get_object(o.key).read() for o in oss2.ObjectIteratorV2(bucket, prefix=prefix)}
+
+
+def parquet_table(data):
+    """A Parquet object's table (pyarrow)."""
+    import io
+
+    import pyarrow.parquet as pq
+    return pq.read_table(io.BytesIO(data))
+
+
+def expected_parquet_rows(ops, window):
+    return expected_rows.single_version_rows(ops, OSS_TABLE, window.start_ms, window.end_ms, PARQUET_COLUMNS)
 
 
 def split_csv_records(text):

@@ -238,7 +238,7 @@ def test_v4_signatures_and_sts_tokens(localcloud, admin, bucket, prefix, tmp_pat
         ({"accessId": "unknown-id"}, ["InvalidAccessKeyId", "accessId"]),
         ({"encoding": "klingon-8"}, ["encoding", "klingon-8"]),
         ({"fieldDelimiter": ";;"}, ["fieldDelimiter", "exactly one character"]),
-        ({"fileFormat": "orc"}, ["fileFormat", "orc", "not supported"]),
+        ({"fileFormat": "sql"}, ["fileFormat", "sql", "not supported"]),
         ({"writeMode": "overwrite"}, ["writeMode", "overwrite"]),
         ({"compress": "bzip2"}, ["compress", "bzip2"]),
         ({"endpoint": None, "datasource": "my_oss"}, ["datasource", "my_oss", "not resolved"]),

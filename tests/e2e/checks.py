@@ -39,6 +39,22 @@ def check_oss(cloud, ops, window, exact_order=True):
     return len(got)
 
 
+def check_oss_parquet(cloud, ops, window):
+    """The bucket holds exactly one Parquet object for the window, named
+    `<object>__<32 hex>.parquet`, whose rows (read with pyarrow) are the derived ones."""
+    prefix = pipelines.parquet_prefix(window)
+    objects = pipelines.parquet_objects(cloud, "datalake/")
+    names = sorted(objects)
+    assert len(names) == 1 and re.fullmatch(re.escape(prefix) + r"__[0-9a-f]{32}\.parquet", names[0]), names
+    table = pipelines.parquet_table(objects[names[0]])
+    assert table.column_names == pipelines.PARQUET_COLUMNS
+    got = [list(r.values()) for r in table.to_pylist()]
+    want = pipelines.expected_parquet_rows(ops, window)
+    assert len(want) > 0
+    assert got == want, first_difference(got, want)
+    return len(got)
+
+
 def check_odps(cloud, ops, window):
     """person holds exactly one partition, pt=<bizdate>, with exactly the derived rows."""
     parts = pipelines.odps_rows(cloud, window)

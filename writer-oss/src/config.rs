@@ -7,6 +7,7 @@ use protocol::timefmt::{DatePattern, Zone};
 use serde_json::{Map, Value as Json};
 
 use crate::client::{self, ClientOptions, SignVersion};
+use crate::columnar::{self, ColumnarConfig};
 use crate::convert::{FileFormat, RecordFormat, TextEncoder};
 use crate::partition::{self, Partitioning};
 
@@ -50,6 +51,10 @@ pub struct WriterConfig {
     pub parts_in_flight: usize,
     /// Time-partitioned paths, when `object` has `$yyyy`… placeholders.
     pub partitioning: Option<Partitioning>,
+    /// `fileFormat` parquet or orc (then `record_format` and `compress` are unused).
+    pub columnar: Option<ColumnarConfig>,
+    /// `maxFileSize` in bytes (columnar objects roll on it at row-group boundaries).
+    pub max_file_bytes: u64,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -65,7 +70,10 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("bucket", "string", true, None, "The bucket; it must exist."),
         p("object", "string", true, None, "Name prefix: each task writes <object>__<32 hex>[_N][.suffix]; with writeSingleObject the exact key."),
         p("writeMode", "string", true, None, "truncate (delete every other key starting with object, in post once every new object is complete), append (add objects), nonConflict (fail if a key starts with object, except this window's own objects)."),
-        p("fileFormat", "string", false, Some("\"text\""), "text (fields joined, no quoting) or csv (RFC 4180 quoting)."),
+        p("fileFormat", "string", false, Some("\"text\""), "text (fields joined, no quoting), csv (RFC 4180 quoting), parquet or orc (columns from column / parquetSchema)."),
+        p("column", "array", false, None, "parquet and orc: [{\"name\", \"type\"}] in record order; types tinyint, smallint, int, bigint/long, float, double, string/char/varchar, binary, boolean, date, timestamp, int96 (parquet), decimal(p,s) (parquet)."),
+        p("parquetSchema", "string", false, None, "parquet: the file's message type (flat, required/optional primitives); derived from column when absent."),
+        p("rowGroupSizeInMB", "integer", false, Some("64"), "parquet and orc: MiB of buffered values per row group (orc: stripe); bounds the task's memory."),
         p("fieldDelimiter", "string", false, Some("\",\""), "Field separator; exactly one character for csv."),
         p("lineDelimiter", "string", false, Some("\"\\n\""), "Record separator."),
         p("encoding", "string", false, Some("\"UTF-8\""), "Charset of the objects (UTF-8, GBK, GB18030, …); unmappable characters become '?'."),
@@ -77,7 +85,7 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("suffix", "string", false, None, "Appended to every object name with a '.' (csv → .csv)."),
         p("writeSingleObject", "boolean", false, Some("false"), "All tasks write the one key object."),
         p("blockSizeInMB", "integer", false, Some("10"), "Part size in MiB (1 to 5120); memory per task is about this × (partsInFlight + 1)."),
-        p("compress", "string", false, None, "gzip or zstd (DataX refuses compression)."),
+        p("compress", "string", false, None, "text/csv: gzip or zstd (DataX refuses compression); parquet: NONE, SNAPPY, GZIP, ZSTD, LZ4_RAW, BROTLI; orc: NONE, SNAPPY, ZLIB, ZSTD, LZ4."),
         p("encrypt", "boolean", false, Some("false"), "Server-side encryption AES256."),
         p("generateEmptyFile", "boolean", false, Some("true"), "A task with no records still writes an object (header only or empty)."),
         p("byteEncoding", "string", false, None, "base64: bytes columns as Base64; otherwise decoded as UTF-8."),
@@ -167,8 +175,14 @@ impl WriterConfig {
             .as_object()
             .ok_or_else(|| err("the parameter must be a JSON object"))?;
         let known: Vec<&str> = parameters().iter().map(|p| p.name).collect();
+        let file_format_text = string(map, "fileFormat")?.unwrap_or_default();
+        let columnar_format = match file_format_text.trim().to_ascii_lowercase().as_str() {
+            "parquet" => Some(columnar::Format::Parquet),
+            "orc" => Some(columnar::Format::Orc),
+            _ => None,
+        };
         for key in map.keys() {
-            if IGNORED.contains(&key.as_str()) {
+            if IGNORED.contains(&key.as_str()) && !(columnar_format.is_some() && key == "column") {
                 tracing::warn!("writer-oss: {key} has no effect on text and csv output; ignored");
             } else if !known.contains(&key.as_str()) && !unsupported(key) {
                 tracing::warn!(
@@ -176,6 +190,10 @@ impl WriterConfig {
                 );
             }
         }
+        let unsupported = |key: &str| {
+            unsupported(key)
+                && !(columnar_format == Some(columnar::Format::Parquet) && key == "parquetSchema")
+        };
         for key in map.keys().filter(|k| unsupported(k)) {
             let empty = match &map[key] {
                 Json::Null => true,
@@ -202,13 +220,13 @@ impl WriterConfig {
         let access_key = string(map, "accessKey")?;
         let bucket = required(map, "bucket")?.trim().to_owned();
         let security_token = string(map, "securityToken")?.filter(|s| !s.trim().is_empty());
-        let file_format_text = string(map, "fileFormat")?.unwrap_or_default();
         let format = match file_format_text.trim() {
+            _ if columnar_format.is_some() => FileFormat::Text,
             "" | "text" => FileFormat::Text,
             "csv" => FileFormat::Csv,
             other => {
                 return Err(err(format!(
-                    "fileFormat {other:?} is not supported: use text or csv (orc, parquet and sql are not implemented)"
+                    "fileFormat {other:?} is not supported: use text, csv, parquet or orc (sql is not implemented)"
                 )))
             }
         };
@@ -219,12 +237,15 @@ impl WriterConfig {
                 "object {object:?} must not start with / or \\"
             )));
         }
-        let compress = match string(map, "compress")?
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-            .as_str()
-        {
+        let compress_text = string(map, "compress")?.unwrap_or_default();
+        if let (Some(f), true) = (columnar_format, single_object) {
+            return Err(err(format!(
+                "writeSingleObject cannot be used with fileFormat {}: every task writes a whole file",
+                f.name()
+            )));
+        }
+        let compress = match compress_text.trim().to_ascii_lowercase().as_str() {
+            _ if columnar_format.is_some() => Compress::None,
             "" | "none" => Compress::None,
             "gzip" => Compress::Gzip,
             "zstd" => Compress::Zstd,
@@ -373,6 +394,16 @@ impl WriterConfig {
             None => object.replace("$$", "$"),
             Some(_) => object,
         };
+        let columnar = match columnar_format {
+            Some(f) => Some(ColumnarConfig::from_parameter(
+                map,
+                f,
+                &compress_text,
+                zone,
+                date_format.clone(),
+            )?),
+            None => None,
+        };
         Ok(Self {
             client: ClientOptions {
                 endpoint,
@@ -412,11 +443,16 @@ impl WriterConfig {
             generate_empty_file: boolean(map, "generateEmptyFile", true)?,
             parts_in_flight: integer(map, "partsInFlight", 4, 1, 64)? as usize,
             partitioning,
+            columnar,
+            max_file_bytes: max_file_mib.saturating_mul(MIB),
         })
     }
 
     /// The Content-Type objects are created with.
     pub fn content_type(&self) -> &'static str {
+        if let Some(c) = &self.columnar {
+            return c.content_type();
+        }
         match (self.compress, self.record_format.format) {
             (Compress::Gzip, _) => "application/gzip",
             (Compress::Zstd, _) => "application/zstd",
@@ -488,7 +524,7 @@ mod tests {
         let mut p = with("fileFormat", json!("csv"));
         p["fieldDelimiter"] = json!(",,");
         assert!(error(p).contains("fieldDelimiter"));
-        assert!(error(with("fileFormat", json!("orc"))).contains("fileFormat \"orc\""));
+        assert!(error(with("fileFormat", json!("sql"))).contains("fileFormat \"sql\""));
         assert!(error(with("fileFormat", json!("CSV"))).contains("fileFormat"));
         assert!(error(with("writeMode", json!("overwrite"))).contains("writeMode"));
         assert!(error(with("compress", json!("bzip2"))).contains("compress"));

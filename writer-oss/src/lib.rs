@@ -1,5 +1,6 @@
-//! writer-oss: writes records to Alibaba Cloud OSS as text or CSV objects named and laid
-//! out as DataX's osswriter does, committed so that nothing half-written is ever visible.
+//! writer-oss: writes records to Alibaba Cloud OSS as text, CSV, Parquet or ORC objects
+//! named and laid out as DataX's osswriter does, committed so that nothing half-written
+//! is ever visible (Parquet and ORC: [`columnar`]).
 //!
 //! * `prepare` checks the bucket and `writeMode` (spec oss.md §8.5); `truncate`
 //!   deletes only in `post`, once every new object is complete.
@@ -17,6 +18,7 @@
 //! ([`route`]), and `post`/`abort` find the job's keys by the template ([`partition::Scope`]).
 
 pub mod client;
+pub mod columnar;
 pub mod commit;
 pub mod config;
 pub mod convert;
@@ -87,7 +89,7 @@ impl Plugin for OssWriter {
             name: "writer-oss",
             version: env!("CARGO_PKG_VERSION"),
             role: Role::Writer,
-            about: "Writes records to OSS as text or CSV objects (DataX osswriter), all or nothing",
+            about: "Writes records to OSS as text, CSV, Parquet or ORC objects (DataX osswriter), all or nothing",
         }
     }
 

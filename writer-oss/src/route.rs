@@ -150,7 +150,7 @@ impl<'a> Router<'a> {
                 &format!("eventTimeColumn: {ms} is outside the years 0 to 9999"),
             );
         };
-        slot.writer.write_record(record)
+        slot.writer.write_record(record, out)
     }
 
     /// The slot of the partition of `ms`, opened (closing the least recently used one

@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::client::{OssClient, UploadedPart};
+use crate::columnar;
 use crate::config::{Compress, WriterConfig};
 use crate::error::OssError;
 use crate::naming;
@@ -49,11 +50,16 @@ enum Body {
     Plain(Vec<u8>),
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+    /// Parquet or ORC: records go to the encoder (see [`columnar`]).
+    Columnar(columnar::Encoder),
 }
 
 impl Body {
-    fn new(compress: Compress) -> Result<Self, PluginError> {
-        Ok(match compress {
+    fn new(config: &WriterConfig) -> Result<Self, PluginError> {
+        if let Some(c) = &config.columnar {
+            return Ok(Body::Columnar(columnar::Encoder::new(c)?));
+        }
+        Ok(match config.compress {
             Compress::None => Body::Plain(Vec::new()),
             Compress::Gzip => Body::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
@@ -74,6 +80,7 @@ impl Body {
             }
             Body::Gzip(e) => e.write_all(bytes),
             Body::Zstd(e) => e.write_all(bytes),
+            Body::Columnar(_) => Err(std::io::Error::other("text into a columnar file")),
         };
         result.map_err(|e| PluginError::internal(format!("compressing: {e}")))
     }
@@ -84,6 +91,7 @@ impl Body {
             Body::Plain(v) => v.len(),
             Body::Gzip(e) => e.get_ref().len(),
             Body::Zstd(e) => e.get_ref().len(),
+            Body::Columnar(e) => e.buffered(),
         }
     }
 
@@ -92,6 +100,7 @@ impl Body {
             Body::Plain(v) => std::mem::take(v),
             Body::Gzip(e) => std::mem::take(e.get_mut()),
             Body::Zstd(e) => std::mem::take(e.get_mut()),
+            Body::Columnar(e) => e.take(),
         }
     }
 
@@ -100,6 +109,7 @@ impl Body {
             Body::Plain(v) => Ok(v),
             Body::Gzip(e) => e.finish(),
             Body::Zstd(e) => e.finish(),
+            Body::Columnar(e) => return e.finish(),
         };
         result.map_err(|e| PluginError::internal(format!("compressing: {e}")))
     }
@@ -115,6 +125,8 @@ struct OpenObject {
     last_part: u32,
     pending: Vec<JoinHandle<Result<UploadedPart, OssError>>>,
     parts: Vec<UploadedPart>,
+    /// Bytes handed to this object's part uploads.
+    cut: u64,
 }
 
 /// Where a task's records go.
@@ -252,7 +264,7 @@ impl<'a> TaskWriter<'a> {
         let mut last_progress = std::time::Instant::now();
         while let Some(batch) = input.next_batch_ref()? {
             for record in batch {
-                self.write_record(record)?;
+                self.write_record(record, out)?;
             }
             if last_progress.elapsed() >= std::time::Duration::from_secs(1) {
                 last_progress = std::time::Instant::now();
@@ -274,17 +286,25 @@ impl<'a> TaskWriter<'a> {
                     self.config.encrypt,
                 ))?;
                 tracing::debug!("task {}: started {key} (upload {id})", self.task_index);
-                (key, id, 1, self.config.max_parts_per_object)
+                // Columnar objects roll on their bytes (maxFileSize), at row-group
+                // boundaries; their part count is bounded only by OSS.
+                let last = if self.config.columnar.is_some() {
+                    10_000
+                } else {
+                    self.config.max_parts_per_object
+                };
+                (key, id, 1, last)
             }
         };
         let mut object = OpenObject {
             key,
             upload_id,
-            body: Body::new(self.config.compress)?,
+            body: Body::new(self.config)?,
             next_part,
             last_part,
             pending: Vec::new(),
             parts: Vec::new(),
+            cut: 0,
         };
         // The header opens every object (single object: `post` writes it).
         if !self.config.header.is_empty() && self.single.is_none() {
@@ -300,16 +320,30 @@ impl<'a> TaskWriter<'a> {
         Ok(())
     }
 
-    pub(crate) fn write_record(&mut self, record: &[Value]) -> Result<(), PluginError> {
-        let roll = self
-            .current
-            .as_ref()
-            .is_some_and(|o| self.single.is_none() && o.next_part > o.last_part);
+    pub(crate) fn write_record(
+        &mut self,
+        record: &[Value],
+        out: &mut WriterOutput,
+    ) -> Result<(), PluginError> {
+        let columnar = self.config.columnar.is_some();
+        let roll = self.current.as_ref().is_some_and(|o| {
+            self.single.is_none()
+                && if columnar {
+                    // A columnar object closes with its footer at a row-group boundary,
+                    // once its parts reach maxFileSize.
+                    o.cut >= self.config.max_file_bytes
+                } else {
+                    o.next_part > o.last_part
+                }
+        });
         if roll {
             self.close()?;
         }
         if self.current.is_none() {
             self.open()?;
+        }
+        if columnar {
+            return self.write_columnar(record, out);
         }
         self.text.clear();
         self.config
@@ -342,6 +376,30 @@ impl<'a> TaskWriter<'a> {
         Ok(())
     }
 
+    /// A record into the open Parquet/ORC file; a value that does not fit its column
+    /// makes the record dirty (counted against the job's error limit).
+    fn write_columnar(
+        &mut self,
+        record: &[Value],
+        out: &mut WriterOutput,
+    ) -> Result<(), PluginError> {
+        let Some(object) = self.current.as_mut() else {
+            return Err(PluginError::internal("no open object"));
+        };
+        let Body::Columnar(encoder) = &mut object.body else {
+            return Err(PluginError::internal("a text body for a columnar format"));
+        };
+        if let Some(reason) = encoder.push(record)? {
+            return out.dirty(record, &reason);
+        }
+        self.records += 1;
+        if encoder.buffered() >= self.config.part_size_bytes {
+            let bytes = encoder.take();
+            self.upload(bytes)?;
+        }
+        Ok(())
+    }
+
     /// Starts uploading the next part of the open object (waits for a free slot).
     fn upload(&mut self, bytes: Vec<u8>) -> Result<(), PluginError> {
         let Some(object) = self.current.as_mut() else {
@@ -355,6 +413,7 @@ impl<'a> TaskWriter<'a> {
             )));
         }
         object.next_part += 1;
+        object.cut += bytes.len() as u64;
         self.bytes_cut += bytes.len() as u64;
         let permit = self
             .rt
