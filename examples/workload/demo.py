@@ -69,7 +69,7 @@ def oss_pipeline(cloud, window, ops, out, args):
 
 
 def parquet_pipeline(cloud, window, ops, out, args):
-    heading("Tablestore Stream -> OSS (Parquet, read back with pyarrow)")
+    heading("Tablestore Stream -> OSS (Parquet partitioned by hour, read back with pyarrow)")
     params = pipelines.oss_params(window)
     summary = out / "parquet.summary.json"
     say("$ streamport run examples/jobs/otsstream-to-oss-parquet.json --datasources examples/datasources.json "

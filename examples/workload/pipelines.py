@@ -191,8 +191,11 @@ def oss_objects(cloud, prefix=""):
 
 
 def parquet_prefix(window):
-    """Where the Parquet job writes (its `object`)."""
-    return "datalake/%s/%d" % (OSS_TABLE, window.start_ms)
+    """Where the Parquet job writes: its `object` rendered with the window's start in the
+    job's (here the machine's) zone."""
+    start_s = window.start_ms // 1000
+    return "datalake/%s/dt=%s/hour=%s/part" % (
+        OSS_TABLE, window.local(start_s, "%Y%m%d"), window.local(start_s, "%H"))
 
 
 def parquet_objects(cloud, prefix):
