@@ -309,12 +309,21 @@ FAULTY_COLUMNS = [{"name": "n", "type": "bigint"}, {"name": "s", "type": "string
                   {"name": "x", "type": "double"}, {"name": "t", "type": "timestamp"}]
 
 
-def test_parquet_under_10_percent_faults_gives_identical_objects(localcloud, admin, bucket, prefix, tmp_path):
+def read_columnar(fmt, data):
+    """The pyarrow table of one Parquet or ORC object."""
+    if fmt == "orc":
+        import pyarrow.orc as orc
+        return orc.ORCFile(io.BytesIO(data)).read()
+    return pq.read_table(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "orc"])
+def test_columnar_under_10_percent_faults_gives_identical_objects(localcloud, admin, bucket, prefix, tmp_path, fmt):
     import requests
     from writer_oss_helpers import open_uploads
-    cfg = writer_config(localcloud, prefix + "faults", fileFormat="parquet", column=FAULTY_COLUMNS,
+    cfg = writer_config(localcloud, prefix + "faults", fileFormat=fmt, column=FAULTY_COLUMNS,
                         compress="NONE", rowGroupSizeInMB=1, blockSizeInMB=1, maxFileSize=1,
-                        suffix="parquet")
+                        suffix=fmt)
     run_stream(tmp_path, FAULTY_READER, cfg)
     clean = read_objects(bucket, prefix)
     assert len(clean) >= 2, list(clean)
@@ -339,16 +348,17 @@ def test_parquet_under_10_percent_faults_gives_identical_objects(localcloud, adm
     # Identical to the clean run: same names, same bytes, nothing left open.
     assert read_objects(bucket, prefix) == clean
     assert open_uploads(localcloud, prefix) == []
-    rows = sum(pq.ParquetFile(io.BytesIO(d)).metadata.num_rows for d in clean.values())
+    rows = sum(read_columnar(fmt, d).num_rows for d in clean.values())
     assert rows == 50000
 
 
-def test_killed_parquet_writer_leaves_nothing_and_a_rerun_gives_the_same_names(localcloud, bucket, prefix, tmp_path):
+@pytest.mark.parametrize("fmt", ["parquet", "orc"])
+def test_killed_columnar_writer_leaves_nothing_and_a_rerun_gives_the_same_names(localcloud, bucket, prefix, tmp_path, fmt):
     import signal
     import subprocess
     import time
     from writer_oss_helpers import binary, jsonl, open_uploads
-    cfg = writer_config(localcloud, prefix + "kill", fileFormat="parquet", blockSizeInMB=1,
+    cfg = writer_config(localcloud, prefix + "kill", fileFormat=fmt, blockSizeInMB=1,
                         rowGroupSizeInMB=1, column=[{"name": "n", "type": "bigint"},
                                                     {"name": "s", "type": "string"}])
     path = tmp_path / "w.json"
@@ -378,7 +388,7 @@ def test_killed_parquet_writer_leaves_nothing_and_a_rerun_gives_the_same_names(l
         run_jsonl(tmp_path, records, cfg)
         objects = read_objects(bucket, prefix)
         assert list(objects) == [killed[0]["key"]]
-        assert table_rows(pq.read_table(io.BytesIO(objects[killed[0]["key"]]))) == records
+        assert table_rows(read_columnar(fmt, objects[killed[0]["key"]])) == records
         assert open_uploads(localcloud, prefix) == []
         first = first or objects
         assert objects == first
