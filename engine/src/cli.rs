@@ -229,7 +229,8 @@ pub(crate) fn load(args: &JobArgs) -> Result<Job, EngineError> {
     Ok(job)
 }
 
-fn seconds(value: f64, name: &str) -> Result<Duration, EngineError> {
+/// A positive number of seconds given as option `name`.
+pub(crate) fn seconds(value: f64, name: &str) -> Result<Duration, EngineError> {
     if value.is_finite() && value > 0.0 {
         Ok(Duration::from_secs_f64(value))
     } else {

@@ -62,20 +62,7 @@ pub fn new_job_id() -> String {
 /// Runs the job; the summary says how it ended (`exit_code`).
 pub async fn run(job: Job, options: RunOptions) -> Summary {
     let job_id = new_job_id();
-    let mut summary = Summary {
-        job_id: job_id.clone(),
-        job_file: job.source_name.clone(),
-        reader: job.reader.name.clone(),
-        writer: job.writer.name.clone(),
-        time_zone: job.time_zone.name().to_owned(),
-        channels: job.settings.channel,
-        schedule_time: job
-            .schedule_time
-            .to_rfc3339_opts(SecondsFormat::Millis, true),
-        window: summary_window(&job),
-        fingerprint: job.fingerprint.clone(),
-        ..Summary::default()
-    };
+    let mut summary = job_summary(&job, &job_id);
     let dirty_path = options
         .dirty_file
         .clone()
@@ -96,6 +83,24 @@ pub async fn run(job: Job, options: RunOptions) -> Summary {
     let result = lifecycle(&job, &job_id, &options, &session, &mut summary, &mut report).await;
     session.finish(&mut summary, result, report).await;
     summary
+}
+
+/// The summary of a job that is about to start: its identity, plugins, zone, window.
+pub(crate) fn job_summary(job: &Job, job_id: &str) -> Summary {
+    Summary {
+        job_id: job_id.to_owned(),
+        job_file: job.source_name.clone(),
+        reader: job.reader.name.clone(),
+        writer: job.writer.name.clone(),
+        time_zone: job.time_zone.name().to_owned(),
+        channels: job.settings.channel,
+        schedule_time: job
+            .schedule_time
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
+        window: summary_window(job),
+        fingerprint: job.fingerprint.clone(),
+        ..Summary::default()
+    }
 }
 
 /// The dirty-record file's default name: `<job file stem>-<job id>.dirty.jsonl`.

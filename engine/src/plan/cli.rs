@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{commands, finish, oss_access, PlanStore};
+use crate::cli::seconds;
 use crate::cli::JobArgs;
 use crate::error::{EngineError, EXIT_USAGE};
 use crate::lifecycle::RunOptions;
@@ -88,16 +89,6 @@ pub struct TaskArgs {
     /// in the current directory.
     #[arg(long, value_name = "F")]
     pub dirty_file: Option<PathBuf>,
-}
-
-fn seconds(value: f64, name: &str) -> Result<Duration, EngineError> {
-    if value.is_finite() && value > 0.0 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(EngineError::config(format!(
-            "{name} must be a positive number of seconds"
-        )))
-    }
 }
 
 fn options(

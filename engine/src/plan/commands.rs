@@ -171,15 +171,7 @@ pub async fn plan(
         Err(e) => return refused(&job.source_name, e, None),
     }
     let job_id = lifecycle::new_job_id();
-    let mut summary = Summary {
-        job_id: job_id.clone(),
-        job_file: job.source_name.clone(),
-        reader: job.reader.name.clone(),
-        writer: job.writer.name.clone(),
-        time_zone: job.time_zone.name().to_owned(),
-        channels: job.settings.channel,
-        ..Summary::default()
-    };
+    let mut summary = lifecycle::job_summary(&job, &job_id);
     let session = Session::start(
         job.time_zone,
         SpeedLimiter::new(None, None, Arc::new(MonotonicClock::default())),
