@@ -83,6 +83,17 @@ impl DataSources {
                 self.origin
             )));
         };
+        if let Some(k) = fields
+            .keys()
+            .find(|k| k.trim().eq_ignore_ascii_case("datasource"))
+        {
+            // A source naming another would land in the parameter as a second,
+            // unresolved reference.
+            return Err(EngineError::config(format!(
+                "data source {name:?} in {} has a key {k:?}: a data source cannot name another",
+                self.origin
+            )));
+        }
         for (k, v) in fields {
             if !map.contains_key(k) {
                 let v = expand_env(v, &format!("data source {name:?} key {k:?}"))?;
@@ -150,6 +161,25 @@ mod tests {
         assert_eq!(
             p,
             json!({"endpoint": "http://explicit", "table": "t", "instanceName": "i1", "accessKey": "from-env-secret"})
+        );
+    }
+
+    #[test]
+    fn a_source_naming_another_is_refused() {
+        // Found by the `datasources` fuzz target: the inner key was copied into the
+        // parameter, which then still held a `datasource` reference.
+        let ds = DataSources::parse(
+            r#"{"a": {"k": "v", "Datasource ": "b"}, "b": {}}"#,
+            "ds.json",
+        )
+        .unwrap();
+        let mut p = serde_json::json!({"datasource": "a"});
+        let e = ds.resolve(&mut p, "reader").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string()
+                .contains("data source \"a\" in ds.json has a key \"Datasource \""),
+            "{e}"
         );
     }
 
