@@ -13,8 +13,8 @@ use localcloud::odps::wire::decode_block;
 use serde_json::Value as Json;
 
 fn capture() -> Json {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/odps/upsert_capture.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/odps/upsert_capture.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
