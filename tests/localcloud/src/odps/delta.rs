@@ -227,12 +227,31 @@ impl Change {
     }
 }
 
-fn key_text(row: &Row, key: &[usize]) -> String {
-    let values: Vec<Option<&Value>> = key
-        .iter()
-        .map(|&i| row.get(i).and_then(Option::as_ref))
-        .collect();
-    format!("{values:?}")
+/// One key cell in a hashable form (floating point values by their bits).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum KeyCell {
+    Null,
+    Int(i64),
+    Bool(bool),
+    Bits(u64),
+    Bytes(bytes::Bytes),
+    Timestamp(i64, i32),
+    Other(String),
+}
+
+fn key_of(row: &Row, key: &[usize]) -> Vec<KeyCell> {
+    key.iter()
+        .map(|&i| match row.get(i).and_then(Option::as_ref) {
+            None => KeyCell::Null,
+            Some(Value::Int(v)) => KeyCell::Int(*v),
+            Some(Value::Bool(b)) => KeyCell::Bool(*b),
+            Some(Value::Double(d)) => KeyCell::Bits(d.to_bits()),
+            Some(Value::Float(f)) => KeyCell::Bits(u64::from(f.to_bits())),
+            Some(Value::Bytes(b)) => KeyCell::Bytes(b.clone()),
+            Some(Value::Timestamp { seconds, nanos }) => KeyCell::Timestamp(*seconds, *nanos),
+            Some(other) => KeyCell::Other(format!("{other:?}")),
+        })
+        .collect()
 }
 
 /// Applies `changes` in order to `rows` (one row per key), the key being the data
@@ -241,13 +260,13 @@ fn key_text(row: &Row, key: &[usize]) -> String {
 /// absent key changes nothing. Surviving rows keep their order, new rows come last.
 pub fn apply(rows: &mut Vec<Row>, key: &[usize], changes: impl IntoIterator<Item = Change>) {
     let mut slots: Vec<Option<Row>> = rows.drain(..).map(Some).collect();
-    let mut index: HashMap<String, usize> = slots
+    let mut index: HashMap<Vec<KeyCell>, usize> = slots
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| r.as_ref().map(|r| (key_text(r, key), i)))
+        .filter_map(|(i, r)| r.as_ref().map(|r| (key_of(r, key), i)))
         .collect();
     for change in changes {
-        let k = key_text(change.row(), key);
+        let k = key_of(change.row(), key);
         match change {
             Change::Delete { .. } => {
                 if let Some(i) = index.remove(&k) {
