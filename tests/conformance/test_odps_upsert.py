@@ -288,3 +288,19 @@ def test_a_reassigned_slot_answers_308_naming_the_new_worker(localcloud, admin):
 def stream_bucket(session, k):
     stream = session.open_upsert_stream()
     return stream._hasher.hash_record(session.new_record([k, "v", k])) % len(stream._bucket_writers)
+
+
+def test_pyodps_table_writer_upserts_and_deletes_compressed(localcloud, admin):
+    # Table.open_writer() on a Delta table uses an upsert session; compress=True
+    # sends each bucket's block deflate-encoded.
+    o = client(localcloud)
+    name = unique("delta_writer")
+    t = create_delta(o, name)
+    with t.open_writer() as w:
+        w.write([[1, "a", 1], [2, "b", 2], [3, "c", 3]], compress=True)
+    with t.open_writer() as w:
+        w.delete([[2, None, None]], compress=True)
+        w.write([[3, "c2", 30]], compress=True)
+    assert merged(o, name) == [(1, "a", 1), (3, "c2", 30)]
+    puts = [r for r in request_log(admin) if r["operation"] == "UpsertData"]
+    assert any(dict(r["headers"]).get("content-encoding") == "deflate" for r in puts)
