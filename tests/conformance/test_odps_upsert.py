@@ -44,6 +44,9 @@ def test_table_metadata_as_pyodps_reads_it(localcloud):
     t.reload_extend_info()
     assert t.is_transactional is True
     assert t.primary_key == ["k", "s"]
+    assert t.table_properties["write.bucket.num"] == "4"
+    assert t.table_properties["transactional"] == "true"
+    assert len(TableTunnel(o).create_upsert_session(name).buckets) == 4
     plain = unique("plain")
     o.execute_sql(f"CREATE TABLE {plain} (k bigint)")
     p = o.get_table(plain)
