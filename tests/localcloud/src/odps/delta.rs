@@ -101,8 +101,8 @@ pub fn check_ddl(
         if !hashable(&column.ty) {
             return Err(format!(
                 "primary key column {key} has type {}, which the emulator cannot use as a key \
-                 (integer, boolean, float, double, string, varchar, char, binary, date, \
-                 datetime, timestamp, timestamp_ntz, interval_day_time)",
+                 (integer, boolean, float, double, decimal, string, varchar, char, binary, \
+                 date, datetime, timestamp, timestamp_ntz, interval_day_time)",
                 column.ty
             ));
         }
@@ -139,6 +139,7 @@ fn hashable(ty: &OdpsType) -> bool {
             | OdpsType::Timestamp
             | OdpsType::TimestampNtz
             | OdpsType::IntervalDayTime
+            | OdpsType::Decimal(_)
     )
 }
 
@@ -186,7 +187,78 @@ pub fn hash_value(ty: &OdpsType, value: &Value) -> Option<i32> {
             OdpsType::Timestamp | OdpsType::TimestampNtz | OdpsType::IntervalDayTime,
             Value::Timestamp { seconds, nanos },
         ) => Some(hash_bigint(seconds.wrapping_shl(30) | i64::from(*nanos))),
+        (OdpsType::Decimal(ps), Value::Bytes(text)) => {
+            // Bare `decimal`: pyodps' defaults (`types.Decimal._default_precision`, `_scale`).
+            let (precision, scale) = ps.unwrap_or((54, 18));
+            hash_decimal(std::str::from_utf8(text).ok()?, precision, scale)
+        }
         _ => None,
+    }
+}
+
+/// The "default" hasher's hash of a decimal's text at the column's precision and
+/// scale (pyodps `_hash_decimal`, Java `DecimalHasher`): the value scaled to an
+/// integer (the first dropped digit rounding half up), hashed as one 64-bit integer,
+/// or for precision > 18 as its low 64 bits plus its high bits. `None` when the text
+/// is not a decimal or the scaled value does not fit 128 bits.
+pub fn hash_decimal(text: &str, precision: u32, scale: u32) -> Option<i32> {
+    let x = text.trim();
+    let (negative, rest) = match x.as_bytes().first() {
+        Some(b'-') => (true, &x[1..]),
+        Some(b'+') => (false, &x[1..]),
+        _ => (false, x),
+    };
+    let rest = rest.trim_start_matches('0');
+    let mut value_scale: i64 = 0;
+    let mut found_dot = false;
+    let mut digits = String::new();
+    for (i, c) in rest.char_indices() {
+        if c.is_ascii_digit() {
+            if found_dot {
+                value_scale += 1;
+            }
+            digits.push(c);
+        } else if c == '.' && !found_dot {
+            found_dot = true;
+        } else if (c == 'e' || c == 'E') && i + 1 < rest.len() {
+            value_scale -= rest[i + 1..].parse::<i64>().ok()?;
+            break;
+        } else {
+            return None;
+        }
+    }
+    let scale = i64::from(scale);
+    let mut n: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
+    if value_scale > scale {
+        let drop = value_scale - scale;
+        n = u32::try_from(drop)
+            .ok()
+            .and_then(|d| 10i128.checked_pow(d))
+            .map_or(0, |p| n / p);
+        // The first dropped digit (a negative position counts from the end, as
+        // pyodps indexes).
+        let len = digits.len() as i64;
+        let at = len - drop;
+        let at = if at < 0 { at + len } else { at };
+        let digit = *digits.as_bytes().get(usize::try_from(at).ok()?)?;
+        if digit >= b'5' {
+            n += 1;
+        }
+    } else if value_scale < scale {
+        let up = u32::try_from(scale - value_scale).ok()?;
+        n = n.checked_mul(10i128.checked_pow(up)?)?;
+    }
+    if negative {
+        n = -n;
+    }
+    if precision > 18 {
+        Some(hash_bigint(n as i64).wrapping_add(hash_bigint((n >> 64) as i64)))
+    } else {
+        Some(hash_bigint(n as i64))
     }
 }
 
