@@ -221,7 +221,7 @@ pub fn hash_decimal(text: &str, precision: u32, scale: u32) -> Option<i32> {
         } else if c == '.' && !found_dot {
             found_dot = true;
         } else if (c == 'e' || c == 'E') && i + 1 < rest.len() {
-            value_scale -= rest[i + 1..].parse::<i64>().ok()?;
+            value_scale = value_scale.checked_sub(rest[i + 1..].parse::<i64>().ok()?)?;
             break;
         } else {
             return None;
@@ -249,7 +249,7 @@ pub fn hash_decimal(text: &str, precision: u32, scale: u32) -> Option<i32> {
             n += 1;
         }
     } else if value_scale < scale {
-        let up = u32::try_from(scale - value_scale).ok()?;
+        let up = u32::try_from(scale.checked_sub(value_scale)?).ok()?;
         n = n.checked_mul(10i128.checked_pow(up)?)?;
     }
     if negative {
@@ -443,12 +443,46 @@ mod tests {
 
     #[test]
     fn hashes_match_the_sdk_formulas() {
-        // Values computed with pyodps 0.13.2 `odps.tunnel.hasher.DefaultHasher`
-        // (also checked against the recorded vectors in tests/upsert_vectors.rs).
-        assert_eq!(hash_bigint(0), hash_bigint(0));
+        // A few of the hashes pyodps 0.13.2 computed (all of them are checked in
+        // tests/odps_upsert_vectors.rs against testdata/odps/upsert_capture.json).
+        assert_eq!(hash_bigint(1), 357_654_460);
+        assert_eq!(hash_bigint(-1), 357_653_185);
+        assert_eq!(hash_bigint(i64::MIN), -1_787_473_579);
+        assert_eq!(hash_bytes(b"a"), -902_917_054);
+        assert_eq!(hash_bytes("负".as_bytes()), 850_362_848);
         assert_eq!(bucket_of(-1, 16), 15);
         assert_eq!(bucket_of(17, 16), 1);
         assert_eq!(hash_bytes(b""), 0);
+    }
+
+    #[test]
+    fn decimal_hash_edge_inputs_never_panic() {
+        // Same value, different spellings: the same scaled integer.
+        assert_eq!(hash_decimal("1.5", 18, 4), hash_decimal("+01.50", 18, 4));
+        assert_eq!(hash_decimal("15E-1", 18, 4), hash_decimal("1.5", 18, 4));
+        assert_eq!(hash_decimal("0", 18, 4), Some(hash_bigint(0)));
+        // Rounding half up on the first dropped digit.
+        assert_eq!(
+            hash_decimal("1.00005", 18, 4),
+            hash_decimal("1.0001", 18, 4)
+        );
+        assert_eq!(hash_decimal("1.00004", 18, 4), hash_decimal("1", 18, 4));
+        for text in [
+            "",
+            "-",
+            ".",
+            "1e",
+            "1e-9223372036854775808",
+            "1e9223372036854775807",
+            "9".repeat(60).as_str(),
+            "1.2.3",
+            "abc",
+            "1e+99999999999999999999",
+        ] {
+            let _ = hash_decimal(text, 38, 10);
+            let _ = hash_decimal(text, 54, 18);
+        }
+        assert_eq!(hash_decimal("abc", 18, 4), None);
     }
 
     #[test]
