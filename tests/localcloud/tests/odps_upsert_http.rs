@@ -258,6 +258,8 @@ async fn code(r: reqwest::Response) -> (u16, String, String) {
 async fn rows(base: &str, table: &str) -> Vec<Json> {
     let url = format!("{base}/-/odps/projects/localcloud/tables/{table}");
     let dump: Json = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert_eq!(dump["primary_key"], serde_json::json!(["k"]));
+    assert_eq!(dump["properties"]["transactional"], "true");
     let mut rows = dump["partitions"][0]["rows"].as_array().unwrap().clone();
     rows.sort_by_key(|r| r[0].as_i64());
     rows
