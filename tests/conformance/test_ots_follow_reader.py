@@ -15,6 +15,7 @@ import os
 import pathlib
 import struct
 import subprocess
+import threading
 import time
 import zlib
 
@@ -285,6 +286,63 @@ def test_split_and_merge_while_following_lose_and_repeat_nothing(follower):
     shards = {s["shard_id"]: s for s in follower.shards()}
     assert merge["child"] in shards and not shards[split["parent"]]["open"]
     assert param["follow"]["from"] == "oldest"
+
+
+def test_a_split_while_a_task_reads_the_parent(follower):
+    follower.write(range(0, 40))
+    state, tasks = follower.plan(follower.parameter(commitIntervalSeconds=3, **{"from": "oldest"}))
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(out=follower.run_tasks(tasks)))
+    worker.start()
+    time.sleep(1)
+    follower.write(range(40, 60))
+    split = follower.control("/-/ots/split", {"table": follower.table, "split_point": 30})
+    follower.write(range(60, 90))
+    worker.join(timeout=60)
+    records, reports = result["out"]
+    param = follower.parameter()
+    follower.ok("precommit", param, state=state, reports=reports)
+    follower.ok("post", param, state=state, reports=reports)
+    # The batch planned before the split read its parent to the end; the children are
+    # read from their start by the next batches.
+    assert [r["checkpoint"] for r in reports] == ["SHARD_END"]
+    assert sorted(keys(records)) == list(range(60))
+    rest = follower.follow_until_empty(param)
+    assert sorted(keys(records) + rest) == list(range(90))
+    assert {s["shard_id"] for s in follower.shards()} >= set(split["children"])
+
+
+def test_following_starts_where_the_last_window_job_ended(follower, tmp_path):
+    follower.write(range(0, 10))
+    follower.control("/-/ots/backdate", {"table": follower.table, "ms": 20 * 60_000})
+    now_ms = int(time.time() * 1000)
+    window = follower.parameter()
+    del window["follow"]
+    window.update(startTimestampMillis=now_ms - 3_600_000, endTimestampMillis=now_ms - 10 * 60_000)
+    path = tmp_path / "window.json"
+    path.write_text(json.dumps(window))
+    out = subprocess.run([reader_bin(), "read", "--config", str(path), "--format", "jsonl"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    window_keys = [json.loads(line)[0] for line in out.stdout.splitlines() if json.loads(line)[1] == "v"]
+    assert sorted(window_keys) == list(range(10))
+    follower.write(range(10, 15))
+    # Window keys in a follow job are ignored (with a warning), not an error.
+    param = follower.parameter()
+    param["date"] = "20240115"
+    code, answer, stderr = follower.step("prepare", param)
+    assert code == 0 and answer["value"]["plan"]["base"].startswith("window:"), stderr
+    assert "window keys have no effect in follow mode" in stderr
+    assert sorted(follower.follow_until_empty(param)) == list(range(10, 15))
+
+
+def test_byte_limit_ends_a_batch(follower):
+    follower.write(range(0, 5))
+    got, _, _ = follower.batch(follower.parameter(commitBytes=1, **{"from": "oldest"}), count=1)
+    assert got == [0]
+    got, _, _ = follower.batch(follower.parameter(commitBytes=1), count=1)
+    assert got == [1]
+    assert sorted(follower.follow_until_empty(follower.parameter())) == [2, 3, 4]
 
 
 def test_parents_are_drained_before_children_in_one_batch(follower):
