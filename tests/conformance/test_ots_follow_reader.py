@@ -453,3 +453,14 @@ def test_status_table_faults_in_precommit_and_post_converge(follower, admin):
     exported += keys(records_b)
     exported += follower.follow_until_empty(follower.parameter())
     assert sorted(exported) == list(range(12))
+
+
+def test_caught_up_shards_take_turns_within_thread_num(follower):
+    """threadNum 1: a caught-up child keeps polling, yet its sibling is read too."""
+    follower.write(range(0, 30))
+    follower.control("/-/ots/split", {"table": follower.table, "split_point": 15})
+    follower.write(range(30, 60))
+    param = follower.parameter(commitIntervalSeconds=2, **{"from": "oldest"})
+    param["threadNum"] = 1
+    got, _, _ = follower.batch(param, count=1)
+    assert sorted(got) == list(range(60))
