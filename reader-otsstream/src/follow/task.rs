@@ -335,10 +335,10 @@ impl FollowTaskReader<'_> {
         let mut reports = Vec::with_capacity(runs.len());
         for (id, run) in runs {
             if let Some(end) = replay.and_then(|r| r.get(&id)) {
-                if run.state != State::Done(end.checkpoint.clone()) {
+                if run.state != State::Done(end.checkpoint.clone()) || run.records != end.records {
                     return Err(PluginError::service(format!(
-                        "replay of batch {}: shard {id} did not reach its recorded end ({} records)",
-                        task.follow_batch, end.records
+                        "replay of batch {}: shard {id} did not reach its recorded end ({} of the {} records read)",
+                        task.follow_batch, run.records, end.records
                     )));
                 }
             }
