@@ -7,7 +7,7 @@
 //! <plugin> split   --config FILE --count N [--state FILE]   → task configs (JSON)
 //! <plugin> post    --config FILE --state FILE [--reports FILE]
 //! <plugin> abort   --config FILE --state FILE
-//! <reader> precommit --config FILE --state FILE [--reports FILE]   follow mode
+//! <plugin> precommit --config FILE --state FILE --reports FILE   (follow mode, readers)
 //! <reader> read    --config FILE [--format msgpack|jsonl]   standalone: prepare, split 1, read, post
 //! <writer> write   --config FILE [--input-format msgpack|jsonl]   standalone: frames or JSON lines on stdin
 //! <plugin> <step> --engine      step request as JSON on stdin, response on stdout
@@ -68,7 +68,7 @@ enum Command {
     Post(StepArgs),
     /// Undo what a failed or cancelled job left uncommitted.
     Abort(StepArgs),
-    /// Follow mode: record a micro-batch as pending before the writer commits it.
+    /// Follow mode (readers): record the batch read before the writer commits it.
     Precommit(StepArgs),
     /// Read records (readers only). Standalone: prepare, split 1, read, post.
     Read(TaskArgs),
