@@ -245,6 +245,7 @@ fn a_first_signal_lets_the_batch_finish_and_commit() {
     kill(child.id(), "-INT");
     let out = finish(child, started, DEADLINE);
     out.assert_code(0);
+    assert!(!out.stderr.contains("unknown key"), "{}", out.stderr);
     assert!(
         signalled.elapsed() > Duration::from_millis(800),
         "the batch was cut short"
