@@ -15,6 +15,7 @@ import os
 import pathlib
 import struct
 import subprocess
+import threading
 import time
 import zlib
 
@@ -287,6 +288,63 @@ def test_split_and_merge_while_following_lose_and_repeat_nothing(follower):
     assert param["follow"]["from"] == "oldest"
 
 
+def test_a_split_while_a_task_reads_the_parent(follower):
+    follower.write(range(0, 40))
+    state, tasks = follower.plan(follower.parameter(commitIntervalSeconds=10, **{"from": "oldest"}))
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(out=follower.run_tasks(tasks)))
+    worker.start()
+    time.sleep(1)
+    follower.write(range(40, 60))
+    split = follower.control("/-/ots/split", {"table": follower.table, "split_point": 30})
+    follower.write(range(60, 90))
+    worker.join(timeout=60)
+    records, reports = result["out"]
+    param = follower.parameter()
+    follower.ok("precommit", param, state=state, reports=reports)
+    follower.ok("post", param, state=state, reports=reports)
+    # The batch planned before the split read its parent to the end; the children are
+    # read from their start by the next batches.
+    assert [r["checkpoint"] for r in reports] == ["SHARD_END"]
+    assert sorted(keys(records)) == list(range(60))
+    rest = follower.follow_until_empty(param)
+    assert sorted(keys(records) + rest) == list(range(90))
+    assert {s["shard_id"] for s in follower.shards()} >= set(split["children"])
+
+
+def test_following_starts_where_the_last_window_job_ended(follower, tmp_path):
+    follower.write(range(0, 10))
+    follower.control("/-/ots/backdate", {"table": follower.table, "ms": 20 * 60_000})
+    now_ms = int(time.time() * 1000)
+    window = follower.parameter()
+    del window["follow"]
+    window.update(startTimestampMillis=now_ms - 3_600_000, endTimestampMillis=now_ms - 10 * 60_000)
+    path = tmp_path / "window.json"
+    path.write_text(json.dumps(window))
+    out = subprocess.run([reader_bin(), "read", "--config", str(path), "--format", "jsonl"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    window_keys = [json.loads(line)[0] for line in out.stdout.splitlines() if json.loads(line)[1] == "v"]
+    assert sorted(window_keys) == list(range(10))
+    follower.write(range(10, 15))
+    # Window keys in a follow job are ignored (with a warning), not an error.
+    param = follower.parameter()
+    param["date"] = "20240115"
+    code, answer, stderr = follower.step("prepare", param)
+    assert code == 0 and answer["value"]["plan"]["base"].startswith("window:"), stderr
+    assert "window keys have no effect in follow mode" in stderr
+    assert sorted(follower.follow_until_empty(param)) == list(range(10, 15))
+
+
+def test_byte_limit_ends_a_batch(follower):
+    follower.write(range(0, 5))
+    got, _, _ = follower.batch(follower.parameter(commitBytes=1, **{"from": "oldest"}), count=1)
+    assert got == [0]
+    got, _, _ = follower.batch(follower.parameter(commitBytes=1), count=1)
+    assert got == [1]
+    assert sorted(follower.follow_until_empty(follower.parameter())) == [2, 3, 4]
+
+
 def test_parents_are_drained_before_children_in_one_batch(follower):
     follower.write(range(0, 30))
     split = follower.control("/-/ots/split", {"table": follower.table, "split_point": 15})
@@ -349,3 +407,49 @@ def test_from_a_time_skips_older_records(follower):
     got, _, _ = follower.batch(follower.parameter(**{"from": str(t)}))
     assert sorted(got) == [5, 6, 7, 8]
     assert follower.follow_until_empty(follower.parameter()) == []
+
+
+def test_status_table_faults_in_precommit_and_post_converge(follower, admin):
+    """Every status-table write of follow mode failing once (before or after it took
+    effect): a re-run of the batch replays or moves on, and every record is exported once."""
+    ots = admin["ots"]
+    follower.write(range(0, 12))
+    exported, _, _ = follower.batch(follower.parameter(commitRecords=2, **{"from": "oldest"}), count=1)
+    param = follower.parameter(commitRecords=3)
+
+    def read():
+        state, tasks = follower.plan(param, count=1)
+        records, reports = follower.run_tasks(tasks)
+        read.replayed = "replay" in tasks[0]
+        return state, tasks[0]["followBatch"], records, reports
+
+    def failing(step, operation, state, reports, after_apply):
+        ots.add_fault(operation=operation, times=1, kind="error", status=503,
+                      code="OTSServerBusy", after_apply=after_apply)
+        code, answer, stderr = follower.step(step, param, state=state, reports=reports)
+        assert code != 0 and not answer["ok"], stderr
+        assert operation in answer["error"]["message"] and "statusTable" in answer["error"]["message"]
+        assert ots.faults()["rules"] == []
+
+    # precommit's PutRow took effect but its answer was lost: the batch is replayed.
+    state, id_a, records_a, reports = read()
+    failing("precommit", "PutRow", state, reports, after_apply=True)
+    state, id_again, records_again, reports = read()
+    assert (id_again, records_again, read.replayed) == (id_a, records_a, True)
+    follower.ok("precommit", param, state=state, reports=reports)
+    # post stored the checkpoint, then deleting the pending row failed: the pending row is
+    # stale and the next batch starts after this one.
+    failing("post", "DeleteRow", state, reports, after_apply=False)
+    exported += keys(records_a)
+    # post's checkpoint PutRow failed (nothing stored): the next batch replays.
+    state, id_b, records_b, reports = read()
+    assert id_b != id_a and keys(records_b) == [5, 6, 7] and not read.replayed
+    follower.ok("precommit", param, state=state, reports=reports)
+    failing("post", "PutRow", state, reports, after_apply=False)
+    state, id_again, records_again, reports = read()
+    assert (id_again, records_again, read.replayed) == (id_b, records_b, True)
+    follower.ok("precommit", param, state=state, reports=reports)
+    follower.ok("post", param, state=state, reports=reports)
+    exported += keys(records_b)
+    exported += follower.follow_until_empty(follower.parameter())
+    assert sorted(exported) == list(range(12))

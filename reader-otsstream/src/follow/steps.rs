@@ -301,7 +301,10 @@ pub fn batch_of(reports: &[serde_json::Value]) -> Result<PendingBatch, PluginErr
                 first.follow_batch, r.follow_batch
             )));
         }
-        if shards.insert(r.shard.shard_id.clone(), r.shard.clone()).is_some() {
+        if shards
+            .insert(r.shard.shard_id.clone(), r.shard.clone())
+            .is_some()
+        {
             return Err(PluginError::protocol(format!(
                 "shard {} was reported twice",
                 r.shard.shard_id
@@ -396,4 +399,3 @@ pub async fn post(
 pub fn is_follow_state(state: &serde_json::Value) -> bool {
     state.get("follow").and_then(|v| v.as_bool()) == Some(true)
 }
-
