@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+mod view;
+pub use view::{CellRef, RecordRow, ValueRef};
+
 const HEADER: u32 = 0x75;
 const TAG_ROW_PK: u8 = 0x01;
 const TAG_ROW_DATA: u8 = 0x02;
