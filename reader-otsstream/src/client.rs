@@ -90,7 +90,7 @@ impl OtsClient {
                     return Resp::decode(bytes).map_err(|e| OtsError::Response {
                         action: action.to_owned(),
                         message: format!("protobuf: {e}"),
-                    })
+                    });
                 }
                 Err(e) if e.is_retriable() => match backoff.next_delay() {
                     Some(wait) => {

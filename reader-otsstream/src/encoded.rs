@@ -134,9 +134,9 @@ pub fn multi_version(
     out.key.clear();
     let mut key_size = 0;
     for c in row.primary_key() {
-        let v = c.value.ok_or_else(|| {
-            ConvertError(format!("primary key column {:?} has no value", c.name))
-        })?;
+        let v = c
+            .value
+            .ok_or_else(|| ConvertError(format!("primary key column {:?} has no value", c.name)))?;
         key_size += put_value(&mut out.key, v, c.name)?;
     }
     let columns = row.primary_key().len() + 4 + usize::from(export_sequence_info);
