@@ -63,8 +63,22 @@ fn str_size(s: &str) -> u64 {
     }
 }
 
+/// `rmp::encode::write_str`'s bytes (fixstr, str 8, str 16 or str 32), written
+/// directly: the most frequent value of the output.
 fn put_str(out: &mut Vec<u8>, s: &str) -> u64 {
-    let _ = rmp::encode::write_str(out, s);
+    let len = s.len();
+    if len < 32 {
+        out.push(0xa0 | len as u8);
+    } else if len < 256 {
+        out.extend_from_slice(&[0xd9, len as u8]);
+    } else if len < 65536 {
+        out.push(0xda);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0xdb);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+    out.extend_from_slice(s.as_bytes());
     str_size(s)
 }
 

@@ -232,3 +232,16 @@ fn the_sdk_vectors_decode_and_convert_alike() {
         same_decoding(&bytes).unwrap();
     }
 }
+
+#[test]
+fn strings_of_every_length_class_encode_as_the_protocol_does() {
+    for len in [0, 1, 31, 32, 255, 256, 65535, 65536, 70000] {
+        let s = "é".repeat(len / 2) + &"x".repeat(len % 2);
+        let mut fast = Vec::new();
+        let size = put_str(&mut fast, &s);
+        let mut general = Vec::new();
+        protocol::records::encode_value(&Value::String(s.clone()), &mut general);
+        assert_eq!(fast, general, "length {len}");
+        assert_eq!(size, Value::String(s).byte_size(), "length {len}");
+    }
+}
