@@ -37,6 +37,7 @@ import json
 import os
 import pathlib
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -208,6 +209,7 @@ def main(argv=None):
         print(json.dumps(result, indent=1))
     finally:
         cloud.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
