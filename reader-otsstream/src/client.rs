@@ -85,10 +85,12 @@ impl OtsClient {
         loop {
             match self.call_once(action, &body).await {
                 Ok(bytes) => {
-                    return Resp::decode(bytes.as_slice()).map_err(|e| OtsError::Response {
+                    // From `Bytes`: the `bytes` fields of the answer (stream records)
+                    // are slices of the body, not copies.
+                    return Resp::decode(bytes).map_err(|e| OtsError::Response {
                         action: action.to_owned(),
                         message: format!("protobuf: {e}"),
-                    })
+                    });
                 }
                 Err(e) if e.is_retriable() => match backoff.next_delay() {
                     Some(wait) => {
@@ -112,7 +114,7 @@ impl OtsClient {
         }
     }
 
-    async fn call_once(&self, action: &str, body: &[u8]) -> Result<Vec<u8>, OtsError> {
+    async fn call_once(&self, action: &str, body: &[u8]) -> Result<bytes::Bytes, OtsError> {
         let keys = self
             .credentials
             .get()
@@ -167,7 +169,7 @@ impl OtsClient {
                 )
             })
             .collect();
-        let raw = response.bytes().await.map_err(transport)?.to_vec();
+        let raw = response.bytes().await.map_err(transport)?;
         let header = |name: &str| {
             response_headers
                 .iter()
@@ -186,10 +188,10 @@ impl OtsClient {
         let body = match header("x-ots-response-compress-type") {
             Some(t) if t.eq_ignore_ascii_case("deflate") => {
                 let mut out = Vec::new();
-                flate2::read::ZlibDecoder::new(raw.as_slice())
+                flate2::read::ZlibDecoder::new(&raw[..])
                     .read_to_end(&mut out)
                     .map_err(|e| bad(format!("inflating the body: {e}")))?;
-                out
+                bytes::Bytes::from(out)
             }
             Some(other) => return Err(bad(format!("unknown response compression {other:?}"))),
             None => raw,
@@ -207,7 +209,7 @@ impl OtsClient {
             return Ok(body);
         }
         let request_id = header("x-ots-requestid").map(str::to_owned);
-        match pb::Error::decode(body.as_slice()) {
+        match pb::Error::decode(body) {
             Ok(e) => Err(OtsError::Service {
                 action: action.to_owned(),
                 status,

@@ -13,26 +13,32 @@ use crate::plainbuffer::{
 #[error("{0}")]
 pub struct ConvertError(pub String);
 
+/// The error for a NaN or infinite double (also the encoded path's).
+pub(crate) fn not_finite(column: &str, d: f64) -> ConvertError {
+    ConvertError(format!(
+        "column {column:?} holds the double {}, which DataX cannot export (its DoubleColumn refuses NaN and infinities)",
+        protocol::value::double_text(d)
+    ))
+}
+
+/// The error for INF_MIN, INF_MAX or AUTO_INCREMENT (also the encoded path's).
+pub(crate) fn not_in_a_record(column: &str, what: &dyn std::fmt::Debug) -> ConvertError {
+    ConvertError(format!(
+        "column {column:?} holds {what:?}, which a stream record cannot carry"
+    ))
+}
+
 fn value(v: &CellValue, column: &str) -> Result<Value, ConvertError> {
     Ok(match v {
         CellValue::Integer(i) => Value::Long(*i),
         // As DataX's DoubleColumn (`new BigDecimal(String.valueOf(d))`): -0.0 becomes 0.0,
         // and NaN or ±Infinity cannot be held: DataX's task fails, and so does this one.
-        CellValue::Double(d) if !d.is_finite() => {
-            return Err(ConvertError(format!(
-                "column {column:?} holds the double {}, which DataX cannot export (its DoubleColumn refuses NaN and infinities)",
-                protocol::value::double_text(*d)
-            )))
-        }
+        CellValue::Double(d) if !d.is_finite() => return Err(not_finite(column, *d)),
         CellValue::Double(d) => Value::Double(*d + 0.0),
         CellValue::Boolean(b) => Value::Bool(*b),
         CellValue::String(s) => Value::String(s.clone()),
         CellValue::Binary(b) => Value::Bytes(b.clone()),
-        other => {
-            return Err(ConvertError(format!(
-                "column {column:?} holds {other:?}, which a stream record cannot carry"
-            )))
-        }
+        other => return Err(not_in_a_record(column, other)),
     })
 }
 

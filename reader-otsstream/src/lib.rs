@@ -5,6 +5,7 @@
 pub mod client;
 pub mod config;
 pub mod convert;
+pub mod encoded;
 pub mod error;
 pub mod follow;
 pub mod pb;

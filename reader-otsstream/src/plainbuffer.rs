@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+mod view;
+pub use view::{CellRef, RecordRow, ValueRef};
+
 const HEADER: u32 = 0x75;
 const TAG_ROW_PK: u8 = 0x01;
 const TAG_ROW_DATA: u8 = 0x02;
@@ -206,24 +209,42 @@ impl<'a> Input<'a> {
                 self.pos += n;
                 Ok(s)
             }
-            None => self.fail(format!("needs {n} more bytes, the buffer ends")),
+            None => self.ends(n),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn ends<T>(&self, n: usize) -> Result<T, DecodeError> {
+        self.fail(format!("needs {n} more bytes, the buffer ends"))
+    }
+
+    /// The next `N` bytes (the hot path's fixed-size reads).
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        match self
+            .bytes
+            .get(self.pos..)
+            .and_then(<[u8]>::first_chunk::<N>)
+        {
+            Some(b) => {
+                self.pos += N;
+                Ok(*b)
+            }
+            None => self.ends(N),
         }
     }
 
     fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
+        Ok(self.array::<1>()?[0])
     }
 
     fn u32(&mut self) -> Result<u32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(u32::from_le_bytes(self.array()?))
     }
 
     fn i64(&mut self) -> Result<i64, DecodeError> {
-        let b = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(i64::from_le_bytes(a))
+        Ok(i64::from_le_bytes(self.array()?))
     }
 
     fn expect_tag(&mut self, tag: u8, what: &str) -> Result<(), DecodeError> {

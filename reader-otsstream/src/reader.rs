@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::OtsClient;
 use crate::config::{Config, Mode};
-use crate::convert;
+use crate::encoded::{self, EncodedRows};
 use crate::plainbuffer;
 use crate::status::{self, ShardOutcome, SHARD_END, TRIM_HORIZON};
 
@@ -208,7 +208,7 @@ impl TaskReader<'_> {
             starts.insert(shard.clone(), self.start_position(shard)?);
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<ShardEvent>(64);
-        let mut rows = Vec::new();
+        let mut rows = EncodedRows::default();
         let mut finish = |c: ShardCheckpoint,
                           out: &mut RecordSink,
                           done: &mut BTreeMap<String, ShardCheckpoint>,
@@ -304,10 +304,9 @@ impl TaskReader<'_> {
             match event {
                 ShardEvent::Records { shard, records } => {
                     for (action, row, info) in &records {
-                        rows.clear();
                         self.convert(*action, row, info, &shard, &mut rows)?;
-                        for r in &rows {
-                            out.push(r)?;
+                        for (record, size) in rows.iter() {
+                            out.push_encoded(record, size)?;
                         }
                     }
                 }
@@ -323,25 +322,25 @@ impl TaskReader<'_> {
     fn convert(
         &self,
         action: i32,
-        row: &plainbuffer::Row,
+        row: &plainbuffer::RecordRow,
         info: &plainbuffer::SequenceInfo,
         shard: &str,
-        rows: &mut Vec<Vec<protocol::value::Value>>,
+        rows: &mut EncodedRows,
     ) -> Result<(), PluginError> {
         let cfg = self.config;
         match cfg.mode {
             Mode::MultiVersion => {
-                convert::multi_version(action, row, info, shard, cfg.export_sequence_info, rows)
+                encoded::multi_version(action, row, info, shard, cfg.export_sequence_info, rows)
             }
-            Mode::SingleVersionAndUpdateOnly => convert::single_version(
+            Mode::SingleVersionAndUpdateOnly => encoded::single_version(
                 action,
                 row,
                 info,
                 shard,
                 &cfg.columns,
                 cfg.export_sequence_info,
-            )
-            .map(|r| rows.extend(r)),
+                rows,
+            ),
         }
         .map_err(|e| {
             PluginError::data(format!(
@@ -357,7 +356,7 @@ enum ShardEvent {
     /// Records to emit, in order: (action type, row, sequence info).
     Records {
         shard: String,
-        records: Vec<(i32, plainbuffer::Row, plainbuffer::SequenceInfo)>,
+        records: Vec<(i32, plainbuffer::RecordRow, plainbuffer::SequenceInfo)>,
     },
     /// The shard is finished (its records were all sent before this).
     Done(Result<ShardCheckpoint, PluginError>),
@@ -438,7 +437,7 @@ impl ShardFetcher {
             let mut records = Vec::with_capacity(page.stream_records.len());
             let mut stop_at = None;
             for (i, record) in page.stream_records.iter().enumerate() {
-                let row = plainbuffer::decode_single_row(&record.record).map_err(|e| {
+                let row = plainbuffer::RecordRow::decode(record.record.clone()).map_err(|e| {
                     PluginError::data(format!("{}: {e}", self.context("decoding a stream record")))
                 })?;
                 // DataX would take time 0 and might skip the record: refuse it instead.

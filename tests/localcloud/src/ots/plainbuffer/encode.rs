@@ -16,9 +16,11 @@ impl Default for Encoder {
 
 impl Encoder {
     pub fn new() -> Self {
-        Self {
-            out: HEADER.to_le_bytes().to_vec(),
-        }
+        // Room for a typical stream record or small row, so that encoding one does
+        // not grow (copy) the buffer five times over.
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(&HEADER.to_le_bytes());
+        Self { out }
     }
 
     pub fn finish(self) -> Vec<u8> {

@@ -1,0 +1,290 @@
+//! Stream records → output records already encoded (the hot path): the rows of
+//! [`convert`](crate::convert), written straight into MessagePack as the protocol's
+//! `encode_record` writes them, with their DataX byte sizes, without building a
+//! `Value` per column (no string copies, the primary key encoded once per record).
+//! Property tests check both paths give the same bytes, sizes and errors.
+
+use std::fmt::Write as _;
+
+use protocol::value::Value;
+
+use crate::convert::{self, sequence_prefix, ConvertError};
+use crate::pb;
+use crate::plainbuffer::{
+    RecordRow, SequenceInfo, ValueRef, OP_DELETE_ALL_VERSION, OP_DELETE_ONE_VERSION,
+};
+
+/// The output records of one stream record: each one's encoding and DataX size.
+#[derive(Debug, Default)]
+pub struct EncodedRows {
+    buf: Vec<u8>,
+    /// End of each record in `buf`, and its DataX byte size.
+    ends: Vec<(usize, u64)>,
+    /// The encoded primary-key columns of the current record, and their size.
+    key: Vec<u8>,
+    text: String,
+}
+
+impl EncodedRows {
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Each record's encoding and DataX byte size, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(end, size)| {
+            let r = (&self.buf[start..end], size);
+            start = end;
+            r
+        })
+    }
+
+    fn end_record(&mut self, size: u64) {
+        self.ends.push((self.buf.len(), size));
+    }
+}
+
+/// DataX size of a string: its UTF-16 length (as `Value::byte_size`).
+fn str_size(s: &str) -> u64 {
+    if s.is_ascii() {
+        s.len() as u64
+    } else {
+        s.encode_utf16().count() as u64
+    }
+}
+
+/// `rmp::encode::write_str`'s bytes (fixstr, str 8, str 16 or str 32), written
+/// directly: the most frequent value of the output.
+fn put_str(out: &mut Vec<u8>, s: &str) -> u64 {
+    let len = s.len();
+    if len < 32 {
+        out.push(0xa0 | len as u8);
+    } else if len < 256 {
+        out.extend_from_slice(&[0xd9, len as u8]);
+    } else if len < 65536 {
+        out.push(0xda);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0xdb);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+    out.extend_from_slice(s.as_bytes());
+    str_size(s)
+}
+
+fn put_nil(out: &mut Vec<u8>) {
+    let _ = rmp::encode::write_nil(out);
+}
+
+fn put_long(out: &mut Vec<u8>, v: i64) -> u64 {
+    let _ = rmp::encode::write_sint(out, v);
+    8
+}
+
+/// One column value as `convert`'s `value` makes it, encoded; its size.
+fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>, column: &str) -> Result<u64, ConvertError> {
+    Ok(match v {
+        ValueRef::Integer(i) => put_long(out, i),
+        ValueRef::Double(d) if !d.is_finite() => return Err(convert::not_finite(column, d)),
+        ValueRef::Double(d) => {
+            let d = d + 0.0;
+            let _ = rmp::encode::write_f64(out, d);
+            Value::Double(d).byte_size()
+        }
+        ValueRef::Boolean(b) => {
+            let _ = rmp::encode::write_bool(out, b);
+            1
+        }
+        ValueRef::String(s) => put_str(out, s),
+        ValueRef::Binary(b) => {
+            let _ = rmp::encode::write_bin(out, b);
+            b.len() as u64
+        }
+        ValueRef::InfMin | ValueRef::InfMax | ValueRef::AutoIncrement => {
+            return Err(convert::not_in_a_record(column, &v))
+        }
+    })
+}
+
+/// The errors of `convert`'s `value`, without converting.
+fn check_value(v: ValueRef<'_>, column: &str) -> Result<(), ConvertError> {
+    match v {
+        ValueRef::Double(d) if !d.is_finite() => Err(convert::not_finite(column, d)),
+        ValueRef::InfMin | ValueRef::InfMax | ValueRef::AutoIncrement => {
+            Err(convert::not_in_a_record(column, &v))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// One output line of multi-version mode: the primary key, then these columns.
+struct Line<'a> {
+    name: Option<&'a str>,
+    timestamp: Option<i64>,
+    value: Option<ValueRef<'a>>,
+    op: &'static str,
+}
+
+/// `convert::multi_version`, encoded. On error `out` holds nothing usable.
+pub fn multi_version(
+    action: i32,
+    row: &RecordRow,
+    info: &SequenceInfo,
+    shard_id: &str,
+    export_sequence_info: bool,
+    out: &mut EncodedRows,
+) -> Result<(), ConvertError> {
+    out.clear();
+    out.key.clear();
+    let mut key_size = 0;
+    for c in row.primary_key() {
+        let v = c
+            .value
+            .ok_or_else(|| ConvertError(format!("primary key column {:?} has no value", c.name)))?;
+        key_size += put_value(&mut out.key, v, c.name)?;
+    }
+    let columns = row.primary_key().len() + 4 + usize::from(export_sequence_info);
+    let prefix = export_sequence_info.then(|| sequence_prefix(info, shard_id));
+    let mut index = 0u32;
+    let mut line = |out: &mut EncodedRows, l: Line<'_>| -> Result<(), ConvertError> {
+        let _ = rmp::encode::write_array_len(&mut out.buf, columns as u32);
+        out.buf.extend_from_slice(&out.key);
+        let mut size = key_size;
+        match l.name {
+            Some(n) => size += put_str(&mut out.buf, n),
+            None => put_nil(&mut out.buf),
+        }
+        match l.timestamp {
+            Some(t) => size += put_long(&mut out.buf, t),
+            None => put_nil(&mut out.buf),
+        }
+        match l.value {
+            Some(v) => size += put_value(&mut out.buf, v, l.name.unwrap_or_default())?,
+            None => put_nil(&mut out.buf),
+        }
+        size += put_str(&mut out.buf, l.op);
+        if let Some(p) = &prefix {
+            out.text.clear();
+            let _ = write!(out.text, "{p}:{index:010}");
+            size += put_str(&mut out.buf, &out.text);
+        }
+        index += 1;
+        out.end_record(size);
+        Ok(())
+    };
+    let row_deleted = Line {
+        name: None,
+        timestamp: None,
+        value: None,
+        op: "DR",
+    };
+    match action {
+        pb::DELETE_ROW => line(out, row_deleted)?,
+        pb::PUT_ROW | pb::UPDATE_ROW => {
+            if action == pb::PUT_ROW {
+                line(out, row_deleted)?;
+            }
+            for c in row.cells() {
+                let (name, ts) = (Some(c.name), c.timestamp);
+                let l = match c.op {
+                    None => {
+                        let v = c.value.ok_or_else(|| {
+                            ConvertError(format!("put cell {:?} has no value", c.name))
+                        })?;
+                        check_value(v, c.name)?;
+                        Line {
+                            name,
+                            timestamp: ts,
+                            value: Some(v),
+                            op: "U",
+                        }
+                    }
+                    Some(OP_DELETE_ONE_VERSION) => Line {
+                        name,
+                        timestamp: ts,
+                        value: None,
+                        op: "DO",
+                    },
+                    Some(OP_DELETE_ALL_VERSION) => Line {
+                        name,
+                        timestamp: None,
+                        value: None,
+                        op: "DA",
+                    },
+                    Some(op) => {
+                        return Err(ConvertError(format!(
+                            "cell {:?} has the unknown operation type {op:#04x}",
+                            c.name
+                        )))
+                    }
+                };
+                line(out, l)?;
+            }
+        }
+        other => return Err(ConvertError(format!("unknown stream action type {other}"))),
+    }
+    Ok(())
+}
+
+/// `convert::single_version`, encoded: no record when that gives none.
+pub fn single_version(
+    action: i32,
+    row: &RecordRow,
+    info: &SequenceInfo,
+    shard_id: &str,
+    columns: &[String],
+    export_sequence_info: bool,
+    out: &mut EncodedRows,
+) -> Result<(), ConvertError> {
+    out.clear();
+    if action != pb::PUT_ROW && action != pb::UPDATE_ROW {
+        return Ok(());
+    }
+    let mut slots: Vec<Option<ValueRef<'_>>> = vec![None; columns.len()];
+    let mut found = false;
+    let puts = row
+        .primary_key()
+        .chain(row.cells().filter(|c| c.op.is_none()));
+    // A later cell with the same name overwrites an earlier one.
+    for c in puts {
+        for (i, name) in columns.iter().enumerate() {
+            if *name == c.name {
+                if let Some(v) = c.value {
+                    check_value(v, c.name)?;
+                    slots[i] = Some(v);
+                    found = true;
+                }
+            }
+        }
+    }
+    if !found {
+        return Ok(());
+    }
+    let count = columns.len() + usize::from(export_sequence_info);
+    let _ = rmp::encode::write_array_len(&mut out.buf, count as u32);
+    let mut size = 0;
+    for (slot, name) in slots.iter().zip(columns) {
+        match slot {
+            Some(v) => size += put_value(&mut out.buf, *v, name)?,
+            None => put_nil(&mut out.buf),
+        }
+    }
+    if export_sequence_info {
+        size += put_str(&mut out.buf, &sequence_prefix(info, shard_id));
+    }
+    out.end_record(size);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

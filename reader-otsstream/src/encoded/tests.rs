@@ -1,0 +1,247 @@
+//! The fast path against the general one: the span decoder against
+//! `decode_single_row` (same rows, same errors, also on damaged input), and the encoded
+//! conversion against `convert` + the protocol's `encode_record` (same bytes, same
+//! DataX sizes, same errors).
+
+use proptest::prelude::*;
+use protocol::records::encode_record;
+use protocol::value::record_byte_size;
+
+use super::*;
+use crate::plainbuffer::{decode_single_row, encode_row, Cell, CellValue, Row};
+
+const NAMES: &[&str] = &["pk", "a", "b", "名前", "", "col_long_name_0123456789"];
+
+fn value() -> impl Strategy<Value = CellValue> {
+    prop_oneof![
+        4 => any::<i64>().prop_map(CellValue::Integer),
+        2 => prop_oneof![
+            any::<f64>(),
+            Just(-0.0),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(1e21),
+            Just(1e-7)
+        ]
+        .prop_map(CellValue::Double),
+        1 => any::<bool>().prop_map(CellValue::Boolean),
+        4 => ".{0,20}".prop_map(CellValue::String),
+        2 => proptest::collection::vec(any::<u8>(), 0..20).prop_map(CellValue::Binary),
+        1 => prop_oneof![
+            Just(CellValue::InfMin),
+            Just(CellValue::InfMax),
+            Just(CellValue::AutoIncrement)
+        ],
+    ]
+}
+
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::sample::select(NAMES).prop_map(str::to_owned),
+        1 => ".{0,8}",
+    ]
+}
+
+fn cell() -> impl Strategy<Value = Cell> {
+    (
+        name(),
+        proptest::option::weighted(0.9, value()),
+        proptest::option::weighted(
+            0.3,
+            prop_oneof![
+                Just(OP_DELETE_ONE_VERSION),
+                Just(OP_DELETE_ALL_VERSION),
+                any::<u8>()
+            ],
+        ),
+        proptest::option::weighted(0.8, any::<i64>()),
+    )
+        .prop_map(|(name, value, op, timestamp)| Cell {
+            name,
+            value,
+            op,
+            timestamp,
+        })
+}
+
+fn key_cell() -> impl Strategy<Value = Cell> {
+    (name(), proptest::option::weighted(0.95, value())).prop_map(|(name, value)| Cell {
+        name,
+        value,
+        op: None,
+        timestamp: None,
+    })
+}
+
+fn info() -> impl Strategy<Value = SequenceInfo> {
+    (any::<u32>(), any::<i64>(), any::<u32>()).prop_map(|(epoch, timestamp_us, row_index)| {
+        SequenceInfo {
+            epoch,
+            timestamp_us,
+            row_index,
+        }
+    })
+}
+
+fn row() -> impl Strategy<Value = Row> {
+    (
+        proptest::collection::vec(key_cell(), 0..4),
+        proptest::collection::vec(cell(), 0..6),
+        any::<bool>(),
+        proptest::option::weighted(0.9, info()),
+    )
+        .prop_map(|(primary_key, cells, delete_marker, sequence_info)| Row {
+            primary_key,
+            cells,
+            delete_marker,
+            sequence_info,
+        })
+}
+
+/// A stream record's bytes: the row with its sequence-info extension.
+fn record_bytes(row: &Row) -> Vec<u8> {
+    let mut bytes = encode_row(&row.primary_key, &row.cells, row.delete_marker);
+    if let Some(info) = row.sequence_info {
+        let mut seq = vec![0x0D];
+        seq.extend_from_slice(&info.epoch.to_le_bytes());
+        seq.push(0x0E);
+        seq.extend_from_slice(&info.timestamp_us.to_le_bytes());
+        seq.push(0x0F);
+        seq.extend_from_slice(&info.row_index.to_le_bytes());
+        let mut ext = vec![0x0C];
+        ext.extend_from_slice(&(seq.len() as u32).to_le_bytes());
+        ext.extend_from_slice(&seq);
+        let mut tail = vec![0x0B];
+        tail.extend_from_slice(&(ext.len() as u32).to_le_bytes());
+        tail.extend_from_slice(&ext);
+        let at = bytes.len() - 2;
+        bytes.splice(at..at, tail);
+    }
+    bytes
+}
+
+/// Both decoders on `bytes`: the same row (compared as text: NaN is not equal to
+/// itself) or the same error.
+fn same_decoding(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let general = decode_single_row(bytes);
+    let fast = RecordRow::decode(bytes::Bytes::copy_from_slice(bytes));
+    match (&general, &fast) {
+        (Ok(g), Ok(f)) => prop_assert_eq!(format!("{g:?}"), format!("{:?}", f.to_row())),
+        (Err(g), Err(f)) => prop_assert_eq!(g, f),
+        _ => prop_assert!(false, "general {general:?}, fast {fast:?}"),
+    }
+    Ok(())
+}
+
+type Encoded = Result<Vec<(Vec<u8>, u64)>, String>;
+
+fn general_encoding(rows: Result<Vec<Vec<Value>>, ConvertError>) -> Encoded {
+    rows.map(|rows| {
+        rows.iter()
+            .map(|r| {
+                let mut b = Vec::new();
+                encode_record(r, &mut b);
+                (b, record_byte_size(r))
+            })
+            .collect()
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn fast_encoding(r: Result<(), ConvertError>, out: &EncodedRows) -> Encoded {
+    r.map(|()| out.iter().map(|(b, s)| (b.to_vec(), s)).collect())
+        .map_err(|e| e.to_string())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn span_decoder_equals_the_general_one(row in row()) {
+        same_decoding(&record_bytes(&row))?;
+    }
+
+    #[test]
+    fn span_decoder_fails_as_the_general_one_on_damaged_rows(
+        row in row(), at in any::<prop::sample::Index>(), byte in any::<u8>(),
+        cut in any::<bool>(),
+    ) {
+        let mut bytes = record_bytes(&row);
+        let i = at.index(bytes.len());
+        if cut {
+            bytes.truncate(i);
+        } else {
+            bytes[i] = byte;
+        }
+        same_decoding(&bytes)?;
+        // Two rows in one record.
+        let mut twice = record_bytes(&row);
+        twice.extend_from_slice(&record_bytes(&row)[4..]);
+        same_decoding(&twice)?;
+    }
+
+    #[test]
+    fn encoded_multi_version_equals_values_encoded(
+        row in row(), action in 0..5i32, export in any::<bool>(), info in info(),
+        shard in "[a-z0-9-]{0,12}",
+    ) {
+        let bytes = record_bytes(&row);
+        let general_row = decode_single_row(&bytes).expect("own encoding");
+        let fast_row = RecordRow::decode(bytes.into()).expect("own encoding");
+        let mut rows = Vec::new();
+        let general = general_encoding(
+            convert::multi_version(action, &general_row, &info, &shard, export, &mut rows)
+                .map(|()| rows),
+        );
+        let mut out = EncodedRows::default();
+        // A buffer already used: nothing of the previous record may remain.
+        let _ = multi_version(pb::PUT_ROW, &fast_row, &info, "x", true, &mut out);
+        let fast = fast_encoding(
+            multi_version(action, &fast_row, &info, &shard, export, &mut out), &out);
+        prop_assert_eq!(general, fast);
+    }
+
+    #[test]
+    fn encoded_single_version_equals_values_encoded(
+        row in row(), action in 0..5i32, export in any::<bool>(), info in info(),
+        columns in proptest::collection::vec(name(), 0..5),
+    ) {
+        let bytes = record_bytes(&row);
+        let general_row = decode_single_row(&bytes).expect("own encoding");
+        let fast_row = RecordRow::decode(bytes.into()).expect("own encoding");
+        let general = general_encoding(
+            convert::single_version(action, &general_row, &info, "s-1", &columns, export)
+                .map(|r| r.into_iter().collect()),
+        );
+        let mut out = EncodedRows::default();
+        let _ = multi_version(pb::PUT_ROW, &fast_row, &info, "x", true, &mut out);
+        let fast = fast_encoding(
+            single_version(action, &fast_row, &info, "s-1", &columns, export, &mut out),
+            &out,
+        );
+        prop_assert_eq!(general, fast);
+    }
+}
+
+#[test]
+fn the_sdk_vectors_decode_and_convert_alike() {
+    let d: serde_json::Value =
+        serde_json::from_str(include_str!("../../testdata/plainbuffer.json")).unwrap();
+    for v in d["vectors"].as_array().unwrap() {
+        let bytes = hex::decode(v["hex"].as_str().unwrap()).unwrap();
+        same_decoding(&bytes).unwrap();
+    }
+}
+
+#[test]
+fn strings_of_every_length_class_encode_as_the_protocol_does() {
+    for len in [0, 1, 31, 32, 255, 256, 65535, 65536, 70000] {
+        let s = "é".repeat(len / 2) + &"x".repeat(len % 2);
+        let mut fast = Vec::new();
+        let size = put_str(&mut fast, &s);
+        let mut general = Vec::new();
+        protocol::records::encode_value(&Value::String(s.clone()), &mut general);
+        assert_eq!(fast, general, "length {len}");
+        assert_eq!(size, Value::String(s).byte_size(), "length {len}");
+    }
+}

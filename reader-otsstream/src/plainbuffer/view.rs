@@ -1,0 +1,318 @@
+//! The stream record decoder of the hot path: the same checks as
+//! [`decode_single_row`](super::decode_single_row) (every cell and row CRC-8, UTF-8
+//! names and strings, value lengths, the sequence-info extension) and the same errors,
+//! but no allocation per cell: cells are spans of the record's bytes, which the row
+//! keeps (a [`Bytes`] slice of the response body, so not copied either).
+
+use bytes::Bytes;
+
+use super::{
+    crc8, decode_extension, DecodeError, Input, SequenceInfo, TAG_CELL, TAG_CELL_CHECKSUM,
+    TAG_CELL_NAME, TAG_CELL_TIMESTAMP, TAG_CELL_TYPE, TAG_CELL_VALUE, TAG_DELETE_ROW_MARKER,
+    TAG_EXTENSION, TAG_ROW_CHECKSUM, TAG_ROW_DATA, TAG_ROW_PK, VT_AUTO_INCREMENT, VT_BLOB,
+    VT_BOOLEAN, VT_DOUBLE, VT_INF_MAX, VT_INF_MIN, VT_INTEGER, VT_STRING,
+};
+
+/// A value of a [`CellRef`], borrowed from the record.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    Integer(i64),
+    Double(f64),
+    Boolean(bool),
+    String(&'a str),
+    Binary(&'a [u8]),
+    InfMin,
+    InfMax,
+    AutoIncrement,
+}
+
+/// A cell of a [`RecordRow`], borrowed from the record.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CellRef<'a> {
+    pub name: &'a str,
+    pub value: Option<ValueRef<'a>>,
+    /// `OP_DELETE_*`; absent for a put.
+    pub op: Option<u8>,
+    /// Milliseconds (the cell version).
+    pub timestamp: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ValueSpan {
+    Integer(i64),
+    Double(f64),
+    Boolean(bool),
+    String(Span),
+    Binary(Span),
+    InfMin,
+    InfMax,
+    AutoIncrement,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct CellSpan {
+    name: Span,
+    value: Option<ValueSpan>,
+    op: Option<u8>,
+    timestamp: Option<i64>,
+}
+
+/// One stream record's row: its bytes and where its cells are in them.
+#[derive(Clone, Debug)]
+pub struct RecordRow {
+    bytes: Bytes,
+    /// The primary key's cells, then the attribute cells.
+    cells: Vec<CellSpan>,
+    primary_key_len: usize,
+    pub delete_marker: bool,
+    pub sequence_info: Option<SequenceInfo>,
+}
+
+impl RecordRow {
+    /// Decodes a buffer that must hold exactly one row (as `decode_single_row`).
+    pub fn decode(bytes: Bytes) -> Result<Self, DecodeError> {
+        let mut row = RecordRow {
+            bytes: Bytes::new(),
+            // Room for a typical record's cells: no growth on the way.
+            cells: Vec::with_capacity(8),
+            primary_key_len: 0,
+            delete_marker: false,
+            sequence_info: None,
+        };
+        let mut rows = 0usize;
+        if !bytes.is_empty() {
+            let mut input = Input {
+                bytes: &bytes,
+                pos: 0,
+            };
+            let header = input.u32()?;
+            if header != super::HEADER {
+                return input.fail(format!("header is {header:#x}, expected 0x75"));
+            }
+            while input.peek().is_some() {
+                // Rows after the first are decoded (their errors come first, as in
+                // `decode_single_row`) and then refused below.
+                let start = row.cells.len();
+                let (pk, delete_marker, info) = decode_row(&mut input, &mut row.cells)?;
+                if rows == 0 {
+                    row.primary_key_len = pk;
+                    row.delete_marker = delete_marker;
+                    row.sequence_info = info;
+                } else {
+                    row.cells.truncate(start);
+                }
+                rows += 1;
+            }
+        }
+        if rows != 1 {
+            return Err(DecodeError {
+                offset: 0,
+                message: format!("expected one row, found {rows}"),
+            });
+        }
+        row.bytes = bytes;
+        Ok(row)
+    }
+
+    fn text(&self, s: Span) -> &str {
+        // Checked as UTF-8 when decoded, and the bytes cannot change since.
+        std::str::from_utf8(&self.bytes[s.start..s.end]).unwrap_or_default()
+    }
+
+    fn cell(&self, c: &CellSpan) -> CellRef<'_> {
+        CellRef {
+            name: self.text(c.name),
+            value: c.value.map(|v| match v {
+                ValueSpan::Integer(i) => ValueRef::Integer(i),
+                ValueSpan::Double(d) => ValueRef::Double(d),
+                ValueSpan::Boolean(b) => ValueRef::Boolean(b),
+                ValueSpan::String(s) => ValueRef::String(self.text(s)),
+                ValueSpan::Binary(s) => ValueRef::Binary(&self.bytes[s.start..s.end]),
+                ValueSpan::InfMin => ValueRef::InfMin,
+                ValueSpan::InfMax => ValueRef::InfMax,
+                ValueSpan::AutoIncrement => ValueRef::AutoIncrement,
+            }),
+            op: c.op,
+            timestamp: c.timestamp,
+        }
+    }
+
+    /// The primary-key cells, in order.
+    pub fn primary_key(&self) -> impl ExactSizeIterator<Item = CellRef<'_>> + Clone + '_ {
+        self.cells[..self.primary_key_len]
+            .iter()
+            .map(|c| self.cell(c))
+    }
+
+    /// The attribute cells (puts and deletes), in order.
+    pub fn cells(&self) -> impl ExactSizeIterator<Item = CellRef<'_>> + Clone + '_ {
+        self.cells[self.primary_key_len..]
+            .iter()
+            .map(|c| self.cell(c))
+    }
+
+    /// The row as the general decoder returns it.
+    pub fn to_row(&self) -> super::Row {
+        let owned = |c: CellRef<'_>| super::Cell {
+            name: c.name.to_owned(),
+            value: c.value.map(|v| match v {
+                ValueRef::Integer(i) => super::CellValue::Integer(i),
+                ValueRef::Double(d) => super::CellValue::Double(d),
+                ValueRef::Boolean(b) => super::CellValue::Boolean(b),
+                ValueRef::String(s) => super::CellValue::String(s.to_owned()),
+                ValueRef::Binary(b) => super::CellValue::Binary(b.to_vec()),
+                ValueRef::InfMin => super::CellValue::InfMin,
+                ValueRef::InfMax => super::CellValue::InfMax,
+                ValueRef::AutoIncrement => super::CellValue::AutoIncrement,
+            }),
+            op: c.op,
+            timestamp: c.timestamp,
+        };
+        super::Row {
+            primary_key: self.primary_key().map(owned).collect(),
+            cells: self.cells().map(owned).collect(),
+            delete_marker: self.delete_marker,
+            sequence_info: self.sequence_info,
+        }
+    }
+}
+
+/// One row into `cells`: (primary-key cells, delete marker, sequence info).
+fn decode_row(
+    input: &mut Input<'_>,
+    cells: &mut Vec<CellSpan>,
+) -> Result<(usize, bool, Option<SequenceInfo>), DecodeError> {
+    input.expect_tag(TAG_ROW_PK, "the primary key of a row")?;
+    let mut crc = 0u8;
+    let mut pk = 0;
+    while input.peek() == Some(TAG_CELL) {
+        let (cell, checksum) = decode_cell(input)?;
+        crc = super::CRC8_TABLE[usize::from(crc ^ checksum)];
+        cells.push(cell);
+        pk += 1;
+    }
+    if input.eat(TAG_ROW_DATA) {
+        while input.peek() == Some(TAG_CELL) {
+            let (cell, checksum) = decode_cell(input)?;
+            crc = super::CRC8_TABLE[usize::from(crc ^ checksum)];
+            cells.push(cell);
+        }
+    }
+    let delete_marker = input.eat(TAG_DELETE_ROW_MARKER);
+    crc = crc8(crc, &[u8::from(delete_marker)]);
+    let mut info = None;
+    if input.eat(TAG_EXTENSION) {
+        info = decode_extension(input)?;
+    }
+    input.expect_tag(TAG_ROW_CHECKSUM, "the row checksum")?;
+    let stored = input.u8()?;
+    if stored != crc {
+        return input.fail(format!(
+            "row checksum mismatch: stored {stored:#04x}, computed {crc:#04x}"
+        ));
+    }
+    Ok((pk, delete_marker, info))
+}
+
+fn utf8(input: &Input<'_>, s: Span, what: &str) -> Result<(), DecodeError> {
+    match std::str::from_utf8(&input.bytes[s.start..s.end]) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(DecodeError {
+            offset: s.start,
+            message: format!("{what} is not UTF-8"),
+        }),
+    }
+}
+
+fn take_span(input: &mut Input<'_>, n: usize) -> Result<Span, DecodeError> {
+    let start = input.pos;
+    input.take(n)?;
+    Ok(Span {
+        start,
+        end: input.pos,
+    })
+}
+
+fn decode_cell(input: &mut Input<'_>) -> Result<(CellSpan, u8), DecodeError> {
+    input.expect_tag(TAG_CELL, "a cell")?;
+    input.expect_tag(TAG_CELL_NAME, "a cell name")?;
+    let name_len = input.u32()? as usize;
+    let name = take_span(input, name_len)?;
+    utf8(input, name, "a cell name")?;
+    let name_bytes = &input.bytes[name.start..name.end];
+    let mut crc = crc8(0, name_bytes);
+    let mut cell = CellSpan {
+        name,
+        value: None,
+        op: None,
+        timestamp: None,
+    };
+    if input.eat(TAG_CELL_VALUE) {
+        let len = input.u32()? as usize;
+        let start = input.pos;
+        let value = decode_value(input)?;
+        if input.pos - start != len {
+            return input.fail(format!(
+                "cell {:?}: value length field says {len}, the value has {}",
+                String::from_utf8_lossy(name_bytes),
+                input.pos - start
+            ));
+        }
+        // The checksum covers the value as encoded (type, length, payload), except
+        // that a boolean counts as 0 or 1 whatever its byte.
+        crc = match value {
+            ValueSpan::Boolean(b) => crc8(crc, &[VT_BOOLEAN, u8::from(b)]),
+            _ => crc8(crc, &input.bytes[start..input.pos]),
+        };
+        cell.value = Some(value);
+    }
+    if input.eat(TAG_CELL_TYPE) {
+        cell.op = Some(input.u8()?);
+    }
+    if input.eat(TAG_CELL_TIMESTAMP) {
+        let ts = input.i64()?;
+        crc = crc8(crc, &ts.to_le_bytes());
+        cell.timestamp = Some(ts);
+    }
+    if let Some(op) = cell.op {
+        crc = crc8(crc, &[op]);
+    }
+    input.expect_tag(TAG_CELL_CHECKSUM, "a cell checksum")?;
+    let stored = input.u8()?;
+    if stored != crc {
+        return input.fail(format!(
+            "cell {:?}: checksum mismatch: stored {stored:#04x}, computed {crc:#04x}",
+            String::from_utf8_lossy(name_bytes)
+        ));
+    }
+    Ok((cell, stored))
+}
+
+fn decode_value(input: &mut Input<'_>) -> Result<ValueSpan, DecodeError> {
+    let ty = input.u8()?;
+    Ok(match ty {
+        VT_INTEGER => ValueSpan::Integer(input.i64()?),
+        VT_DOUBLE => ValueSpan::Double(f64::from_bits(input.i64()? as u64)),
+        VT_BOOLEAN => ValueSpan::Boolean(input.u8()? != 0),
+        VT_STRING => {
+            let len = input.u32()? as usize;
+            let s = take_span(input, len)?;
+            utf8(input, s, "a STRING value")?;
+            ValueSpan::String(s)
+        }
+        VT_BLOB => {
+            let len = input.u32()? as usize;
+            ValueSpan::Binary(take_span(input, len)?)
+        }
+        VT_INF_MIN => ValueSpan::InfMin,
+        VT_INF_MAX => ValueSpan::InfMax,
+        VT_AUTO_INCREMENT => ValueSpan::AutoIncrement,
+        other => return input.fail(format!("unknown value type {other:#04x}")),
+    })
+}
