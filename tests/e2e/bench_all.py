@@ -20,7 +20,7 @@ Sections, each printed as rows of one Markdown table (measure | value | unit | h
   tasks; changes/s, each plugin's CPU per unit of work and peak RSS, the engine's own CPU,
   localcloud's CPU.
 
-Usage: bench_all.py [--quick] [--records N] [--runs N] [--changes N] [--keys N]
+Usage: bench_all.py [--quick] [--records N] [--runs N] [--changes N] [--keys N] [--sections pipe,empty,pipelines]
 (binaries from $STREAMPORT_BIN_DIR). `--quick` uses small sizes (seconds on a debug
 build): its figures say only that every measure runs.
 """
@@ -276,6 +276,8 @@ def main(argv=None):
     p.add_argument("--changes", type=int, help="changes of each pipeline workload (default 150,000; quick 600)")
     p.add_argument("--keys", type=int, help="primary keys of the workload (default 30,000; quick 200)")
     p.add_argument("--json", help="also write the rows as JSON to this file")
+    p.add_argument("--sections", default="pipe,empty,pipelines",
+                   help="which sections to run (comma-separated; default all: pipe,empty,pipelines)")
     args = p.parse_args(argv)
     q = args.quick
     records = args.records or (100_000 if q else 5_000_000)
@@ -286,12 +288,16 @@ def main(argv=None):
     rows = []
     started = time.time()
     load = os.getloadavg()
+    sections = set(args.sections.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-") as d:
         tmp = pathlib.Path(d)
-        pipe_section(bins, tmp, records, runs, rows)
-        empty_section(bins, tmp, 10 if q else 30, rows)
-    pipelines_section(changes, keys, rows)
-    perf_commands(rows)
+        if "pipe" in sections:
+            pipe_section(bins, tmp, records, runs, rows)
+        if "empty" in sections:
+            empty_section(bins, tmp, 10 if q else 30, rows)
+    if "pipelines" in sections:
+        pipelines_section(changes, keys, rows)
+        perf_commands(rows)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print("binaries: %s; %d CPUs; load average %.1f %.1f %.1f at the start, %.1f at the end; %.0f s"
           % (bins, os.cpu_count(), *load, os.getloadavg()[0], time.time() - started))
