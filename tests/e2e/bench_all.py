@@ -254,12 +254,26 @@ def pipelines_section(changes, keys, rows):
                      "changes/s scaling on %d CPUs" % os.cpu_count()))
 
 
-def perf_commands(rows):
-    """The plugin helpers' own commands (tests/e2e/bench_plugins.py when present)."""
-    extra = HERE / "bench_plugins.py"
-    if extra.exists():
-        import bench_plugins  # noqa: F401  (kept for the plugin helpers' rows)
-        rows += bench_plugins.rows()
+def perf_commands(rows, quick):
+    """The plugin helpers' own commands, when this checkout has them: `scripts/bench-writers`
+    (each writer alone against localcloud, on target/release; not in --quick, which
+    measures the binaries of $STREAMPORT_BIN_DIR)."""
+    writers = HERE.parents[1] / "scripts" / "bench-writers"
+    if quick or not writers.exists():
+        return
+    out = subprocess.run([str(writers), "--no-build", "--json"], capture_output=True, text=True, check=True)
+    for line in out.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        r = json.loads(line)
+        label = "%s alone (%s)" % (r["writer"], r.get("case", ""))
+        how = "scripts/bench-writers; %s records, peak RSS %.1f MiB" % (r.get("records"), r.get("writer_peak_rss_MiB", 0))
+        if "writer_cpu_s_per_GB" in r:
+            rows.append(("%s: CPU per GB of CSV" % label, r["writer_cpu_s_per_GB"], "s/GB", how))
+            rows.append(("%s: localcloud CPU per GB" % label, r["localcloud_cpu_s_per_GB"], "s/GB", how))
+        if "writer_cpu_s_per_M_rows" in r:
+            rows.append(("%s: CPU per M rows" % label, r["writer_cpu_s_per_M_rows"], "s/M", how))
+            rows.append(("%s: localcloud CPU per M rows" % label, r["localcloud_cpu_s_per_M_rows"], "s/M", how))
 
 
 def number(v):
@@ -297,7 +311,7 @@ def main(argv=None):
             empty_section(bins, tmp, 10 if q else 30, rows)
     if "pipelines" in sections:
         pipelines_section(changes, keys, rows)
-        perf_commands(rows)
+        perf_commands(rows, q)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print("binaries: %s; %d CPUs; load average %.1f %.1f %.1f at the start, %.1f at the end; %.0f s"
           % (bins, os.cpu_count(), *load, os.getloadavg()[0], time.time() - started))
