@@ -4,6 +4,11 @@
 //! (header, body, CRC), so a batch is forwarded to the writer byte for byte, never
 //! re-encoded. [`peek`] reads just the message type and a batch's `count` and `bytes`
 //! from a body without decoding the records.
+//!
+//! A large frame (a batch, typically) is read straight into an allocation of its own,
+//! sized to the frame: it can wait in the task's queue without being copied and
+//! without keeping a shared read buffer alive. Small frames are read in chunks and
+//! copied out ([`RawFrame::detach`]), which costs little.
 
 use bytes::{Buf, BytesMut};
 use protocol::frame::{check_hello, decode_message, StreamPart, DEFAULT_MAX_FRAME_BYTES, PREAMBLE};
@@ -14,11 +19,15 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 const HEADER: usize = 4;
 const TRAILER: usize = 4;
 const READ_CHUNK: usize = 256 * 1024;
+/// Frames of at least this many bytes are read into an allocation of their own.
+pub const OWN_ALLOCATION_BYTES: usize = 32 * 1024;
 
 /// One frame as it arrived.
 #[derive(Debug)]
 pub struct RawFrame {
     pub bytes: BytesMut,
+    /// The frame fills an allocation of its own (nothing else shares it).
+    own: bool,
 }
 
 impl RawFrame {
@@ -30,13 +39,23 @@ impl RawFrame {
         decode_message(self.body())
     }
 
-    /// The frame in an allocation of its own. A frame fresh from [`FrameSource`] shares
-    /// the read buffer's allocation, which it would keep alive (and keep the source from
-    /// reusing) for as long as it waits in a queue.
+    /// The frame in an allocation of its own. A small frame fresh from [`FrameSource`]
+    /// shares the read buffer's allocation, which it would keep alive (and keep the
+    /// source from reusing) for as long as it waits in a queue: it is copied. A large
+    /// frame was read into its own allocation and is returned as it is.
     pub fn detach(self) -> RawFrame {
+        if self.own {
+            return self;
+        }
         RawFrame {
             bytes: BytesMut::from(&self.bytes[..]),
+            own: true,
         }
+    }
+
+    /// Whether the frame fills an allocation of its own (nothing to copy on detach).
+    pub fn is_own(&self) -> bool {
+        self.own
     }
 }
 
@@ -47,6 +66,9 @@ pub struct FrameSource<R> {
     buf: BytesMut,
     max_frame_bytes: usize,
     eof: bool,
+    /// The last frame was large: the next header is read on its own (4 bytes), so that
+    /// a large frame after it can be read into its own allocation whole.
+    after_large: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameSource<R> {
@@ -56,7 +78,40 @@ impl<R: AsyncRead + Unpin> FrameSource<R> {
             buf: BytesMut::with_capacity(READ_CHUNK),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             eof: false,
+            after_large: false,
         }
+    }
+
+    /// Reads at most what is missing of the next header (after a large frame).
+    async fn fill_header(&mut self) -> Result<(), FrameError> {
+        let mut header = [0u8; HEADER];
+        let want = HEADER - self.buf.len();
+        let n = self.inner.read(&mut header[..want]).await?;
+        if n == 0 {
+            self.eof = true;
+        }
+        self.buf.extend_from_slice(&header[..n]);
+        Ok(())
+    }
+
+    /// Reads the rest of a large frame (whose first bytes are in `buf`) into an
+    /// allocation of exactly its size; `Ok(None)` when the stream ended first (`buf`
+    /// then holds what arrived, for the error).
+    async fn read_own(&mut self, total: usize) -> Result<Option<BytesMut>, FrameError> {
+        let mut own = BytesMut::with_capacity(total);
+        own.extend_from_slice(&self.buf);
+        self.buf.clear();
+        while own.len() < total {
+            // `own` has exactly the missing bytes as spare capacity: a read never
+            // takes bytes of the next frame.
+            let n = self.inner.read_buf(&mut own).await?;
+            if n == 0 {
+                self.eof = true;
+                self.buf = own;
+                return Ok(None);
+            }
+        }
+        Ok(Some(own))
     }
 
     async fn fill(&mut self, want: usize) -> Result<(), FrameError> {
@@ -124,43 +179,36 @@ impl<R: AsyncRead + Unpin> FrameSource<R> {
                     });
                 }
                 let total = HEADER + len + TRAILER;
-                if self.buf.len() >= total {
-                    let bytes = self.buf.split_to(total);
-                    let body = &bytes[HEADER..HEADER + len];
-                    let expected = u32::from_be_bytes([
-                        bytes[total - 4],
-                        bytes[total - 3],
-                        bytes[total - 2],
-                        bytes[total - 1],
-                    ]);
-                    let actual = crc32fast::hash(body);
-                    if expected != actual {
-                        return Err(FrameError::Checksum {
-                            expected,
-                            actual,
-                            len,
-                        });
+                let (bytes, own) = if self.buf.len() >= total {
+                    (self.buf.split_to(total), false)
+                } else if self.eof {
+                    return Err(self.cut_frame(len));
+                } else if total >= OWN_ALLOCATION_BYTES {
+                    match self.read_own(total).await? {
+                        Some(bytes) => (bytes, true),
+                        None => return Err(self.cut_frame(len)),
                     }
-                    return Ok(Some(RawFrame { bytes }));
-                }
-                if self.eof {
-                    let have = self.buf.len() - HEADER;
-                    return Err(if have < len {
-                        FrameError::UnexpectedEof {
-                            part: StreamPart::Body,
-                            have,
-                            need: len,
-                        }
-                    } else {
-                        FrameError::UnexpectedEof {
-                            part: StreamPart::Checksum,
-                            have: have - len,
-                            need: TRAILER,
-                        }
+                } else {
+                    self.fill(total - self.buf.len()).await?;
+                    continue;
+                };
+                self.after_large = own;
+                let body = &bytes[HEADER..HEADER + len];
+                let expected = u32::from_be_bytes([
+                    bytes[total - 4],
+                    bytes[total - 3],
+                    bytes[total - 2],
+                    bytes[total - 1],
+                ]);
+                let actual = crc32fast::hash(body);
+                if expected != actual {
+                    return Err(FrameError::Checksum {
+                        expected,
+                        actual,
+                        len,
                     });
                 }
-                self.fill(total - self.buf.len()).await?;
-                continue;
+                return Ok(Some(RawFrame { bytes, own }));
             }
             if self.eof {
                 return if self.buf.is_empty() {
@@ -173,7 +221,29 @@ impl<R: AsyncRead + Unpin> FrameSource<R> {
                     })
                 };
             }
-            self.fill(HEADER).await?;
+            if self.after_large {
+                self.fill_header().await?;
+            } else {
+                self.fill(HEADER).await?;
+            }
+        }
+    }
+
+    /// The error for a stream that ended inside a frame of `len` body bytes.
+    fn cut_frame(&self, len: usize) -> FrameError {
+        let have = self.buf.len() - HEADER;
+        if have < len {
+            FrameError::UnexpectedEof {
+                part: StreamPart::Body,
+                have,
+                need: len,
+            }
+        } else {
+            FrameError::UnexpectedEof {
+                part: StreamPart::Checksum,
+                have: have - len,
+                need: TRAILER,
+            }
         }
     }
 }
@@ -323,5 +393,111 @@ mod tests {
             src.next_raw().await.unwrap_err(),
             FrameError::Checksum { .. }
         ));
+    }
+
+    /// Bytes delivered in pieces of the given sizes (cycled), as a pipe may.
+    struct Pieces {
+        data: Vec<u8>,
+        pos: usize,
+        sizes: Vec<usize>,
+        next: usize,
+    }
+
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            let me = &mut *self;
+            let size = me.sizes[me.next % me.sizes.len()].max(1);
+            me.next += 1;
+            let n = size.min(buf.remaining()).min(me.data.len() - me.pos);
+            buf.put_slice(&me.data[me.pos..me.pos + n]);
+            me.pos += n;
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    /// Every frame of `stream` (after the hello) through [`FrameSource`] read in
+    /// `sizes` pieces, detached as the forwarding detaches them; or the error.
+    fn through_source(stream: &[u8], sizes: Vec<usize>) -> Result<Vec<Vec<u8>>, FrameError> {
+        runtime().block_on(async {
+            let mut src = FrameSource::new(Pieces {
+                data: stream.to_vec(),
+                pos: 0,
+                sizes,
+                next: 0,
+            });
+            src.hello().await?;
+            let mut out = Vec::new();
+            while let Some(frame) = src.next_raw().await? {
+                let own = frame.is_own();
+                let len = frame.bytes.len();
+                let frame = frame.detach();
+                if own {
+                    // Read into an allocation of exactly its size, nothing else in it.
+                    assert!(len >= OWN_ALLOCATION_BYTES);
+                    assert_eq!(frame.bytes.capacity(), len);
+                }
+                out.push(frame.bytes.to_vec());
+            }
+            Ok(out)
+        })
+    }
+
+    /// The frames of `stream` (after the hello) by the protocol's general reader.
+    fn through_protocol(stream: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
+        let mut reader = protocol::frame::FrameReader::new(stream);
+        reader.next_message()?;
+        let mut out = Vec::new();
+        while let Some(body) = reader.next_frame()? {
+            let mut framed = Vec::new();
+            encode_frame(&body, &mut framed);
+            out.push(framed);
+        }
+        Ok(out)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// The fast path (large frames read into their own allocation, the header read
+        /// alone after one) yields exactly the frames of the general reader, however
+        /// the bytes arrive, and fails where it fails on a cut stream.
+        #[test]
+        fn frames_match_the_general_reader(
+            bodies in proptest::collection::vec(
+                proptest::prop_oneof![0usize..200, 20_000usize..120_000], 0..12),
+            sizes in proptest::collection::vec(
+                proptest::prop_oneof![1usize..16, 1usize..70_000, 200_000usize..400_000], 1..8),
+            cut in proptest::option::of(0usize..1_000_000),
+        ) {
+            let mut stream = stream(&[hello()]);
+            for (i, n) in bodies.iter().enumerate() {
+                let body: Vec<u8> = (0..*n).map(|b| (b * 31 + i) as u8).collect();
+                encode_frame(&body, &mut stream);
+            }
+            let hello_end = PREAMBLE.len() + 8 + u32::from_be_bytes(
+                stream[PREAMBLE.len()..PREAMBLE.len() + 4].try_into().unwrap()) as usize;
+            if let Some(cut) = cut {
+                let cut = hello_end + cut % (stream.len() - hello_end + 1);
+                stream.truncate(cut);
+            }
+            let fast = through_source(&stream, sizes);
+            let general = through_protocol(&stream);
+            match (fast, general) {
+                (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => proptest::prop_assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => proptest::prop_assert!(false, "fast {:?} but general {:?}",
+                    a.map(|f| f.len()), b.map(|f| f.len())),
+            }
+        }
     }
 }

@@ -10,13 +10,18 @@ speed limit removed (`mbps` dropped, `concurrent` kept) and measures:
   plugin processes (every step and task process summed), each plugin measured exactly
   by a wrapper that waits for it with wait4;
 * peak RSS of the engine (VmHWM sampled from /proc every 10 ms) and the largest of any
-  plugin process (ru_maxrss).
+  plugin process (ru_maxrss);
+* localcloud's CPU time while each job ran (its /proc/<pid>/stat before and after), the
+  emulator serving the reads and the writes on the same cores.
+
+`--shards 4` creates the tables with four independent stream shards and runs the OSS
+job with `concurrent` 4 (the MaxCompute job's `concurrent` is 7 already): four tasks.
 
 The engine's own CPU time is its wait4 total minus what the wrappers report (their
 own time and their plugin's).
 
 Every output is checked against the rows derived from the workload log before a figure
-is reported. Usage: bench_pipelines.py [--changes N] (binaries from $STREAMPORT_BIN_DIR).
+is reported. Usage: bench_pipelines.py [--changes N] [--keys N] [--shards 1|4] (binaries from $STREAMPORT_BIN_DIR).
 """
 
 import argparse
@@ -112,64 +117,123 @@ def run_measured(cloud, job, params, window, plugins, summary):
     return ru.ru_utime + ru.ru_stime, hwm_kib
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--changes", type=int, default=100_000)
-    p.add_argument("--keys", type=int, default=20_000)
-    args = p.parse_args(argv)
+def proc_cpu_s(pid):
+    """User + system CPU seconds of a running process (all its threads), from /proc."""
+    fields = pathlib.Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def check_sharded(cloud, ops, window, table):
+    """The output of a job of several tasks (several OSS objects), compared as multisets."""
+    import collections
+    if table == pipelines.OSS_TABLE:
+        want, _ = pipelines.expected_oss_records(ops, window)
+        got = [r for t in pipelines.oss_objects(cloud, pipelines.oss_prefix(window)).values()
+               for r in pipelines.split_csv_records(t)]
+        assert collections.Counter(got) == collections.Counter(want), (len(got), len(want))
+        return len(got)
+    got = pipelines.odps_rows(cloud, window)["pt=%s" % window.bizdate]
+    want = pipelines.expected_odps_rows(ops, window)
+    assert sorted(got, key=pipelines.sort_key) == sorted(want, key=pipelines.sort_key), (len(got), len(want))
+    return len(got)
+
+
+def measure(changes, keys, shards=1, pipelines_wanted=("oss", "odps")):
+    """Writes the workload into a fresh localcloud and runs each pipeline once; a list of
+    result dicts (see the module's docstring), plus the workload's load time."""
     bins = pipelines.bin_dir()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     cloud = pipelines.Localcloud(str(bins / "localcloud"))
     results = []
     try:
-        # A window of an hour, ending five minutes ago, so that the bulk load fits.
-        window = pipelines.Window()
-        window.start_ms = window.end_ms - 3_600_000
+        if shards == 1:
+            # A window of an hour, ending five minutes ago, so that the bulk load fits.
+            window = pipelines.Window()
+            window.start_ms = window.end_ms - 3_600_000
+        else:
+            import scaleout
+            assert shards == 4, "the sharded tables have four shards"
+            window = pipelines.Window(int(time.time()) // 3600 * 3600)
+            scaleout.four_shard_tables(cloud, window)
+            window.start_ms = window.end_ms - 3_600_000
         log = tmp / "ops.jsonl"
         pipelines.create_person_table(cloud)
         t0 = time.time()
-        pipelines.run_workload(cloud, log, window, changes=args.changes, outside=0, keys=args.keys, bulk=True)
+        pipelines.run_workload(cloud, log, window, changes=changes, outside=0, keys=keys, bulk=True,
+                               reuse_tables=shards > 1)
         load_s = time.time() - t0
         ops = er.read_log(str(log))
+        oss_job = pipelines.OSS_JOB
+        if shards > 1:
+            import scaleout
+            oss_job = scaleout.oss_job(tmp, tasks=shards)
         for which, job, params, check, table in (
-            ("OSS CSV", pipelines.OSS_JOB, pipelines.oss_params(window), check_oss, pipelines.OSS_TABLE),
+            ("OSS CSV", oss_job, pipelines.oss_params(window), check_oss, pipelines.OSS_TABLE),
             ("MaxCompute", pipelines.ODPS_JOB,
              {"startTime": window.local(window.start_ms // 1000), "endTime": window.local(window.end_ms // 1000)},
              check_odps, pipelines.ODPS_TABLE),
         ):
             writer = "writer-oss" if table == pipelines.OSS_TABLE else "writer-odps"
+            if ("oss" if writer == "writer-oss" else "odps") not in pipelines_wanted:
+                continue
             if not (bins / writer).exists():
                 results.append({"pipeline": which, "skipped": "%s is not built" % writer})
                 continue
-            changes = len(er.changes_in_window(ops, table, window.start_ms, window.end_ms))
+            changes_in = len(er.changes_in_window(ops, table, window.start_ms, window.end_ms))
             usage = tmp / ("usage-%s.jsonl" % table)
             (tmp / table).mkdir()
             plugins = plugin_dir(tmp / table, bins, usage)
             summary = tmp / ("summary-%s.json" % table)
+            cloud_cpu0 = proc_cpu_s(cloud.pid)
             engine_cpu, engine_hwm = run_measured(cloud, unthrottled(job, tmp / table), params, window, plugins,
                                                   summary)
-            rows = check(cloud, ops, window)
+            cloud_cpu = proc_cpu_s(cloud.pid) - cloud_cpu0
+            if shards == 1:
+                rows = check(cloud, ops, window)
+            else:
+                rows = check_sharded(cloud, ops, window, table)
+            out_bytes = None
+            if table == pipelines.OSS_TABLE:
+                out_bytes = sum(len(t.encode("utf-8")) for t in
+                                pipelines.oss_objects(cloud, pipelines.oss_prefix(window)).values())
             s = json.loads(summary.read_text())
             used = [json.loads(line) for line in usage.read_text().splitlines()]
             plugin_cpu = sum(u["cpu_s"] for u in used)
             engine_cpu -= plugin_cpu + sum(u["wrapper_cpu_s"] for u in used)
-            by_plugin = {}
+            by_plugin, rss_by_plugin = {}, {}
             for u in used:
                 by_plugin[u["plugin"]] = by_plugin.get(u["plugin"], 0) + u["cpu_s"]
+                rss_by_plugin[u["plugin"]] = max(rss_by_plugin.get(u["plugin"], 0), u["maxrss_kib"])
             results.append({
-                "pipeline": which, "changes": changes, "output_rows": rows, "elapsed_s": s["elapsed_secs"],
-                "changes_per_s": round(changes / s["elapsed_secs"]),
+                "pipeline": which, "shards": shards, "changes": changes_in, "output_rows": rows,
+                "output_bytes": out_bytes, "elapsed_s": s["elapsed_secs"],
+                "changes_per_s": round(changes_in / s["elapsed_secs"]),
                 "rows_per_s": round(rows / s["elapsed_secs"]),
-                "engine_cpu_s_per_million_changes": round(engine_cpu / changes * 1e6, 2),
-                "plugins_cpu_s_per_million_changes": round(plugin_cpu / changes * 1e6, 2),
-                "cpu_s_per_million_by_plugin": {k: round(v / changes * 1e6, 2) for k, v in by_plugin.items()},
+                "engine_cpu_s": round(engine_cpu, 3),
+                "engine_cpu_s_per_million_changes": round(engine_cpu / changes_in * 1e6, 2),
+                "plugins_cpu_s_per_million_changes": round(plugin_cpu / changes_in * 1e6, 2),
+                "cpu_s_by_plugin": {k: round(v, 3) for k, v in by_plugin.items()},
+                "cpu_s_per_million_by_plugin": {k: round(v / changes_in * 1e6, 2) for k, v in by_plugin.items()},
+                "localcloud_cpu_s": round(cloud_cpu, 3),
+                "localcloud_cpu_s_per_million_changes": round(cloud_cpu / changes_in * 1e6, 2),
                 "engine_peak_rss_mib": round(engine_hwm / 1024, 1),
                 "plugin_peak_rss_mib": round(max(u["maxrss_kib"] for u in used) / 1024, 1),
+                "peak_rss_mib_by_plugin": {k: round(v / 1024, 1) for k, v in rss_by_plugin.items()},
                 "tasks": s.get("tasks"),
             })
     finally:
         cloud.stop()
-    print(json.dumps({"workload_load_s": round(load_s, 1), "results": results}, indent=1))
+    return {"workload_load_s": round(load_s, 1), "results": results}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--changes", type=int, default=100_000)
+    p.add_argument("--keys", type=int, default=20_000)
+    p.add_argument("--shards", type=int, default=1, choices=(1, 4),
+                   help="1: the tables' single shard, one task; 4: four shards, `concurrent` 4")
+    args = p.parse_args(argv)
+    print(json.dumps(measure(args.changes, args.keys, args.shards), indent=1))
 
 
 if __name__ == "__main__":
