@@ -13,6 +13,9 @@ const META_COUNT_KEY: [u8; 4] = [0xf0, 0xff, 0xff, 0x7f];
 /// `TUNNEL_META_CHECKSUM` (field 33554431).
 const META_CHECKSUM_KEY: [u8; 4] = [0xf8, 0xff, 0xff, 0x7f];
 
+/// Values at least this long go into the record's CRC directly, not through a copy.
+const DIRECT_CRC_BYTES: usize = 64;
+
 /// One converted value, ready to encode under its column's wire rule.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cell<'a> {
@@ -55,8 +58,11 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 /// Encodes the records of one block. Each block starts with a fresh encoder.
 #[derive(Debug, Default)]
 pub struct BlockEncoder {
-    /// The checksum input of the record being encoded.
+    /// The checksum input of the record being encoded not yet in `record_crc`.
     crc_input: Vec<u8>,
+    /// CRC-32C of the record's checksum input before `crc_input`: long values go
+    /// into it directly instead of being copied into `crc_input`.
+    record_crc: u32,
     /// CRC-32C over the record checksums so far (4 bytes LE each).
     final_crc: u32,
     records: u64,
@@ -87,6 +93,7 @@ impl BlockEncoder {
     /// up on a record truncates `out` to where the record started and starts again.
     pub fn start_record(&mut self) {
         self.crc_input.clear();
+        self.record_crc = 0;
     }
 
     /// Appends the field of column `index` (0-based); NULL writes nothing.
@@ -123,7 +130,14 @@ impl BlockEncoder {
                 put_varint(out, field | 2);
                 put_varint(out, b.len() as u64);
                 out.extend_from_slice(b);
-                self.crc_input.extend_from_slice(b);
+                if b.len() < DIRECT_CRC_BYTES {
+                    self.crc_input.extend_from_slice(b);
+                } else {
+                    // CRC-32C continues over parts: crc(a‖b) = append(crc(a), b).
+                    self.record_crc = crc32c::crc32c_append(self.record_crc, &self.crc_input);
+                    self.crc_input.clear();
+                    self.record_crc = crc32c::crc32c_append(self.record_crc, b);
+                }
             }
             Cell::Timestamp { seconds, nanos } => {
                 // Wire type 2 but no length prefix (spec §5.3).
@@ -138,11 +152,7 @@ impl BlockEncoder {
 
     /// Ends the record: the end tag and its checksum.
     pub fn end_record(&mut self, out: &mut Vec<u8>) {
-        let crc = if self.crc_input.is_empty() {
-            0
-        } else {
-            crc32c::crc32c(&self.crc_input)
-        };
+        let crc = crc32c::crc32c_append(self.record_crc, &self.crc_input);
         out.extend_from_slice(&END_RECORD_KEY);
         put_varint(out, u64::from(crc));
         self.final_crc = crc32c::crc32c_append(self.final_crc, &crc.to_le_bytes());
@@ -172,6 +182,90 @@ mod tests {
     #[test]
     fn crc32c_is_castagnoli() {
         assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    /// The general form: the record's whole checksum input gathered, then one CRC.
+    fn general_record_crc(cells: &[Cell<'_>]) -> u32 {
+        let mut input = Vec::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let field = ((i + 1) as u32).to_le_bytes();
+            match cell {
+                Cell::Null => continue,
+                Cell::Int(v) | Cell::Datetime(v) | Cell::Date(v) => {
+                    input.extend_from_slice(&field);
+                    input.extend_from_slice(&v.to_le_bytes());
+                }
+                Cell::Bool(b) => {
+                    input.extend_from_slice(&field);
+                    input.push(u8::from(*b));
+                }
+                Cell::Double(d) => {
+                    input.extend_from_slice(&field);
+                    input.extend_from_slice(&d.to_le_bytes());
+                }
+                Cell::Float(f) => {
+                    input.extend_from_slice(&field);
+                    input.extend_from_slice(&f.to_le_bytes());
+                }
+                Cell::Bytes(b) => {
+                    input.extend_from_slice(&field);
+                    input.extend_from_slice(b);
+                }
+                Cell::Timestamp { seconds, nanos } => {
+                    input.extend_from_slice(&field);
+                    input.extend_from_slice(&seconds.to_le_bytes());
+                    input.extend_from_slice(&nanos.to_le_bytes());
+                }
+            }
+        }
+        if input.is_empty() {
+            0
+        } else {
+            crc32c::crc32c(&input)
+        }
+    }
+
+    fn cell() -> impl proptest::strategy::Strategy<Value = Cell<'static>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Cell::Null),
+            any::<i64>().prop_map(Cell::Int),
+            any::<bool>().prop_map(Cell::Bool),
+            any::<f64>().prop_map(Cell::Double),
+            proptest::collection::vec(any::<u8>(), 0..200)
+                .prop_map(|b| Cell::Bytes(std::borrow::Cow::Owned(b))),
+            (any::<i64>(), 0..1_000_000_000i32)
+                .prop_map(|(seconds, nanos)| Cell::Timestamp { seconds, nanos }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Each record's checksum (the varint after its end tag) and the block's
+        /// final checksum are those of the gathered checksum input.
+        #[test]
+        fn record_checksums_equal_the_general_form(
+            records in proptest::collection::vec(proptest::collection::vec(cell(), 0..8), 1..5),
+        ) {
+            let mut encoder = BlockEncoder::new();
+            let mut final_crc = 0u32;
+            for cells in &records {
+                let mut out = Vec::new();
+                encoder.encode_record(cells, &mut out);
+                let crc = general_record_crc(cells);
+                let mut tail = END_RECORD_KEY.to_vec();
+                put_varint(&mut tail, u64::from(crc));
+                proptest::prop_assert!(out.ends_with(&tail), "{out:x?} does not end with {tail:x?}");
+                final_crc = crc32c::crc32c_append(final_crc, &crc.to_le_bytes());
+            }
+            let mut trailer = Vec::new();
+            encoder.finish(&mut trailer);
+            let mut expected = Vec::new();
+            expected.extend_from_slice(&META_COUNT_KEY);
+            put_varint(&mut expected, zigzag64(records.len() as i64));
+            expected.extend_from_slice(&META_CHECKSUM_KEY);
+            put_varint(&mut expected, u64::from(final_crc));
+            proptest::prop_assert_eq!(trailer, expected);
+        }
     }
 
     #[test]

@@ -2,8 +2,6 @@
 //! joined as CSV (RFC 4180 quoting, nothing trimmed) or text (DataX: no quoting), then
 //! encoded in the configured charset.
 
-use std::fmt::Write as _;
-
 use base64::Engine as _;
 use protocol::timefmt::{DatePattern, Zone};
 use protocol::value::{double_plain, Value};
@@ -33,10 +31,8 @@ impl RecordFormat {
         match value {
             Value::Null => out.push_str(&self.null_format),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Long(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Value::Double(d) => out.push_str(&double_plain(*d)),
+            Value::Long(v) => out.push_str(itoa::Buffer::new().format(*v)),
+            Value::Double(d) => push_double(*d, out),
             Value::Decimal(s) | Value::String(s) => out.push_str(s),
             Value::Bytes(b) if self.bytes_base64 => {
                 base64::engine::general_purpose::STANDARD.encode_string(b, out)
@@ -88,6 +84,9 @@ impl RecordFormat {
                         Value::String(text) | Value::Decimal(text) => {
                             self.push_csv_field(text, i == 0, out)
                         }
+                        Value::Long(v) => {
+                            self.push_csv_field(itoa::Buffer::new().format(*v), i == 0, out)
+                        }
                         _ => {
                             scratch.clear();
                             self.render(value, scratch);
@@ -103,12 +102,14 @@ impl RecordFormat {
     fn push_csv_field(&self, field: &str, first: bool, out: &mut String) {
         if self.needs_quotes(field, first) {
             out.push('"');
-            for c in field.chars() {
-                if c == '"' {
-                    out.push('"');
-                }
-                out.push(c);
+            // Each `"` doubled: the text between quotes goes in whole.
+            let mut rest = field;
+            while let Some(at) = memchr::memchr(b'"', rest.as_bytes()) {
+                out.push_str(&rest[..=at]);
+                out.push('"');
+                rest = &rest[at + 1..];
             }
+            out.push_str(rest);
             out.push('"');
         } else {
             out.push_str(field);
@@ -120,6 +121,16 @@ impl RecordFormat {
         let record: Vec<Value> = header.iter().map(|h| Value::String(h.clone())).collect();
         let mut scratch = String::new();
         self.write_record(&record, out, &mut scratch);
+    }
+}
+
+/// A double as DataX renders it ([`double_plain`]); the plain range that ryu already
+/// prints as Java does is written without the intermediate `String`.
+fn push_double(d: f64, out: &mut String) {
+    if d.is_finite() && d != 0.0 && (1e-3..1e7).contains(&d.abs()) {
+        out.push_str(ryu::Buffer::new().format_finite(d));
+    } else {
+        out.push_str(&double_plain(d));
     }
 }
 
@@ -189,6 +200,7 @@ impl TextEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     fn format(f: FileFormat) -> RecordFormat {
         RecordFormat {
@@ -281,6 +293,80 @@ mod tests {
         out.clear();
         utf8.encode_into("测", &mut out);
         assert_eq!(out, "测".as_bytes());
+    }
+
+    /// The general renderings the fast paths replace: `Display` for longs,
+    /// `double_plain` for doubles, and quoting character by character.
+    fn general_csv_field(f: &RecordFormat, field: &str, first: bool) -> String {
+        if !f.needs_quotes(field, first) {
+            return field.to_owned();
+        }
+        let mut out = String::from('"');
+        for c in field.chars() {
+            if c == '"' {
+                out.push('"');
+            }
+            out.push(c);
+        }
+        out.push('"');
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn longs_render_as_display(v in proptest::num::i64::ANY) {
+            let mut out = String::new();
+            format(FileFormat::Csv).render(&Value::Long(v), &mut out);
+            proptest::prop_assert_eq!(out, v.to_string());
+        }
+
+        #[test]
+        fn doubles_render_as_double_plain(
+            bits in proptest::num::u64::ANY,
+            small in -1e8f64..1e8,
+        ) {
+            for d in [f64::from_bits(bits), small, small / 1e6] {
+                let mut out = String::new();
+                push_double(d, &mut out);
+                proptest::prop_assert_eq!(out, double_plain(d));
+            }
+        }
+
+        /// A record line is the general rendering of each field, quoted as RFC 4180
+        /// needs, joined by the delimiters.
+        #[test]
+        fn csv_lines_equal_the_general_rendering(
+            fields in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[a-z,;\"\r\n #\t é测]{0,12}".prop_map(Value::String),
+                    proptest::num::i64::ANY.prop_map(Value::Long),
+                    proptest::num::f64::ANY.prop_map(Value::Double),
+                    proptest::bool::ANY.prop_map(Value::Bool),
+                    proptest::strategy::Just(Value::Null),
+                ],
+                1..6,
+            ),
+            delimiter in proptest::sample::select(vec![',', ';', '\t', '|', '-', '5']),
+        ) {
+            let mut f = format(FileFormat::Csv);
+            f.field_delimiter = delimiter.to_string();
+            let mut expected = String::new();
+            for (i, value) in fields.iter().enumerate() {
+                if i > 0 {
+                    expected.push(delimiter);
+                }
+                let text = match value {
+                    Value::Long(v) => v.to_string(),
+                    Value::Double(d) => double_plain(*d),
+                    Value::String(s) => s.clone(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => "null".to_owned(),
+                };
+                expected.push_str(&general_csv_field(&f, &text, i == 0));
+            }
+            expected.push('\n');
+            proptest::prop_assert_eq!(line(&f, &fields), expected);
+        }
     }
 
     proptest::proptest! {

@@ -1,83 +1,35 @@
 //! CRC-64 as OSS computes it for `x-oss-hash-crc64ecma`: CRC-64/XZ (ECMA-182 polynomial,
-//! reflected, init and xorout all ones), from the `crc` crate, plus [`combine`], which
-//! OSS uses to build a multipart object's CRC from its parts' CRCs.
+//! reflected, init and xorout all ones; the CRC of nothing is 0), plus [`combine`], which
+//! OSS uses to build a multipart object's CRC from its parts' CRCs. Both come from the
+//! `crc-fast` crate (carry-less multiplication where the CPU has it, a table otherwise);
+//! the tests hold them to the `crc` crate's table-driven CRC-64/XZ and to OSS's vectors.
 
-use crc::{Crc, Table, CRC_64_XZ};
-
-const CRC64: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_XZ);
-
-/// The reflected polynomial.
-const POLY_REFLECTED: u64 = 0xC96C_5795_D787_0F42;
+use crc_fast::CrcAlgorithm::Crc64Xz;
 
 /// The CRC-64 of `bytes`.
 pub fn checksum(bytes: &[u8]) -> u64 {
-    CRC64.checksum(bytes)
+    crc_fast::checksum(Crc64Xz, bytes)
 }
 
-fn gf2_times(matrix: &[u64; 64], mut vector: u64) -> u64 {
-    let mut sum = 0;
-    let mut row = 0;
-    while vector != 0 {
-        if vector & 1 != 0 {
-            sum ^= matrix[row];
-        }
-        vector >>= 1;
-        row += 1;
-    }
-    sum
-}
-
-fn gf2_square(square: &mut [u64; 64], matrix: &[u64; 64]) {
-    for (n, slot) in square.iter_mut().enumerate() {
-        *slot = gf2_times(matrix, matrix[n]);
-    }
-}
-
-/// The CRC of `A‖B` from `crc(A)`, `crc(B)` and `len(B)`: `crc(A)` shifted through
-/// `len_b` zero bytes (by GF(2) matrix squaring, as zlib's `crc32_combine`), XOR
-/// `crc(B)`. Valid because init equals xorout.
+/// The CRC of `A‖B` from `crc(A)`, `crc(B)` and `len(B)`.
 pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
     if len_b == 0 {
         return crc_a;
     }
-    let mut even = [0u64; 64];
-    let mut odd = [0u64; 64];
-    // The operator for one zero bit.
-    odd[0] = POLY_REFLECTED;
-    let mut row = 1u64;
-    for slot in odd.iter_mut().skip(1) {
-        *slot = row;
-        row <<= 1;
-    }
-    gf2_square(&mut even, &odd); // two zero bits
-    gf2_square(&mut odd, &even); // four zero bits
-    let mut crc = crc_a;
-    let mut len = len_b;
-    loop {
-        gf2_square(&mut even, &odd); // one zero byte, then 4, 16, …
-        if len & 1 != 0 {
-            crc = gf2_times(&even, crc);
-        }
-        len >>= 1;
-        if len == 0 {
-            break;
-        }
-        gf2_square(&mut odd, &even);
-        if len & 1 != 0 {
-            crc = gf2_times(&odd, crc);
-        }
-        len >>= 1;
-        if len == 0 {
-            break;
-        }
-    }
-    crc ^ crc_b
+    crc_fast::checksum_combine(Crc64Xz, crc_a, crc_b, len_b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use base64::Engine as _;
+    use proptest::prelude::*;
+
+    /// The general implementation this module used before: the `crc` crate's
+    /// table-driven CRC-64/XZ.
+    fn reference(bytes: &[u8]) -> u64 {
+        crc::Crc::<u64, crc::Table<16>>::new(&crc::CRC_64_XZ).checksum(bytes)
+    }
 
     fn body(item: &serde_json::Value) -> Vec<u8> {
         if let Some(text) = item["body_utf8"].as_str() {
@@ -145,5 +97,57 @@ mod tests {
         );
         assert_eq!(combine(checksum(&a), 0, 0), checksum(&a));
         assert_eq!(combine(0, checksum(&b), b.len() as u64), checksum(&b));
+    }
+
+    #[test]
+    fn check_value_and_empty_input() {
+        assert_eq!(checksum(b"123456789"), 0x995D_C9BB_DF19_39FA);
+        assert_eq!(checksum(b""), 0);
+    }
+
+    proptest! {
+        /// Every length from 0 to past a SIMD block boundary and every alignment: the
+        /// fast CRC equals the table-driven one byte for byte.
+        #[test]
+        fn checksum_equals_the_table_driven_crc(
+            bytes in proptest::collection::vec(any::<u8>(), 0..2100),
+            skip in 0usize..16,
+        ) {
+            let bytes = &bytes[skip.min(bytes.len())..];
+            prop_assert_eq!(checksum(bytes), reference(bytes));
+        }
+
+        /// Combining the CRCs of any split equals the CRC of the whole (as OSS builds a
+        /// multipart object's CRC), starting from 0 as the writer does.
+        #[test]
+        fn combine_equals_the_crc_of_the_whole(
+            bytes in proptest::collection::vec(any::<u8>(), 0..5000),
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..4),
+        ) {
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+            cuts.push(0);
+            cuts.push(bytes.len());
+            cuts.sort_unstable();
+            let mut crc = 0;
+            for pair in cuts.windows(2) {
+                let part = &bytes[pair[0]..pair[1]];
+                crc = combine(crc, checksum(part), part.len() as u64);
+            }
+            prop_assert_eq!(crc, reference(&bytes));
+        }
+    }
+
+    #[test]
+    fn large_parts_equal_the_table_driven_crc() {
+        // Part-sized input (several MiB) through every code path of the fast CRC.
+        let bytes: Vec<u8> = (0..(3 << 20) + 13u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        assert_eq!(checksum(&bytes), reference(&bytes));
+        let (a, b) = bytes.split_at(1 << 20);
+        assert_eq!(
+            combine(checksum(a), checksum(b), b.len() as u64),
+            reference(&bytes)
+        );
     }
 }

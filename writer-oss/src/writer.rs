@@ -22,6 +22,8 @@ use crate::naming;
 
 /// OSS's smallest non-final part.
 pub const MIN_PART_BYTES: usize = 102_400;
+/// Room beyond the part size in a part's buffer: the record that crosses the size.
+const PART_SLACK: usize = 256 * 1024;
 
 /// One multipart upload a task made, for `post` to complete.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,7 +62,10 @@ impl Body {
             return Ok(Body::Columnar(columnar::Encoder::new(c)?));
         }
         Ok(match config.compress {
-            Compress::None => Body::Plain(Vec::new()),
+            // A part's room up front: the buffer is not regrown (and copied) as it fills.
+            Compress::None => Body::Plain(Vec::with_capacity(
+                config.part_size_bytes.saturating_add(PART_SLACK),
+            )),
             Compress::Gzip => Body::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
                 flate2::Compression::default(),
@@ -97,10 +102,19 @@ impl Body {
 
     fn take(&mut self) -> Vec<u8> {
         match self {
-            Body::Plain(v) => std::mem::take(v),
+            // The next part gets the room this one needed.
+            Body::Plain(v) => std::mem::replace(v, Vec::with_capacity(v.capacity())),
             Body::Gzip(e) => std::mem::take(e.get_mut()),
             Body::Zstd(e) => std::mem::take(e.get_mut()),
             Body::Columnar(e) => e.take(),
+        }
+    }
+
+    /// Moves the output bytes ready so far to the end of `out`, keeping the buffer.
+    fn drain_into(&mut self, out: &mut Vec<u8>) {
+        match self {
+            Body::Plain(v) => out.append(v),
+            body => out.extend(body.take()),
         }
     }
 
@@ -366,7 +380,7 @@ impl<'a> TaskWriter<'a> {
         if self.single.is_some() && self.head.len() < MIN_PART_BYTES {
             // Single object: the first 100 KiB go to `post` with the report, so the part
             // `post` makes of them (header first) is never too small.
-            self.head.extend(object.body.take());
+            object.body.drain_into(&mut self.head);
             return Ok(());
         }
         if object.body.buffered() >= self.config.part_size_bytes {

@@ -7,12 +7,40 @@
 //! [`combine`] gives the CRC of `A‖B` from `crc(A)`, `crc(B)` and `len(B)`: this is
 //! how OSS builds a multipart object's CRC from its parts. [`update`] continues a
 //! CRC over more bytes: this is how an appendable object's CRC evolves.
+//!
+//! All three come from the `crc-fast` crate (carry-less multiplication where the CPU
+//! has it); the table-driven and matrix forms below, kept for the tests, hold it to the
+//! definition.
+
+use crc_fast::CrcAlgorithm::Crc64Xz;
+
+/// The CRC of `data`.
+pub fn checksum(data: &[u8]) -> u64 {
+    crc_fast::checksum(Crc64Xz, data)
+}
+
+/// Continues `crc` (the final CRC of some bytes `A`) over `data`: the result is the
+/// CRC of `A‖data`.
+pub fn update(crc: u64, data: &[u8]) -> u64 {
+    combine(crc, checksum(data), data.len() as u64)
+}
+
+/// The CRC of `A‖B` given `crc_a = crc(A)`, `crc_b = crc(B)` and `len_b = len(B)`.
+pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
+    if len_b == 0 {
+        return crc_a;
+    }
+    crc_fast::checksum_combine(Crc64Xz, crc_a, crc_b, len_b)
+}
 
 /// The ECMA-182 polynomial, bit-reversed (the reflected form).
+#[cfg(test)]
 const POLY_REFLECTED: u64 = 0xC96C_5795_D787_0F42;
 
+#[cfg(test)]
 const TABLE: [u64; 256] = build_table();
 
+#[cfg(test)]
 const fn build_table() -> [u64; 256] {
     let mut table = [0u64; 256];
     let mut i = 0;
@@ -33,14 +61,11 @@ const fn build_table() -> [u64; 256] {
     table
 }
 
-/// The CRC of `data`.
-pub fn checksum(data: &[u8]) -> u64 {
-    update(0, data)
-}
-
-/// Continues `crc` (the final CRC of some bytes `A`) over `data`: the result is the
-/// CRC of `A‖data`. The inversion on entry undoes the final inversion of `crc`.
-pub fn update(crc: u64, data: &[u8]) -> u64 {
+/// The definition, a byte at a time: continues `crc` (the final CRC of some bytes `A`)
+/// over `data`, giving the CRC of `A‖data`. The inversion on entry undoes the final
+/// inversion of `crc`.
+#[cfg(test)]
+fn table_update(crc: u64, data: &[u8]) -> u64 {
     let mut register = !crc;
     for &byte in data {
         register = TABLE[((register ^ u64::from(byte)) & 0xFF) as usize] ^ (register >> 8);
@@ -48,13 +73,12 @@ pub fn update(crc: u64, data: &[u8]) -> u64 {
     !register
 }
 
-/// The CRC of `A‖B` given `crc_a = crc(A)`, `crc_b = crc(B)` and `len_b = len(B)`.
-///
-/// `combine = Z(crc_a, len_b) XOR crc_b`, where `Z` feeds `len_b` zero bytes through
-/// the bare register. That identity holds because the initial value equals the final
+/// [`combine`] by the definition: `Z(crc_a, len_b) XOR crc_b`, where `Z` feeds `len_b`
+/// zero bytes through the bare register. That identity holds because the initial value equals the final
 /// XOR. `Z` is computed with GF(2) 64×64 matrix squaring (zlib's `crc32_combine`
 /// technique), in O(log len_b) matrix products.
-pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
+#[cfg(test)]
+fn matrix_combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
     if len_b == 0 {
         return crc_a;
     }
@@ -94,6 +118,7 @@ pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
     crc ^ crc_b
 }
 
+#[cfg(test)]
 fn times(matrix: &[u64; 64], mut vector: u64) -> u64 {
     let mut sum = 0;
     let mut index = 0;
@@ -107,6 +132,7 @@ fn times(matrix: &[u64; 64], mut vector: u64) -> u64 {
     sum
 }
 
+#[cfg(test)]
 fn square_into(square: &mut [u64; 64], matrix: &[u64; 64]) {
     for (row, &column) in square.iter_mut().zip(matrix.iter()) {
         *row = times(matrix, column);
@@ -116,6 +142,7 @@ fn square_into(square: &mut [u64; 64], matrix: &[u64; 64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// A plain bit-by-bit CRC-64/XZ, independent of the table.
     fn bitwise(data: &[u8]) -> u64 {
@@ -164,5 +191,25 @@ mod tests {
             update(checksum(b"hello "), b"world"),
             checksum(b"hello world")
         );
+    }
+
+    proptest! {
+        /// The fast CRC, its update and its combine equal the table-driven and matrix
+        /// forms for any bytes, split anywhere.
+        #[test]
+        fn fast_forms_equal_the_definition(
+            data in proptest::collection::vec(any::<u8>(), 0..3000),
+            split in any::<proptest::sample::Index>(),
+            seed in any::<u64>(),
+        ) {
+            let (a, b) = data.split_at(split.index(data.len() + 1));
+            prop_assert_eq!(checksum(&data), table_update(0, &data));
+            prop_assert_eq!(update(seed, b), table_update(seed, b));
+            prop_assert_eq!(
+                combine(seed, checksum(b), b.len() as u64),
+                matrix_combine(seed, table_update(0, b), b.len() as u64)
+            );
+            prop_assert_eq!(combine(checksum(a), checksum(b), b.len() as u64), checksum(&data));
+        }
     }
 }

@@ -149,13 +149,13 @@ pub fn complete(oss: &Oss, ctx: &Ctx) -> OssResult<Reply> {
     let forbid_overwrite = upload.forbid_overwrite || ctx.forbid_overwrite();
 
     let listed: Vec<&Part> = numbers.iter().filter_map(|n| upload.parts.get(n)).collect();
-    let mut data = BytesMut::new();
+    let mut data = BytesMut::with_capacity(listed.iter().map(|p| p.data.len()).sum::<usize>());
     let mut crc = 0u64;
     for part in &listed {
         data.extend_from_slice(&part.data);
         crc = crc64::combine(crc, part.crc64, part.data.len() as u64);
     }
-    let etag = multipart_etag(listed.iter().map(|p| p.data.as_ref()));
+    let etag = multipart_etag(listed.iter().copied());
     let object = Object {
         data: data.freeze(),
         kind: ObjectKind::Multipart,

@@ -204,11 +204,17 @@ pub fn md5_hex_upper(data: &[u8]) -> String {
 /// The ETag of a completed multipart object (without quotes): uppercase hex of the MD5
 /// of the parts' binary MD5s, then `-<part count>` (the S3 convention; OSS documents the
 /// value only as opaque).
-pub fn multipart_etag<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
+/// Each part's MD5 is the one its ETag holds (computed when the part arrived), so the
+/// parts are not hashed a second time.
+pub fn multipart_etag<'a>(parts: impl IntoIterator<Item = &'a Part>) -> String {
     let mut digests = Md5::new();
     let mut count = 0usize;
     for part in parts {
-        digests.update(Md5::digest(part));
+        let mut md5 = [0u8; 16];
+        match hex::decode_to_slice(&part.etag, &mut md5) {
+            Ok(()) => digests.update(md5),
+            Err(_) => digests.update(Md5::digest(&part.data)),
+        }
         count += 1;
     }
     format!("{}-{count}", hex::encode_upper(digests.finalize()))
