@@ -13,7 +13,7 @@ use crate::plainbuffer::{
 #[error("{0}")]
 pub struct ConvertError(pub String);
 
-fn value(v: &CellValue, column: &str) -> Result<Value, ConvertError> {
+pub(crate) fn value(v: &CellValue, column: &str) -> Result<Value, ConvertError> {
     Ok(match v {
         CellValue::Integer(i) => Value::Long(*i),
         // As DataX's DoubleColumn (`new BigDecimal(String.valueOf(d))`): -0.0 becomes 0.0,
