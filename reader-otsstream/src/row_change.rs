@@ -67,7 +67,8 @@ pub fn row_change(
                     let v = c.value.as_ref().ok_or_else(|| {
                         ConvertError(format!("put cell {:?} has no value", c.name))
                     })?;
-                    let older = matches!((newest[i], c.timestamp), (Some(seen), Some(ts)) if ts < seen);
+                    let older =
+                        matches!((newest[i], c.timestamp), (Some(seen), Some(ts)) if ts < seen);
                     if !older {
                         values[i] = value(v, &c.name)?;
                         states[i] = SET;
@@ -220,7 +221,12 @@ mod tests {
 
     #[test]
     fn bad_records_are_errors() {
-        let r = row(vec![cell("a", Some(CellValue::Double(f64::NAN)), None, None)]);
+        let r = row(vec![cell(
+            "a",
+            Some(CellValue::Double(f64::NAN)),
+            None,
+            None,
+        )]);
         assert!(row_change(pb::PUT_ROW, &r, &info(), "s", &cols(), false).is_err());
         let r = row(vec![cell("a", None, Some(0x7f), None)]);
         let e = row_change(pb::UPDATE_ROW, &r, &info(), "s", &cols(), false).unwrap_err();

@@ -136,6 +136,22 @@ impl BlockEncoder {
         }
     }
 
+    /// Appends an `array<bigint>` field of column `index` (0-based), as the SDKs write
+    /// the upsert sessions' hidden `__value_cols`: wire type 2, the element count,
+    /// then per element a "null" flag byte (0) and the zigzag value; the checksum
+    /// takes the field number and each element.
+    pub fn encode_long_array(&mut self, index: usize, values: &[i64], out: &mut Vec<u8>) {
+        let field = (index + 1) as u32;
+        self.crc_input.extend_from_slice(&field.to_le_bytes());
+        put_varint(out, (u64::from(field) << 3) | 2);
+        put_varint(out, values.len() as u64);
+        for v in values {
+            out.push(0);
+            put_varint(out, zigzag64(*v));
+            self.crc_input.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+
     /// Ends the record: the end tag and its checksum.
     pub fn end_record(&mut self, out: &mut Vec<u8>) {
         let crc = if self.crc_input.is_empty() {
