@@ -21,6 +21,8 @@ pub fn router(odps: Arc<Odps>) -> Router {
         .route("/-/odps/projects/{project}/tables/{table}", get(dump_table))
         .route("/-/odps/uploads", get(list_uploads))
         .route("/-/odps/uploads/{upload_id}/age", post(age_upload))
+        .route("/-/odps/upserts", get(list_upserts))
+        .route("/-/odps/upserts/{upsert_id}/age", post(age_upsert))
         .route(
             "/-/odps/requests",
             get(list_requests).delete(clear_requests),
@@ -87,6 +89,57 @@ async fn list_uploads(State(odps): State<Arc<Odps>>) -> Json<serde_json::Value> 
         .collect();
     uploads.sort_by_key(|u| u["created_ms"].as_i64());
     Json(json!({"uploads": uploads}))
+}
+
+/// `GET /-/odps/upserts`: every upsert session, oldest first.
+async fn list_upserts(State(odps): State<Arc<Odps>>) -> Json<serde_json::Value> {
+    let catalog = odps.catalog();
+    let mut list: Vec<serde_json::Value> = catalog
+        .sessions
+        .upserts
+        .values()
+        .map(|s| {
+            json!({
+                "upsert_id": s.id,
+                "project": s.project,
+                "table": s.table,
+                "partition": s.partition,
+                "status": s.status.as_str(),
+                "batches": s.batches,
+                "pending_changes": s.changes.len(),
+                "created_ms": s.created_ms,
+            })
+        })
+        .collect();
+    list.sort_by_key(|u| u["created_ms"].as_i64());
+    Json(json!({"upserts": list}))
+}
+
+/// `POST /-/odps/upserts/{id}/age` (`{"age_ms": n}`), as for upload sessions.
+async fn age_upsert(
+    State(odps): State<Arc<Odps>>,
+    Path(upsert_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let age: Age = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            let error = json!({"error": format!("age: {e} (send {{\"age_ms\": n}})")});
+            return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+        }
+    };
+    let mut catalog = odps.catalog();
+    match catalog.sessions.upserts.get_mut(&upsert_id) {
+        Some(s) => {
+            s.created_ms -= age.age_ms;
+            Json(json!({"upsert_id": upsert_id, "created_ms": s.created_ms})).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("upsert session {upsert_id} does not exist")})),
+        )
+            .into_response(),
+    }
 }
 
 #[derive(serde::Deserialize)]

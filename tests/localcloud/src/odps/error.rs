@@ -10,6 +10,8 @@ pub struct OdpsError {
     pub status: u16,
     pub code: String,
     pub message: String,
+    /// Extra response headers (e.g. `odps-tunnel-routed-server` on a 308).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl OdpsError {
@@ -18,7 +20,14 @@ impl OdpsError {
             status,
             code: code.to_owned(),
             message: message.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// The same error with one more response header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     pub fn no_such_project(project: &str) -> Self {

@@ -69,6 +69,7 @@ mod admin;
 pub mod auth;
 #[doc(hidden)]
 pub mod block_decoder;
+pub mod delta;
 mod error;
 mod faults;
 mod record_decode;
@@ -83,6 +84,7 @@ mod sql_lex;
 mod state;
 mod tunnel;
 pub mod types;
+mod upsert;
 pub mod values;
 pub mod wire;
 

@@ -70,7 +70,7 @@ pub fn tables_xml(project: &str, tables: &[&Table]) -> String {
 }
 
 fn table_element(project: &str, t: &Table) -> String {
-    let schema = json!({
+    let mut schema = json!({
         "tableName": t.name, "owner": OWNER, "comment": t.comment,
         "createTime": t.created_s, "lastDDLTime": t.ddl_s, "lastModifiedTime": t.modified_s,
         "isVirtualView": false, "isExternal": false, "lifecycle": t.lifecycle,
@@ -78,6 +78,18 @@ fn table_element(project: &str, t: &Table) -> String {
         "columns": t.columns.iter().map(|c| column_json(c, true)).collect::<Vec<_>>(),
         "partitionKeys": t.partition_keys.iter().map(|c| column_json(c, true)).collect::<Vec<_>>(),
     });
+    // Delta tables: `Reserved` is a JSON document in a string (pyodps
+    // `Table._parse_reserved`, Java `Table.loadReservedJson`), as is `tableProperties`.
+    if t.is_transactional() {
+        let mut reserved = json!({"Transactional": "true"});
+        if !t.primary_key.is_empty() {
+            reserved["PrimaryKey"] = json!(t.primary_key);
+        }
+        schema["Reserved"] = json!(reserved.to_string());
+    }
+    if !t.properties.is_empty() {
+        schema["tableProperties"] = json!(json!(t.properties).to_string());
+    }
     format!(
         "<Table><Name>{name}</Name><TableId>{id:032x}</TableId><Project>{project}</Project><Owner>{owner}</Owner>\
          <Comment>{comment}</Comment><CreationTime>{created}</CreationTime><LastModifiedTime>{modified}</LastModifiedTime>\

@@ -89,6 +89,30 @@ pub enum Route {
         target: Target,
         download_id: String,
     },
+    CreateUpsertSession {
+        project: String,
+        table: String,
+    },
+    GetUpsertSession {
+        project: String,
+        table: String,
+        upsert_id: String,
+    },
+    UpsertData {
+        project: String,
+        table: String,
+        upsert_id: String,
+    },
+    CommitUpsert {
+        project: String,
+        table: String,
+        upsert_id: String,
+    },
+    AbortUpsert {
+        project: String,
+        table: String,
+        upsert_id: String,
+    },
 }
 
 /// What a tunnel download reads: a table or an instance's result.
@@ -120,7 +144,24 @@ impl Route {
             Route::CreateDownloadSession { .. } => "CreateDownloadSession",
             Route::GetDownloadSession { .. } => "GetDownloadSession",
             Route::DownloadData { .. } => "DownloadData",
+            Route::CreateUpsertSession { .. } => "CreateUpsertSession",
+            Route::GetUpsertSession { .. } => "GetUpsertSession",
+            Route::UpsertData { .. } => "UpsertData",
+            Route::CommitUpsert { .. } => "CommitUpsert",
+            Route::AbortUpsert { .. } => "AbortUpsert",
         }
+    }
+
+    /// An operation of a Delta table's upsert sessions.
+    pub fn is_upsert(&self) -> bool {
+        matches!(
+            self,
+            Route::CreateUpsertSession { .. }
+                | Route::GetUpsertSession { .. }
+                | Route::UpsertData { .. }
+                | Route::CommitUpsert { .. }
+                | Route::AbortUpsert { .. }
+        )
     }
 }
 
@@ -267,6 +308,40 @@ pub fn classify(
                 _ => Err(OdpsError::invalid_argument(format!(
                     "{method} {path}: expected uploads, uploadid, downloads or downloadid"
                 ))),
+            }
+        }
+        (Surface::Tunnel, ["projects", p, "tables", t, "upserts"]) => {
+            let (project, table) = (project(p), (*t).to_owned());
+            let Some(upsert_id) = q.get("upsertid").map(str::to_owned) else {
+                return match method {
+                    "POST" => Ok(Route::CreateUpsertSession { project, table }),
+                    _ => Err(OdpsError::invalid_argument(format!(
+                        "{method} {path}: expected upsertid"
+                    ))),
+                };
+            };
+            match method {
+                "GET" => Ok(Route::GetUpsertSession {
+                    project,
+                    table,
+                    upsert_id,
+                }),
+                "PUT" => Ok(Route::UpsertData {
+                    project,
+                    table,
+                    upsert_id,
+                }),
+                "POST" => Ok(Route::CommitUpsert {
+                    project,
+                    table,
+                    upsert_id,
+                }),
+                "DELETE" => Ok(Route::AbortUpsert {
+                    project,
+                    table,
+                    upsert_id,
+                }),
+                _ => bad_method(),
             }
         }
         (Surface::Tunnel, ["projects", p, "instances", i]) => {

@@ -136,6 +136,9 @@ pub fn error_response(surface: Surface, e: &OdpsError, request_id: &str) -> Resp
     let mut response = (status, body).into_response();
     set_header(&mut response, "content-type", content_type);
     set_header(&mut response, "x-odps-request-id", request_id);
+    for (name, value) in &e.headers {
+        set_header(&mut response, name, value);
+    }
     response
 }
 

@@ -176,6 +176,7 @@ impl DownloadSession {
 pub struct Sessions {
     pub uploads: HashMap<String, UploadSession>,
     pub downloads: HashMap<String, DownloadSession>,
+    pub upserts: HashMap<String, super::upsert::UpsertSession>,
 }
 
 impl Sessions {

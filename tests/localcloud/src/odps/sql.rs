@@ -1,8 +1,10 @@
 //! A small parser for exactly the SQL statements writers and tests need:
 //!
 //! ```text
-//! CREATE TABLE [IF NOT EXISTS] t (col type [NOT NULL] [COMMENT '…'], …)
+//! CREATE TABLE [IF NOT EXISTS] t (col type [NOT NULL] [PRIMARY KEY] [COMMENT '…'], …
+//!     [, PRIMARY KEY (col, …)])
 //!     [COMMENT '…'] [PARTITIONED BY (key type [COMMENT '…'], …)] [LIFECYCLE n]
+//!     [TBLPROPERTIES ('k'='v', …)]
 //! DROP TABLE [IF EXISTS] t
 //! TRUNCATE TABLE t [PARTITION (k='v', …)]
 //! ALTER TABLE t ADD [IF NOT EXISTS] PARTITION (k='v', …) [PARTITION (…) …]
@@ -39,6 +41,10 @@ pub enum Statement {
         partition_keys: Vec<Column>,
         comment: String,
         lifecycle: Option<i64>,
+        /// `PRIMARY KEY` columns (lower-case), inline or as a table constraint.
+        primary_key: Vec<String>,
+        /// `TBLPROPERTIES` pairs as written, keys lower-case.
+        properties: Vec<(String, String)>,
     },
     DropTable {
         table: TableRef,
@@ -83,6 +89,8 @@ struct Parser {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     src: Vec<char>,
+    /// Primary key columns met while reading a column list.
+    primary_key: Vec<String>,
 }
 
 /// Parses one statement.
@@ -95,11 +103,17 @@ pub fn parse(sql: &str) -> Result<Statement, ParseError> {
                 toks: vec![],
                 pos: 0,
                 src,
+                primary_key: Vec::new(),
             };
             return Err(p.error_at(at, message));
         }
     };
-    let mut p = Parser { toks, pos: 0, src };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        src,
+        primary_key: Vec::new(),
+    };
     let stmt = p.statement()?;
     p.eat_sym(';');
     if p.pos < p.toks.len() {
@@ -258,9 +272,11 @@ impl Parser {
         let if_not_exists = self.if_not_exists()?;
         let table = self.table_ref()?;
         let columns = self.column_list()?;
+        let primary_key = std::mem::take(&mut self.primary_key);
         let mut comment = String::new();
         let mut partition_keys = Vec::new();
         let mut lifecycle = None;
+        let mut properties = Vec::new();
         loop {
             if self.eat_kw("comment") {
                 comment = self.literal()?;
@@ -273,9 +289,14 @@ impl Parser {
                     n.parse()
                         .map_err(|_| self.error("expected a whole number of days"))?,
                 );
+            } else if self.eat_kw("tblproperties") {
+                properties.extend(self.properties()?);
             } else {
                 break;
             }
+        }
+        if !self.primary_key.is_empty() {
+            return Err(self.error("PRIMARY KEY is only allowed on data columns"));
         }
         Ok(Statement::CreateTable {
             table,
@@ -284,6 +305,8 @@ impl Parser {
             partition_keys,
             comment,
             lifecycle,
+            primary_key,
+            properties,
         })
     }
 
@@ -291,6 +314,12 @@ impl Parser {
         self.sym('(')?;
         let mut columns = Vec::new();
         loop {
+            if self.key_constraint()? {
+                if !self.eat_sym(',') {
+                    break;
+                }
+                continue;
+            }
             let name = self.ident()?.to_ascii_lowercase();
             let type_at = self.pos;
             let mut text = String::new();
@@ -300,7 +329,9 @@ impl Parser {
                     Tok::Sym(',') | Tok::Sym(')') => depth == 0,
                     Tok::Word(w) => {
                         depth == 0
-                            && (w.eq_ignore_ascii_case("comment") || w.eq_ignore_ascii_case("not"))
+                            && ["comment", "not", "primary"]
+                                .iter()
+                                .any(|k| w.eq_ignore_ascii_case(k))
                     }
                     _ => false,
                 };
@@ -322,6 +353,10 @@ impl Parser {
             if self.eat_kw("not") {
                 self.kw("null")?;
             }
+            if self.eat_kw("primary") {
+                self.kw("key")?;
+                self.primary_key.push(name.clone());
+            }
             let comment = if self.eat_kw("comment") {
                 self.literal()?
             } else {
@@ -334,6 +369,44 @@ impl Parser {
         }
         self.sym(')')?;
         Ok(columns)
+    }
+
+    /// `PRIMARY KEY (a, …)` as an entry of a column list; false (nothing read) if
+    /// the entry is a column.
+    fn key_constraint(&mut self) -> Result<bool, ParseError> {
+        let is_constraint = self.is_kw("primary")
+            && matches!(self.toks.get(self.pos + 1), Some((Tok::Word(w), _)) if w.eq_ignore_ascii_case("key"))
+            && matches!(self.toks.get(self.pos + 2), Some((Tok::Sym('('), _)));
+        if !is_constraint {
+            return Ok(false);
+        }
+        self.pos += 2;
+        self.sym('(')?;
+        loop {
+            let key = self.ident()?.to_ascii_lowercase();
+            self.primary_key.push(key);
+            if !self.eat_sym(',') {
+                break;
+            }
+        }
+        self.sym(')')?;
+        Ok(true)
+    }
+
+    /// `('k' = 'v', …)` after TBLPROPERTIES; keys lower-case.
+    fn properties(&mut self) -> Result<Vec<(String, String)>, ParseError> {
+        self.sym('(')?;
+        let mut pairs = Vec::new();
+        loop {
+            let key = self.literal()?.to_ascii_lowercase();
+            self.sym('=')?;
+            pairs.push((key, self.literal()?));
+            if !self.eat_sym(',') {
+                break;
+            }
+        }
+        self.sym(')')?;
+        Ok(pairs)
     }
 
     fn partition_clause(&mut self) -> Result<SpecPairs, ParseError> {

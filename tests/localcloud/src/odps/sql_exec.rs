@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::delta;
 use super::sql::{self, SpecPairs, Statement, TableRef};
 use super::state::{Catalog, Column, Partition, Table, TaskOutcome};
 use super::types::{OdpsType, Row, Value};
@@ -81,9 +82,13 @@ fn execute(
             partition_keys,
             comment,
             lifecycle,
+            primary_key,
+            properties,
         } => {
             let project = resolve(catalog, default_project, &table)?.to_owned();
             check_new_columns(&columns, &partition_keys)?;
+            delta::check_ddl(&columns, &partition_keys, &primary_key, &properties)
+                .map_err(semantic)?;
             let tables = &mut catalog.project_mut(&project).map_err(|e| e.message)?.tables;
             if tables.contains_key(&table.table) {
                 if if_not_exists {
@@ -97,6 +102,8 @@ fn execute(
             let mut new = Table::new(&table.table, columns, partition_keys, now_s);
             new.comment = comment;
             new.lifecycle = lifecycle.unwrap_or(-1);
+            new.primary_key = primary_key;
+            new.properties = properties.into_iter().collect();
             tables.insert(table.table.clone(), new);
             ok()
         }

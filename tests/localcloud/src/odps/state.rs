@@ -40,6 +40,11 @@ pub struct Table {
     pub modified_s: i64,
     /// Keyed by the partition values in key order; `[]` for a non-partitioned table.
     pub partitions: BTreeMap<Vec<String>, Partition>,
+    /// `TBLPROPERTIES` as given (keys lower-case), e.g. `transactional` = `true`.
+    pub properties: BTreeMap<String, String>,
+    /// `PRIMARY KEY` columns in declaration order (a Delta table has one); see
+    /// [`super::delta`].
+    pub primary_key: Vec<String>,
 }
 
 impl Table {
@@ -65,6 +70,8 @@ impl Table {
             ddl_s: now_s,
             modified_s: now_s,
             partitions,
+            properties: BTreeMap::new(),
+            primary_key: Vec::new(),
         }
     }
 

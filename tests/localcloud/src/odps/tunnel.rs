@@ -13,6 +13,7 @@ use super::sessions::{
 };
 use super::state::{parse_spec, Catalog, Partition, TaskOutcome};
 use super::types::{OdpsType, Row};
+use super::upsert;
 use super::wire::{self, BlockError};
 
 /// The largest block accepted after inflating a `deflate` body.
@@ -37,6 +38,9 @@ pub fn handle(
     }
     let mut catalog = odps.catalog();
     let now = call.now_ms;
+    if call.route.is_upsert() {
+        return upsert::handle(&mut catalog, call);
+    }
     match &call.route {
         Route::CreateUploadSession { project, table } => {
             create_upload(&mut catalog, project, table, call)
@@ -186,7 +190,7 @@ fn upload_block(
 
 /// The partition values named by the request's `partition` parameter, checked
 /// against the table: required for a partitioned table, refused for another.
-fn requested_partition(
+pub(super) fn requested_partition(
     catalog: &Catalog,
     project: &str,
     table: &str,

@@ -1,0 +1,183 @@
+"""pyodps 0.13.2 against the MaxCompute emulator: Delta tables (transactional, with a
+primary key) and Tunnel upsert sessions (create, upsert, delete, commit, abort,
+reading back the merged state, refusals, faults)."""
+
+import pytest
+from odps import errors
+from odps.tunnel import TableTunnel
+from odps.tunnel.io.writer import Upsert
+
+from odps_helpers import client, dump, request_log, unique
+
+
+def upserts(admin):
+    return admin["odps"].get("/-/odps/upserts")["upserts"]
+
+
+def create_delta(o, name, extra_props="", pk="k", columns="k bigint, v string, n bigint", partitioned=""):
+    props = '"transactional"="true"' + extra_props
+    o.execute_sql(
+        f"CREATE TABLE {name} ({columns}, PRIMARY KEY ({pk})) {partitioned} "
+        f"TBLPROPERTIES ({props})"
+    )
+    return o.get_table(name)
+
+
+def merged(o, name, where=""):
+    with o.execute_sql(f"SELECT * FROM {name}{where}").open_reader() as r:
+        return sorted(tuple(rec.values) for rec in r)
+
+
+def write(session, changes):
+    """changes: ("U", values) or ("D", values), in order; one stream, closed."""
+    stream = session.open_upsert_stream()
+    for op, values in changes:
+        rec = session.new_record(values)
+        (stream.upsert if op == "U" else stream.delete)(rec)
+    stream.close()
+
+
+def test_table_metadata_as_pyodps_reads_it(localcloud):
+    o = client(localcloud)
+    name = unique("delta_meta")
+    t = create_delta(o, name, ', "write.bucket.num"="4"', pk="k, s", columns="k bigint NOT NULL, s string, v double")
+    t.reload_extend_info()
+    assert t.is_transactional is True
+    assert t.primary_key == ["k", "s"]
+    plain = unique("plain")
+    o.execute_sql(f"CREATE TABLE {plain} (k bigint)")
+    p = o.get_table(plain)
+    p.reload_extend_info()
+    assert not p.is_transactional and not p.primary_key
+    # pyodps' own DDL for a Delta table (PRIMARY KEY constraint, 'transactional' property).
+    made = o.create_table(unique("delta_made"), "k bigint, v string", transactional=True, primary_key="k")
+    made.reload_extend_info()
+    assert made.is_transactional and made.primary_key == ["k"]
+
+
+def test_upsert_delete_commit_gives_the_merged_rows(localcloud, admin):
+    o = client(localcloud)
+    name = unique("delta_rows")
+    create_delta(o, name)
+    tunnel = TableTunnel(o)
+    s = tunnel.create_upsert_session(name, slot_num=2)
+    assert s.status == s.Status.Normal
+    assert s.hash_keys == ["k"] and s.hasher == "default"
+    assert len(s.buckets) == 16
+    write(s, [("U", [k, f"v{k}", k * 10]) for k in range(50)])
+    # Nothing is visible before the commit.
+    assert merged(o, name) == []
+    s.commit()
+    assert s.status == s.Status.Committed
+    assert merged(o, name) == [(k, f"v{k}", k * 10) for k in range(50)]
+
+    s2 = tunnel.create_upsert_session(name)
+    write(s2, [("U", [1, "new", None]), ("D", [2, None, None]), ("U", [2, "again", 2]),
+               ("D", [3, None, None]), ("U", [100, "x", 1]), ("U", [100, "y", 2]),
+               ("D", [999, None, None])])
+    s2.commit()
+    want = {k: (k, f"v{k}", k * 10) for k in range(50)}
+    want[1] = (1, "new", None)
+    want[2] = (2, "again", 2)
+    del want[3]
+    want[100] = (100, "y", 2)
+    assert merged(o, name) == sorted(want.values())
+    # The table tunnel download and the control dump see the same merged rows.
+    with tunnel.create_download_session(name).open_record_reader(0, len(want)) as r:
+        assert sorted(tuple(rec.values) for rec in r) == sorted(want.values())
+    assert len(dump(admin, name)[""]) == len(want)
+    # pyodps' table API reads a Delta table through SELECT.
+    with o.get_table(name).open_reader() as r:
+        assert len(list(r)) == len(want)
+
+
+def test_records_go_to_the_bucket_the_sdk_hashes_them_to(localcloud, admin):
+    o = client(localcloud)
+    name = unique("delta_buckets")
+    create_delta(o, name, pk="k, s", columns="k bigint, s string, d datetime, b boolean")
+    s = TableTunnel(o).create_upsert_session(name, slot_num=3)
+    assert len({slot.slot for slot in s.buckets.values()}) == 3
+    write(s, [("U", [k, f"key-{k}-é", None, k % 2 == 0]) for k in range(-20, 200)])
+    s.commit()
+    puts = [r for r in request_log(admin) if r["operation"] == "UpsertData"]
+    assert len({dict(r["query"])["bucketid"] for r in puts}) > 8
+    assert len(merged(o, name)) == 220
+
+
+def test_abort_discards_everything(localcloud, admin):
+    o = client(localcloud)
+    name = unique("delta_abort")
+    create_delta(o, name)
+    s = TableTunnel(o).create_upsert_session(name)
+    write(s, [("U", [1, "a", 1])])
+    s.abort()
+    s.reload()
+    assert s.status == s.Status.Aborted
+    assert merged(o, name) == []
+    with pytest.raises(errors.ODPSError) as e:
+        s.commit()
+    assert "StatusConflict" in str(e.value) or e.value.code == "StatusConflict"
+    [info] = [u for u in upserts(admin) if u["upsert_id"] == s.id]
+    assert info["status"] == "aborted"
+
+
+def test_commit_is_idempotent_and_a_reloaded_session_resumes(localcloud):
+    o = client(localcloud)
+    name = unique("delta_resume")
+    create_delta(o, name)
+    tunnel = TableTunnel(o)
+    s = tunnel.create_upsert_session(name)
+    write(s, [("U", [1, "a", 1])])
+    again = tunnel.create_upsert_session(name, upsert_id=s.id)
+    write(again, [("U", [2, "b", 2])])
+    again.commit()
+    s.commit()  # a second commit of a committed session answers "committed"
+    assert merged(o, name) == [(1, "a", 1), (2, "b", 2)]
+
+
+def test_upsert_needs_a_delta_table(localcloud):
+    o = client(localcloud)
+    plain = unique("plain_upsert")
+    o.execute_sql(f"CREATE TABLE {plain} (k bigint, v string)")
+    with pytest.raises(errors.ODPSError) as e:
+        TableTunnel(o).create_upsert_session(plain)
+    assert "transactional" in str(e.value)
+
+
+def test_ddl_refuses_bad_keys(localcloud):
+    o = client(localcloud)
+    for ddl, why in [
+        ("(k bigint, PRIMARY KEY (x)) TBLPROPERTIES ('transactional'='true')", "not a column"),
+        ("(k bigint, PRIMARY KEY (k))", "transactional"),
+        ("(k map<string,string>, PRIMARY KEY (k)) TBLPROPERTIES ('transactional'='true')", "map"),
+    ]:
+        with pytest.raises(errors.ODPSError) as e:
+            o.execute_sql(f"CREATE TABLE {unique('bad')} {ddl}")
+        assert why in str(e.value)
+
+
+def test_null_key_is_refused(localcloud):
+    o = client(localcloud)
+    name = unique("delta_nullkey")
+    create_delta(o, name)
+    s = TableTunnel(o).create_upsert_session(name)
+    stream = s.open_upsert_stream()
+    stream.upsert(s.new_record([None, "no key", 1]))
+    with pytest.raises(errors.ODPSError) as e:
+        stream.close()
+    assert "primary key column k is NULL" in str(e.value)
+    s.commit()
+    assert merged(o, name) == []
+
+
+def test_partitioned_delta_table(localcloud):
+    o = client(localcloud)
+    name = unique("delta_pt")
+    create_delta(o, name, partitioned="PARTITIONED BY (pt string)")
+    o.execute_sql(f"ALTER TABLE {name} ADD PARTITION (pt='a')")
+    s = TableTunnel(o).create_upsert_session(name, partition_spec="pt=a")
+    write(s, [("U", [1, "x", 1]), ("U", [1, "y", 2])])
+    s.commit()
+    assert merged(o, name, " WHERE pt='a'") == [(1, "y", 2, "a")]
+    with pytest.raises(errors.ODPSError):
+        TableTunnel(o).create_upsert_session(name, partition_spec="pt=missing")
