@@ -221,6 +221,7 @@ mod tests {
             hash_keys: keys.iter().map(|k| k.to_string()).collect(),
             hasher: "default".into(),
             partial_update: true,
+            column_ids: vec![0, 1, 2, 3],
         }
     }
 

@@ -35,6 +35,9 @@ pub struct UpsertSession {
     pub hasher: String,
     /// `enable_partial_update`: the table takes upserts of some columns.
     pub partial_update: bool,
+    /// Each schema column's `column_id` (what `__value_cols` names); its position
+    /// when the session gives none.
+    pub column_ids: Vec<i64>,
 }
 
 impl UpsertSession {
@@ -74,6 +77,19 @@ pub fn parse_upsert_session(op: &str, body: &[u8]) -> Result<UpsertSession, Odps
             TableSchema::from_json(s).map_err(|e| OdpsError::protocol(op, e))?
         }
         _ => TableSchema::default(),
+    };
+    let column_ids = match json.pointer("/schema/columns").and_then(Json::as_array) {
+        Some(cols) => cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match c.get("column_id").and_then(text) {
+                Some(id) => id.parse::<i64>().map_err(|_| {
+                    OdpsError::protocol(op, format!("column_id {id:?} is not a number"))
+                }),
+                None => Ok(i as i64),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
     };
     let mut buckets = BTreeMap::new();
     for slot in json
@@ -127,6 +143,7 @@ pub fn parse_upsert_session(op: &str, body: &[u8]) -> Result<UpsertSession, Odps
             .get("enable_partial_update")
             .and_then(Json::as_bool)
             .unwrap_or(false),
+        column_ids,
     })
 }
 
@@ -150,7 +167,7 @@ fn request(
         method,
         format!("/projects/{}/tables/{table}/upserts", client.project()),
     )
-    .header("x-odps-tunnel-version", "5")
+    .header("x-odps-tunnel-version", "6")
     .header("odps-tunnel-date-transform", "v1")
     .header("odps-tunnel-sdk-support-schema-evolution", "true");
     if !partition.is_empty() {
@@ -284,7 +301,7 @@ mod tests {
     fn session_json_as_pyodps_reads_it() {
         let s = parse_upsert_session(
             "T",
-            br#"{"id":"u1","status":"normal","schema":{"columns":[{"name":"id","type":"string"},{"name":"v","type":"bigint"}]},
+            br#"{"id":"u1","status":"normal","schema":{"columns":[{"name":"id","type":"string","column_id":"0"},{"name":"v","type":"bigint","column_id":"7"}]},
                 "slots":[{"slot_id":"1","worker_addr":"127.0.0.1:1","buckets":[0,1]},{"slot_id":"2","worker_addr":"w2","buckets":[2]}],
                 "hash_key":["id"],"hasher":"default","enable_partial_update":true}"#,
         )
@@ -296,6 +313,7 @@ mod tests {
         assert_eq!(s.hash_keys, ["id"]);
         assert!(s.partial_update);
         assert_eq!(s.schema.columns.len(), 2);
+        assert_eq!(s.column_ids, vec![0, 7]);
         let bad = br#"{"id":"u","slots":[{"slot_id":"1","buckets":[0,5]}]}"#;
         assert!(parse_upsert_session("T", bad).is_err());
         assert!(parse_upsert_session("T", b"{}").is_err());

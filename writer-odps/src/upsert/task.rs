@@ -50,6 +50,17 @@ impl Encoder<'_> {
             })
     }
 
+    /// The session's `column_id` of data column `data_at`.
+    fn column_id(&self, data_at: usize) -> i64 {
+        let pos = self.state.positions[data_at];
+        self.state
+            .session
+            .column_ids
+            .get(pos)
+            .copied()
+            .unwrap_or(pos as i64)
+    }
+
     /// Checks that every value of a change converts (else the change is dirty).
     fn check(&self, change: &Change) -> Result<(), String> {
         for (v, &at) in change.key.iter().zip(&self.state.key_at) {
@@ -110,13 +121,13 @@ impl Encoder<'_> {
                         .state
                         .key_at
                         .iter()
-                        .map(|&at| self.state.positions[at] as i64)
+                        .map(|&at| self.column_id(at))
                         .chain(
                             values
                                 .iter()
                                 .zip(&self.state.value_at)
                                 .filter(|(v, _)| v.is_some())
-                                .map(|(_, &at)| self.state.positions[at] as i64),
+                                .map(|(_, &at)| self.column_id(at)),
                         )
                         .collect();
                     ids.sort_unstable();
