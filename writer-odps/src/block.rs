@@ -198,6 +198,53 @@ mod tests {
         );
     }
 
+    /// Records of an upsert session's schema (id string, n bigint, name string and
+    /// the five hidden columns) as pyodps 0.13.2's `BaseRecordWriter` writes them:
+    /// `['k1', 7, None, None, None, ord('U'), None, [0, 1]]` and
+    /// `['k2', -3, 'x', None, None, ord('D'), None, []]`. pyodps writes a checksum with
+    /// the high bit set as a 10-byte (sign-extended) varint where the Java SDK and this
+    /// encoder write 5 bytes; both read back as the same uint32.
+    #[test]
+    fn upsert_records_equal_pyodps() {
+        use std::borrow::Cow;
+        let pyodps = "0a026b31100e30aa0142020000000280c0ff7f84daa7a302\
+                      0a026b3210051a0178308801420080c0ff7fdad9cee6fcffffffff01\
+                      f0ffff7f04f8ffff7fe2cd9dbe07";
+        let want: Vec<u8> = (0..pyodps.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&pyodps[i..i + 2], 16).unwrap())
+            .collect();
+        let mut e = BlockEncoder::new();
+        let mut out = Vec::new();
+        let records: [(&[u8], i64, Option<&[u8]>, i64, &[i64]); 2] = [
+            (b"k1", 7, None, b'U' as i64, &[0, 1]),
+            (b"k2", -3, Some(b"x"), b'D' as i64, &[]),
+        ];
+        for (id, n, name, op, cols) in records {
+            e.start_record();
+            e.encode_field(0, &Cell::Bytes(Cow::Borrowed(id)), &mut out);
+            e.encode_field(1, &Cell::Int(n), &mut out);
+            if let Some(name) = name {
+                e.encode_field(2, &Cell::Bytes(Cow::Borrowed(name)), &mut out);
+            }
+            e.encode_field(5, &Cell::Int(op), &mut out);
+            e.encode_long_array(7, cols, &mut out);
+            e.end_record(&mut out);
+        }
+        // The first record (its checksum has the high bit clear) is byte for byte.
+        assert_eq!(out[..24], want[..24]);
+        // The second: the same fields, and the same checksum as a uint32.
+        assert_eq!(out[24..42], want[24..42]);
+        assert_eq!(&out[42..], &[0xda, 0xd9, 0xce, 0xe6, 0x0c]);
+        assert_eq!(
+            want[42..52],
+            [0xda, 0xd9, 0xce, 0xe6, 0xfc, 0xff, 0xff, 0xff, 0xff, 0x01]
+        );
+        let mut trailer = Vec::new();
+        e.finish(&mut trailer);
+        assert_eq!(trailer, want[52..]);
+    }
+
     #[test]
     fn varints_and_zigzag() {
         let mut out = Vec::new();

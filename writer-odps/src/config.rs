@@ -561,9 +561,22 @@ mod tests {
     }
 
     #[test]
+    fn write_mode_upsert_needs_no_truncate_and_refuses_true() {
+        let mut p = with("writeMode", json!("upsert"));
+        p.as_object_mut().unwrap().remove("truncate");
+        let c = OdpsConfig::from_parameter(&p, "UTC").unwrap();
+        assert!(c.upsert && !c.truncate);
+        p["truncate"] = json!(true);
+        let e = OdpsConfig::from_parameter(&p, "UTC").unwrap_err().message;
+        assert!(e.contains("truncate") && e.contains("upsert"), "{e}");
+        assert!(!OdpsConfig::from_parameter(&base(), "UTC").unwrap().upsert);
+    }
+
+    #[test]
     fn bad_parameters_name_the_key() {
         let cases = [
             (with("truncate", Json::Null), "truncate"),
+            (with("writeMode", json!("merge")), "writeMode"),
             (with("column", json!([])), "column"),
             (with("column", json!(["a", "A"])), "twice"),
             (with("blockSizeInMB", json!(513)), "blockSizeInMB"),
