@@ -15,7 +15,8 @@ use super::values::row_json;
 /// `GET /-/odps/projects/{project}/tables/{table}`, `GET /-/odps/uploads`,
 /// `POST /-/odps/uploads/{upload_id}/age` (`{"age_ms": n}`: the session was created
 /// n ms earlier, so it can expire without moving the clock that signatures are
-/// checked against), `GET|DELETE /-/odps/requests`.
+/// checked against), `GET|DELETE /-/odps/requests`, `GET /-/odps/upserts`,
+/// `POST /-/odps/upserts/{upsert_id}/age`, `POST /-/odps/upserts/{upsert_id}/reassign`.
 pub fn router(odps: Arc<Odps>) -> Router {
     Router::new()
         .route("/-/odps/projects/{project}/tables/{table}", get(dump_table))
@@ -23,6 +24,7 @@ pub fn router(odps: Arc<Odps>) -> Router {
         .route("/-/odps/uploads/{upload_id}/age", post(age_upload))
         .route("/-/odps/upserts", get(list_upserts))
         .route("/-/odps/upserts/{upsert_id}/age", post(age_upsert))
+        .route("/-/odps/upserts/{upsert_id}/reassign", post(reassign_slot))
         .route(
             "/-/odps/requests",
             get(list_requests).delete(clear_requests),
@@ -137,6 +139,47 @@ async fn age_upsert(
         None => (
             StatusCode::NOT_FOUND,
             Json(json!({"error": format!("upsert session {upsert_id} does not exist")})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Reassign {
+    slot_id: String,
+    worker_addr: String,
+}
+
+/// `POST /-/odps/upserts/{id}/reassign` (`{"slot_id", "worker_addr"}`): the slot
+/// moves to another worker, so requests still routed to the old one get 308
+/// `SlotReassignment` naming the new one (`odps-tunnel-routed-server`).
+async fn reassign_slot(
+    State(odps): State<Arc<Odps>>,
+    Path(upsert_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let r: Reassign = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            let error = json!({"error": format!("reassign: {e} (send {{\"slot_id\", \"worker_addr\"}})")});
+            return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+        }
+    };
+    let mut catalog = odps.catalog();
+    let slot = catalog
+        .sessions
+        .upserts
+        .get_mut(&upsert_id)
+        .and_then(|s| s.slots.iter_mut().find(|slot| slot.id == r.slot_id));
+    match slot {
+        Some(slot) => {
+            slot.worker_addr = r.worker_addr;
+            Json(json!({"upsert_id": upsert_id, "slot_id": slot.id, "worker_addr": slot.worker_addr}))
+                .into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("upsert session {upsert_id} has no slot {}", r.slot_id)})),
         )
             .into_response(),
     }

@@ -32,6 +32,14 @@
 //! `UploadBlock` (PUT `?uploadid&blockid`), `CommitUpload` (POST `?uploadid`),
 //! `CreateDownloadSession` (POST `?downloads`), `GetDownloadSession` (GET
 //! `?downloadid`), `DownloadData` (GET `?downloadid&data&rowrange=(s,n)[&columns=]`).
+//! Upsert sessions of Delta tables (`/projects/<p>/tables/<t>/upserts`, see [`upsert`]):
+//! `CreateUpsertSession` (POST `?slotnum=N`), `GetUpsertSession` (GET `?upsertid`),
+//! `UpsertData` (PUT `?upsertid&bucketid&slotid&record_count`), `CommitUpsert` (POST
+//! `?upsertid`), `AbortUpsert` (DELETE `?upsertid`).
+//!
+//! Delta tables (`CREATE TABLE … PRIMARY KEY (…) TBLPROPERTIES ("transactional"="true")`,
+//! see [`delta`]) keep their rows merged by key; their table metadata carries
+//! `Reserved` (`Transactional`, `PrimaryKey`) as pyodps and the Java SDK read it.
 //!
 //! A fault rule names one of these operations, e.g. "the commit fails but in fact
 //! succeeded": `POST /-/faults` with
@@ -60,6 +68,9 @@
 //! | `/-/health`, `/-/faults`, `/-/clock` | shared routes, see [`crate::common::admin`] |
 //! | `GET /-/odps/projects/<p>/tables/<t>` | `{"project","table","columns","partition_keys","partitions":[{"spec","values","rows"}]}`, committed rows per partition; value forms in [`values`] |
 //! | `GET /-/odps/uploads` | `{"uploads":[{"upload_id","project","table","partition","status","blocks","created_ms"}]}` |
+//! | `GET /-/odps/upserts` | `{"upserts":[{"upsert_id","project","table","partition","status","batches","pending_changes","created_ms"}]}` |
+//! | `POST /-/odps/upserts/<id>/age` | `{"age_ms": n}`: the session was created n ms earlier (expiry without moving the clock) |
+//! | `POST /-/odps/upserts/<id>/reassign` | `{"slot_id","worker_addr"}`: the slot moves; requests routed to the old worker get 308 |
 //! | `GET /-/odps/requests` | `{"requests":[{"operation","method","path","query","headers","body_len","signature"}]}` (`signature`: `v2`/`v4`, `+sts`): the last 500 authenticated requests, oldest first (no `authorization` header) |
 //! | `DELETE /-/odps/requests` | forget them |
 //!
@@ -84,7 +95,7 @@ mod sql_lex;
 mod state;
 mod tunnel;
 pub mod types;
-mod upsert;
+pub mod upsert;
 pub mod values;
 pub mod wire;
 

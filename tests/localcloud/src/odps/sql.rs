@@ -17,6 +17,8 @@
 //! one trailing `;` is allowed. WHERE filters name partition keys only. Anything else
 //! is a parse error in the service's format (`ODPS-0130161:[line,col] Parse exception - …`).
 
+mod ddl;
+
 use super::sql_lex::{tokenize, Tok};
 use super::state::Column;
 use super::types::OdpsType;
@@ -369,44 +371,6 @@ impl Parser {
         }
         self.sym(')')?;
         Ok(columns)
-    }
-
-    /// `PRIMARY KEY (a, …)` as an entry of a column list; false (nothing read) if
-    /// the entry is a column.
-    fn key_constraint(&mut self) -> Result<bool, ParseError> {
-        let is_constraint = self.is_kw("primary")
-            && matches!(self.toks.get(self.pos + 1), Some((Tok::Word(w), _)) if w.eq_ignore_ascii_case("key"))
-            && matches!(self.toks.get(self.pos + 2), Some((Tok::Sym('('), _)));
-        if !is_constraint {
-            return Ok(false);
-        }
-        self.pos += 2;
-        self.sym('(')?;
-        loop {
-            let key = self.ident()?.to_ascii_lowercase();
-            self.primary_key.push(key);
-            if !self.eat_sym(',') {
-                break;
-            }
-        }
-        self.sym(')')?;
-        Ok(true)
-    }
-
-    /// `('k' = 'v', …)` after TBLPROPERTIES; keys lower-case.
-    fn properties(&mut self) -> Result<Vec<(String, String)>, ParseError> {
-        self.sym('(')?;
-        let mut pairs = Vec::new();
-        loop {
-            let key = self.literal()?.to_ascii_lowercase();
-            self.sym('=')?;
-            pairs.push((key, self.literal()?));
-            if !self.eat_sym(',') {
-                break;
-            }
-        }
-        self.sym(')')?;
-        Ok(pairs)
     }
 
     fn partition_clause(&mut self) -> Result<SpecPairs, ParseError> {
