@@ -119,13 +119,31 @@ class Workload:
         self.counts[op] += 1
         return 1
 
-    def run(self, window, changes):
-        """`changes` changes committed inside `window` (the emulator clock moved there)."""
+    def apply_batch(self, rows=200):
+        """One BatchWriteRow of `rows` changes of distinct keys (for benchmarks)."""
+        from tablestore import (BatchWriteRowRequest, Condition, DeleteRowItem, PutRowItem,
+                                RowExistenceExpectation, TableInBatchWriteRowItem, UpdateRowItem)
+        ignore = Condition(RowExistenceExpectation.IGNORE)
+        items = []
+        for key in self.rng.sample(self.keys, min(rows, len(self.keys))):
+            op, row = self.change(key)
+            self.counts[op] += 1
+            items.append({"put": PutRowItem, "update": UpdateRowItem, "delete": DeleteRowItem}[op](row, ignore))
+        req = BatchWriteRowRequest()
+        req.add(TableInBatchWriteRowItem(TABLE, items))
+        if not self.client.batch_write_row(req).is_all_succeed():
+            raise RuntimeError("BatchWriteRow failed")
+        self.counts["batch"] += 1
+        return len(items)
+
+    def run(self, window, changes, bulk=False):
+        """`changes` changes committed inside `window` (the emulator clock moved there);
+        with `bulk`, in BatchWriteRow batches of 200."""
         self.clock.set(window.start_ms + 5_000)
         try:
             done = 0
             while done < changes:
-                done += self.apply_one()
+                done += self.apply_batch(min(200, changes - done)) if bulk else self.apply_one()
             if self.clock.now_ms() >= window.end_ms - 5_000:
                 raise RuntimeError("the workload of one window took too long")
         finally:

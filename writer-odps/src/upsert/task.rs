@@ -154,6 +154,39 @@ impl Encoder<'_> {
     }
 }
 
+/// Sends one bucket's block. A 308 (`SlotReassignment`: the bucket's slot moved to
+/// another worker) reloads the session's slots and sends again, as the SDKs do.
+async fn send_bucket(
+    client: &crate::client::OdpsClient,
+    table: &str,
+    session: &mut super::UpsertSession,
+    bucket: u32,
+    records: u64,
+    body: Bytes,
+) -> Result<(), PluginError> {
+    let mut moves = 0;
+    loop {
+        match session::put_bucket(client, table, "", session, bucket, records, body.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.status() == Some(308) && moves < 3 => {
+                moves += 1;
+                tracing::info!("{e}; reloading the upsert session's slots");
+                let now = session::get(client, table, "", &session.id).await?;
+                if now.buckets.len() != session.buckets.len() {
+                    return Err(PluginError::service(format!(
+                        "upsert session {}: the bucket count changed from {} to {} while writing",
+                        session.id,
+                        session.buckets.len(),
+                        now.buckets.len()
+                    )));
+                }
+                session.buckets = now.buckets;
+            }
+            Err(e) => return Err(PluginError::from(e).context("sending upserts")),
+        }
+    }
+}
+
 /// Reads the task's changes, merges them per key and sends them into the session.
 pub fn write_upsert(
     task: &TaskContext,
@@ -215,22 +248,21 @@ pub fn write_upsert(
         ..UpsertReport::default()
     };
     let mut pending: BTreeMap<u32, Pending> = BTreeMap::new();
-    let send = |bucket: u32, p: &mut Pending, report: &mut UpsertReport| {
+    let mut session = state.session.clone();
+    let mut send = |bucket: u32, p: &mut Pending, report: &mut UpsertReport| {
         let records = p.encoder.records();
         p.encoder.finish(&mut p.buf);
         let body = Bytes::from(std::mem::take(&mut p.buf));
         report.bytes += body.len() as u64;
         p.encoder = BlockEncoder::new();
-        rt.block_on(session::put_bucket(
+        rt.block_on(send_bucket(
             &client,
             &config.table,
-            "",
-            &state.session,
+            &mut session,
             bucket,
             records,
             body,
         ))
-        .map_err(|e| PluginError::from(e).context("sending upserts"))
     };
     for (key, net) in window.keys.values() {
         let (bucket, kind) = encoder.encode(key, net, &mut pending)?;

@@ -161,7 +161,8 @@ async fn reassign_slot(
     let r: Reassign = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            let error = json!({"error": format!("reassign: {e} (send {{\"slot_id\", \"worker_addr\"}})")});
+            let error =
+                json!({"error": format!("reassign: {e} (send {{\"slot_id\", \"worker_addr\"}})")});
             return (StatusCode::BAD_REQUEST, Json(error)).into_response();
         }
     };
