@@ -216,7 +216,8 @@ mod tests {
             .collect();
         let mut e = BlockEncoder::new();
         let mut out = Vec::new();
-        let records: [(&[u8], i64, Option<&[u8]>, i64, &[i64]); 2] = [
+        type Fields<'a> = (&'a [u8], i64, Option<&'a [u8]>, i64, &'a [i64]);
+        let records: [Fields<'_>; 2] = [
             (b"k1", 7, None, b'U' as i64, &[0, 1]),
             (b"k2", -3, Some(b"x"), b'D' as i64, &[]),
         ];

@@ -150,7 +150,7 @@ fn changes_are_merged_per_key_and_committed_once_per_window() {
         (&json!(2), &json!(1), &json!(1))
     );
     let answer = OdpsWriter
-        .post_answer(&ctx(&p, &state), &[report.clone()])
+        .post_answer(&ctx(&p, &state), std::slice::from_ref(&report))
         .unwrap();
     assert_eq!(answer["committed"], "all", "{answer}");
     let want = vec![
