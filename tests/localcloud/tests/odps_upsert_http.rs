@@ -258,6 +258,8 @@ async fn code(r: reqwest::Response) -> (u16, String, String) {
 async fn rows(base: &str, table: &str) -> Vec<Json> {
     let url = format!("{base}/-/odps/projects/localcloud/tables/{table}");
     let dump: Json = reqwest::get(url).await.unwrap().json().await.unwrap();
+    assert_eq!(dump["primary_key"], serde_json::json!(["k"]));
+    assert_eq!(dump["properties"]["transactional"], "true");
     let mut rows = dump["partitions"][0]["rows"].as_array().unwrap().clone();
     rows.sort_by_key(|r| r[0].as_i64());
     rows
@@ -370,6 +372,42 @@ async fn upsert_sessions_over_http() {
         )
         .await;
     assert_eq!(code(r).await.1, "MalformedDataStream");
+    // A key column sent with another type's encoding (a string where k is bigint).
+    let mut string_key_types = upsert_types();
+    string_key_types[0] = OdpsType::String;
+    let wrong_type = encode_block(
+        &[vec![
+            s("1"),
+            s("a"),
+            None,
+            None,
+            None,
+            Some(Value::Int(85)),
+            None,
+            None,
+        ]],
+        &string_key_types,
+    );
+    let r = c
+        .send(
+            Method::PUT,
+            "",
+            &sess.path,
+            &[
+                ("upsertid", &sess.id),
+                ("bucketid", &b),
+                ("slotid", &slot),
+                ("record_count", "1"),
+            ],
+            wrong_type,
+            &[("odps-tunnel-routed-server", &worker)],
+        )
+        .await;
+    let (_, cd, msg) = code(r).await;
+    assert!(
+        cd == "MalformedDataStream" && msg.contains("wire type"),
+        "{msg}"
+    );
     let listed: Json = reqwest::get(format!("{}/-/odps/upserts", c.base))
         .await
         .unwrap()

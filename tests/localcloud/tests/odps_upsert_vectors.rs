@@ -30,6 +30,9 @@ fn value(ty: &OdpsType, cell: &Json) -> Option<Value> {
         OdpsType::Float => Value::Float(cell.as_f64().unwrap() as f32),
         OdpsType::Boolean => Value::Bool(cell.as_bool().unwrap()),
         OdpsType::String => Value::Bytes(cell.as_str().unwrap().as_bytes().to_vec().into()),
+        OdpsType::Decimal(_) => {
+            Value::Bytes(cell["decimal"].as_str().unwrap().as_bytes().to_vec().into())
+        }
         OdpsType::Binary => Value::Bytes(
             hex::decode(cell["bytes_hex"].as_str().unwrap())
                 .unwrap()

@@ -66,6 +66,8 @@ async fn dump_table(
         "table": t.name,
         "columns": t.columns.iter().map(column_json).collect::<Vec<_>>(),
         "partition_keys": t.partition_keys.iter().map(column_json).collect::<Vec<_>>(),
+        "primary_key": t.primary_key,
+        "properties": t.properties,
         "partitions": partitions,
     }))
     .into_response()

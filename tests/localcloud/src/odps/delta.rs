@@ -101,8 +101,8 @@ pub fn check_ddl(
         if !hashable(&column.ty) {
             return Err(format!(
                 "primary key column {key} has type {}, which the emulator cannot use as a key \
-                 (integer, boolean, float, double, string, varchar, char, binary, date, \
-                 datetime, timestamp, timestamp_ntz, interval_day_time)",
+                 (integer, boolean, float, double, decimal, string, varchar, char, binary, \
+                 date, datetime, timestamp, timestamp_ntz, interval_day_time)",
                 column.ty
             ));
         }
@@ -139,6 +139,7 @@ fn hashable(ty: &OdpsType) -> bool {
             | OdpsType::Timestamp
             | OdpsType::TimestampNtz
             | OdpsType::IntervalDayTime
+            | OdpsType::Decimal(_)
     )
 }
 
@@ -186,7 +187,78 @@ pub fn hash_value(ty: &OdpsType, value: &Value) -> Option<i32> {
             OdpsType::Timestamp | OdpsType::TimestampNtz | OdpsType::IntervalDayTime,
             Value::Timestamp { seconds, nanos },
         ) => Some(hash_bigint(seconds.wrapping_shl(30) | i64::from(*nanos))),
+        (OdpsType::Decimal(ps), Value::Bytes(text)) => {
+            // Bare `decimal`: pyodps' defaults (`types.Decimal._default_precision`, `_scale`).
+            let (precision, scale) = ps.unwrap_or((54, 18));
+            hash_decimal(std::str::from_utf8(text).ok()?, precision, scale)
+        }
         _ => None,
+    }
+}
+
+/// The "default" hasher's hash of a decimal's text at the column's precision and
+/// scale (pyodps `_hash_decimal`, Java `DecimalHasher`): the value scaled to an
+/// integer (the first dropped digit rounding half up), hashed as one 64-bit integer,
+/// or for precision > 18 as its low 64 bits plus its high bits. `None` when the text
+/// is not a decimal or the scaled value does not fit 128 bits.
+pub fn hash_decimal(text: &str, precision: u32, scale: u32) -> Option<i32> {
+    let x = text.trim();
+    let (negative, rest) = match x.as_bytes().first() {
+        Some(b'-') => (true, &x[1..]),
+        Some(b'+') => (false, &x[1..]),
+        _ => (false, x),
+    };
+    let rest = rest.trim_start_matches('0');
+    let mut value_scale: i64 = 0;
+    let mut found_dot = false;
+    let mut digits = String::new();
+    for (i, c) in rest.char_indices() {
+        if c.is_ascii_digit() {
+            if found_dot {
+                value_scale += 1;
+            }
+            digits.push(c);
+        } else if c == '.' && !found_dot {
+            found_dot = true;
+        } else if (c == 'e' || c == 'E') && i + 1 < rest.len() {
+            value_scale = value_scale.checked_sub(rest[i + 1..].parse::<i64>().ok()?)?;
+            break;
+        } else {
+            return None;
+        }
+    }
+    let scale = i64::from(scale);
+    let mut n: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
+    if value_scale > scale {
+        let drop = value_scale - scale;
+        n = u32::try_from(drop)
+            .ok()
+            .and_then(|d| 10i128.checked_pow(d))
+            .map_or(0, |p| n / p);
+        // The first dropped digit (a negative position counts from the end, as
+        // pyodps indexes).
+        let len = digits.len() as i64;
+        let at = len - drop;
+        let at = if at < 0 { at + len } else { at };
+        let digit = *digits.as_bytes().get(usize::try_from(at).ok()?)?;
+        if digit >= b'5' {
+            n += 1;
+        }
+    } else if value_scale < scale {
+        let up = u32::try_from(scale.checked_sub(value_scale)?).ok()?;
+        n = n.checked_mul(10i128.checked_pow(up)?)?;
+    }
+    if negative {
+        n = -n;
+    }
+    if precision > 18 {
+        Some(hash_bigint(n as i64).wrapping_add(hash_bigint((n >> 64) as i64)))
+    } else {
+        Some(hash_bigint(n as i64))
     }
 }
 
@@ -227,12 +299,31 @@ impl Change {
     }
 }
 
-fn key_text(row: &Row, key: &[usize]) -> String {
-    let values: Vec<Option<&Value>> = key
-        .iter()
-        .map(|&i| row.get(i).and_then(Option::as_ref))
-        .collect();
-    format!("{values:?}")
+/// One key cell in a hashable form (floating point values by their bits).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum KeyCell {
+    Null,
+    Int(i64),
+    Bool(bool),
+    Bits(u64),
+    Bytes(bytes::Bytes),
+    Timestamp(i64, i32),
+    Other(String),
+}
+
+fn key_of(row: &Row, key: &[usize]) -> Vec<KeyCell> {
+    key.iter()
+        .map(|&i| match row.get(i).and_then(Option::as_ref) {
+            None => KeyCell::Null,
+            Some(Value::Int(v)) => KeyCell::Int(*v),
+            Some(Value::Bool(b)) => KeyCell::Bool(*b),
+            Some(Value::Double(d)) => KeyCell::Bits(d.to_bits()),
+            Some(Value::Float(f)) => KeyCell::Bits(u64::from(f.to_bits())),
+            Some(Value::Bytes(b)) => KeyCell::Bytes(b.clone()),
+            Some(Value::Timestamp { seconds, nanos }) => KeyCell::Timestamp(*seconds, *nanos),
+            Some(other) => KeyCell::Other(format!("{other:?}")),
+        })
+        .collect()
 }
 
 /// Applies `changes` in order to `rows` (one row per key), the key being the data
@@ -241,13 +332,13 @@ fn key_text(row: &Row, key: &[usize]) -> String {
 /// absent key changes nothing. Surviving rows keep their order, new rows come last.
 pub fn apply(rows: &mut Vec<Row>, key: &[usize], changes: impl IntoIterator<Item = Change>) {
     let mut slots: Vec<Option<Row>> = rows.drain(..).map(Some).collect();
-    let mut index: HashMap<String, usize> = slots
+    let mut index: HashMap<Vec<KeyCell>, usize> = slots
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| r.as_ref().map(|r| (key_text(r, key), i)))
+        .filter_map(|(i, r)| r.as_ref().map(|r| (key_of(r, key), i)))
         .collect();
     for change in changes {
-        let k = key_text(change.row(), key);
+        let k = key_of(change.row(), key);
         match change {
             Change::Delete { .. } => {
                 if let Some(i) = index.remove(&k) {
@@ -352,12 +443,46 @@ mod tests {
 
     #[test]
     fn hashes_match_the_sdk_formulas() {
-        // Values computed with pyodps 0.13.2 `odps.tunnel.hasher.DefaultHasher`
-        // (also checked against the recorded vectors in tests/upsert_vectors.rs).
-        assert_eq!(hash_bigint(0), hash_bigint(0));
+        // A few of the hashes pyodps 0.13.2 computed (all of them are checked in
+        // tests/odps_upsert_vectors.rs against testdata/odps/upsert_capture.json).
+        assert_eq!(hash_bigint(1), 357_654_460);
+        assert_eq!(hash_bigint(-1), 357_653_185);
+        assert_eq!(hash_bigint(i64::MIN), -1_787_473_579);
+        assert_eq!(hash_bytes(b"a"), -902_917_054);
+        assert_eq!(hash_bytes("负".as_bytes()), 850_362_848);
         assert_eq!(bucket_of(-1, 16), 15);
         assert_eq!(bucket_of(17, 16), 1);
         assert_eq!(hash_bytes(b""), 0);
+    }
+
+    #[test]
+    fn decimal_hash_edge_inputs_never_panic() {
+        // Same value, different spellings: the same scaled integer.
+        assert_eq!(hash_decimal("1.5", 18, 4), hash_decimal("+01.50", 18, 4));
+        assert_eq!(hash_decimal("15E-1", 18, 4), hash_decimal("1.5", 18, 4));
+        assert_eq!(hash_decimal("0", 18, 4), Some(hash_bigint(0)));
+        // Rounding half up on the first dropped digit.
+        assert_eq!(
+            hash_decimal("1.00005", 18, 4),
+            hash_decimal("1.0001", 18, 4)
+        );
+        assert_eq!(hash_decimal("1.00004", 18, 4), hash_decimal("1", 18, 4));
+        for text in [
+            "",
+            "-",
+            ".",
+            "1e",
+            "1e-9223372036854775808",
+            "1e9223372036854775807",
+            "9".repeat(60).as_str(),
+            "1.2.3",
+            "abc",
+            "1e+99999999999999999999",
+        ] {
+            let _ = hash_decimal(text, 38, 10);
+            let _ = hash_decimal(text, 54, 18);
+        }
+        assert_eq!(hash_decimal("abc", 18, 4), None);
     }
 
     #[test]

@@ -66,7 +66,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `/-/health`, `/-/faults`, `/-/clock` | shared routes, see [`crate::common::admin`] |
-//! | `GET /-/odps/projects/<p>/tables/<t>` | `{"project","table","columns","partition_keys","partitions":[{"spec","values","rows"}]}`, committed rows per partition; value forms in [`values`] |
+//! | `GET /-/odps/projects/<p>/tables/<t>` | `{"project","table","columns","partition_keys","primary_key","properties","partitions":[{"spec","values","rows"}]}`, committed rows per partition; value forms in [`values`] |
 //! | `GET /-/odps/uploads` | `{"uploads":[{"upload_id","project","table","partition","status","blocks","created_ms"}]}` |
 //! | `GET /-/odps/upserts` | `{"upserts":[{"upsert_id","project","table","partition","status","batches","pending_changes","created_ms"}]}` |
 //! | `POST /-/odps/upserts/<id>/age` | `{"age_ms": n}`: the session was created n ms earlier (expiry without moving the clock) |

@@ -36,11 +36,11 @@ pub fn handle(
     {
         return upload_block(odps, call, block, [project, table, upload_id, block_id]);
     }
+    if call.route.is_upsert() {
+        return upsert::handle(odps, call);
+    }
     let mut catalog = odps.catalog();
     let now = call.now_ms;
-    if call.route.is_upsert() {
-        return upsert::handle(&mut catalog, call);
-    }
     match &call.route {
         Route::CreateUploadSession { project, table } => {
             create_upload(&mut catalog, project, table, call)

@@ -40,7 +40,7 @@ use super::delta::{self, Change};
 use super::error::{OdpsError, OdpsResult};
 use super::render::OWNER;
 use super::routes::Route;
-use super::server::{Call, Reply};
+use super::server::{Call, Odps, Reply};
 use super::sessions::session_id;
 use super::state::{parse_spec, Catalog, Column};
 use super::tunnel::requested_partition;
@@ -161,6 +161,17 @@ impl UpsertSession {
         .to_string()
     }
 
+    /// What decoding a data request needs, detached from the session.
+    fn shape(&self) -> records::Shape {
+        records::Shape {
+            table: self.table.clone(),
+            columns: self.columns.clone(),
+            primary_key: self.primary_key.clone(),
+            buckets: self.buckets,
+            partial_update: self.partial_update,
+        }
+    }
+
     fn slot_of(&self, bucket: u32) -> Option<&Slot> {
         self.slots.iter().find(|s| s.buckets.contains(&bucket))
     }
@@ -189,9 +200,35 @@ pub fn session_mut<'c>(
         .ok_or_else(|| not_found(id))
 }
 
-/// Runs one upsert operation (the catalogue is locked by the caller).
-pub fn handle(catalog: &mut Catalog, call: &Call<'_>) -> OdpsResult<Reply> {
+/// Runs one upsert operation. A data request's block is decoded and checked
+/// without holding the catalogue lock, so requests to several buckets (or
+/// sessions) proceed in parallel.
+pub fn handle(odps: &Odps, call: &Call<'_>) -> OdpsResult<Reply> {
     let now = call.now_ms;
+    if let Route::UpsertData {
+        project,
+        table,
+        upsert_id,
+    } = &call.route
+    {
+        let (shape, bucket) = {
+            let mut catalog = odps.catalog();
+            let s = session_mut(&mut catalog, project, table, upsert_id)?;
+            check_partition(s, call)?;
+            s.require_normal(now)?;
+            (s.shape(), route_bucket(s, call)?)
+        };
+        let changes = shape.decode(call, bucket, &inflate(call)?)?;
+        let mut catalog = odps.catalog();
+        let s = session_mut(&mut catalog, project, table, upsert_id)?;
+        // A commit or abort may have happened while the block was decoded.
+        s.require_normal(now)?;
+        s.changes.extend(changes);
+        s.batches += 1;
+        return Ok(Reply::empty(200));
+    }
+    let mut catalog = odps.catalog();
+    let catalog = &mut *catalog;
     match &call.route {
         Route::CreateUpsertSession { project, table } => {
             let partition = requested_partition(catalog, project, table, call)?;
@@ -206,20 +243,6 @@ pub fn handle(catalog: &mut Catalog, call: &Call<'_>) -> OdpsResult<Reply> {
             check_partition(s, call)?;
             s.refresh(now);
             Ok(Reply::json(200, s.to_json()))
-        }
-        Route::UpsertData {
-            project,
-            table,
-            upsert_id,
-        } => {
-            let s = session_mut(catalog, project, table, upsert_id)?;
-            check_partition(s, call)?;
-            s.require_normal(now)?;
-            let bucket = route_bucket(s, call)?;
-            let changes = s.decode(call, bucket, &inflate(call)?)?;
-            s.changes.extend(changes);
-            s.batches += 1;
-            Ok(Reply::empty(200))
         }
         Route::CommitUpsert {
             project,

@@ -16,6 +16,7 @@ hasher pyodps uses at run time (`hasher_c` when built) per key.
 """
 
 import datetime
+import decimal
 import json
 import os
 import pathlib
@@ -160,10 +161,15 @@ def run(info):
         "date": [datetime.date(1970, 1, 1), datetime.date(2024, 2, 29), datetime.date(1900, 1, 1)],
         "datetime": [t0, datetime.datetime(1969, 12, 31, 23, 59, 59)],
     }
+    decimals = ["0", "123.45", "-0.001", "1.23456789", "99999.99995", "1E+3", "-123456789012.3456789", "0.00005"]
+    for typ in ("decimal(18,4)", "decimal(38,10)", "decimal"):
+        samples[typ] = [decimal.Decimal(d) for d in decimals]
     for typ, values in samples.items():
         for v in values:
             h = py_hasher.hash_value("default", typ, v)
-            if isinstance(v, bytes):
+            if isinstance(v, decimal.Decimal):
+                shown = {"decimal": str(v)}
+            elif isinstance(v, bytes):
                 shown = {"bytes_hex": v.hex()}
             elif isinstance(v, datetime.datetime):
                 shown = {"epoch_ms": epoch_ms(v)}

@@ -7,14 +7,23 @@ use std::io::Read;
 use super::super::delta::{self, Change};
 use super::super::error::{OdpsError, OdpsResult};
 use super::super::server::Call;
+use super::super::state::Column;
 use super::super::types::{OdpsType, Row, Value};
 use super::super::wire;
-use super::UpsertSession;
 
 /// The largest block accepted after inflating a `deflate` body.
 const MAX_INFLATED_BYTES: u64 = 1024 * 1024 * 1024;
 
-impl UpsertSession {
+/// The parts of an upsert session its records are checked against.
+pub(super) struct Shape {
+    pub(super) table: String,
+    pub(super) columns: Vec<Column>,
+    pub(super) primary_key: Vec<String>,
+    pub(super) buckets: u32,
+    pub(super) partial_update: bool,
+}
+
+impl Shape {
     /// Decodes and checks one data request's block; returns its changes.
     pub(super) fn decode(
         &self,
