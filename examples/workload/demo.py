@@ -5,7 +5,8 @@ Starts localcloud; creates the MaxCompute table person (the OSS bucket exists); 
 change workload into the Tablestore tables `users` and `person` (stream enabled),
 placed in the five-minute window that ended five minutes ago by moving the emulator's
 clock; runs examples/jobs/otsstream-to-oss.json, otsstream-to-odps.json and
-otsstream-to-oss-parquet.json (read back with pyarrow) through the engine; shows each summary, where the output is and a sample of it, checks it against
+otsstream-to-oss-parquet.json (read back with pyarrow) through the engine, and the
+mirror (otsstream-to-odps-mirror.json: a Delta table kept equal to a Tablestore table); shows each summary, where the output is and a sample of it, checks it against
 the rows derived from the workload's log, saves everything under the output directory
 and stops localcloud.
 """
@@ -20,6 +21,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import expected_rows  # noqa: E402
+import mirror  # noqa: E402
 import pipelines  # noqa: E402
 
 
@@ -126,6 +128,40 @@ def odps_pipeline(cloud, window, ops, out, args):
     return match
 
 
+def mirror_pipeline(cloud, window, ops, out, args):
+    heading("Tablestore Stream -> MaxCompute mirror (row_change -> Delta table upserts)")
+    windows = mirror.windows(2)
+    mirror.create_tables(cloud, windows[0])
+    say(mirror.MIRROR_DDL)
+    work = mirror.Workload(cloud, seed=5, keys=40)
+    for w in windows:
+        work.run(w, max(20, args.changes // 4))
+    say("workload in two windows on Tablestore table mirror: %s" % ", ".join(
+        "%s %d" % kv for kv in work.counts.items()))
+    for i, w in enumerate(windows):
+        summary = out / ("mirror.%d.summary.json" % i)
+        say("$ engine run examples/jobs/otsstream-to-odps-mirror.json --datasources examples/datasources.json "
+            "--schedule-time %s " % w.schedule_time
+            + " ".join("-p %s='%s'" % kv for kv in pipelines.odps_params().items()))
+        mirror.run_window(cloud, w, summary=summary)
+        show_summary(summary)
+        detail = json.loads(summary.read_text()).get("commit_detail")
+        if detail:
+            say("commit: %s" % detail)
+    want, got = mirror.ots_table(cloud), mirror.odps_table(cloud)
+    local = out / "mirror.jsonl"
+    local.write_text("".join(json.dumps({"key": list(k), "columns": {c: (v.hex() if isinstance(v, bytes) else v)
+                                                                      for c, v in got[k].items()}}) + "\n"
+                             for k in sorted(got)), encoding="utf-8")
+    say("Delta table mirror (pyodps, SELECT * FROM mirror): %d rows, saved as %s" % (len(got), local))
+    for k in sorted(got)[:args.sample]:
+        say("  %s | %s" % (k, got[k]))
+    diff = mirror.differences(want, got)
+    say("Tablestore table mirror (tablestore SDK, GetRange): %d rows — %s" % (
+        len(want), "identical, row for row and cell for cell" if not diff else "DIFFERENT:\n  " + "\n  ".join(diff)))
+    return not diff
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default=str(pipelines.WORKSPACE / "target" / "demo"), help="output directory")
@@ -162,7 +198,7 @@ def main(argv=None):
             len(changes), by_phase["before"], by_phase["in"], by_phase["after"], log))
 
         for name, pipeline in (("OSS", oss_pipeline), ("MaxCompute", odps_pipeline),
-                               ("OSS Parquet", parquet_pipeline)):
+                               ("OSS Parquet", parquet_pipeline), ("MaxCompute mirror", mirror_pipeline)):
             try:
                 ok &= pipeline(cloud, window, ops, out, args)
             except Exception as e:  # show the other pipeline anyway

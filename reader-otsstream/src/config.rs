@@ -14,6 +14,9 @@ pub enum Mode {
     MultiVersion,
     /// One row per put/update record with the configured columns.
     SingleVersionAndUpdateOnly,
+    /// One record per stream record: op, column states, key, configured columns
+    /// (not a DataX mode; `row_change.rs`).
+    RowChange,
 }
 
 /// A checked configuration.
@@ -211,10 +214,11 @@ impl Config {
                 Mode::SingleVersionAndUpdateOnly
             }
             Some(m) if m.eq_ignore_ascii_case("multi_version") => Mode::MultiVersion,
+            Some(m) if m.eq_ignore_ascii_case("row_change") => Mode::RowChange,
             Some(m) => {
                 return Err(err(
                     "mode",
-                    format!("unsupported mode {m:?} (use single_version_and_update_only, or leave it out for multi-version)"),
+                    format!("unsupported mode {m:?} (use single_version_and_update_only or row_change, or leave it out for multi-version)"),
                 ))
             }
         };
@@ -229,7 +233,7 @@ impl Config {
                     tracing::warn!("parameter isTimeseriesTable is only used with mode single_version_and_update_only; ignored");
                 }
             }
-            Mode::SingleVersionAndUpdateOnly => {
+            Mode::SingleVersionAndUpdateOnly | Mode::RowChange => {
                 if timeseries {
                     return Err(err(
                         "isTimeseriesTable",
@@ -344,7 +348,7 @@ fn parse_columns(value: Option<&Json>) -> Result<Vec<String>, PluginError> {
         match value {
             None => return Err(err(
                 "column",
-                "is required with mode single_version_and_update_only (a list of {\"name\": ...})",
+                "is required with modes single_version_and_update_only and row_change (a list of {\"name\": ...})",
             )),
             Some(Json::Array(items)) if !items.is_empty() => items,
             Some(_) => {
@@ -590,6 +594,13 @@ mod tests {
                 .contains("parameter column")
         );
         assert!(error(with(json!({"mode": "single_version_and_update_only", "column": [{"name": "a"}], "isTimeseriesTable": true}))).contains("not supported yet"));
+        assert!(error(with(json!({"mode": "row_change"}))).contains("parameter column"));
+        let c = Config::from_parameter(
+            &with(json!({"mode": "ROW_CHANGE", "column": [{"name": "a"}, {"name": "b"}]})),
+            &Zone::parse("UTC").unwrap(),
+        )
+        .unwrap();
+        assert_eq!((c.mode, c.columns.len()), (Mode::RowChange, 2));
         assert!(
             error(with(json!({"isExportSequenceInfo": "yes"}))).contains("isExportSequenceInfo")
         );

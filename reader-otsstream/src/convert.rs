@@ -28,7 +28,7 @@ pub(crate) fn not_in_a_record(column: &str, what: &dyn std::fmt::Debug) -> Conve
     ))
 }
 
-fn value(v: &CellValue, column: &str) -> Result<Value, ConvertError> {
+pub(crate) fn value(v: &CellValue, column: &str) -> Result<Value, ConvertError> {
     Ok(match v {
         CellValue::Integer(i) => Value::Long(*i),
         // As DataX's DoubleColumn (`new BigDecimal(String.valueOf(d))`): -0.0 becomes 0.0,

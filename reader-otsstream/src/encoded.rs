@@ -49,6 +49,12 @@ impl EncodedRows {
         })
     }
 
+    /// Appends a record built as values (the general path's output).
+    pub fn push_values(&mut self, record: &[Value]) {
+        protocol::records::encode_record(record, &mut self.buf);
+        self.end_record(protocol::value::record_byte_size(record));
+    }
+
     fn end_record(&mut self, size: u64) {
         self.ends.push((self.buf.len(), size));
     }

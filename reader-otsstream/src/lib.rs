@@ -11,6 +11,7 @@ pub mod follow;
 pub mod pb;
 pub mod plainbuffer;
 pub mod reader;
+pub mod row_change;
 pub mod sign;
 pub mod status;
 
@@ -518,8 +519,8 @@ fn parameter_specs() -> Vec<ParameterSpec> {
         spec("date", "string", false, None, "one day, yyyyMMdd in the job's time zone (instead of a start/end pair)"),
         spec("isExportSequenceInfo", "boolean", false, Some("false"), "append the sequenceInfo column"),
         spec("maxRetries", "integer", false, Some("30"), "retries per request for temporary failures (exponential backoff from 100 ms, capped at 10 s)"),
-        spec("mode", "string", false, None, "absent: multi-version rows; single_version_and_update_only: one row per put/update"),
-        spec("column", "array", false, None, "single_version_and_update_only: [{\"name\": ...}] output columns"),
+        spec("mode", "string", false, None, "absent: multi-version rows; single_version_and_update_only: one row per put/update; row_change: one record per change (op, column states, key, columns) for mirrors"),
+        spec("column", "array", false, None, "single_version_and_update_only, row_change: [{\"name\": ...}] output columns"),
         spec("enableSeekIterator", "boolean", false, Some("false"), "without stored checkpoints, seek by time instead of scanning from the oldest record"),
         spec("isTimeseriesTable", "boolean", false, Some("false"), "time-series tables: not supported yet (an error in single-version mode)"),
         spec("threadNum", "integer", false, Some("32"), "shards a task reads at the same time (parents still before children)"),

@@ -341,6 +341,15 @@ impl TaskReader<'_> {
                 cfg.export_sequence_info,
                 rows,
             ),
+            Mode::RowChange => crate::row_change::row_change(
+                action,
+                &row.to_row(),
+                info,
+                shard,
+                &cfg.columns,
+                cfg.export_sequence_info,
+            )
+            .map(|r| rows.push_values(&r)),
         }
         .map_err(|e| {
             PluginError::data(format!(

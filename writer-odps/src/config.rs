@@ -49,6 +49,8 @@ pub struct OdpsConfig {
     pub commit_marker: Option<String>,
     /// `commitMarkerLifecycle`: the LIFECYCLE (days) the marker table is created with.
     pub commit_marker_lifecycle: Option<u32>,
+    /// `writeMode: "upsert"`: apply row changes to a Delta table (`upsert` module).
+    pub upsert: bool,
 }
 
 impl OdpsConfig {
@@ -124,6 +126,7 @@ const KNOWN: &[&str] = &[
     "commitMarkerTable",
     "commitMarkerLifecycle",
     "follow",
+    "writeMode",
     TASK_KEY,
 ];
 
@@ -153,6 +156,7 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("writeTimeoutInMs", "integer", false, Some("600000"), "Timeout of one block upload after its last byte, and of a retried upload."),
         p("preSql", "array", false, None, "SQL statements run before loading (idempotent; retried)."),
         p("postSql", "array", false, None, "SQL statements run after the commit."),
+        p("writeMode", "string", false, None, "\"upsert\": apply row changes (reader-otsstream mode row_change) to a Delta table with a primary key, committed once per window (README \"Mirror: writeMode upsert\")."),
         p("commitMarker", "boolean", false, Some("true"), "With truncate false: record each window's commit in commitMarkerTable so a re-run of a committed window commits nothing again (README \"Commit and re-runs\"). false appends again on every re-run."),
         p("commitMarkerTable", "string", false, Some("\"streamport_commit_markers\""), "Table of the project holding the commit markers (created if missing; one partition per marker)."),
         p("commitMarkerLifecycle", "integer", false, None, "LIFECYCLE in days given to the marker table when writer-odps creates it (default: none, markers are kept; a window re-run after its marker was reclaimed appends again)."),
@@ -292,8 +296,24 @@ impl OdpsConfig {
             .map(Endpoint::parse)
             .transpose()
             .map_err(|e| err(format!("tunnelServer: {e}")))?;
-        let truncate =
-            bool_of(p, "truncate")?.ok_or_else(|| err("truncate is required (true or false)"))?;
+        let upsert = match string_of(p, "writeMode")? {
+            None => false,
+            Some(m) if m.eq_ignore_ascii_case("upsert") => true,
+            Some(m) => {
+                return Err(err(format!(
+                    "writeMode must be \"upsert\" (append and overwrite are chosen with truncate), got {m:?}"
+                )))
+            }
+        };
+        let truncate = match (bool_of(p, "truncate")?, upsert) {
+            (Some(true), true) => {
+                return Err(err(
+                    "truncate true cannot be combined with writeMode upsert (upserts change rows in place)",
+                ))
+            }
+            (None, true) => false,
+            (t, _) => t.ok_or_else(|| err("truncate is required (true or false)"))?,
+        };
         let columns = match p.get("column") {
             Some(Json::Array(items)) if !items.is_empty() => {
                 let names = items
@@ -401,6 +421,7 @@ impl OdpsConfig {
         };
         crate::follow::check(p, truncate, commit_marker.is_some())?;
         Ok(Self {
+            upsert,
             commit_marker,
             commit_marker_lifecycle,
             service,
@@ -543,9 +564,22 @@ mod tests {
     }
 
     #[test]
+    fn write_mode_upsert_needs_no_truncate_and_refuses_true() {
+        let mut p = with("writeMode", json!("upsert"));
+        p.as_object_mut().unwrap().remove("truncate");
+        let c = OdpsConfig::from_parameter(&p, "UTC").unwrap();
+        assert!(c.upsert && !c.truncate);
+        p["truncate"] = json!(true);
+        let e = OdpsConfig::from_parameter(&p, "UTC").unwrap_err().message;
+        assert!(e.contains("truncate") && e.contains("upsert"), "{e}");
+        assert!(!OdpsConfig::from_parameter(&base(), "UTC").unwrap().upsert);
+    }
+
+    #[test]
     fn bad_parameters_name_the_key() {
         let cases = [
             (with("truncate", Json::Null), "truncate"),
+            (with("writeMode", json!("merge")), "writeMode"),
             (with("column", json!([])), "column"),
             (with("column", json!(["a", "A"])), "twice"),
             (with("blockSizeInMB", json!(513)), "blockSizeInMB"),

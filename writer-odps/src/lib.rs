@@ -3,7 +3,8 @@
 //! and partition, truncates when asked and opens one upload session; every task
 //! streams its blocks into that session; `post` verifies the block list and commits
 //! the session once per window (append loads keep commit markers, [`commit`]);
-//! `abort` asks the Tunnel what was committed. See `README.md`.
+//! `abort` asks the Tunnel what was committed. `writeMode: "upsert"` applies row
+//! changes to a Delta table instead ([`upsert`]). See `README.md`.
 
 pub mod block;
 pub mod client;
@@ -18,6 +19,7 @@ pub mod schema;
 pub mod sign;
 mod task;
 pub mod upload;
+pub mod upsert;
 pub mod writer;
 #[doc(hidden)]
 pub mod xml;

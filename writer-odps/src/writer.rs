@@ -165,7 +165,7 @@ fn resolve_columns(config: &OdpsConfig, schema: &TableSchema) -> Result<Vec<usiz
 }
 
 /// Loads the table and validates the configuration against it.
-async fn load_and_check(
+pub(crate) async fn load_and_check(
     config: &OdpsConfig,
     client: &OdpsClient,
 ) -> Result<(TableSchema, String, Vec<usize>), PluginError> {
@@ -266,6 +266,16 @@ impl OdpsWriter {
     }
 }
 
+/// The upsert job state as `prepare` returned it (checked by its users).
+fn upsert_state_of(state: &Json) -> Result<Json, PluginError> {
+    match state.get("session") {
+        Some(_) => Ok(state.clone()),
+        None => Err(PluginError::internal(
+            "the job state is not writer-odps's upsert state (run prepare first)",
+        )),
+    }
+}
+
 pub(crate) fn state_of(ctx: &StepContext) -> Result<JobState, PluginError> {
     serde_json::from_value(ctx.state.clone()).map_err(|e| {
         PluginError::internal(format!(
@@ -313,12 +323,24 @@ impl Plugin for OdpsWriter {
 
     fn prepare(&self, ctx: &StepContext) -> Result<Json, PluginError> {
         let config = self.config(ctx)?;
+        if config.upsert {
+            let state = runtime()?.block_on(crate::upsert::prepare_upsert(&config, &ctx.job))?;
+            return serde_json::to_value(state).map_err(|e| PluginError::internal(e.to_string()));
+        }
         let state = runtime()?.block_on(self.prepare_async(&config, &ctx.job))?;
         serde_json::to_value(state).map_err(|e| PluginError::internal(e.to_string()))
     }
 
     fn split(&self, ctx: &StepContext, count: usize) -> Result<Vec<Json>, PluginError> {
-        self.config(ctx)?;
+        if self.config(ctx)?.upsert {
+            // Every task sends into the one session (each key comes from one task).
+            let state = upsert_state_of(&ctx.state)?;
+            let mut config = ctx.parameter.clone();
+            if let Some(map) = config.as_object_mut() {
+                map.insert(TASK_KEY.into(), state);
+            }
+            return Ok(vec![config; count.max(1)]);
+        }
         let state = state_of(ctx)?;
         if count == 0 || count > MAX_BLOCK_ID as usize {
             return Err(PluginError::config(format!(
@@ -350,6 +372,14 @@ impl Plugin for OdpsWriter {
 
     fn post_answer(&self, ctx: &StepContext, reports: &[Json]) -> Result<Json, PluginError> {
         let config = self.config(ctx)?;
+        if config.upsert {
+            let state = upsert_state_of(&ctx.state)?;
+            let state: crate::upsert::UpsertState = serde_json::from_value(state)
+                .map_err(|e| PluginError::internal(format!("the upsert job state: {e}")))?;
+            return runtime()?.block_on(crate::upsert::post_upsert(
+                &config, &ctx.job, &state, reports,
+            ));
+        }
         let state = state_of(ctx)?;
         runtime()?.block_on(self.post_async(&config, &ctx.job, &state, reports))
     }
@@ -360,6 +390,23 @@ impl Plugin for OdpsWriter {
 
     fn abort_answer(&self, ctx: &StepContext, reports: &[Json]) -> Result<Json, PluginError> {
         let config = self.config(ctx)?;
+        if config.upsert {
+            let state: Option<crate::upsert::UpsertState> = match ctx.state.is_null() {
+                true => None,
+                false => Some(
+                    serde_json::from_value(upsert_state_of(&ctx.state)?)
+                        .map_err(|e| PluginError::internal(format!("the upsert job state: {e}")))?,
+                ),
+            };
+            let value = runtime()?.block_on(crate::upsert::abort_upsert(
+                &config,
+                &ctx.job,
+                state.as_ref(),
+                reports,
+            ))?;
+            tracing::info!("{}", value["detail"].as_str().unwrap_or_default());
+            return Ok(value);
+        }
         // No state: prepare did not finish, so no session exists.
         let state = match ctx.state.is_null() {
             true => None,
@@ -380,6 +427,16 @@ impl Writer for OdpsWriter {
         out: &mut WriterOutput,
     ) -> Result<Json, PluginError> {
         let config = OdpsConfig::from_parameter(&task.config, &task.job.time_zone)?;
+        if config.upsert {
+            let state: crate::upsert::UpsertState =
+                serde_json::from_value(task.config.get(TASK_KEY).cloned().unwrap_or(Json::Null))
+                    .map_err(|e| {
+                        PluginError::internal(format!(
+                            "task config without its upsert session (run split): {e}"
+                        ))
+                    })?;
+            return crate::upsert::write_upsert(task, &config, &state, input, out);
+        }
         let state: TaskState =
             serde_json::from_value(task.config.get(TASK_KEY).cloned().unwrap_or(Json::Null))
                 .map_err(|e| {

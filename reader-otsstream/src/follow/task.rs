@@ -405,6 +405,15 @@ fn convert_record(
             cfg.export_sequence_info,
         )
         .map(|r| rows.extend(r)),
+        Mode::RowChange => crate::row_change::row_change(
+            action,
+            row,
+            info,
+            shard,
+            &cfg.columns,
+            cfg.export_sequence_info,
+        )
+        .map(|r| rows.push(r)),
     }
     .map_err(|e| {
         PluginError::data(format!(
