@@ -42,6 +42,8 @@ pub struct Config {
     pub concurrent_shards: usize,
     pub request_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// Follow mode (the `follow` object the engine injects); `None`: window mode.
+    pub follow: Option<crate::follow::config::FollowConfig>,
 }
 
 impl std::fmt::Debug for Config {
@@ -89,6 +91,16 @@ pub const KNOWN_KEYS: &[&str] = &[
     "threadNum",
     "enableTableGroupSupport",
     "confSimplifyEnable",
+    "follow",
+];
+
+/// The window keys, ignored in follow mode.
+const WINDOW_KEYS: &[&str] = &[
+    "startTimestampMillis",
+    "endTimestampMillis",
+    "startTimeString",
+    "endTimeString",
+    "date",
 ];
 
 fn err(key: &str, message: impl std::fmt::Display) -> PluginError {
@@ -253,7 +265,23 @@ impl Config {
                 Some(n) => Err(err(key, format!("must be positive, not {n}"))),
             }
         };
-        let (start_ms, end_ms, window_keys) = time_range(&p, zone)?;
+        let follow = crate::follow::config::parse(p.get("follow"), zone)?;
+        let (start_ms, end_ms, window_keys) = if follow.is_some() {
+            let given: Vec<&str> = WINDOW_KEYS
+                .iter()
+                .copied()
+                .filter(|k| p.get(k).is_some())
+                .collect();
+            if !given.is_empty() {
+                tracing::warn!(
+                    "parameter {}: window keys have no effect in follow mode and are ignored",
+                    given.join(", ")
+                );
+            }
+            (0, 0, ("follow", "follow"))
+        } else {
+            time_range(&p, zone)?
+        };
         let config = Config {
             endpoint: p.string("endpoint")?,
             credentials: credentials_of(&p)?,
@@ -272,6 +300,7 @@ impl Config {
             concurrent_shards: positive("threadNum", 32)?.min(256) as usize,
             request_timeout_ms: positive("requestTimeoutMillis", 50_000)?,
             connect_timeout_ms: positive("connectTimeoutMillis", 10_000)?,
+            follow,
         };
         check_connection(&config)?;
         Ok(config)

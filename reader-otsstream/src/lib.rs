@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod follow;
 pub mod pb;
 pub mod plainbuffer;
 pub mod reader;
@@ -117,7 +118,7 @@ fn parse_state(ctx: &StepContext) -> Result<JobState, PluginError> {
 }
 
 /// Groups shards into families (connected by parent links), largest first.
-fn families(shards: &[ShardInfo]) -> Vec<Vec<String>> {
+pub(crate) fn families(shards: &[ShardInfo]) -> Vec<Vec<String>> {
     let index: BTreeMap<&str, usize> = shards
         .iter()
         .enumerate()
@@ -165,7 +166,9 @@ impl Plugin for OtsStreamReader {
 
     fn check(&self, ctx: &StepContext) -> Result<(), PluginError> {
         let cfg = Config::from_parameter(&ctx.parameter, &zone(&ctx.job.time_zone)?)?;
-        check_window_end(&cfg, chrono::Utc::now().timestamp_millis())?;
+        if cfg.follow.is_none() {
+            check_window_end(&cfg, chrono::Utc::now().timestamp_millis())?;
+        }
         let client = client_for(&cfg)?;
         runtime()?
             .block_on(check_data_table(&client, &cfg))
@@ -175,6 +178,11 @@ impl Plugin for OtsStreamReader {
     fn prepare(&self, ctx: &StepContext) -> Result<serde_json::Value, PluginError> {
         let cfg = Config::from_parameter(&ctx.parameter, &zone(&ctx.job.time_zone)?)?;
         let now = chrono::Utc::now().timestamp_millis();
+        if let Some(follow) = &cfg.follow {
+            let client = client_for(&cfg)?;
+            let state = runtime()?.block_on(prepare_follow(&client, &cfg, follow, now))?;
+            return serde_json::to_value(state).map_err(|e| PluginError::internal(e.to_string()));
+        }
         check_window_end(&cfg, now)?;
         let client = client_for(&cfg)?;
         let state = runtime()?.block_on(prepare_job(&client, &cfg, now))?;
@@ -186,6 +194,11 @@ impl Plugin for OtsStreamReader {
         ctx: &StepContext,
         count: usize,
     ) -> Result<Vec<serde_json::Value>, PluginError> {
+        if follow::steps::is_follow_state(&ctx.state) {
+            let state: follow::FollowState = serde_json::from_value(ctx.state.clone())
+                .map_err(|e| PluginError::config(format!("follow state from prepare: {e}")))?;
+            return follow::steps::split(&state, &ctx.parameter, count);
+        }
         let state = parse_state(ctx)?;
         let groups = families(&state.shards);
         let n = count.min(groups.len()).max(1);
@@ -212,8 +225,28 @@ impl Plugin for OtsStreamReader {
             .collect()
     }
 
+    fn precommit(
+        &self,
+        ctx: &StepContext,
+        reports: &[serde_json::Value],
+    ) -> Result<serde_json::Value, PluginError> {
+        let cfg = Config::from_parameter(&ctx.parameter, &zone(&ctx.job.time_zone)?)?;
+        if cfg.follow.is_none() {
+            return Err(PluginError::config(
+                "precommit is a follow-mode step: the parameter has no follow object",
+            ));
+        }
+        let client = client_for(&cfg)?;
+        runtime()?.block_on(follow::steps::precommit(&client, &cfg, reports))?;
+        Ok(serde_json::Value::Null)
+    }
+
     fn post(&self, ctx: &StepContext, reports: &[serde_json::Value]) -> Result<(), PluginError> {
         let cfg = Config::from_parameter(&ctx.parameter, &zone(&ctx.job.time_zone)?)?;
+        if cfg.follow.is_some() {
+            let client = client_for(&cfg)?;
+            return runtime()?.block_on(follow::steps::post(&client, &cfg, reports));
+        }
         let state = parse_state(ctx)?;
         let mut by_shard: BTreeMap<String, ShardCheckpoint> = BTreeMap::new();
         for r in reports {
@@ -259,6 +292,51 @@ impl Plugin for OtsStreamReader {
         );
         Ok(())
     }
+}
+
+/// The stream id of the data table.
+async fn stream_id_of(client: &OtsClient, cfg: &Config) -> Result<String, PluginError> {
+    let streams = client
+        .list_stream(&cfg.data_table)
+        .await
+        .map_err(|e| e.into_plugin(format!("ListStream of dataTable {:?}", cfg.data_table)))?;
+    streams
+        .into_iter()
+        .find(|s| s.table_name == cfg.data_table)
+        .map(|s| s.stream_id)
+        .ok_or_else(|| {
+            PluginError::config(format!(
+                "parameter dataTable: no stream found for table {:?}",
+                cfg.data_table
+            ))
+        })
+}
+
+async fn prepare_follow(
+    client: &OtsClient,
+    cfg: &Config,
+    follow: &follow::config::FollowConfig,
+    now: i64,
+) -> Result<follow::FollowState, PluginError> {
+    let hours = check_data_table(client, cfg).await?;
+    let st = &cfg.status_table;
+    status::ensure_table(client, st)
+        .await
+        .map_err(|e| e.into_plugin(format!("checking statusTable {st:?}")))?;
+    let stream_id = stream_id_of(client, cfg).await?;
+    let (_, shards) = client
+        .describe_stream(&stream_id)
+        .await
+        .map_err(|e| e.into_plugin(format!("DescribeStream of dataTable {:?}", cfg.data_table)))?;
+    let listed = shards
+        .into_iter()
+        .map(|s| ShardInfo {
+            shard_id: s.shard_id,
+            parent_id: s.parent_id,
+            parent_sibling_id: s.parent_sibling_id,
+        })
+        .collect();
+    follow::steps::prepare(client, cfg, follow, hours, stream_id, listed, now).await
 }
 
 async fn prepare_job(client: &OtsClient, cfg: &Config, now: i64) -> Result<JobState, PluginError> {
@@ -369,6 +447,22 @@ async fn prepare_job(client: &OtsClient, cfg: &Config, now: i64) -> Result<JobSt
 
 impl Reader for OtsStreamReader {
     fn read(&self, task: &TaskContext, out: &mut RecordSink) -> Result<(), PluginError> {
+        if task.config.get("followBatch").is_some() {
+            let follow_task: follow::FollowTask = serde_json::from_value(task.config.clone())
+                .map_err(|e| PluginError::config(format!("follow task config from split: {e}")))?;
+            let cfg = Config::from_parameter(&follow_task.parameter, &zone(&task.job.time_zone)?)?;
+            let client = client_for(&cfg)?;
+            return runtime()?
+                .block_on(
+                    follow::task::FollowTaskReader {
+                        config: &cfg,
+                        client: &client,
+                        task: &follow_task,
+                    }
+                    .run(out),
+                )
+                .map(drop);
+        }
         let task_config: TaskConfig = serde_json::from_value(task.config.clone())
             .map_err(|e| PluginError::config(format!("task config from split: {e}")))?;
         let cfg = Config::from_parameter(&task_config.parameter, &zone(&task.job.time_zone)?)?;
@@ -427,6 +521,7 @@ fn parameter_specs() -> Vec<ParameterSpec> {
         spec("threadNum", "integer", false, Some("32"), "shards a task reads at the same time (parents still before children)"),
         spec("requestTimeoutMillis", "integer", false, Some("50000"), "timeout of one HTTP request"),
         spec("connectTimeoutMillis", "integer", false, Some("10000"), "timeout of one connection attempt"),
+        spec("follow", "object", false, None, "follow mode (injected by `streamport run --follow`): {commitIntervalSeconds, commitRecords, commitBytes, from}"),
     ]
 }
 

@@ -32,7 +32,7 @@ fn s(v: &str) -> CellValue {
     CellValue::String(v.to_owned())
 }
 
-fn key(stream_id: &str, status_type: &str, status_value: &str) -> Vec<Cell> {
+pub(crate) fn key(stream_id: &str, status_type: &str, status_value: &str) -> Vec<Cell> {
     vec![
         Cell::key("StreamId", s(stream_id)),
         Cell::key("StatusType", s(status_type)),
@@ -40,7 +40,7 @@ fn key(stream_id: &str, status_type: &str, status_value: &str) -> Vec<Cell> {
     ]
 }
 
-fn attr<'a>(row: &'a Row, name: &str) -> Option<&'a CellValue> {
+pub(crate) fn attr<'a>(row: &'a Row, name: &str) -> Option<&'a CellValue> {
     row.cells
         .iter()
         .find(|c| c.name == name)

@@ -7,6 +7,7 @@
 //! <plugin> split   --config FILE --count N [--state FILE]   → task configs (JSON)
 //! <plugin> post    --config FILE --state FILE [--reports FILE]
 //! <plugin> abort   --config FILE --state FILE
+//! <plugin> precommit --config FILE --state FILE --reports FILE   (follow mode, readers)
 //! <reader> read    --config FILE [--format msgpack|jsonl]   standalone: prepare, split 1, read, post
 //! <writer> write   --config FILE [--input-format msgpack|jsonl]   standalone: frames or JSON lines on stdin
 //! <plugin> <step> --engine      step request as JSON on stdin, response on stdout
@@ -67,6 +68,8 @@ enum Command {
     Post(StepArgs),
     /// Undo what a failed or cancelled job left uncommitted.
     Abort(StepArgs),
+    /// Follow mode (readers): record the batch read before the writer commits it.
+    Precommit(StepArgs),
     /// Read records (readers only). Standalone: prepare, split 1, read, post.
     Read(TaskArgs),
     /// Write records (writers only). Standalone: records from stdin.
@@ -228,6 +231,7 @@ fn step<P: Plugin>(plugin: &P, command: Command) -> Result<(), PluginError> {
         Command::Split { count, step } => ("split", step, Some(count)),
         Command::Post(a) => ("post", a, None),
         Command::Abort(a) => ("abort", a, None),
+        Command::Precommit(a) => ("precommit", a, None),
         Command::Read(_) | Command::Write(_) => return Err(PluginError::internal("not a step")),
     };
     if args.engine {
@@ -297,6 +301,7 @@ fn run_step<P: Plugin>(plugin: &P, name: &str, request: &StepRequest) -> Result<
         }
         "post" => plugin.post_answer(ctx, &request.reports),
         "abort" => plugin.abort_answer(ctx, &request.reports),
+        "precommit" => plugin.precommit(ctx, &request.reports),
         other => Err(PluginError::internal(format!("unknown step {other}"))),
     }
 }
