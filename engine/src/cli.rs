@@ -4,6 +4,8 @@
 //! engine run JOB [-p name=value]… [--schedule-time T] [--plugin-dir DIR]
 //!            [--dirty-file F] [--summary-json F] [--datasources F] [--stall-timeout SECS]
 //!            [--post-timeout SECS]
+//!            [--follow [--commit-interval SECS] [--commit-records N] [--commit-bytes N]
+//!             [--from checkpoint|oldest|TIME] [--metrics-file F]]
 //! engine check JOB [--offline] [same job options]
 //! engine plugins [--plugin-dir DIR]
 //! engine test-plugin PATH [--config JSON|FILE] [--role reader|writer] [--timeout SECS]
@@ -138,6 +140,8 @@ struct RunArgs {
     /// given a directory, to DIR/<yyyy-MM-dd>/<job name>-<HH_mm_ss.SSS>.log as DataX's log/.
     #[arg(long, value_name = "PATH|DIR")]
     log_file: Option<PathBuf>,
+    #[command(flatten)]
+    follow: crate::follow::FollowArgs,
 }
 
 /// Parses the command line, runs the command, and returns the exit code.
@@ -279,9 +283,10 @@ async fn run_job(args: RunArgs, quiet: bool) -> i32 {
             },
             live: std::io::stderr().is_terminal() && !quiet,
         };
-        Ok::<_, EngineError>((job, options))
+        let follow = crate::follow::settings::resolve(&args.follow, &job)?;
+        Ok::<_, EngineError>((job, options, follow))
     })();
-    let (job, options) = match prepared {
+    let (job, options, follow) = match prepared {
         Ok(p) => p,
         Err(e) => {
             crate::error!("{e}");
@@ -292,7 +297,10 @@ async fn run_job(args: RunArgs, quiet: bool) -> i32 {
         }
     };
     let summary_json = options.summary_json.clone();
-    let summary = lifecycle::run(job, options).await;
+    let summary = match follow {
+        Some(follow) => crate::follow::run(job, options, follow).await,
+        None => lifecycle::run(job, options).await,
+    };
     crate::log::always(&summary.text());
     if let Some(path) = summary_json {
         write_summary(&summary, &path);

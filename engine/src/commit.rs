@@ -45,6 +45,8 @@ pub struct CommitGuard {
     stop: CancellationToken,
     /// Cancelled to stop waiting for the writer's `abort` (one more signal).
     stop_abort: CancellationToken,
+    /// Follow mode: a first signal lets the current batch finish and commit.
+    follow: std::sync::atomic::AtomicBool,
 }
 
 impl Default for CommitGuard {
@@ -54,6 +56,7 @@ impl Default for CommitGuard {
             signals: Mutex::new(Vec::new()),
             stop: CancellationToken::new(),
             stop_abort: CancellationToken::new(),
+            follow: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -68,6 +71,23 @@ impl CommitGuard {
         }
         *phase = Phase::Committing;
         true
+    }
+
+    /// Follow mode: the first signal stops the run after the current batch's commit
+    /// instead of cancelling it; the second falls back to the rules above.
+    pub fn set_follow(&self) {
+        self.follow
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Follow mode: a signal asked the run to stop after the current batch.
+    pub fn stop_requested(&self) -> Option<&'static str> {
+        self.signals().first().map(|(name, _)| *name)
+    }
+
+    /// Follow mode: the next batch starts; a signal cancels nothing committed.
+    pub fn next_batch(&self) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = Phase::Transfer;
     }
 
     fn signals(&self) -> Vec<(&'static str, i32)> {
@@ -93,7 +113,15 @@ impl CommitGuard {
             signals.push((name, code));
             signals.len()
         };
+        let follow = self.follow.load(std::sync::atomic::Ordering::Relaxed);
         match (phase, count) {
+            (Phase::Transfer, 1) if follow => crate::info!(
+                "{name} received: finishing and committing the current batch, then stopping; send it again to cancel the batch"
+            ),
+            (Phase::Transfer, 2) if follow => {
+                crate::warn!("{name} received again: cancelling the current batch");
+                shared.fail(EngineError::Interrupted { signal: name, code });
+            }
             (Phase::Transfer, 1) => {
                 // Asked for: INFO (the log's ERRORs are failures).
                 crate::info!("{name} received: cancelling the tasks");

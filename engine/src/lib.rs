@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod commit;
 pub mod error;
+pub mod follow;
 pub mod forwarding;
 pub mod frames;
 pub mod job;

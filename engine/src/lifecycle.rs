@@ -595,7 +595,7 @@ pub(crate) async fn run_tasks(
 }
 
 /// The error limit over the whole job, once every task has finished.
-fn final_error_check(shared: &JobShared) -> Result<(), EngineError> {
+pub(crate) fn final_error_check(shared: &JobShared) -> Result<(), EngineError> {
     let stats = &shared.stats;
     let read = stats.records.load(std::sync::atomic::Ordering::Relaxed)
         + stats
@@ -607,7 +607,7 @@ fn final_error_check(shared: &JobShared) -> Result<(), EngineError> {
         .map_err(EngineError::ErrorLimit)
 }
 
-async fn split(
+pub(crate) async fn split(
     ctx: &Ctx<'_>,
     plugin: &Plugin,
     state: &Json,

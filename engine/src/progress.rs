@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub wait_limit: Duration,
     /// The readers' estimate of the job's records, when every task gave one.
     pub estimated_total: Option<u64>,
+    /// Follow mode: the lag at the last commit.
+    pub lag_ms: Option<u64>,
 }
 
 impl Snapshot {
@@ -65,6 +67,7 @@ impl Snapshot {
             wait_writer: nanos(&s.wait_writer_ns),
             wait_limit: nanos(&s.wait_limit_ns),
             estimated_total: s.estimated_total(),
+            lag_ms: *s.follow_lag_ms.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
 
@@ -109,6 +112,9 @@ impl Snapshot {
         if let Some(eta) = self.eta(rps) {
             line.push_str(&format!(" | ETA {}", clock(eta)));
         }
+        if let Some(lag) = self.lag_ms {
+            line.push_str(&format!(" | lag {:.1}s", lag as f64 / 1000.0));
+        }
         line
     }
 
@@ -123,6 +129,10 @@ impl Snapshot {
             (_, Some(eta)) => format!(" · ETA {}", clock(eta)),
             (Some(_), None) => " · ETA ?".to_owned(),
             (None, None) => String::new(),
+        };
+        let eta = match self.lag_ms {
+            Some(lag) => format!("{eta} · lag {:.1}s", lag as f64 / 1000.0),
+            None => eta,
         };
         vec![
             format!(
@@ -326,6 +336,19 @@ mod tests {
                 l.chars().count()
             );
         }
+    }
+
+    #[test]
+    fn a_follow_run_shows_its_lag() {
+        let s = Snapshot {
+            lag_ms: Some(2_340),
+            ..Snapshot::default()
+        };
+        assert!(s.line(&Snapshot::default()).ends_with(" | lag 2.3s"));
+        assert!(s.live_lines(&Snapshot::default())[2].ends_with(" · lag 2.3s"));
+        assert!(!Snapshot::default()
+            .line(&Snapshot::default())
+            .contains("lag"));
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub struct JobStats {
     pub wait_limit_ns: AtomicU64,
     /// Each task's reader's estimate of its total records (`progress.total_records`).
     estimates: Mutex<BTreeMap<usize, u64>>,
+    /// Follow mode: the overall lag (ms) when the last batch became visible.
+    pub follow_lag_ms: Mutex<Option<u64>>,
 }
 
 impl JobStats {

@@ -108,6 +108,9 @@ pub struct Summary {
     pub fingerprint: String,
     /// The plugins' names and program versions from their `hello`s.
     pub plugins: Vec<crate::shared::PluginVersion>,
+    /// Follow mode (`run --follow`): batches, records, lag, why it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<crate::follow::metrics::FollowSummary>,
 }
 
 /// A reader's window `[start, end)`, RFC 3339 in the job's time zone.
@@ -203,6 +206,9 @@ impl Summary {
                 .map(|p| format!("{} {}", p.name, p.version))
                 .collect();
             rows.push(("Versions", versions.join(", ")));
+        }
+        if let Some(f) = &self.follow {
+            rows.extend(f.text());
         }
         rows.push((
             "Outcome",

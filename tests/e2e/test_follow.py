@@ -13,6 +13,7 @@ while a writer thread keeps changing the table through the official SDK.
   and an error naming the shard / the value.
 """
 
+import json
 import os
 import random
 import re
@@ -113,7 +114,7 @@ def follow_through_kills(which, cloud, tmp_path, seed):
     assert sum(1 for s in family if s["open"]) == 1
     merged = [s for s in family if s["parent_sibling_id"]]
     assert len(merged) == 1 and merged[0]["records"] > 0, family
-    summary = follow.json.loads(engine.summary.read_text())
+    summary = json.loads(engine.summary.read_text())
     assert summary["outcome"] == "succeeded", summary
     assert summary["committed"] == "all", summary
 
@@ -143,7 +144,7 @@ def test_sigterm_commits_the_current_batch_and_exits_0(cloud, oss_bins, tmp_path
     want = pipe.expected(ops)
     got = pipe.output()
     assert follow.same_rows(got, want), follow.difference(got, want)
-    summary = follow.json.loads(engine.summary.read_text())
+    summary = json.loads(engine.summary.read_text())
     assert summary["outcome"] == "succeeded" and summary["committed"] == "all", summary
     assert re.search(r"signal", follow.dump(summary)), summary
     stderr = engine.log_tail(20000)

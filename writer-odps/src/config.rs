@@ -123,6 +123,7 @@ const KNOWN: &[&str] = &[
     "commitMarker",
     "commitMarkerTable",
     "commitMarkerLifecycle",
+    "follow",
     TASK_KEY,
 ];
 
@@ -155,6 +156,7 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("commitMarker", "boolean", false, Some("true"), "With truncate false: record each window's commit in commitMarkerTable so a re-run of a committed window commits nothing again (README \"Commit and re-runs\"). false appends again on every re-run."),
         p("commitMarkerTable", "string", false, Some("\"streamport_commit_markers\""), "Table of the project holding the commit markers (created if missing; one partition per marker)."),
         p("commitMarkerLifecycle", "integer", false, None, "LIFECYCLE in days given to the marker table when writer-odps creates it (default: none, markers are kept; a window re-run after its marker was reclaimed appends again)."),
+        p("follow", "boolean", false, Some("false"), "Set by the engine in follow mode (run --follow); not for job files."),
         p("overLengthRule", "string", false, Some("\"keepOn\""), "STRING/BINARY values longer than maxOdpsFieldLength bytes: keepOn (dirty record), setNull, truncate."),
         p("maxFieldLength", "integer", false, Some("8388608"), "Bytes kept by overLengthRule truncate."),
         p("maxOdpsFieldLength", "integer", false, Some("8388608"), "Over-length threshold in bytes."),
@@ -397,6 +399,12 @@ impl OdpsConfig {
             None | Some(Json::Null) => None,
             Some(_) => Some(int_in(p, "commitMarkerLifecycle", 1, 1, 37_231)? as u32),
         };
+        crate::follow::check(
+            p,
+            truncate,
+            commit_marker.is_some(),
+            commit_marker_lifecycle.is_some(),
+        )?;
         Ok(Self {
             commit_marker,
             commit_marker_lifecycle,

@@ -11,6 +11,7 @@ pub mod commit;
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod follow;
 pub mod http;
 mod post;
 pub mod schema;

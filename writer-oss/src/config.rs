@@ -55,6 +55,8 @@ pub struct WriterConfig {
     pub columnar: Option<ColumnarConfig>,
     /// `maxFileSize` in bytes (columnar objects roll on it at row-group boundaries).
     pub max_file_bytes: u64,
+    /// Follow mode (the engine's `"follow": true`): see [`crate::follow`].
+    pub follow: bool,
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -96,6 +98,7 @@ pub fn parameters() -> Vec<ParameterSpec> {
         p("partsInFlight", "integer", false, Some("4"), "Parts each task uploads at once."),
         p("requestTimeoutSecs", "integer", false, Some("300"), "Timeout of one HTTP request."),
         p("maxRetries", "integer", false, Some("8"), "Retries of a request that failed temporarily (5xx, throttling, timeouts, dropped connections)."),
+        p("follow", "boolean", false, Some("false"), "Set by the engine in follow mode (run --follow); not for job files."),
     ];
     list.extend(crate::partition::parameters());
     list
@@ -387,6 +390,10 @@ impl WriterConfig {
         };
         let byte_encoding = string(map, "byteEncoding")?.unwrap_or_default();
         let null_format = string(map, "nullFormat")?.unwrap_or_else(|| "null".into());
+        let follow = crate::follow::following(map)?;
+        if follow {
+            crate::follow::check(map, write_mode, single_object)?;
+        }
         let partitioning =
             partition::from_parameter(map, &object, zone, job_zone, single_object, write_mode)?;
         // Without time fields, only `$$` escapes are left.
@@ -440,11 +447,12 @@ impl WriterConfig {
             single_object,
             compress,
             encrypt: boolean(map, "encrypt", false)?,
-            generate_empty_file: boolean(map, "generateEmptyFile", true)?,
+            generate_empty_file: boolean(map, "generateEmptyFile", true)? && !follow,
             parts_in_flight: integer(map, "partsInFlight", 4, 1, 64)? as usize,
             partitioning,
             columnar,
             max_file_bytes: max_file_mib.saturating_mul(MIB),
+            follow,
         })
     }
 

@@ -25,6 +25,7 @@ pub mod convert;
 pub mod crc64;
 pub mod endpoint;
 pub mod error;
+pub mod follow;
 pub mod job;
 pub mod naming;
 pub mod partition;

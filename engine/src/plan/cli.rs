@@ -56,6 +56,19 @@ pub struct CommonArgs {
     /// Seconds between two progress lines.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub progress_interval: f64,
+    /// Refused with a clear error: follow mode runs only with `streamport run`.
+    #[arg(long, hide = true)]
+    pub follow: bool,
+}
+
+/// Follow mode is for `streamport run` only: the distributed commands run one window.
+pub(crate) fn refuse_follow(common: &CommonArgs, command: &str) -> Result<(), EngineError> {
+    if common.follow {
+        return Err(EngineError::config(format!(
+            "--follow: follow mode runs only with `streamport run JOB --follow`; `streamport {command}` runs one window"
+        )));
+    }
+    Ok(())
 }
 
 /// `streamport plan JOB --plan URI`.
@@ -148,7 +161,18 @@ fn failed(e: EngineError) -> i32 {
 pub async fn plan(args: PlanJobArgs, quiet: bool) -> i32 {
     crate::commit::catch_signals();
     let prepared = (|| {
+        refuse_follow(&args.common, "plan")?;
         let job = crate::cli::load(&args.job)?;
+        if job
+            .setting
+            .get("follow")
+            .is_some_and(|f| f != &serde_json::Value::Bool(false) && !f.is_null())
+        {
+            return Err(EngineError::config(format!(
+                "{}: setting.follow: follow mode runs only with `streamport run`; `streamport plan` plans one window (remove setting.follow)",
+                job.source_name
+            )));
+        }
         let post_timeout = match args.post_timeout {
             Some(v) => seconds(v, "--post-timeout")?,
             None => Duration::from_secs_f64(
@@ -187,6 +211,7 @@ pub async fn plan(args: PlanJobArgs, quiet: bool) -> i32 {
 pub async fn task(args: TaskArgs, quiet: bool) -> i32 {
     crate::commit::catch_signals();
     let prepared = (|| {
+        refuse_follow(&args.plan.common, "task")?;
         let options = options(
             &args.plan.common,
             quiet,
@@ -209,6 +234,7 @@ pub async fn task(args: TaskArgs, quiet: bool) -> i32 {
 pub async fn commit(args: PlanArgs, abort: bool, quiet: bool) -> i32 {
     crate::commit::catch_signals();
     let prepared = (|| {
+        refuse_follow(&args.common, if abort { "abort" } else { "commit" })?;
         let options = options(
             &args.common,
             quiet,

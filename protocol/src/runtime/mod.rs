@@ -253,6 +253,18 @@ pub trait Plugin: Sync {
         Ok(())
     }
 
+    /// Follow mode only (readers): runs after a micro-batch's tasks and before the
+    /// writer's `post`, with the reader tasks' checkpoints in `reports` (as `post`
+    /// gets them), so the reader can record the pending batch. Default: nothing, null.
+    fn precommit(
+        &self,
+        ctx: &StepContext,
+        reports: &[serde_json::Value],
+    ) -> Result<serde_json::Value, PluginError> {
+        let _ = (ctx, reports);
+        Ok(serde_json::Value::Null)
+    }
+
     /// Undoes whatever is not committed after a failure or cancellation.
     fn abort(&self, ctx: &StepContext) -> Result<(), PluginError> {
         let _ = ctx;
@@ -268,21 +280,6 @@ pub trait Plugin: Sync {
         reports: &[serde_json::Value],
     ) -> Result<serde_json::Value, PluginError> {
         self.post(ctx, reports).map(|()| serde_json::Value::Null)
-    }
-
-    /// `precommit` (follow mode, readers): records the batch the tasks read, from
-    /// their checkpoint states (`reports`, in task order), before the writer commits.
-    /// Default: refused, the plugin cannot follow.
-    fn precommit(
-        &self,
-        ctx: &StepContext,
-        reports: &[serde_json::Value],
-    ) -> Result<serde_json::Value, PluginError> {
-        let _ = (ctx, reports);
-        Err(PluginError::config(format!(
-            "{} has no precommit step: it does not support follow mode",
-            self.info().name
-        )))
     }
 
     /// `abort` as the engine calls it: `reports` are the task reports when `post` had

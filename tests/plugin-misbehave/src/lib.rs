@@ -20,6 +20,7 @@
 //! | `post_ms` | `post` takes at least this long (before it writes its marker); with `marker_dir`, it first writes `<role>-post.pid` (its process id) |
 //! | `post_answer` / `abort_answer` | the value `post` / `abort` answers (default null) |
 //! | `echo` | parameter keys whose values every step and task prints on stderr (`<key> is <value>`), to test redaction |
+//! | `follow`, `follow_*` | follow mode (a `precommit` step, `followBatch`, a call log): see [`follow`] |
 //!
 //! Without a mode they keep the contract `streamport test-plugin` checks (`--version`, a
 //! parameter or task config that is not an object is a config error, `error` frames
@@ -41,6 +42,7 @@ use protocol::{Role, Value};
 use serde_json::{json, Value as Json};
 
 pub mod contract;
+pub mod follow;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -83,7 +85,7 @@ pub fn main(role: Role) -> ! {
             let _ = writeln!(std::io::stdout(), "{spec}");
             0
         }
-        "check" | "prepare" | "split" | "post" | "abort" => step(role, command),
+        "check" | "prepare" | "split" | "precommit" | "post" | "abort" => step(role, command),
         "read" if role == Role::Reader => task(role),
         "write" if role == Role::Writer => task(role),
         other => {
@@ -127,6 +129,7 @@ fn step(role: Role, step: &str) -> i32 {
         name(role),
         request.context.job.job_id
     );
+    let mut call = follow::step_line(role, step, &request.context.job, request.reports.len());
     if step == "check" && p.get("check_error").and_then(Json::as_str) == Some("service") {
         let response = StepResponse {
             ok: false,
@@ -158,7 +161,16 @@ fn step(role: Role, step: &str) -> i32 {
         let _ = writeln!(std::io::stdout(), "{}", json!(response));
         return if step == "check" { 2 } else { 1 };
     }
+    let follow_split = match step {
+        "split" => follow::split(role, p, request.count.unwrap_or(1)),
+        _ => None,
+    };
     let value = match step {
+        "split" if follow_split.is_some() => {
+            let (tasks, id) = follow_split.unwrap_or((Json::Null, String::new()));
+            call.push_str(&format!(" batch={id}"));
+            tasks
+        }
         "split" => {
             let count = match (role, p.get("tasks").and_then(Json::as_u64)) {
                 (Role::Reader, Some(tasks)) => tasks as usize,
@@ -177,7 +189,10 @@ fn step(role: Role, step: &str) -> i32 {
             )
         }
         "prepare" => json!({"prepared_by": name(role)}),
-        "post" | "abort" => {
+        "post" | "abort" | "precommit" => {
+            if step == "post" {
+                follow::post(role, p);
+            }
             let post_ms = param_u64(p, "post_ms", 0);
             if step == "post" && post_ms > 0 {
                 if let Some(dir) = p.get("marker_dir").and_then(Json::as_str) {
@@ -200,6 +215,7 @@ fn step(role: Role, step: &str) -> i32 {
         }
         _ => Json::Null,
     };
+    follow::log_call(p, &call);
     let response = StepResponse {
         ok: true,
         value,
@@ -245,6 +261,15 @@ fn task(role: Role) -> i32 {
                 eprintln!("{}: {e}", name(role));
                 return 1;
             }
+            follow::log_call(
+                &c.task,
+                &format!(
+                    "{} task{} fp={}",
+                    role.name(),
+                    c.context.task_index,
+                    c.context.fingerprint
+                ),
+            );
             c.task
         }
         (Ok(Message::Hello(_)), Ok(Message::Cancel(c))) => {
@@ -383,7 +408,11 @@ fn read_records(out: &mut Out, config: &Json, mode: &str) -> i32 {
         }
         sent += n;
         let _ = out.write_message(&Message::Checkpoint(Checkpoint {
-            state: json!({"task": index, "batch": batch_no}),
+            state: follow::checkpoint(
+                config,
+                json!({"task": index, "batch": batch_no}),
+                unix_ms() as u64,
+            ),
         }));
         batch_no += 1;
     }

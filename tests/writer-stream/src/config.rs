@@ -86,6 +86,8 @@ impl SinkConfig {
                 "recordNumBeforeSleep",
                 "sleepTime",
                 "encoding",
+                // Set by the engine in follow mode: each batch prints its records.
+                "follow",
             ];
             if !known.contains(&key.as_str()) {
                 return Err(err(format!(
