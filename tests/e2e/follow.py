@@ -229,6 +229,20 @@ class Follower:
         self.stderr.close()
         return pipelines.wait_orphans(exclude={self.cloud.pid})
 
+    def kill_in_step(self, plugin, step, timeout=30):
+        """SIGKILLs the engine as soon as `<plugin> <step>` is seen running below it (e.g.
+        the writer's `post`: the batch's commit); returns whether it was seen."""
+        import killmatrix
+        deadline = time.monotonic() + timeout
+        seen = False
+        while self.alive() and time.monotonic() < deadline:
+            if killmatrix.step_running(self.proc.pid, plugin, step):
+                seen = True
+                break
+            time.sleep(0.005)
+        self.kill()
+        return seen
+
     def terminate(self, timeout=60):
         """SIGTERM; returns the exit code (the current batch is finished and committed)."""
         self.proc.send_signal(signal.SIGTERM)
