@@ -152,6 +152,8 @@ def test_sigterm_commits_the_current_batch_and_exits_0(cloud, oss_bins, tmp_path
     engine = follow.Follower(cloud, pipe.job, tmp_path, commit_interval=2)
     engine.start(start_from="oldest")
     engine.wait_for(lambda: engine.batches_committed() >= 2, 60, "two committed batches")
+    following = engine.read_metrics()
+    assert following["state"] == "following" and following["records"] > 0, following
     ops = writer.stop()
     # Everything written is older than the running batch's start or read by it within
     # its polling wait: the batch that SIGTERM ends takes it all.
@@ -255,3 +257,58 @@ def test_the_writer_log_predicts_the_stream_through_a_split_and_a_merge(cloud, t
     want = [r[:5] for r in follow.expected_odps_rows(ops)]
     got = [r[:3] + [follow.er.odps_string(r[3]), r[4]] for r in rows_from_records(records, window)]
     assert got == want
+
+
+def follow_until(pipe, engine, want, start_from):
+    engine.start(start_from=start_from)
+    catch_up(pipe, engine, want)
+    assert engine.terminate() == 0, engine.log_tail()
+    got = pipe.output()
+    assert follow.same_rows(got, want), follow.difference(got, want)
+    return got
+
+
+def test_from_a_time_exports_the_changes_from_that_time_on(cloud, oss_bins, tmp_path):
+    pipe = Pipeline("oss", cloud, tmp_path)
+    earlier = follow.Writer(cloud, pipe.table, pipe.pk, tmp_path / "earlier.jsonl", seed=67, rate=50)
+    earlier.create_table()
+    earlier.start()
+    time.sleep(1.5)
+    assert earlier.stop()
+    # No write is in flight at the start time: it cuts no change.
+    time.sleep(0.05)
+    from_ms = int(time.time() * 1000)
+    time.sleep(0.05)
+    later = follow.Writer(cloud, pipe.table, pipe.pk, tmp_path / "later.jsonl", seed=70, rate=50)
+    later.start()
+    time.sleep(1.5)
+    want = follow.expected_oss_records(later.stop())
+    assert want
+    engine = follow.Follower(cloud, pipe.job, tmp_path)
+    follow_until(pipe, engine, want, str(from_ms))
+
+
+def test_following_after_scheduled_windows_continues_from_the_window_checkpoint(cloud, oss_bins, tmp_path):
+    """Switching from five-minute windows to follow loses nothing and repeats nothing:
+    the follow run starts where the last window ended (its checkpoints in the status
+    table), without --from."""
+    window = pipelines.Window()
+    log = tmp_path / "window-ops.jsonl"
+    pipelines.run_workload(cloud, log, window, changes=60, outside=10, keys=20, seed=68, reuse_tables=False)
+    pipelines.run_engine(cloud, pipelines.OSS_JOB, pipelines.oss_params(window), window)
+    window_ops = follow.er.read_log(str(log))
+    # Then changes go on (now, after the window), while the job follows.
+    pipe = Pipeline("oss", cloud, tmp_path)
+    writer = follow.Writer(cloud, pipe.table, pipe.pk, tmp_path / "ops.jsonl", seed=69, rate=50)
+    writer.start()
+    engine = follow.Follower(cloud, pipe.job, tmp_path)
+    engine.start()
+    time.sleep(2)
+    ops = writer.stop()
+    want = follow.expected_oss_records(
+        [o for o in window_ops if o["op"] != "create_table" and o["t_before_ms"] >= window.end_ms] + ops)
+    assert len(want) > 10
+    catch_up(pipe, engine, want)
+    assert engine.terminate() == 0, engine.log_tail()
+    got = pipe.output()
+    assert follow.same_rows(got, want), follow.difference(got, want)
