@@ -214,7 +214,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=60, help="how long the writers write")
     p.add_argument("--rate", type=float, default=5000, help="changes per second, all writers together")
-    p.add_argument("--writers", type=int, default=2, help="writer processes")
+    p.add_argument("--writers", type=int, default=3, help="writer processes")
     p.add_argument("--batch", type=int, default=100, help="rows per BatchWriteRow call")
     p.add_argument("--keys", type=int, default=20000, help="distinct rows per writer")
     p.add_argument("--commit-interval", type=float, default=5)
@@ -233,7 +233,9 @@ def main(argv=None):
             cloud.stop()
         print(json.dumps(results[-1]), flush=True)
     load = os.getloadavg()
-    print(json.dumps({"results": results, "loadavg": [round(x, 1) for x in load], "cpus": os.cpu_count()}, indent=1))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=str(HERE), capture_output=True,
+                            text=True).stdout.strip()
+    print(json.dumps({"commit": commit, "results": results, "loadavg": [round(x, 1) for x in load], "cpus": os.cpu_count()}, indent=1))
 
 
 if __name__ == "__main__":
