@@ -197,7 +197,7 @@ class Follower:
         self.runs += 1
         self.stderr_path = self.tmp / ("engine-%d.stderr" % self.runs)
         self.stderr = open(self.stderr_path, "w")
-        for stale in (self.summary,):
+        for stale in (self.summary, self.metrics):
             if stale.exists():
                 stale.unlink()
         env = dict(os.environ, **self.cloud.env())

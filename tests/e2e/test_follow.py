@@ -28,6 +28,9 @@ KILLS = 10
 # Kill rounds that wait for the writer's `post` (the batch's commit) and kill the engine
 # in it; the others kill at a random moment.
 IN_COMMIT = {1, 5, 8}
+# Kill rounds that wait until the run committed a batch of its own, then kill at a random
+# moment; the rest kill at a random moment from the start (start-up, replay, first batch).
+AFTER_A_COMMIT = {2, 4, 7, 9}
 COMMIT_INTERVAL = 1
 
 
@@ -86,29 +89,29 @@ def follow_through_kills(which, cloud, tmp_path, seed):
     engine.wait_for(lambda: engine.batches_committed() >= 1, 60, "first committed batch")
     events, moments = [], []
     try:
-        replays = []
         for i in range(KILLS):
             if i in IN_COMMIT:
                 seen = engine.kill_in_step(pipe.writer, "post")
                 assert seen, "no %s post within 30 s:\n%s" % (pipe.writer, engine.log_tail())
                 moments.append(("in post", "killed"))
             else:
-                delay = rng.uniform(0.2, 3.0)
+                if i in AFTER_A_COMMIT:
+                    # This run makes progress first: the kill hits a later batch.
+                    engine.wait_for(lambda: engine.batches_committed() >= 1, 60, "a committed batch")
+                    delay = rng.uniform(0, 1.5)
+                else:
+                    delay = rng.uniform(0.2, 3.0)
                 time.sleep(delay)
                 running = engine.alive()
                 left = engine.kill()
-                moments.append((round(delay, 2), "killed" if running else "exited %s" % engine.proc.returncode, left))
+                moments.append(("%s%.2f" % ("commit+" if i in AFTER_A_COMMIT else "", delay),
+                                "killed" if running else "exited %s" % engine.proc.returncode, left))
                 assert running, "the engine exited by itself before kill %d:\n%s" % (i + 1, engine.log_tail())
-            if i - 1 in IN_COMMIT:
-                replays.append("replaying the pending batch" in engine.stderr_path.read_text())
             if i == 3:
                 events.append(("split", follow.split(cloud, pipe.table)))
             if i == 6:
                 events.append(("merge", follow.merge(cloud, pipe.table)))
             engine.start()
-        # A kill during the writer's post leaves a pending batch, which the next run
-        # replays (the post may have completed before the kill: then nothing pends).
-        assert any(replays), replays
         # Let the last run follow a little after the merge, then stop writing.
         time.sleep(2)
         ops = writer.stop()
@@ -120,10 +123,16 @@ def follow_through_kills(which, cloud, tmp_path, seed):
         writer.halt.set()
         if engine.alive():
             engine.kill()
+    # A kill during the writer's post leaves a pending batch, which a later run
+    # replays (the post may have completed before the kill: then nothing pends).
+    logs = [(tmp_path / ("engine-%d.stderr" % n)).read_text() for n in range(1, engine.runs + 1)]
+    replays = sum(1 for text in logs if "replaying the pending batch" in text)
     got = pipe.output()
-    print("%s: %d changes, %d rows; %d engine runs; kill moments (s, outcome, processes left): %s; %s" % (
-        which, len(ops), len(want), engine.runs, moments, events))
+    print("%s: %d changes, %d rows; %d engine runs, %d replayed a pending batch; "
+          "kill moments (s, outcome, processes left): %s; %s" % (
+              which, len(ops), len(want), engine.runs, replays, moments, events))
     assert follow.same_rows(got, want), follow.difference(got, want)
+    assert replays >= 1, "no run replayed a pending batch"
     # The split and the merge happened on the followed table: root → two children → one.
     family = follow.shards(cloud, pipe.table)
     assert len(family) == 4, family
