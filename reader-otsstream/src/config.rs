@@ -94,15 +94,6 @@ pub const KNOWN_KEYS: &[&str] = &[
     "follow",
 ];
 
-/// The window keys, ignored in follow mode.
-const WINDOW_KEYS: &[&str] = &[
-    "startTimestampMillis",
-    "endTimestampMillis",
-    "startTimeString",
-    "endTimeString",
-    "date",
-];
-
 fn err(key: &str, message: impl std::fmt::Display) -> PluginError {
     PluginError::config(format!("parameter {key}: {message}"))
 }
@@ -267,17 +258,7 @@ impl Config {
         };
         let follow = crate::follow::config::parse(p.get("follow"), zone)?;
         let (start_ms, end_ms, window_keys) = if follow.is_some() {
-            let given: Vec<&str> = WINDOW_KEYS
-                .iter()
-                .copied()
-                .filter(|k| p.get(k).is_some())
-                .collect();
-            if !given.is_empty() {
-                tracing::warn!(
-                    "parameter {}: window keys have no effect in follow mode and are ignored",
-                    given.join(", ")
-                );
-            }
+            crate::follow::config::warn_window_keys(map);
             (0, 0, ("follow", "follow"))
         } else {
             time_range(&p, zone)?

@@ -45,16 +45,16 @@ pub fn parse(value: Option<&Json>, zone: &Zone) -> Result<Option<FollowConfig>, 
         None | Some(Json::Null) | Some(Json::Bool(false)) => return Ok(None),
         Some(Json::Bool(true)) => serde_json::Map::new(),
         Some(Json::Object(m)) => m.clone(),
-        Some(other) => {
-            return Err(PluginError::config(format!(
-                "parameter follow: must be an object {{\"commitIntervalSeconds\", \"commitRecords\", \
+        Some(other) => return Err(PluginError::config(format!(
+            "parameter follow: must be an object {{\"commitIntervalSeconds\", \"commitRecords\", \
                  \"commitBytes\", \"from\"}} or true, not {other}"
-            )))
-        }
+        ))),
     };
     for key in map.keys() {
         if !KEYS.contains(&key.as_str()) {
-            tracing::warn!("parameter follow.{key} is not known to reader-otsstream and is ignored");
+            tracing::warn!(
+                "parameter follow.{key} is not known to reader-otsstream and is ignored"
+            );
         }
     }
     let get = |k: &str| map.get(k).filter(|v| !v.is_null());
@@ -75,7 +75,10 @@ pub fn parse(value: Option<&Json>, zone: &Zone) -> Result<Option<FollowConfig>, 
             None => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) if n > 0 => Ok(Some(n)),
-                _ => Err(err(k, format!("must be a whole number above 0 (or null), not {v}"))),
+                _ => Err(err(
+                    k,
+                    format!("must be a whole number above 0 (or null), not {v}"),
+                )),
             },
         }
     };
@@ -171,6 +174,26 @@ pub fn check_from_time(
     Ok(())
 }
 
+/// Follow mode ignores the window keys, with one WARN line naming those given.
+pub fn warn_window_keys(parameter: &serde_json::Map<String, Json>) {
+    let given: Vec<&str> = [
+        "startTimestampMillis",
+        "endTimestampMillis",
+        "startTimeString",
+        "endTimeString",
+        "date",
+    ]
+    .into_iter()
+    .filter(|k| parameter.get(*k).is_some_and(|v| !v.is_null()))
+    .collect();
+    if !given.is_empty() {
+        tracing::warn!(
+            "parameter {}: window keys have no effect in follow mode and are ignored",
+            given.join(", ")
+        );
+    }
+}
+
 /// `ceil(limit / tasks)`: a task's share of a job-wide limit.
 pub fn share(limit: Option<u64>, tasks: usize) -> Option<u64> {
     limit.map(|l| l.div_ceil(tasks.max(1) as u64))
@@ -195,7 +218,12 @@ mod tests {
         assert_eq!(parse(Some(&json!(false)), &utc()).unwrap(), None);
         let c = parse(Some(&json!(true)), &utc()).unwrap().unwrap();
         assert_eq!(
-            (c.commit_interval_ms, c.commit_records, c.commit_bytes, c.from),
+            (
+                c.commit_interval_ms,
+                c.commit_records,
+                c.commit_bytes,
+                c.from
+            ),
             (10_000, None, None, Start::Checkpoint)
         );
         let c = parse(
@@ -231,7 +259,9 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         assert!(error(json!({"commitIntervalSeconds": 0})).contains("follow.commitIntervalSeconds"));
-        assert!(error(json!({"commitIntervalSeconds": "x"})).contains("follow.commitIntervalSeconds"));
+        assert!(
+            error(json!({"commitIntervalSeconds": "x"})).contains("follow.commitIntervalSeconds")
+        );
         assert!(error(json!({"commitRecords": -3})).contains("follow.commitRecords"));
         assert!(error(json!({"commitBytes": 1.5})).contains("follow.commitBytes"));
         let m = error(json!({"from": "yesterday"}));
@@ -246,7 +276,11 @@ mod tests {
         let now = 1_705_278_600_000;
         assert!(check_from_time(now - 3_600_000, "t", now, 24).is_ok());
         let m = check_from_time(now + 60_000, "t", now, 24).unwrap_err();
-        assert!(m.message.contains("in the future") && m.exit_code() == 2, "{}", m.message);
+        assert!(
+            m.message.contains("in the future") && m.exit_code() == 2,
+            "{}",
+            m.message
+        );
         let m = check_from_time(now - 25 * 3_600_000, "t", now, 24).unwrap_err();
         assert!(m.message.contains("retention 24 h") && m.message.contains("--from oldest"));
     }

@@ -15,10 +15,6 @@ use crate::follow::{
 use crate::reader::ShardInfo;
 use crate::status::{SHARD_END, TRIM_HORIZON};
 
-/// A checkpoint whose records are older than this before the retention horizon is
-/// probed (one GetStreamRecord) in `prepare`, so a trimmed one fails the step.
-const PROBE_MARGIN_MS: i64 = 3_600_000;
-
 /// The error for a checkpoint pointing at records the stream no longer holds.
 pub fn trimmed_error(
     shard: &str,
@@ -179,7 +175,7 @@ pub async fn prepare(
         base,
         shards,
     };
-    probe(client, cfg, &plan, hours, now).await?;
+    probe(client, cfg, &plan, hours).await?;
     Ok(FollowState {
         follow: true,
         stream_id,
@@ -190,20 +186,19 @@ pub async fn prepare(
     })
 }
 
-/// Reads one record at every start iterator that may be near the retention horizon:
-/// a trimmed one fails here, as a configuration error naming the restart.
+/// Reads one record at every start iterator (concurrently): a trimmed checkpoint fails
+/// here, as a configuration error naming the restart, before any task runs. (Record
+/// times cannot tell: a caught-up checkpoint of an idle shard is old but not trimmed.)
 async fn probe(
     client: &OtsClient,
     cfg: &Config,
     plan: &Plan,
     hours: i32,
-    now: i64,
 ) -> Result<(), PluginError> {
-    let horizon = now - i64::from(hours) * 3_600_000 + PROBE_MARGIN_MS;
     let suspects: Vec<&PlanShard> = plan
         .shards
         .iter()
-        .filter(|s| is_iterator(&s.start) && s.start_position_ms.is_none_or(|p| p < horizon))
+        .filter(|s| is_iterator(&s.start))
         .collect();
     let results = futures::future::join_all(
         suspects
@@ -306,7 +301,10 @@ pub fn batch_of(reports: &[serde_json::Value]) -> Result<PendingBatch, PluginErr
                 first.follow_batch, r.follow_batch
             )));
         }
-        if shards.insert(r.shard.shard_id.clone(), r.shard.clone()).is_some() {
+        if shards
+            .insert(r.shard.shard_id.clone(), r.shard.clone())
+            .is_some()
+        {
             return Err(PluginError::protocol(format!(
                 "shard {} was reported twice",
                 r.shard.shard_id
@@ -401,4 +399,3 @@ pub async fn post(
 pub fn is_follow_state(state: &serde_json::Value) -> bool {
     state.get("follow").and_then(|v| v.as_bool()) == Some(true)
 }
-

@@ -55,7 +55,11 @@ async fn put<T: Serialize>(
         .enumerate()
         .map(|(i, c)| Cell::put(&format!("Data_{i}"), CellValue::Binary(c.to_vec()), None))
         .collect();
-    cells.push(Cell::put("Version", CellValue::String(version.into()), None));
+    cells.push(Cell::put(
+        "Version",
+        CellValue::String(version.into()),
+        None,
+    ));
     cells.push(Cell::put(
         "UpdatedAt",
         CellValue::Integer(chrono::Utc::now().timestamp_millis()),

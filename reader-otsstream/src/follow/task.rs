@@ -122,8 +122,11 @@ impl FollowTaskReader<'_> {
         let record_share = share(follow.and_then(|f| f.commit_records), task.task_count);
         let byte_share = share(follow.and_then(|f| f.commit_bytes), task.task_count);
         let replay = task.replay.as_ref();
-        let listed: BTreeMap<&str, &ShardInfo> =
-            task.listed.iter().map(|s| (s.shard_id.as_str(), s)).collect();
+        let listed: BTreeMap<&str, &ShardInfo> = task
+            .listed
+            .iter()
+            .map(|s| (s.shard_id.as_str(), s))
+            .collect();
         let mut runs: BTreeMap<String, Run> = BTreeMap::new();
         for p in &task.shards {
             let recorded = replay.and_then(|r| r.get(&p.shard_id));
@@ -261,7 +264,14 @@ impl FollowTaskReader<'_> {
                 }
                 run.skip_before_ms = None;
                 rows.clear();
-                convert_record(self.config, record.action_type, &row, &info, &shard, &mut rows)?;
+                convert_record(
+                    self.config,
+                    record.action_type,
+                    &row,
+                    &info,
+                    &shard,
+                    &mut rows,
+                )?;
                 for r in &rows {
                     out.push(r)?;
                 }

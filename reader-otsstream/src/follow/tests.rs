@@ -97,7 +97,9 @@ fn the_batch_id_depends_on_the_start_plan_only() {
     // Another start checkpoint, another base or another assignment: another id.
     let mut moved = s.clone();
     moved.plan.shards[3].start = "it-d2".into();
-    let moved_id = tasks(&split(&moved, &json!({}), 2).unwrap())[0].follow_batch.clone();
+    let moved_id = tasks(&split(&moved, &json!({}), 2).unwrap())[0]
+        .follow_batch
+        .clone();
     assert_ne!(moved_id, ids[0]);
     let mut rebased = s.clone();
     rebased.plan.base = "follow:v2".into();
@@ -199,7 +201,10 @@ fn checkpoint(version: &str, shards: &[(&str, &str)]) -> FollowCheckpoint {
 fn a_pending_row_is_replayed_only_while_it_continues_the_stored_checkpoint() {
     let p = pending("follow:v1", &[("a", "it-a")]);
     let c1 = checkpoint("v1", &[("a", "it-a")]);
-    assert_eq!(replayable(Some(p.clone()), Some(&c1), "s1"), Some(p.clone()));
+    assert_eq!(
+        replayable(Some(p.clone()), Some(&c1), "s1"),
+        Some(p.clone())
+    );
     // post stored the batch's checkpoint (version = the batch id) but did not delete
     // the pending row: stale.
     let c2 = checkpoint(&p.id, &[("a", "it-a2")]);
