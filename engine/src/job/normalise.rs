@@ -56,6 +56,8 @@ const SETTING_KEYS: &[&str] = &[
     "dryRun",
     "restore",
     "postTimeoutSeconds",
+    // Follow mode (`run --follow`): checked by crate::follow::settings.
+    "follow",
 ];
 const SPEED_KEYS: &[&str] = &[
     "channel",

@@ -253,18 +253,6 @@ pub trait Plugin: Sync {
         Ok(())
     }
 
-    /// Follow mode only (readers): runs after a micro-batch's tasks and before the
-    /// writer's `post`, with the reader tasks' checkpoints in `reports` (as `post`
-    /// gets them), so the reader can record the pending batch. Default: nothing, null.
-    fn precommit(
-        &self,
-        ctx: &StepContext,
-        reports: &[serde_json::Value],
-    ) -> Result<serde_json::Value, PluginError> {
-        let _ = (ctx, reports);
-        Ok(serde_json::Value::Null)
-    }
-
     /// Undoes whatever is not committed after a failure or cancellation.
     fn abort(&self, ctx: &StepContext) -> Result<(), PluginError> {
         let _ = ctx;
