@@ -270,6 +270,21 @@ pub trait Plugin: Sync {
         self.post(ctx, reports).map(|()| serde_json::Value::Null)
     }
 
+    /// `precommit` (follow mode, readers): records the batch the tasks read, from
+    /// their checkpoint states (`reports`, in task order), before the writer commits.
+    /// Default: refused, the plugin cannot follow.
+    fn precommit(
+        &self,
+        ctx: &StepContext,
+        reports: &[serde_json::Value],
+    ) -> Result<serde_json::Value, PluginError> {
+        let _ = (ctx, reports);
+        Err(PluginError::config(format!(
+            "{} has no precommit step: it does not support follow mode",
+            self.info().name
+        )))
+    }
+
     /// `abort` as the engine calls it: `reports` are the task reports when `post` had
     /// started (empty otherwise), so the writer can find out what became visible. The
     /// answer is `{"committed": "none"|"partial"|"all"|"unknown", "detail": "…"}` or
