@@ -25,9 +25,10 @@ import follow
 import pipelines
 
 KILLS = 10
-# Kill rounds that wait for the writer's `post` (the batch's commit) and kill the engine
-# in it; the others kill at a random moment.
-IN_COMMIT = {1, 5, 8}
+# Kill rounds that wait for a commit step and kill the engine in it: the writer's `post`
+# (the batch may or may not become visible) or the reader's `post` (the batch is
+# visible, its checkpoint may not be stored: the replay must not write it again).
+IN_COMMIT = {1: "writer post", 5: "reader post", 8: "reader post"}
 # Kill rounds that wait until the run committed a batch of its own, then kill at a random
 # moment; the rest kill at a random moment from the start (start-up, replay, first batch).
 AFTER_A_COMMIT = {2, 4, 7, 9}
@@ -91,9 +92,10 @@ def follow_through_kills(which, cloud, tmp_path, seed):
     try:
         for i in range(KILLS):
             if i in IN_COMMIT:
-                seen = engine.kill_in_step(pipe.writer, "post")
-                assert seen, "no %s post within 30 s:\n%s" % (pipe.writer, engine.log_tail())
-                moments.append(("in post", "killed"))
+                plugin = pipe.writer if IN_COMMIT[i] == "writer post" else "reader-otsstream"
+                seen = engine.kill_in_step(plugin, "post")
+                assert seen, "no %s post within 30 s:\n%s" % (plugin, engine.log_tail())
+                moments.append(("in " + IN_COMMIT[i], "killed"))
             else:
                 if i in AFTER_A_COMMIT:
                     # This run makes progress first: the kill hits a later batch.
@@ -127,12 +129,16 @@ def follow_through_kills(which, cloud, tmp_path, seed):
     # replays (the post may have completed before the kill: then nothing pends).
     logs = [(tmp_path / ("engine-%d.stderr" % n)).read_text() for n in range(1, engine.runs + 1)]
     replays = sum(1 for text in logs if "replaying the pending batch" in text)
+    # writer-odps: a replayed batch whose session was committed commits nothing again.
+    recommits = sum(1 for text in logs if "nothing committed again" in text)
     got = pipe.output()
-    print("%s: %d changes, %d rows; %d engine runs, %d replayed a pending batch; "
+    print("%s: %d changes, %d rows; %d engine runs, %d replayed a pending batch (%d found it committed); "
           "kill moments (s, outcome, processes left): %s; %s" % (
-              which, len(ops), len(want), engine.runs, replays, moments, events))
+              which, len(ops), len(want), engine.runs, replays, recommits, moments, events))
     assert follow.same_rows(got, want), follow.difference(got, want)
     assert replays >= 1, "no run replayed a pending batch"
+    if which == "odps":
+        assert recommits >= 1, "no replay found its batch committed (kills in the reader's post)"
     # The split and the merge happened on the followed table: root → two children → one.
     family = follow.shards(cloud, pipe.table)
     assert len(family) == 4, family
