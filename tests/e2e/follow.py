@@ -66,11 +66,12 @@ def oss_follow_job(tmp_path, commit_interval=None):
 
 def odps_follow_job(tmp_path, commit_interval=None):
     """The MaxCompute example job as a follow job: no window keys, append
-    (`truncate: false`) into the fixed partition pt=follow."""
+    (`truncate: false`) into the fixed partition pt=follow, commit markers reclaimed after
+    a day (`commitMarkerLifecycle`, as writer-odps advises for follow mode)."""
     setting = ('"Setting ":{"follow": {"commitIntervalSeconds": %s},' % commit_interval
                if commit_interval is not None else '"Setting ":{')
     return derive_job(pipelines.ODPS_JOB, [
-        ('"truncate": true', '"truncate": false'),
+        ('"truncate": true', '"truncate": false, "commitMarkerLifecycle": 1'),
         ('"partition": "pt=${bdp.system.bizdate}"', '"partition": "%s"' % ODPS_PARTITION),
         ('"Setting ":{', setting),
     ], tmp_path / "odps-follow.json", drop_lines=('"startTimeString"', '"endTimeString"'))
