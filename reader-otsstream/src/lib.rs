@@ -179,6 +179,9 @@ impl Plugin for OtsStreamReader {
         let cfg = Config::from_parameter(&ctx.parameter, &zone(&ctx.job.time_zone)?)?;
         let now = chrono::Utc::now().timestamp_millis();
         if let Some(follow) = &cfg.follow {
+            if let Some(map) = ctx.parameter.as_object() {
+                follow::config::warn_window_keys(map);
+            }
             let client = client_for(&cfg)?;
             let state = runtime()?.block_on(prepare_follow(&client, &cfg, follow, now))?;
             return serde_json::to_value(state).map_err(|e| PluginError::internal(e.to_string()));

@@ -97,12 +97,12 @@ fn a_replay_reads_exactly_the_recorded_records_and_the_next_batch_the_rest() {
     let first = params(
         &cloud,
         "fr",
-        json!({"commitIntervalSeconds": 5, "commitRecords": 4, "from": "oldest"}),
+        json!({"commitIntervalSeconds": 60, "commitRecords": 4, "from": "oldest"}),
     );
     let started = Instant::now();
     let a = read_batch(&first, 1);
     // The record share ends the task at once, long before the interval.
-    assert!(started.elapsed().as_secs_f64() < 4.0);
+    assert!(started.elapsed().as_secs_f64() < 30.0);
     assert_eq!(records(&a.reports), 4);
     r.precommit(&ctx(&first, a.state.clone()), &a.reports)
         .unwrap();

@@ -290,7 +290,7 @@ def test_split_and_merge_while_following_lose_and_repeat_nothing(follower):
 
 def test_a_split_while_a_task_reads_the_parent(follower):
     follower.write(range(0, 40))
-    state, tasks = follower.plan(follower.parameter(commitIntervalSeconds=3, **{"from": "oldest"}))
+    state, tasks = follower.plan(follower.parameter(commitIntervalSeconds=10, **{"from": "oldest"}))
     result = {}
     worker = threading.Thread(target=lambda: result.update(out=follower.run_tasks(tasks)))
     worker.start()

@@ -45,10 +45,12 @@ pub fn parse(value: Option<&Json>, zone: &Zone) -> Result<Option<FollowConfig>, 
         None | Some(Json::Null) | Some(Json::Bool(false)) => return Ok(None),
         Some(Json::Bool(true)) => serde_json::Map::new(),
         Some(Json::Object(m)) => m.clone(),
-        Some(other) => return Err(PluginError::config(format!(
+        Some(other) => {
+            return Err(PluginError::config(format!(
             "parameter follow: must be an object {{\"commitIntervalSeconds\", \"commitRecords\", \
                  \"commitBytes\", \"from\"}} or true, not {other}"
-        ))),
+        )))
+        }
     };
     for key in map.keys() {
         if !KEYS.contains(&key.as_str()) {
