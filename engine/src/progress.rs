@@ -283,6 +283,7 @@ mod tests {
             wait_writer: Duration::from_millis(3200),
             wait_limit: Duration::ZERO,
             estimated_total: None,
+            lag_ms: None,
         };
         let line = b.line(&a);
         assert!(line.contains("read 200,000 records, 20.0 MiB"), "{line}");

@@ -436,3 +436,45 @@ fn follow_options_are_checked_and_name_what_is_wrong() {
     out.assert_code(2)
         .assert_stderr_has("setting.follow: follow mode runs only with `streamport run`");
 }
+
+#[test]
+fn a_batch_whose_reader_post_failed_is_replayed_under_the_same_fingerprint() {
+    let ws = Workspace::new();
+    let job = follow_job(&ws, json!({}), json!({"follow_records": [3, 3]}), json!({}));
+    let args = [
+        "run",
+        job.to_str().unwrap(),
+        "--follow",
+        "--commit-interval",
+        "0.2",
+        "--summary-json",
+        "s.json",
+    ];
+    let mut cmd = ws.engine(&args);
+    cmd.env("MISBEHAVE_FAIL_READER_STEP", "post");
+    let out = common::run(cmd, DEADLINE);
+    // The writer committed; the reader's checkpoint did not move.
+    out.assert_code(1);
+    let s = summary(&ws, &out);
+    assert_eq!(s["committed"], "all", "{s}");
+    let first = calls(&ws);
+    let posted = first.iter().find(|l| l.starts_with("writer post")).unwrap();
+    // The restart replays the batch: same followBatch, same fingerprint, so the
+    // writer's idempotent post finds it done instead of adding it again.
+    std::fs::remove_file(ws.path("calls.log")).unwrap();
+    let (child, started) = start(&ws, &job, &["--commit-interval", "0.2"]);
+    wait_for_calls(&ws, "reader post", 1);
+    kill(child.id(), "-TERM");
+    finish(child, started, DEADLINE).assert_code(0);
+    let second = calls(&ws);
+    let replayed = second
+        .iter()
+        .find(|l| l.starts_with("writer post"))
+        .unwrap();
+    assert_eq!(fp(posted), fp(replayed));
+    let split = second
+        .iter()
+        .find(|l| l.starts_with("reader split"))
+        .unwrap();
+    assert!(split.ends_with("batch=00000000"), "{split}");
+}

@@ -26,6 +26,12 @@ fn marker_dir(p: &Json) -> Option<&str> {
     p.get("marker_dir").and_then(Json::as_str)
 }
 
+/// Whether `MISBEHAVE_FAIL_READER_STEP` names this reader step (a failure that leaves
+/// the parameter, so the job's fingerprint, as it is).
+pub fn fails(role: Role, step: &str) -> bool {
+    role == Role::Reader && std::env::var("MISBEHAVE_FAIL_READER_STEP").is_ok_and(|s| s == step)
+}
+
 /// Appends `line` to `<marker_dir>/calls.log`.
 pub fn log_call(p: &Json, line: &str) {
     if let Some(dir) = marker_dir(p) {

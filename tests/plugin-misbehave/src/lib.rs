@@ -20,7 +20,7 @@
 //! | `post_ms` | `post` takes at least this long (before it writes its marker); with `marker_dir`, it first writes `<role>-post.pid` (its process id) |
 //! | `post_answer` / `abort_answer` | the value `post` / `abort` answers (default null) |
 //! | `echo` | parameter keys whose values every step and task prints on stderr (`<key> is <value>`), to test redaction |
-//! | `follow`, `follow_*` | follow mode (a `precommit` step, `followBatch`, a call log): see [`follow`] |
+//! | `follow`, `follow_*` | follow mode (a `precommit` step, `followBatch`, a call log): see [`follow`]; `MISBEHAVE_FAIL_READER_STEP=<step>` fails a reader step as `fail_step` does, without changing the job's fingerprint |
 //!
 //! Without a mode they keep the contract `streamport test-plugin` checks (`--version`, a
 //! parameter or task config that is not an object is a config error, `error` frames
@@ -143,7 +143,7 @@ fn step(role: Role, step: &str) -> i32 {
         let _ = writeln!(std::io::stdout(), "{}", json!(response));
         return 1;
     }
-    if p.get("fail_step").and_then(Json::as_str) == Some(step) {
+    if p.get("fail_step").and_then(Json::as_str) == Some(step) || follow::fails(role, step) {
         let kind = if step == "check" {
             ErrorKind::Config
         } else {
