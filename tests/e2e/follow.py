@@ -287,23 +287,25 @@ class Follower:
 # ---- output and expected rows -------------------------------------------------------
 
 
-def oss_follow_objects(cloud):
+# The shipped follow examples (examples/jobs/*-follow.json).
+OSS_EXAMPLE = pipelines.WORKSPACE / "examples" / "jobs" / "otsstream-to-oss-follow.json"
+ODPS_EXAMPLE = pipelines.WORKSPACE / "examples" / "jobs" / "otsstream-to-odps-follow.json"
+OSS_EXAMPLE_OBJECT = "tablestore/users-follow/part"
+
+
+def oss_follow_records(cloud, object_name=OSS_FOLLOW_PREFIX + "out"):
+    """(records of every object under `object_name`'s folder, names not of the form
+    `<object_name>__<32 hex>`) for a follow job whose writer `object` is `object_name`."""
     import oss2
     bucket = cloud.oss_bucket()
-    return {o.key: bucket.get_object(o.key).read().decode("utf-8")
-            for o in oss2.ObjectIteratorV2(bucket, prefix=OSS_FOLLOW_PREFIX)}
-
-
-OSS_OBJECT = re.compile(re.escape(OSS_FOLLOW_PREFIX) + r"out__[0-9a-f]{32}")
-
-
-def oss_follow_records(cloud):
-    """(records of every object under the follow prefix, names not of the writer's form)."""
-    objects = oss_follow_objects(cloud)
+    folder = object_name.rsplit("/", 1)[0] + "/"
+    objects = {o.key: bucket.get_object(o.key).read().decode("utf-8")
+               for o in oss2.ObjectIteratorV2(bucket, prefix=folder)}
     records = []
     for text in objects.values():
         records += pipelines.split_csv_records(text)
-    return records, sorted(k for k in objects if not OSS_OBJECT.fullmatch(k))
+    pattern = re.compile(re.escape(object_name) + r"__[0-9a-f]{32}")
+    return records, sorted(k for k in objects if not pattern.fullmatch(k))
 
 
 def expected_oss_records(ops):

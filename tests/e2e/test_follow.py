@@ -1,8 +1,12 @@
 """Follow mode end to end (issue 16): `streamport run JOB --follow` against localcloud
 while a writer thread keeps changing the table through the official SDK.
 
-* For each pipeline (Stream → OSS CSV, Stream → MaxCompute), the engine is SIGKILLed at
-  ten or more random moments and restarted from its checkpoint, the table's shard is
+* For each pipeline (Stream → OSS CSV, Stream → MaxCompute; the shipped follow example
+  jobs, examples/jobs/*-follow.json, at a 1 s commit interval), the engine is SIGKILLed at
+  ten moments (random ones, random ones after the run's own first commit, and inside
+  the writer's and the reader's `post`) and restarted from its checkpoint (a pending
+  batch is replayed; writer-odps must find it committed and not commit it again); the
+  table's shard is
   split and its two children merged while it follows; at the end the writer stops, the
   engine catches up and is stopped with SIGTERM (exit 0), and the output (read with
   oss2 / pyodps) equals exactly the rows derived from the writer's log: nothing lost,
@@ -41,21 +45,26 @@ def subreaper():
 
 
 class Pipeline:
-    def __init__(self, which, cloud, tmp_path):
+    """A follow job of one pipeline: the example job of the window pipeline made a follow
+    job (`follow.oss_follow_job` / `odps_follow_job`), or with `example` the shipped
+    follow example (examples/jobs/*-follow.json)."""
+
+    def __init__(self, which, cloud, tmp_path, example=False):
         self.which, self.cloud = which, cloud
         if which == "oss":
             self.table, self.pk = pipelines.OSS_TABLE, pipelines.OSS_PK
-            self.job = follow.oss_follow_job(tmp_path)
+            self.job = follow.OSS_EXAMPLE if example else follow.oss_follow_job(tmp_path)
+            self.object = follow.OSS_EXAMPLE_OBJECT if example else follow.OSS_FOLLOW_PREFIX + "out"
             self.writer = "writer-oss"
         else:
             self.table, self.pk = pipelines.ODPS_TABLE, pipelines.ODPS_PK
-            self.job = follow.odps_follow_job(tmp_path)
+            self.job = follow.ODPS_EXAMPLE if example else follow.odps_follow_job(tmp_path)
             self.writer = "writer-odps"
             pipelines.create_person_table(cloud)
 
     def output(self):
         if self.which == "oss":
-            records, stray = follow.oss_follow_records(self.cloud)
+            records, stray = follow.oss_follow_records(self.cloud, self.object)
             assert not stray, "objects not named by the writer: %s" % stray
             return records
         return follow.odps_follow_rows(self.cloud)
@@ -78,7 +87,7 @@ def catch_up(pipe, engine, want, timeout=90):
 
 
 def follow_through_kills(which, cloud, tmp_path, seed):
-    pipe = Pipeline(which, cloud, tmp_path)
+    pipe = Pipeline(which, cloud, tmp_path, example=True)
     rng = random.Random(int(os.environ.get("KILL_SEED", seed)))
     writer = follow.Writer(cloud, pipe.table, pipe.pk, tmp_path / "ops.jsonl", seed=seed, rate=40)
     writer.create_table()
