@@ -235,7 +235,8 @@ def main(argv=None):
     load = os.getloadavg()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=str(HERE), capture_output=True,
                             text=True).stdout.strip()
-    print(json.dumps({"commit": commit, "results": results, "loadavg": [round(x, 1) for x in load], "cpus": os.cpu_count()}, indent=1))
+    print(json.dumps({"commit": commit, "results": results, "loadavg": [round(x, 1) for x in load],
+                      "cpus": os.cpu_count()}, indent=1))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ left at the wall time (offset 0) here, so record times are real times and the re
 deadlines and lag mean what they say.
 """
 
-import io
 import json
 import os
 import random
@@ -356,9 +355,3 @@ def _key(row):
 def same_rows(got, want):
     import collections
     return collections.Counter(map(_key, got)) == collections.Counter(map(_key, want))
-
-
-def dump(value):
-    buf = io.StringIO()
-    json.dump(value, buf, default=str)
-    return buf.getvalue()
