@@ -124,6 +124,25 @@ fn a_replay_reads_exactly_the_recorded_records_and_the_next_batch_the_rest() {
             .collect()
     };
     assert_eq!(strip(&b.reports), strip(&a.reports));
+    // A replay that cannot find the recorded records (they would have been trimmed)
+    // fails instead of committing a different batch under the same id.
+    let mut wrong = b.tasks[0].clone();
+    for end in wrong["replay"].as_object_mut().unwrap().values_mut() {
+        if end["records"] == json!(4) {
+            end["records"] = json!(400);
+        }
+    }
+    let (mut sink, _buffer) = RecordSink::in_memory();
+    let task = TaskContext {
+        config: wrong,
+        ..TaskContext::default()
+    };
+    let e = r.read(&task, &mut sink).unwrap_err();
+    assert!(
+        e.message.contains("holds only 15 of the 400 records"),
+        "{}",
+        e.message
+    );
     r.post(&ctx(&later, b.state.clone()), &b.reports).unwrap();
     // The next batch starts after the replayed one: the remaining 6 + 5 records.
     let c = read_batch(&later, 1);

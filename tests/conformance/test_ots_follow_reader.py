@@ -407,3 +407,60 @@ def test_from_a_time_skips_older_records(follower):
     got, _, _ = follower.batch(follower.parameter(**{"from": str(t)}))
     assert sorted(got) == [5, 6, 7, 8]
     assert follower.follow_until_empty(follower.parameter()) == []
+
+
+def test_status_table_faults_in_precommit_and_post_converge(follower, admin):
+    """Every status-table write of follow mode failing once (before or after it took
+    effect): a re-run of the batch replays or moves on, and every record is exported once."""
+    ots = admin["ots"]
+    follower.write(range(0, 12))
+    exported, _, _ = follower.batch(follower.parameter(commitRecords=2, **{"from": "oldest"}), count=1)
+    param = follower.parameter(commitRecords=3)
+
+    def read():
+        state, tasks = follower.plan(param, count=1)
+        records, reports = follower.run_tasks(tasks)
+        read.replayed = "replay" in tasks[0]
+        return state, tasks[0]["followBatch"], records, reports
+
+    def failing(step, operation, state, reports, after_apply):
+        ots.add_fault(operation=operation, times=1, kind="error", status=503,
+                      code="OTSServerBusy", after_apply=after_apply)
+        code, answer, stderr = follower.step(step, param, state=state, reports=reports)
+        assert code != 0 and not answer["ok"], stderr
+        assert operation in answer["error"]["message"] and "statusTable" in answer["error"]["message"]
+        assert ots.faults()["rules"] == []
+
+    # precommit's PutRow took effect but its answer was lost: the batch is replayed.
+    state, id_a, records_a, reports = read()
+    failing("precommit", "PutRow", state, reports, after_apply=True)
+    state, id_again, records_again, reports = read()
+    assert (id_again, records_again, read.replayed) == (id_a, records_a, True)
+    follower.ok("precommit", param, state=state, reports=reports)
+    # post stored the checkpoint, then deleting the pending row failed: the pending row is
+    # stale and the next batch starts after this one.
+    failing("post", "DeleteRow", state, reports, after_apply=False)
+    exported += keys(records_a)
+    # post's checkpoint PutRow failed (nothing stored): the next batch replays.
+    state, id_b, records_b, reports = read()
+    assert id_b != id_a and keys(records_b) == [5, 6, 7] and not read.replayed
+    follower.ok("precommit", param, state=state, reports=reports)
+    failing("post", "PutRow", state, reports, after_apply=False)
+    state, id_again, records_again, reports = read()
+    assert (id_again, records_again, read.replayed) == (id_b, records_b, True)
+    follower.ok("precommit", param, state=state, reports=reports)
+    follower.ok("post", param, state=state, reports=reports)
+    exported += keys(records_b)
+    exported += follower.follow_until_empty(follower.parameter())
+    assert sorted(exported) == list(range(12))
+
+
+def test_caught_up_shards_take_turns_within_thread_num(follower):
+    """threadNum 1: a caught-up child keeps polling, yet its sibling is read too."""
+    follower.write(range(0, 30))
+    follower.control("/-/ots/split", {"table": follower.table, "split_point": 15})
+    follower.write(range(30, 60))
+    param = follower.parameter(commitIntervalSeconds=2, **{"from": "oldest"})
+    param["threadNum"] = 1
+    got, _, _ = follower.batch(param, count=1)
+    assert sorted(got) == list(range(60))

@@ -3,7 +3,7 @@
 //! commit deadline, at its share of the record/byte limits, or (replay) at exactly the
 //! recorded record count of every shard. Reports one [`FollowReport`] per shard.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use futures::future::LocalBoxFuture;
@@ -163,10 +163,12 @@ impl FollowTaskReader<'_> {
         let mut total_records: u64 = 0;
         let mut total_bytes: u64 = 0;
         let mut rows = Vec::new();
+        // Shards due for a request, in order, with the wait before it (a caught-up
+        // shard's poll): at most `concurrent_shards` requests are in flight, and a
+        // caught-up shard goes to the back of the line, so every shard gets its turn.
+        let mut queue: VecDeque<(String, Duration)> = VecDeque::new();
         loop {
             // Start shards whose parents reached their end.
-            let reading = runs.values().filter(|r| r.state == State::Reading).count();
-            let mut room = self.config.concurrent_shards.saturating_sub(reading);
             let ready: Vec<String> = runs
                 .iter()
                 .filter(|(_, r)| r.state == State::Waiting)
@@ -183,13 +185,17 @@ impl FollowTaskReader<'_> {
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in ready {
-                if room == 0 {
-                    break;
-                }
-                room -= 1;
                 if let Some(run) = runs.get_mut(&id) {
                     run.state = State::Reading;
-                    inflight.push(self.fetch(&id, &run.iterator, Duration::ZERO));
+                    queue.push_back((id, Duration::ZERO));
+                }
+            }
+            while inflight.len() < self.config.concurrent_shards {
+                let Some((id, wait)) = queue.pop_front() else {
+                    break;
+                };
+                if let Some(run) = runs.get(&id) {
+                    inflight.push(self.fetch(&id, &run.iterator, wait));
                 }
             }
             if inflight.is_empty() {
@@ -211,8 +217,8 @@ impl FollowTaskReader<'_> {
             let fetched = result.map_err(|e| self.failed(run, "reading", e))?;
             let (used, page) = match fetched {
                 Fetched::Iterator(Some(it)) => {
-                    run.iterator = it.clone();
-                    inflight.push(self.fetch(&shard, &it, Duration::ZERO));
+                    run.iterator = it;
+                    queue.push_back((shard, Duration::ZERO));
                     continue;
                 }
                 Fetched::Iterator(None) => {
@@ -238,7 +244,7 @@ impl FollowTaskReader<'_> {
                         run.position_ms = Some(now_ms());
                         run.iterator = next.clone();
                         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                        inflight.push(self.fetch(&shard, next, POLL_INTERVAL.min(left)));
+                        queue.push_back((shard, POLL_INTERVAL.min(left)));
                     }
                 }
                 continue;
@@ -315,9 +321,9 @@ impl FollowTaskReader<'_> {
             match position {
                 None => run.state = State::Done(SHARD_END.to_owned()),
                 Some(next) => {
-                    run.iterator = next.clone();
+                    run.iterator = next;
                     if !global_stop {
-                        inflight.push(self.fetch(&shard, &next, Duration::ZERO));
+                        queue.push_back((shard, Duration::ZERO));
                     }
                 }
             }
@@ -329,10 +335,10 @@ impl FollowTaskReader<'_> {
         let mut reports = Vec::with_capacity(runs.len());
         for (id, run) in runs {
             if let Some(end) = replay.and_then(|r| r.get(&id)) {
-                if run.state != State::Done(end.checkpoint.clone()) {
+                if run.state != State::Done(end.checkpoint.clone()) || run.records != end.records {
                     return Err(PluginError::service(format!(
-                        "replay of batch {}: shard {id} did not reach its recorded end ({} records)",
-                        task.follow_batch, end.records
+                        "replay of batch {}: shard {id} did not reach its recorded end ({} of the {} records read)",
+                        task.follow_batch, run.records, end.records
                     )));
                 }
             }
