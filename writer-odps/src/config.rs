@@ -399,12 +399,7 @@ impl OdpsConfig {
             None | Some(Json::Null) => None,
             Some(_) => Some(int_in(p, "commitMarkerLifecycle", 1, 1, 37_231)? as u32),
         };
-        crate::follow::check(
-            p,
-            truncate,
-            commit_marker.is_some(),
-            commit_marker_lifecycle.is_some(),
-        )?;
+        crate::follow::check(p, truncate, commit_marker.is_some())?;
         Ok(Self {
             commit_marker,
             commit_marker_lifecycle,

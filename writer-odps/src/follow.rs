@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 
 /// Whether the engine runs this writer in follow mode, and if so, whether the
 /// configuration can follow.
-pub fn check(p: &Json, truncate: bool, marker: bool, lifecycle: bool) -> Result<bool, PluginError> {
+pub fn check(p: &Json, truncate: bool, marker: bool) -> Result<bool, PluginError> {
     let follow = match p.get("follow") {
         None | Some(Json::Null) | Some(Json::Bool(false)) => false,
         Some(Json::Bool(true)) => true,
@@ -36,12 +36,18 @@ pub fn check(p: &Json, truncate: bool, marker: bool, lifecycle: bool) -> Result<
             "writer-odps: follow mode: commitMarker false would append a batch replayed after a crash a second time; leave commitMarker on",
         ));
     }
-    if follow && !lifecycle {
+    Ok(follow)
+}
+
+/// The `check` step's warning (once per run, not in every step of every batch).
+pub fn warn_once(p: &Json) {
+    let following = p.get("follow") == Some(&Json::Bool(true));
+    let lifecycle = p.get("commitMarkerLifecycle").is_some_and(|v| !v.is_null());
+    if following && !lifecycle {
         tracing::warn!(
             "writer-odps: follow mode adds one commit-marker partition per batch (a table holds at most 60,000): set commitMarkerLifecycle (days, e.g. 1) so old markers are reclaimed"
         );
     }
-    Ok(follow)
 }
 
 #[cfg(test)]

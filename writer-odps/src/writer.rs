@@ -290,6 +290,7 @@ impl Plugin for OdpsWriter {
 
     fn check(&self, ctx: &StepContext) -> Result<(), PluginError> {
         let config = self.config(ctx)?;
+        crate::follow::warn_once(&ctx.parameter);
         runtime()?.block_on(async {
             let mut client = client_for(&config, config.tunnel.clone())?;
             load_and_check(&config, &client).await?;

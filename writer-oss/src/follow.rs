@@ -54,10 +54,16 @@ pub fn check(
     if map.get("windowTime").is_some_and(given) {
         return refuse("windowTime: a follow job has no window; partition by eventTimeColumn instead, or leave the time placeholders out of object");
     }
-    if map.get("generateEmptyFile") == Some(&Json::Bool(true)) {
+    Ok(())
+}
+
+/// The `check` step's warning (once per run, not in every step of every batch).
+pub fn warn_once(parameter: &Json) {
+    if parameter.get("follow") == Some(&Json::Bool(true))
+        && parameter.get("generateEmptyFile") == Some(&Json::Bool(true))
+    {
         tracing::warn!("writer-oss: follow mode: generateEmptyFile has no effect (batches that read nothing are not committed)");
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -100,6 +100,7 @@ impl Plugin for OssWriter {
 
     fn check(&self, ctx: &StepContext) -> Result<(), PluginError> {
         let (_, client) = setup(&ctx.parameter, &ctx.job.time_zone)?;
+        crate::follow::warn_once(&ctx.parameter);
         runtime()?
             .block_on(client.check_bucket())
             .map_err(|e| e.into_plugin().context("checking the bucket"))

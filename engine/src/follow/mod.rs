@@ -405,6 +405,8 @@ impl FollowRun<'_> {
             self.options.post_timeout,
         )
         .await;
+        // The commit is over: a signal from here on stops the run after this batch.
+        guard.next_batch();
         self.report = report;
         result?;
         self.stats.committed(records, bytes, &checkpoints);
