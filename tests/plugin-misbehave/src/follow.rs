@@ -40,7 +40,9 @@ pub fn log_call(p: &Json, line: &str) {
             .append(true)
             .open(format!("{dir}/calls.log"))
         {
-            let _ = writeln!(f, "{line}");
+            // One write per line: tasks of two processes append at once (O_APPEND keeps
+            // a single small write whole; `writeln!` may split it).
+            let _ = f.write_all(format!("{line}\n").as_bytes());
         }
     }
 }
