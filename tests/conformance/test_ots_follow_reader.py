@@ -68,6 +68,17 @@ class Follower:
         self.stream_id = self.api.list_stream(self.table).streams[0].stream_id
         self.written = []
 
+    def drop(self):
+        """Deletes the data table and the status table (if the reader created it)."""
+        for name in (self.table, self.status):
+            req = pb2.DeleteTableRequest()
+            req.table_name = name
+            try:
+                self.api.call("DeleteTable", req, pb2.DeleteTableResponse)
+            except Exception as e:  # the status table may never have been created
+                if "OTSObjectNotExist" not in str(e):
+                    raise
+
     def write(self, ids):
         now = int(time.time() * 1000)
         for i in ids:
@@ -212,8 +223,23 @@ def run_task(task, index, count):
 
 
 @pytest.fixture
-def follower(localcloud):
-    return Follower(localcloud)
+def new_follower(localcloud):
+    """Makes followers and drops their tables afterwards (an instance holds 64 tables,
+    and the suite shares one localcloud)."""
+    made = []
+
+    def make(**kw):
+        made.append(Follower(localcloud, **kw))
+        return made[-1]
+
+    yield make
+    for f in made:
+        f.drop()
+
+
+@pytest.fixture
+def follower(new_follower):
+    return new_follower()
 
 
 def test_consecutive_batches_export_each_record_once(follower):
@@ -361,8 +387,8 @@ def test_parents_are_drained_before_children_in_one_batch(follower):
     assert all(ends[c] not in ("SHARD_END", "TRIM_HORIZON") for c in split["children"])
 
 
-def test_a_trimmed_checkpoint_fails_prepare_and_from_oldest_restarts(localcloud):
-    f = Follower(localcloud, hours=1)
+def test_a_trimmed_checkpoint_fails_prepare_and_from_oldest_restarts(new_follower):
+    f = new_follower(hours=1)
     f.write(range(0, 20))
     f.batch(f.parameter(commitRecords=5, **{"from": "oldest"}), count=1)
     # Two hours pass for the stream: the 15 unread records expire.
