@@ -349,7 +349,10 @@ impl TaskReader<'_> {
                 &cfg.columns,
                 cfg.export_sequence_info,
             )
-            .map(|r| rows.push_values(&r)),
+            .map(|r| {
+                rows.clear();
+                rows.push_values(&r)
+            }),
         }
         .map_err(|e| {
             PluginError::data(format!(
