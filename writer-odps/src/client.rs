@@ -255,6 +255,27 @@ impl OdpsClient {
         table: &str,
         partition: &str,
     ) -> Request {
+        self.tunnel_request_to(
+            operation,
+            method,
+            table,
+            partition,
+            self.table_path(table),
+            "5",
+        )
+    }
+
+    /// A Tunnel request to `path` of `table` (and `partition`, if not empty) at tunnel
+    /// protocol `version` (uploads 5, upsert sessions 6).
+    pub(crate) fn tunnel_request_to(
+        &self,
+        operation: &str,
+        method: Method,
+        table: &str,
+        partition: &str,
+        path: String,
+        version: &str,
+    ) -> Request {
         let mut req = Request::new(
             format!(
                 "{operation} {}.{table}{}",
@@ -266,9 +287,9 @@ impl OdpsClient {
                 }
             ),
             method,
-            self.table_path(table),
+            path,
         )
-        .header("x-odps-tunnel-version", "5")
+        .header("x-odps-tunnel-version", version)
         .header("odps-tunnel-date-transform", "v1");
         if !partition.is_empty() {
             req = req.param("partition", partition);

@@ -154,26 +154,16 @@ fn request(
     table: &str,
     partition: &str,
 ) -> Request {
-    let mut req = Request::new(
-        format!(
-            "{operation} {}.{table}{}",
-            client.project(),
-            if partition.is_empty() {
-                String::new()
-            } else {
-                format!(" partition {partition}")
-            }
-        ),
-        method,
-        format!("/projects/{}/tables/{table}/upserts", client.project()),
-    )
-    .header("x-odps-tunnel-version", "6")
-    .header("odps-tunnel-date-transform", "v1")
-    .header("odps-tunnel-sdk-support-schema-evolution", "true");
-    if !partition.is_empty() {
-        req = req.param("partition", partition);
-    }
-    req
+    client
+        .tunnel_request_to(
+            operation,
+            method,
+            table,
+            partition,
+            format!("/projects/{}/tables/{table}/upserts", client.project()),
+            "6",
+        )
+        .header("odps-tunnel-sdk-support-schema-evolution", "true")
 }
 
 /// Creates an upsert session (one slot asked for, as pyodps's default).
