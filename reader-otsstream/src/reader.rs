@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use protocol::runtime::{PluginError, RecordSink};
 use serde::{Deserialize, Serialize};
 
-use crate::client::OtsClient;
+use crate::client::{self, OtsClient};
 use crate::config::{Config, Mode};
 use crate::encoded::{self, EncodedRows};
 use crate::plainbuffer;
@@ -432,13 +432,25 @@ impl ShardFetcher {
         };
         let mut skip = start.skip_before_start;
         let mut sent: i64 = 0;
+        // The next page is asked for as soon as this one names it, and decoded pages are
+        // handed on while it is served: the service's time and the decoding overlap. A
+        // page fetched past the window's end is dropped unread.
+        let mut prefetched: Option<Prefetch> = None;
         loop {
-            let page = self
-                .client
-                .get_stream_record(&iterator, None)
-                .await
-                .map_err(|e| e.into_plugin(self.context("GetStreamRecord")))?;
+            let page = match prefetched.take() {
+                Some(fetch) => fetch.page().await,
+                None => {
+                    self.client
+                        .get_stream_record(&iterator, Some(client::PAGE_RECORDS))
+                        .await
+                }
+            }
+            .map_err(|e| e.into_plugin(self.context("GetStreamRecord")))?;
             let last = std::mem::take(&mut iterator);
+            if let (false, Some(next)) = (page.stream_records.is_empty(), &page.next_shard_iterator)
+            {
+                prefetched = Some(Prefetch::start(&self.client, next));
+            }
             if page.stream_records.is_empty() {
                 return Ok(match page.next_shard_iterator {
                     // Caught up with an open shard.
@@ -495,6 +507,7 @@ impl ShardFetcher {
                         ))
                     })?
                 };
+                drop(prefetched);
                 return Ok(self.finish(position, sent, None));
             }
             match page.next_shard_iterator {
@@ -502,5 +515,39 @@ impl ShardFetcher {
                 None => return Ok(self.finish(SHARD_END.to_owned(), sent, None)),
             }
         }
+    }
+}
+
+/// A `GetStreamRecord` call running on its own while the page before it is decoded;
+/// dropping it cancels the call.
+struct Prefetch(
+    tokio::task::JoinHandle<Result<crate::pb::GetStreamRecordResponse, crate::error::OtsError>>,
+);
+
+impl Prefetch {
+    fn start(client: &OtsClient, iterator: &str) -> Prefetch {
+        let client = client.clone();
+        let iterator = iterator.to_owned();
+        Prefetch(tokio::spawn(async move {
+            client
+                .get_stream_record(&iterator, Some(client::PAGE_RECORDS))
+                .await
+        }))
+    }
+
+    async fn page(mut self) -> Result<crate::pb::GetStreamRecordResponse, crate::error::OtsError> {
+        match (&mut self.0).await {
+            Ok(result) => result,
+            Err(e) => Err(crate::error::OtsError::Transport {
+                action: "GetStreamRecord".to_owned(),
+                message: format!("the prefetching task stopped: {e}"),
+            }),
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -10,7 +10,7 @@ use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use protocol::runtime::{PluginError, RecordSink};
 
-use crate::client::OtsClient;
+use crate::client::{self, OtsClient};
 use crate::config::{Config, Mode};
 use crate::error::OtsError;
 use crate::follow::config::share;
@@ -85,7 +85,7 @@ impl FollowTaskReader<'_> {
                     .map(Fetched::Iterator)
             } else {
                 client
-                    .get_stream_record(&iterator, None)
+                    .get_stream_record(&iterator, Some(client::PAGE_RECORDS))
                     .await
                     .map(|page| Fetched::Page {
                         used: iterator,

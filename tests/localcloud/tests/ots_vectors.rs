@@ -209,7 +209,7 @@ fn get_stream_record_response_is_rebuilt_byte_for_byte() {
         let v = vectors(&pbv).iter().find(|v| v["name"] == *name).unwrap();
         pb::StreamRecord {
             action_type,
-            record: plainbuffer::encode_row(&expected_row(&v["decoded"])),
+            record: plainbuffer::encode_row(&expected_row(&v["decoded"])).into(),
         }
     })
     .collect();

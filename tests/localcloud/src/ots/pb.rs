@@ -508,8 +508,8 @@ pub struct GetStreamRecordRequest {
 pub struct StreamRecord {
     #[prost(int32, required, tag = "1")]
     pub action_type: i32,
-    #[prost(bytes = "vec", required, tag = "2")]
-    pub record: Vec<u8>,
+    #[prost(bytes = "bytes", required, tag = "2")]
+    pub record: bytes::Bytes,
 }
 
 #[derive(Clone, PartialEq, Message)]

@@ -34,6 +34,11 @@ pub struct LogRecord {
     pub action: Action,
     /// The PlainBuffer row including its sequence info.
     pub row: Row,
+    /// The row's PlainBuffer bytes, encoded when the record is appended (or, for a
+    /// record loaded from a saved state, at its first read); cleared when the row
+    /// changes.
+    #[serde(skip)]
+    pub encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
 impl LogRecord {
@@ -147,7 +152,15 @@ impl StreamState {
             .iter_mut()
             .find(|s| s.closed_us.is_none() && s.contains(&first))
         {
-            shard.records.push_back(LogRecord { action, row });
+            // Encoded once, as written, the way the service keeps its log: a read
+            // copies the bytes.
+            let encoded =
+                std::sync::OnceLock::from(bytes::Bytes::from(plainbuffer::encode_row(&row)));
+            shard.records.push_back(LogRecord {
+                action,
+                row,
+                encoded,
+            });
         }
     }
 
@@ -276,6 +289,7 @@ impl StreamState {
         for shard in &mut self.shards {
             shard.closed_us = shard.closed_us.map(|c| c - delta_us);
             for record in &mut shard.records {
+                record.encoded = std::sync::OnceLock::new();
                 if let Some(seq) = record.row.sequence_info.as_mut() {
                     seq.timestamp_us -= delta_us;
                 }
@@ -287,8 +301,11 @@ impl StreamState {
     }
 
     /// The record bytes of `GetStreamRecord`.
-    pub fn encode_record(record: &LogRecord) -> Vec<u8> {
-        plainbuffer::encode_row(&record.row)
+    pub fn encode_record(record: &LogRecord) -> bytes::Bytes {
+        record
+            .encoded
+            .get_or_init(|| plainbuffer::encode_row(&record.row).into())
+            .clone()
     }
 }
 
