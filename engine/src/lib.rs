@@ -15,6 +15,7 @@ pub mod follow;
 pub mod forwarding;
 pub mod frames;
 pub mod job;
+pub mod launcher;
 pub mod lifecycle;
 pub mod limits;
 pub mod manuals;
@@ -31,12 +32,12 @@ pub mod summary;
 pub mod task;
 
 /// The program's entry, shared by the `streamport` and `engine` binaries: the internal
-/// plugin launcher ([`plugins::exec_plugin`]) or the command line ([`cli::main`]).
+/// plugin launcher ([`launcher::exec_plugin`]) or the command line ([`cli::main`]).
 /// Returns the process exit code.
 pub fn entry() -> i32 {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     if args.first().is_some_and(|a| a == plugins::EXEC_PLUGIN_ARG) {
-        return plugins::exec_plugin(&args[1..]);
+        return launcher::exec_plugin("engine", &args[1..]);
     }
     cli::main()
 }

@@ -1,6 +1,6 @@
 //! A job from start to end.
 //!
-//! `check` (reader, writer) → `prepare` (reader, writer) → `split` (reader with the
+//! `check` (reader and writer at once) → `prepare` (reader, writer) → `split` (reader with the
 //! channel count as advice, writer with the reader's task count) → tasks (at most
 //! `channel` at once) → final error-limit check → writer `post` (each task's
 //! `done.report`, in task order) → reader `post` (the reader tasks' checkpoints, in
@@ -323,7 +323,7 @@ pub(crate) struct Planned {
     pub(crate) tasks: Vec<(Json, Json)>,
 }
 
-/// `check` (reader, writer), `prepare` (reader, writer), `split` (both). A failure
+/// `check` (reader and writer at once), `prepare` (reader, writer), `split` (both). A failure
 /// after the writer's `prepare` started runs the writer's `abort` (its report is
 /// returned with the error).
 pub(crate) async fn plan(
@@ -334,12 +334,18 @@ pub(crate) async fn plan(
 ) -> Result<Planned, (EngineError, CommitReport)> {
     let null = Json::Null;
     let no_report = |e| (e, CommitReport::default());
-    for plugin in [reader, writer] {
-        let request = ctx.request(plugin.role, &null, None, vec![], 0);
-        ctx.step(plugin, "check", &request)
-            .await
-            .map_err(no_report)?;
-    }
+    // The two checks change nothing and depend on nothing: they run at once. When
+    // both fail, the reader's error is the one reported (DataX checks it first).
+    let (reader_request, writer_request) = (
+        ctx.request(reader.role, &null, None, vec![], 0),
+        ctx.request(writer.role, &null, None, vec![], 0),
+    );
+    let (reader_check, writer_check) = tokio::join!(
+        ctx.step(reader, "check", &reader_request),
+        ctx.step(writer, "check", &writer_request)
+    );
+    reader_check.map_err(no_report)?;
+    writer_check.map_err(no_report)?;
     let reader_state = ctx
         .step(
             reader,

@@ -198,16 +198,40 @@ pub fn list(dirs: &PluginDirs) -> Vec<Plugin> {
 }
 
 /// The hidden first argument under which the engine binary starts a plugin for itself
-/// (see [`exec_plugin`]).
+/// (see [`crate::launcher`]).
 pub const EXEC_PLUGIN_ARG: &str = "__exec-plugin";
 
-static LAUNCHER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+/// The launcher's program name, looked for beside the engine binary.
+pub const LAUNCHER_PROGRAM: &str = "streamport-exec";
 
-/// Makes [`spawn`] start plugins through `engine` (the engine binary itself), which
-/// sets the parent-death signal and then becomes the plugin (see [`exec_plugin`]).
-/// Without it (the library in tests), plugins are started directly.
+/// How plugins are started: through `program`, after `prefix` (the engine binary
+/// itself takes [`EXEC_PLUGIN_ARG`] first).
+struct Launcher {
+    program: PathBuf,
+    prefix: Option<&'static str>,
+}
+
+static LAUNCHER: std::sync::OnceLock<Launcher> = std::sync::OnceLock::new();
+
+/// Makes [`spawn`] start plugins through the launcher ([`crate::launcher`]), which
+/// sets the parent-death signal and then becomes the plugin: `streamport-exec` beside
+/// `engine` when it is there (it starts several times faster), else `engine` itself
+/// under [`EXEC_PLUGIN_ARG`]. Without it (the library in tests), plugins are started
+/// directly.
 pub fn use_launcher(engine: PathBuf) {
-    let _ = LAUNCHER.set(engine);
+    let small = engine.with_file_name(LAUNCHER_PROGRAM);
+    let launcher = if small.is_file() {
+        Launcher {
+            program: small,
+            prefix: None,
+        }
+    } else {
+        Launcher {
+            program: engine,
+            prefix: Some(EXEC_PLUGIN_ARG),
+        }
+    };
+    let _ = LAUNCHER.set(launcher);
 }
 
 /// Starts `plugin` with `args`, stdin, stdout and stderr piped, killed if dropped, and
@@ -218,9 +242,9 @@ pub fn use_launcher(engine: PathBuf) {
 /// *thread* that started the child ends, and blocking-pool threads retire when idle.
 pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
     let mut command = match LAUNCHER.get() {
-        Some(engine) => {
-            let mut c = Command::new(engine);
-            c.arg(EXEC_PLUGIN_ARG)
+        Some(launcher) => {
+            let mut c = Command::new(&launcher.program);
+            c.args(launcher.prefix)
                 .arg(std::process::id().to_string())
                 .arg(&plugin.path);
             c
@@ -244,7 +268,7 @@ pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
         .map_err(|e| {
             let through = LAUNCHER
                 .get()
-                .map(|engine| format!(" through the engine binary {}", engine.display()))
+                .map(|l| format!(" through the launcher {}", l.program.display()))
                 .unwrap_or_default();
             EngineError::failed(format!(
                 "cannot start {} ({}){through}: {e}",
@@ -252,43 +276,6 @@ pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
                 plugin.path.display()
             ))
         })
-}
-
-/// `engine __exec-plugin PARENT_PID PATH ARGS…`: asks the system for SIGKILL when the
-/// engine (PARENT_PID) dies, then executes the plugin in this process (the signal
-/// survives the exec), so no step or task outlives a killed engine: an orphan `post`
-/// could otherwise commit while a re-run of the window runs. When the engine already
-/// died before the signal was set, it would never come: this exits at once instead.
-/// Returns only on failure (the exit code).
-pub fn exec_plugin(args: &[std::ffi::OsString]) -> i32 {
-    use std::os::unix::process::CommandExt;
-    let (Some(parent), Some(path)) = (args.first(), args.get(1)) else {
-        let _ = writeln_stderr("engine: __exec-plugin needs PARENT_PID PATH ARGS…");
-        return crate::error::EXIT_USAGE;
-    };
-    let parent: Option<i32> = parent.to_str().and_then(|p| p.parse().ok());
-    if let Err(e) =
-        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-    {
-        let _ = writeln_stderr(&format!("engine: cannot set the parent-death signal: {e}"));
-        return crate::error::EXIT_FAILED;
-    }
-    let ppid = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
-    if ppid.is_none() || ppid != parent {
-        let _ = writeln_stderr("engine: the engine ended before the plugin started");
-        return crate::error::EXIT_FAILED;
-    }
-    let e = std::process::Command::new(path).args(&args[2..]).exec();
-    let _ = writeln_stderr(&format!(
-        "engine: cannot start {}: {e}",
-        Path::new(path).display()
-    ));
-    127
-}
-
-fn writeln_stderr(line: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    writeln!(std::io::stderr().lock(), "{line}")
 }
 
 /// The pipe size asked for a task's data pipes: a whole batch (up to 1 MiB) moves in

@@ -247,6 +247,55 @@ fn the_abort_answer_is_what_the_summary_reports() {
 }
 
 #[test]
+fn without_streamport_exec_beside_it_the_engine_launches_plugins_itself() {
+    // A lone copy of the engine (no streamport-exec beside it) starts its plugins
+    // through `engine __exec-plugin`: they still run, and still die with it.
+    let ws = Workspace::new();
+    let lone = ws.path("lone");
+    std::fs::create_dir(&lone).unwrap();
+    let engine = lone.join("engine");
+    std::fs::copy(common::engine_bin(), &engine).unwrap();
+    let plugins = common::engine_bin()
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let marker = ws.dir.path().to_str().unwrap().to_owned();
+    let run = |reader: Json| {
+        let job = ws.job(
+            json!({}),
+            ("misbehave", reader),
+            ("misbehave", json!({"marker_dir": marker})),
+        );
+        let mut cmd = std::process::Command::new(&engine);
+        cmd.args(["run", job.to_str().unwrap(), "--plugin-dir", &plugins])
+            .current_dir(ws.dir.path())
+            .env_remove("MISBEHAVE_MODE")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let out = run(json!({"records": 10, "marker_dir": marker}))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ws.path("writer-post.json").exists(), "the job committed");
+
+    let mut child = run(json!({"records": 10, "task_ms": 30000, "marker_dir": marker}))
+        .spawn()
+        .unwrap();
+    let task_pid = wait_for(&ws, "reader-task-0.pid");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_gone_soon(&task_pid, "the reader task");
+}
+
+#[test]
 fn steps_and_tasks_die_with_a_killed_engine() {
     // During a task: the reader task (and its writer) must not outlive the engine.
     let ws = Workspace::new();

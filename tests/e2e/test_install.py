@@ -59,7 +59,7 @@ def bare(args, env=None, cwd=None, stdin=None, timeout=120):
 
 def test_tarball_holds_the_engine_and_the_three_plugins(unpacked):
     names = sorted(p.name for p in (unpacked / "bin").iterdir())
-    assert names == sorted(["streamport", "engine"] + PLUGINS), names
+    assert names == sorted(["streamport", "engine", "streamport-exec"] + PLUGINS), names
     assert os.readlink(unpacked / "bin" / "engine") == "streamport"
     subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=unpacked, check=True)
     listed = {line.split()[1] for line in (unpacked / "SHA256SUMS").read_text().splitlines()}
@@ -70,7 +70,7 @@ def test_tarball_holds_the_engine_and_the_three_plugins(unpacked):
     assert "Apache" in (unpacked / "LICENSE.md").read_text()
     # Every binary names the same release and commit, with nothing from the environment.
     lines = {}
-    for name in ["streamport", "engine"] + PLUGINS:
+    for name in ["streamport", "engine", "streamport-exec"] + PLUGINS:
         proc = bare([unpacked / "bin" / name, "--version"])
         assert proc.returncode == 0, proc.stderr
         lines[name] = proc.stdout.strip()
