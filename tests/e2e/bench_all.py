@@ -21,6 +21,7 @@ Sections, each printed as rows of one Markdown table (measure | value | unit | h
   localcloud's CPU.
 
 Usage: bench_all.py [--quick] [--records N] [--runs N] [--changes N] [--keys N] [--sections pipe,empty,pipelines]
+[--compare DIR] (the empty job of another build's binaries too, runs interleaved)
 (binaries from $STREAMPORT_BIN_DIR). `--quick` uses small sizes (seconds on a debug
 build): its figures say only that every measure runs.
 """
@@ -189,11 +190,31 @@ def pipe_section(bins, tmp, records, runs, rows):
     ]
 
 
-def empty_section(bins, tmp, runs, rows):
+def empty_section(bins, tmp, runs, rows, compare=None):
     job = tmp / "empty.json"
     job.write_text(json.dumps({"job": {"content": [{"reader": {"name": "misbehave", "parameter": {"records": 0}},
                                                     "writer": {"name": "misbehave", "parameter": {}}}]}}))
-    cmd = [str(bins / "engine"), "run", str(job), "-q", "--plugin-dir", str(bins)]
+
+    def command(d):
+        return [str(d / "engine"), "run", str(job), "-q", "--plugin-dir", str(d)]
+
+    if compare:
+        # Two builds, their runs interleaved (the machine's drift hits both alike).
+        timed = {d: [] for d in (compare, bins)}
+        for _ in range(runs):
+            for d in timed:
+                timed[d].append(run_timed(command(d)))
+        for d, label in ((compare, "compared build"), (bins, "this build")):
+            walls = sorted(w for w, _ in timed[d])
+            cpus = sorted(c for _, c in timed[d])
+            how = "%s (%s); %d runs interleaved with the other build; min %.1f ms" % (
+                label, d, runs, walls[0] * 1e3)
+            rows += [
+                ("empty job: wall, median, %s" % label, walls[len(walls) // 2] * 1e3, "ms", how),
+                ("empty job: CPU, median, %s" % label, cpus[len(cpus) // 2] * 1e3, "ms", how),
+            ]
+        return
+    cmd = command(bins)
     cpus = []
     for _ in range(max(3, runs // 3)):
         cpus.append(run_timed(cmd)[1])
@@ -290,6 +311,9 @@ def main(argv=None):
     p.add_argument("--changes", type=int, help="changes of each pipeline workload (default 150,000; quick 600)")
     p.add_argument("--keys", type=int, help="primary keys of the workload (default 30,000; quick 200)")
     p.add_argument("--json", help="also write the rows as JSON to this file")
+    p.add_argument("--compare", type=pathlib.Path, metavar="DIR",
+                   help="empty section: also time the binaries in DIR (engine, reader-misbehave, writer-misbehave "
+                        "of another build), runs interleaved with this build's")
     p.add_argument("--sections", default="pipe,empty,pipelines",
                    help="which sections to run (comma-separated; default all: pipe,empty,pipelines)")
     args = p.parse_args(argv)
@@ -308,7 +332,7 @@ def main(argv=None):
         if "pipe" in sections:
             pipe_section(bins, tmp, records, runs, rows)
         if "empty" in sections:
-            empty_section(bins, tmp, 10 if q else 30, rows)
+            empty_section(bins, tmp, 10 if q else 30, rows, args.compare)
     if "pipelines" in sections:
         pipelines_section(changes, keys, rows)
         perf_commands(rows, q)

@@ -236,7 +236,15 @@ class Follower:
         deadline = time.monotonic() + timeout
         seen = False
         while self.alive() and time.monotonic() < deadline:
-            if killmatrix.step_running(self.proc.pid, plugin, step):
+            pid = killmatrix.step_pid(self.proc.pid, plugin, step)
+            if pid is not None:
+                # Frozen where it was seen: a step of a few milliseconds could otherwise
+                # finish between this look and the engine's death. (The parent-death
+                # signal is SIGKILL, which ends a stopped process too.)
+                try:
+                    os.kill(pid, signal.SIGSTOP)
+                except ProcessLookupError:
+                    pass
                 seen = True
                 break
             time.sleep(0.005)

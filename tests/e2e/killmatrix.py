@@ -54,10 +54,15 @@ def descendants(pid):
 
 def step_running(engine_pid, writer, step):
     """Whether `<writer> <step> --engine` runs below the engine."""
-    for _, argv in descendants(engine_pid):
-        if len(argv) >= 2 and os.path.basename(argv[0]) == writer and argv[1] == step:
-            return True
-    return False
+    return step_pid(engine_pid, writer, step) is not None
+
+
+def step_pid(engine_pid, plugin, step):
+    """The process id of `<plugin> <step> --engine` running below the engine, or None."""
+    for pid, argv in descendants(engine_pid):
+        if len(argv) >= 2 and os.path.basename(argv[0]) == plugin and argv[1] == step:
+            return pid
+    return None
 
 
 def leftovers(exclude, grace_s):
