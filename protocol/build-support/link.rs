@@ -5,8 +5,8 @@
 // start: about 40,000 relative relocations in a plugin, read from a megabyte of
 // relocation entries and written over another megabyte of pages, 4 ms of CPU and ~450
 // page faults before `main`. Linked at a fixed address, a plugin starts in about half
-// that (BENCHMARKS.md, "Process start-up"), and a job starts ten plugin processes, most
-// one after the other. The code itself is unchanged (still compiled position-
+// that (BENCHMARKS.md, "Issue 19, third round"), and a job starts ten plugin processes,
+// most one after the other. The code itself is unchanged (still compiled position-
 // independent); what is given up is the address randomisation of the executable's own
 // image (libraries, stack and heap stay randomised).
 //
