@@ -43,7 +43,7 @@ impl<'a> Cursor<'a> {
             let byte = *self
                 .data
                 .get(self.pos)
-                .ok_or_else(|| BlockError::Truncated(self.pos))?;
+                .ok_or(BlockError::Truncated(self.pos))?;
             self.pos += 1;
             value |= u64::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
@@ -65,7 +65,7 @@ impl<'a> Cursor<'a> {
             .pos
             .checked_add(n)
             .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| BlockError::Truncated(self.data.len()))?;
+            .ok_or(BlockError::Truncated(self.data.len()))?;
         let slice = &self.data[self.pos..end];
         self.pos = end;
         Ok(slice)
