@@ -251,6 +251,40 @@ class Follower:
         self.kill()
         return seen
 
+    def kill_in_reader_post_before_checkpoint(self, cloud, writer, timeout=30):
+        """SIGKILLs the engine inside the reader's `post` of a batch the writer committed,
+        before that post stored the batch's checkpoint; returns whether it got there.
+
+        The writer's `post` is frozen as soon as it is seen, `PutRow` is refused as busy
+        (before it applies: nothing lands late) and the writer resumes: the reader's
+        `post` that follows retries its checkpoint PutRow with backoff, and the kill
+        lands there, however fast the post is. The workload's own PutRow calls are
+        refused meanwhile, and the SDK retries them."""
+        import killmatrix
+        deadline = time.monotonic() + timeout
+        pid = None
+        while pid is None and self.alive() and time.monotonic() < deadline:
+            pid = killmatrix.step_pid(self.proc.pid, writer, "post")
+            if pid is None:
+                time.sleep(0.005)
+        if pid is None:
+            self.kill()
+            return False
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+        killmatrix.add_fault(cloud, "ots", {"operation": "PutRow", "kind": "error", "status": 503,
+                                            "code": "OTSServerBusy"})
+        try:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            return self.kill_in_step("reader-otsstream", "post", timeout=timeout)
+        finally:
+            killmatrix.clear_faults(cloud)
+
     def terminate(self, timeout=60):
         """SIGTERM; returns the exit code (the current batch is finished and committed)."""
         self.proc.send_signal(signal.SIGTERM)

@@ -102,7 +102,12 @@ def follow_through_kills(which, cloud, tmp_path, seed):
         for i in range(KILLS):
             if i in IN_COMMIT:
                 plugin = pipe.writer if IN_COMMIT[i] == "writer post" else "reader-otsstream"
-                seen = engine.kill_in_step(plugin, "post")
+                if plugin == "reader-otsstream":
+                    # After the writer's commit, before the reader stored the checkpoint:
+                    # the replay must find the batch committed.
+                    seen = engine.kill_in_reader_post_before_checkpoint(cloud, pipe.writer)
+                else:
+                    seen = engine.kill_in_step(plugin, "post")
                 assert seen, "no %s post within 30 s:\n%s" % (plugin, engine.log_tail())
                 moments.append(("in " + IN_COMMIT[i], "killed"))
             else:
