@@ -38,11 +38,12 @@ pub struct OtsClient {
     max_retries: u32,
 }
 
-/// First wait of the backoff and its ceiling (DataX: 100 ms doubling, capped at 10 s).
 /// Records asked for per `GetStreamRecord` call: the official Tablestore Stream Client's
 /// default (`StreamConfig`). DataX sends no limit, which leaves the service's default
 /// page; the records read are the same, in fewer round trips.
 pub const PAGE_RECORDS: i32 = 1000;
+
+/// First wait of the backoff and its ceiling (DataX: 100 ms doubling, capped at 10 s).
 const BACKOFF_BASE_MS: u64 = 100;
 const BACKOFF_MAX_MS: u64 = 10_000;
 

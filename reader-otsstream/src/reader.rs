@@ -434,7 +434,8 @@ impl ShardFetcher {
         let mut sent: i64 = 0;
         // The next page is asked for as soon as this one names it, and decoded pages are
         // handed on while it is served: the service's time and the decoding overlap. A
-        // page fetched past the window's end is dropped unread.
+        // page fetched past the window's end is dropped unread (dropping a `Prefetch`
+        // cancels its call).
         let mut prefetched: Option<Prefetch> = None;
         loop {
             let page = match prefetched.take() {
@@ -447,9 +448,11 @@ impl ShardFetcher {
             }
             .map_err(|e| e.into_plugin(self.context("GetStreamRecord")))?;
             let last = std::mem::take(&mut iterator);
-            if let (false, Some(next)) = (page.stream_records.is_empty(), &page.next_shard_iterator)
-            {
-                prefetched = Some(Prefetch::start(&self.client, next));
+            if !page.stream_records.is_empty() {
+                prefetched = page
+                    .next_shard_iterator
+                    .as_deref()
+                    .map(|next| Prefetch::start(&self.client, next));
             }
             if page.stream_records.is_empty() {
                 return Ok(match page.next_shard_iterator {
@@ -507,7 +510,6 @@ impl ShardFetcher {
                         ))
                     })?
                 };
-                drop(prefetched);
                 return Ok(self.finish(position, sent, None));
             }
             match page.next_shard_iterator {

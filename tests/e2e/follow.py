@@ -229,25 +229,25 @@ class Follower:
         self.stderr.close()
         return pipelines.wait_orphans(exclude={self.cloud.pid})
 
-    def kill_in_step(self, plugin, step, timeout=30):
-        """SIGKILLs the engine as soon as `<plugin> <step>` is seen running below it (e.g.
-        the writer's `post`: the batch's commit); returns whether it was seen."""
+    def _frozen_step(self, plugin, step, timeout):
+        """Waits until `<plugin> <step>` runs below the engine and SIGSTOPs it where it
+        was seen (a step of a few milliseconds could otherwise finish before the next
+        move); its pid, or None if it did not come within `timeout` s. The parent-death
+        signal is SIGKILL, which ends a stopped process too."""
         import killmatrix
         deadline = time.monotonic() + timeout
-        seen = False
         while self.alive() and time.monotonic() < deadline:
             pid = killmatrix.step_pid(self.proc.pid, plugin, step)
             if pid is not None:
-                # Frozen where it was seen: a step of a few milliseconds could otherwise
-                # finish between this look and the engine's death. (The parent-death
-                # signal is SIGKILL, which ends a stopped process too.)
-                try:
-                    os.kill(pid, signal.SIGSTOP)
-                except ProcessLookupError:
-                    pass
-                seen = True
-                break
+                _signal(pid, signal.SIGSTOP)
+                return pid
             time.sleep(0.005)
+        return None
+
+    def kill_in_step(self, plugin, step, timeout=30):
+        """SIGKILLs the engine as soon as `<plugin> <step>` is seen running below it (e.g.
+        the writer's `post`: the batch's commit); returns whether it was seen."""
+        seen = self._frozen_step(plugin, step, timeout) is not None
         self.kill()
         return seen
 
@@ -261,26 +261,14 @@ class Follower:
         lands there, however fast the post is. The workload's own PutRow calls are
         refused meanwhile, and the SDK retries them."""
         import killmatrix
-        deadline = time.monotonic() + timeout
-        pid = None
-        while pid is None and self.alive() and time.monotonic() < deadline:
-            pid = killmatrix.step_pid(self.proc.pid, writer, "post")
-            if pid is None:
-                time.sleep(0.005)
+        pid = self._frozen_step(writer, "post", timeout)
         if pid is None:
             self.kill()
             return False
-        try:
-            os.kill(pid, signal.SIGSTOP)
-        except ProcessLookupError:
-            pass
         killmatrix.add_fault(cloud, "ots", {"operation": "PutRow", "kind": "error", "status": 503,
                                             "code": "OTSServerBusy"})
         try:
-            try:
-                os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
+            _signal(pid, signal.SIGCONT)
             return self.kill_in_step("reader-otsstream", "post", timeout=timeout)
         finally:
             killmatrix.clear_faults(cloud)
@@ -397,3 +385,11 @@ def _key(row):
 def same_rows(got, want):
     import collections
     return collections.Counter(map(_key, got)) == collections.Counter(map(_key, want))
+
+
+def _signal(pid, sig):
+    """Sends `sig` to `pid`, which may have ended already."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
