@@ -52,6 +52,7 @@ async fn an_oss_plan_creates_each_report_once() {
         .add(FaultRule {
             operation: Some("PutObject".into()),
             times: Some(1),
+            skip: 0,
             rate: None,
             after_apply: true,
             action: FaultAction::Drop,

@@ -331,7 +331,14 @@ pub struct FrameReader<R> {
     decoder: FrameDecoder,
     buf: BytesMut,
     eof: bool,
+    /// Bytes the last read returned: the next read offers at most twice as many, so
+    /// the room zeroed for a read stays near what reads return (a pipe hands out at
+    /// most its size per read, while the buffer may have grown to a whole frame).
+    last_read: usize,
 }
+
+/// The smallest room offered to a read.
+const MIN_READ_BYTES: usize = 64 * 1024;
 
 impl<R: Read> FrameReader<R> {
     pub fn new(inner: R) -> Self {
@@ -342,8 +349,9 @@ impl<R: Read> FrameReader<R> {
         Self {
             inner,
             decoder,
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(MIN_READ_BYTES),
             eof: false,
+            last_read: 0,
         }
     }
 
@@ -357,7 +365,10 @@ impl<R: Read> FrameReader<R> {
                 return self.decoder.decode_frame_eof(&mut self.buf);
             }
             let start = self.buf.len();
-            let want = (64 * 1024).max(self.buf.capacity() - start);
+            let room = self.buf.capacity() - start;
+            let want = room
+                .min(self.last_read.saturating_mul(2))
+                .max(MIN_READ_BYTES);
             self.buf.resize(start + want, 0);
             let n = match self.inner.read(&mut self.buf[start..]) {
                 Ok(n) => n,
@@ -368,6 +379,7 @@ impl<R: Read> FrameReader<R> {
                 }
             };
             self.buf.truncate(start + n);
+            self.last_read = n;
             if n == 0 {
                 self.eof = true;
             }

@@ -115,6 +115,18 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, RecordDecodeError> {
     Ok(record)
 }
 
+/// `raw` as text: checked by SIMD (`simdutf8`), the error's detail from `std` (which
+/// only runs on invalid input).
+fn utf8(raw: &[u8], at: usize) -> Result<&str, RecordDecodeError> {
+    simdutf8::basic::from_utf8(raw).map_err(|_| {
+        let detail = std::str::from_utf8(raw).err().map(|e| e.to_string());
+        RecordDecodeError {
+            offset: at,
+            message: format!("string is not UTF-8: {}", detail.unwrap_or_default()),
+        }
+    })
+}
+
 struct Cursor<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -255,11 +267,7 @@ impl<'a> Cursor<'a> {
 
     fn text_into(&mut self, len: usize, buf: &mut String) -> Result<(), RecordDecodeError> {
         let at = self.pos;
-        let raw = self.take(len)?;
-        let text = std::str::from_utf8(raw).map_err(|e| RecordDecodeError {
-            offset: at,
-            message: format!("string is not UTF-8: {e}"),
-        })?;
+        let text = utf8(self.take(len)?, at)?;
         buf.clear();
         buf.push_str(text);
         Ok(())
@@ -267,13 +275,7 @@ impl<'a> Cursor<'a> {
 
     fn text(&mut self, len: usize) -> Result<String, RecordDecodeError> {
         let at = self.pos;
-        let raw = self.take(len)?;
-        std::str::from_utf8(raw)
-            .map(str::to_owned)
-            .map_err(|e| RecordDecodeError {
-                offset: at,
-                message: format!("string is not UTF-8: {e}"),
-            })
+        utf8(self.take(len)?, at).map(str::to_owned)
     }
 
     fn ext(&mut self, len: usize) -> Result<Value, RecordDecodeError> {
@@ -421,5 +423,57 @@ mod tests {
         assert!(decode_record(&[0x91, 0xd5, 9, 0, 0]).is_err());
         assert!(decode_record(&[0x91, 0xc0, 0xc0]).is_err());
         assert!(decode_records(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn invalid_utf8_names_the_string_and_the_fault() {
+        let e = decode_record(&[0x91, 0xa2, b'a', 0xff]).unwrap_err();
+        assert_eq!(e.offset, 2);
+        assert_eq!(
+            e.message,
+            "string is not UTF-8: invalid utf-8 sequence of 1 bytes from index 1"
+        );
+    }
+
+    proptest::proptest! {
+        /// The SIMD check accepts exactly what `std::str::from_utf8` accepts, in
+        /// strings (reused buffers or new) and decimals alike.
+        #[test]
+        fn utf8_check_agrees_with_std(raw in proptest::collection::vec(
+            proptest::prop_oneof![proptest::num::u8::ANY, 0x20u8..0x7f, 0x80u8..0xc0],
+            0..200,
+        )) {
+            let mut string = vec![0x91, 0xdb];
+            string.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+            string.extend_from_slice(&raw);
+            let mut decimal = vec![0x91, 0xc9];
+            decimal.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+            decimal.push(EXT_DECIMAL as u8);
+            decimal.extend_from_slice(&raw);
+            let expected = std::str::from_utf8(&raw).map(str::to_owned);
+            for bytes in [&string, &decimal] {
+                let mut reused = vec![vec![Value::String("old".into())]];
+                let mut batch = vec![0x91];
+                batch.extend_from_slice(bytes);
+                let into = decode_records_into(&batch, &mut reused);
+                match &expected {
+                    Ok(text) => {
+                        let got = decode_record(bytes).unwrap();
+                        let text_value = match got[0] {
+                            Value::Decimal(_) => Value::Decimal(text.clone()),
+                            _ => Value::String(text.clone()),
+                        };
+                        proptest::prop_assert_eq!(&got, &vec![text_value]);
+                        proptest::prop_assert!(into.is_ok());
+                        proptest::prop_assert_eq!(&reused[0], &got);
+                    }
+                    Err(e) => {
+                        let message = format!("string is not UTF-8: {e}");
+                        proptest::prop_assert_eq!(decode_record(bytes).unwrap_err().message, message.clone());
+                        proptest::prop_assert_eq!(into.unwrap_err().message, message);
+                    }
+                }
+            }
+        }
     }
 }

@@ -71,6 +71,7 @@ fn faults_do_not_change_the_output() {
             .add(FaultRule {
                 operation: None,
                 times: None,
+                skip: 0,
                 rate: Some(0.025),
                 after_apply: false,
                 action,
@@ -98,6 +99,7 @@ fn max_retries_bounds_the_retries_of_a_request() {
     let busy = |times: u32| FaultRule {
         operation: Some("DescribeTable".into()),
         times: Some(times),
+        skip: 0,
         rate: None,
         after_apply: false,
         action: FaultAction::Error {
@@ -124,6 +126,7 @@ fn max_retries_bounds_the_retries_of_a_request() {
         .add(FaultRule {
             operation: Some("DescribeTable".into()),
             times: Some(1),
+            skip: 0,
             rate: None,
             after_apply: false,
             action: FaultAction::Error {

@@ -228,6 +228,7 @@ fn retries_are_logged_at_warn() {
         .add(FaultRule {
             operation: None,
             times: Some(2),
+            skip: 0,
             rate: None,
             after_apply: false,
             action: FaultAction::Error {

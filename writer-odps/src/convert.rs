@@ -273,6 +273,54 @@ impl Conversions {
 /// Checks decimal text against DECIMAL(precision, scale) and renders it in plain
 /// notation, rounded half-up to `scale` digits when it has more (as the Java SDK).
 pub fn decimal_text(text: &str, precision: u32, scale: u32) -> Result<String, String> {
+    if let Some(plain) = plain_decimal(text, precision, scale) {
+        return Ok(plain);
+    }
+    decimal_text_general(text, precision, scale)
+}
+
+/// The common case of [`decimal_text`] without its digit vectors: plain notation
+/// (`[-+]digits[.digits]`, no exponent) with no more fraction digits than `scale` and
+/// integer digits that fit, so nothing is rounded or refused. The text is then the
+/// input without its `+` and leading zeros, `0` before an empty integer part, no
+/// `.` after an empty fraction, and no `-` on a zero. `None`: anything else, left to
+/// the general form (property test `plain_decimals_equal_the_general_form`).
+fn plain_decimal(text: &str, precision: u32, scale: u32) -> Option<String> {
+    let (negative, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (int_part, frac_part) = rest.split_once('.').unwrap_or((rest, ""));
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+        || frac_part.len() > scale as usize
+    {
+        return None;
+    }
+    let int_digits = int_part.trim_start_matches('0');
+    if int_digits.len() > (precision as usize).saturating_sub(scale as usize) {
+        return None;
+    }
+    let is_zero = int_digits.is_empty() && frac_part.bytes().all(|b| b == b'0');
+    let mut out = String::with_capacity(rest.len() + 2);
+    if negative && !is_zero {
+        out.push('-');
+    }
+    out.push_str(if int_digits.is_empty() {
+        "0"
+    } else {
+        int_digits
+    });
+    if !frac_part.is_empty() {
+        out.push('.');
+        out.push_str(frac_part);
+    }
+    Some(out)
+}
+
+fn decimal_text_general(text: &str, precision: u32, scale: u32) -> Result<String, String> {
     let bad = || format!("{text:?} is not a decimal number");
     let (negative, rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),

@@ -7,7 +7,7 @@ use protocol::value::Value;
 use crate::block::BlockEncoder;
 use crate::convert::Conversions;
 use crate::schema::{OdpsType, TableSchema};
-use crate::upload::{BlockTarget, OpenBlock, CHUNK_BYTES};
+use crate::upload::{BlockTarget, OpenBlock, CHUNK_BYTES, CHUNK_CAPACITY};
 
 /// One task's encoding and block state.
 pub(crate) struct TaskWriter<'a> {
@@ -74,7 +74,7 @@ impl<'a> TaskWriter<'a> {
             encoder: BlockEncoder::new(),
             block_bytes: 0,
             done_bytes: 0,
-            buf: Vec::with_capacity(CHUNK_BYTES + 64 * 1024),
+            buf: Vec::with_capacity(CHUNK_CAPACITY),
             blocks: Vec::new(),
             records: 0,
             sent_bytes: 0,
@@ -148,7 +148,7 @@ impl<'a> TaskWriter<'a> {
             return Ok(());
         };
         self.encoder.finish(&mut self.buf);
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES + 64 * 1024));
+        let data = std::mem::replace(&mut self.buf, self.target.recycled.chunk());
         let ended = self.target.end(block, data)?;
         if let Some(previous) = self.pending.replace(ended) {
             self.wait(previous)?;

@@ -6,9 +6,16 @@
 //! file (the spool): if the streamed request fails with a temporary error (or the
 //! connection was closed while the source was slow), the block is sent again from
 //! the spool, with backoff. Re-sending a block id overwrites it, so retries are safe.
+//!
+//! Spool files and chunk buffers are recycled ([`Recycled`]): a spool file is
+//! overwritten by a later block instead of being created, grown and freed per block,
+//! and a chunk's buffer comes back once the request has sent it, so neither costs
+//! fresh pages (page faults, the file system's allocation) for every block and chunk.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,6 +35,77 @@ const QUEUED_CHUNKS: usize = 4;
 
 type ChunkSender = mpsc::Sender<Result<Bytes, std::io::Error>>;
 
+/// Capacity of a chunk buffer: a chunk plus the record that crosses its end.
+pub const CHUNK_CAPACITY: usize = CHUNK_BYTES + 64 * 1024;
+/// Chunk buffers kept for reuse at most: those queued, one being sent, one filling.
+const KEPT_CHUNKS: usize = QUEUED_CHUNKS + 2;
+
+/// Spool files and chunk buffers of finished blocks and sent chunks, for reuse.
+#[derive(Default)]
+pub struct Recycled {
+    spools: Mutex<Vec<File>>,
+    chunks: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Recycled {
+    /// An empty buffer of [`CHUNK_CAPACITY`], reused when one is free.
+    pub fn chunk(&self) -> Vec<u8> {
+        let reused = self.chunks.lock().ok().and_then(|mut free| free.pop());
+        reused.unwrap_or_else(|| Vec::with_capacity(CHUNK_CAPACITY))
+    }
+
+    /// `bytes` as a request body chunk whose buffer returns here once sent.
+    fn body_chunk(&self, bytes: Vec<u8>) -> Bytes {
+        if bytes.capacity() < CHUNK_CAPACITY {
+            return Bytes::from(bytes);
+        }
+        Bytes::from_owner(PooledChunk {
+            bytes,
+            pool: Arc::clone(&self.chunks),
+        })
+    }
+
+    fn spool(&self, request: &Request) -> Result<File, OdpsError> {
+        if let Some(file) = self.spools.lock().ok().and_then(|mut free| free.pop()) {
+            return Ok(file);
+        }
+        tempfile::tempfile().map_err(|e| OdpsError::Transport {
+            operation: request.operation.clone(),
+            message: format!("creating the block spool file: {e}"),
+        })
+    }
+
+    fn keep_spool(&self, file: File) {
+        if let Ok(mut free) = self.spools.lock() {
+            free.push(file);
+        }
+    }
+}
+
+/// A chunk buffer lent to a request body; dropping it gives it back to the pool.
+struct PooledChunk {
+    bytes: Vec<u8>,
+    pool: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl AsRef<[u8]> for PooledChunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for PooledChunk {
+    fn drop(&mut self) {
+        if let Ok(mut free) = self.pool.lock() {
+            if free.len() < KEPT_CHUNKS {
+                let mut bytes = std::mem::take(&mut self.bytes);
+                bytes.clear();
+                free.push(bytes);
+            }
+        }
+    }
+}
+
 /// Where blocks of one upload session go.
 pub struct BlockTarget<'a> {
     pub rt: &'a Runtime,
@@ -38,6 +116,7 @@ pub struct BlockTarget<'a> {
     pub compress: bool,
     /// Time allowed for the answer after the last byte, and for a retried upload.
     pub write_timeout: Duration,
+    pub recycled: Recycled,
 }
 
 /// A block being written.
@@ -48,7 +127,10 @@ pub struct OpenBlock {
     response: Option<JoinHandle<Result<Answer, OdpsError>>>,
     /// A temporary error of the streamed attempt, if it ended early.
     early_error: Option<OdpsError>,
-    spool: File,
+    /// The block's bytes so far, from offset 0 (the file may be longer: a reused
+    /// spool keeps an earlier block's bytes beyond `sent_bytes`). `None` once the
+    /// block is answered and the file is back in the pool.
+    spool: Option<File>,
     compressor: Option<ZlibEncoder<Vec<u8>>>,
     /// Bytes sent (after compression).
     pub sent_bytes: u64,
@@ -64,10 +146,7 @@ impl BlockTarget<'_> {
             id,
             self.compress,
         );
-        let spool = tempfile::tempfile().map_err(|e| OdpsError::Transport {
-            operation: request.operation.clone(),
-            message: format!("creating the block spool file: {e}"),
-        })?;
+        let spool = self.recycled.spool(&request)?;
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUED_CHUNKS);
         let body = receiver_body(rx);
         let http = self.client.http.clone();
@@ -82,7 +161,7 @@ impl BlockTarget<'_> {
             tx: Some(tx),
             response: Some(response),
             early_error: None,
-            spool,
+            spool: Some(spool),
             compressor: self
                 .compress
                 .then(|| ZlibEncoder::new(Vec::new(), flate2::Compression::fast())),
@@ -99,7 +178,7 @@ impl BlockTarget<'_> {
                 data.clear();
                 std::mem::take(z.get_mut())
             }
-            None => std::mem::replace(data, Vec::with_capacity(CHUNK_BYTES + 64 * 1024)),
+            None => std::mem::replace(data, self.recycled.chunk()),
         };
         self.send(block, bytes)
     }
@@ -108,17 +187,20 @@ impl BlockTarget<'_> {
         if bytes.is_empty() {
             return Ok(());
         }
-        block
-            .spool
-            .write_all(&bytes)
+        let spool = block.spool.as_ref().ok_or_else(|| {
+            OdpsError::protocol(&block.request.operation, "block already answered")
+        })?;
+        spool
+            .write_all_at(&bytes, block.sent_bytes)
             .map_err(|e| io_error(&block.request, "writing the block spool file", e))?;
         block.sent_bytes += bytes.len() as u64;
         let Some(tx) = &block.tx else {
             return Ok(());
         };
+        let chunk = self.recycled.body_chunk(bytes);
         let sent = self
             .rt
-            .block_on(tx.send_timeout(Ok(Bytes::from(bytes)), self.write_timeout));
+            .block_on(tx.send_timeout(Ok(chunk), self.write_timeout));
         match sent {
             Ok(()) => {}
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
@@ -204,7 +286,12 @@ impl BlockTarget<'_> {
         let mut backoff = self.client.http.backoff();
         loop {
             match result {
-                Ok(()) => return Ok(block.sent_bytes),
+                Ok(()) => {
+                    if let Some(spool) = block.spool.take() {
+                        self.recycled.keep_spool(spool);
+                    }
+                    return Ok(block.sent_bytes);
+                }
                 Err(e) if e.is_retryable() => match backoff.next_delay() {
                     Some(wait) => {
                         tracing::warn!(
@@ -224,20 +311,33 @@ impl BlockTarget<'_> {
 
     /// Sends the spooled block again.
     fn resend(&self, block: &mut OpenBlock) -> Result<(), OdpsError> {
-        let mut file = block
+        let file = block
             .spool
+            .as_ref()
+            .ok_or_else(|| OdpsError::protocol(&block.request.operation, "block already answered"))?
             .try_clone()
             .map_err(|e| io_error(&block.request, "reading the block spool file", e))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| io_error(&block.request, "reading the block spool file", e))?;
+        let len = block.sent_bytes;
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(QUEUED_CHUNKS);
         // Read the file on a plain thread; the request streams what it reads.
         let reader = std::thread::spawn(move || {
             let mut buf = vec![0u8; CHUNK_BYTES];
+            let mut offset = 0u64;
             loop {
-                match file.read(&mut buf) {
-                    Ok(0) => return,
+                let want = (len - offset).min(CHUNK_BYTES as u64) as usize;
+                if want == 0 {
+                    return;
+                }
+                match file.read_at(&mut buf[..want], offset) {
+                    Ok(0) => {
+                        let _ = tx.blocking_send(Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("the spool file ends at byte {offset} of {len}"),
+                        )));
+                        return;
+                    }
                     Ok(n) => {
+                        offset += n as u64;
                         if tx
                             .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
                             .is_err()

@@ -468,6 +468,7 @@ impl Writer for OdpsWriter {
             upload_id: &state.job.upload_id,
             compress: config.compress,
             write_timeout: config.write_timeout,
+            recycled: Default::default(),
         };
         let mut task_writer = TaskWriter::new(
             target,

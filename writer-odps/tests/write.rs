@@ -306,3 +306,42 @@ fn signature_v4_with_an_sts_token() {
         "{writer_requests:?}"
     );
 }
+
+/// Spool files are reused: the third block is written over the first block's longer
+/// spool. When the third block's upload is dropped, the retry sends that block's
+/// bytes only (not the first block's tail beyond them), so every row arrives once.
+#[test]
+fn a_block_resent_from_a_reused_spool_sends_its_own_bytes_only() {
+    use localcloud::common::faults::{FaultAction, FaultRule};
+    let cloud = Cloud::start();
+    let t = unique("spool");
+    cloud.sql(&format!(
+        "create table {t} (id bigint, payload string) partitioned by (pt string)"
+    ));
+    // 10,000 rows of about 1 KB: blocks close after 4 MiB (blockSizeInMB 8), so
+    // blocks of ~4 MiB, ~4 MiB and ~1.6 MiB.
+    let pad = "p".repeat(1000);
+    let lines: String = (0..10_000)
+        .map(|i| format!("[{i}, \"{i:06}{pad}\"]\n"))
+        .collect();
+    cloud.fault_rule(FaultRule {
+        operation: Some("UploadBlock".into()),
+        times: Some(1),
+        skip: 2,
+        rate: None,
+        after_apply: false,
+        action: FaultAction::Drop,
+    });
+    let param = cloud.param(&t, json!({"partition": "pt=1", "blockSizeInMB": 8}));
+    let err = ok(&write_jsonl(&param, &lines));
+    let injected = cloud.handle.faults.injected();
+    assert_eq!(injected.len(), 1, "{injected:?}");
+    assert!(err.contains("again from the spool"), "{err}");
+    assert!(err.contains("blocks=3"), "{err}");
+    let rows = cloud.rows(&t, "pt=1").unwrap();
+    assert_eq!(rows.len(), 10_000);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], json!(i), "row {i}");
+        assert_eq!(row[1], json!(format!("{i:06}{pad}")), "row {i}");
+    }
+}

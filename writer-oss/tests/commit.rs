@@ -22,6 +22,7 @@ fn fail_for_good(cloud: &Cloud, operation: &str, times: Option<u32>) {
         .add(FaultRule {
             operation: Some(operation.into()),
             times,
+            skip: 0,
             rate: None,
             after_apply: false,
             action: FaultAction::Error {

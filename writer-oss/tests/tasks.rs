@@ -97,6 +97,7 @@ fn a_failed_task_leaves_nothing_visible() {
         .add(localcloud::common::faults::FaultRule {
             operation: Some("UploadPart".into()),
             times: None,
+            skip: 0,
             rate: None,
             after_apply: false,
             action: localcloud::common::faults::FaultAction::Error {
@@ -126,6 +127,7 @@ fn a_complete_that_fails_for_good_rolls_back_every_object() {
         .add(localcloud::common::faults::FaultRule {
             operation: Some("CompleteMultipartUpload".into()),
             times: Some(1),
+            skip: 0,
             rate: None,
             after_apply: false,
             action: localcloud::common::faults::FaultAction::Error {

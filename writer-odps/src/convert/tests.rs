@@ -283,3 +283,22 @@ fn year_10000_dates_render_as_java() {
         bytes("10000-01-01 08:00:00")
     );
 }
+
+proptest::proptest! {
+    /// The plain-notation fast path of `decimal_text` gives what the general form
+    /// gives, for decimal-looking text of every shape (signs, leading zeros, empty
+    /// parts, exponents, too many digits, stray characters).
+    #[test]
+    fn plain_decimals_equal_the_general_form(
+        text in "[-+]?0{0,3}[0-9]{0,25}(\\.[0-9]{0,25})?([eE][-+]?[0-9]{1,2})?|[-+.0-9a ]{0,12}",
+        precision in 1u32..60,
+        scale in 0u32..20,
+    ) {
+        let scale = scale.min(precision);
+        proptest::prop_assert_eq!(
+            decimal_text(&text, precision, scale),
+            decimal_text_general(&text, precision, scale),
+            "{:?} as DECIMAL({}, {})", text, precision, scale
+        );
+    }
+}

@@ -136,11 +136,17 @@ impl Cloud {
             .add(FaultRule {
                 operation: operation.map(str::to_owned),
                 times,
+                skip: 0,
                 rate,
                 after_apply,
                 action,
             })
             .unwrap();
+    }
+
+    /// Adds a fault rule as it is.
+    pub fn fault_rule(&self, rule: FaultRule) {
+        self.handle.faults.add(rule).unwrap();
     }
 
     /// A writer parameter for `table` with the emulator's endpoint and key.

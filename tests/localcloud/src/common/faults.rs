@@ -47,6 +47,10 @@ pub struct FaultRule {
     /// `None`: it never retires (use with `rate`).
     #[serde(default)]
     pub times: Option<u32>,
+    /// The first `skip` matching requests pass untouched; the rule fires from the
+    /// next one on (e.g. `skip` 2, `times` 1: only the third request is faulted).
+    #[serde(default)]
+    pub skip: u32,
     /// Probability in [0, 1] that a matching request is faulted; `None` means 1.
     #[serde(default)]
     pub rate: Option<f64>,
@@ -97,7 +101,8 @@ pub struct InjectedFault {
 
 #[derive(Debug, Default)]
 struct PlanState {
-    rules: Vec<(FaultRule, u32)>,
+    /// Each rule with the matching requests it let pass and those it faulted.
+    rules: Vec<(FaultRule, u32, u32)>,
     injected: Vec<InjectedFault>,
 }
 
@@ -137,7 +142,7 @@ impl FaultPlan {
         if rule.times == Some(0) {
             return Err(FaultRuleError::Times);
         }
-        self.lock().rules.push((rule, 0));
+        self.lock().rules.push((rule, 0, 0));
         Ok(())
     }
 
@@ -148,7 +153,11 @@ impl FaultPlan {
 
     /// The active rules.
     pub fn rules(&self) -> Vec<FaultRule> {
-        self.lock().rules.iter().map(|(r, _)| r.clone()).collect()
+        self.lock()
+            .rules
+            .iter()
+            .map(|(r, _, _)| r.clone())
+            .collect()
     }
 
     /// Every fault injected so far, oldest first.
@@ -162,8 +171,12 @@ impl FaultPlan {
         let mut fault = Fault::default();
         let mut rng = rand::thread_rng();
         let mut fired = Vec::new();
-        for (rule, used) in state.rules.iter_mut() {
+        for (rule, skipped, used) in state.rules.iter_mut() {
             if rule.operation.as_deref().is_some_and(|op| op != operation) {
+                continue;
+            }
+            if *skipped < rule.skip {
+                *skipped += 1;
                 continue;
             }
             if rule.times.is_some_and(|t| *used >= t) {
@@ -198,7 +211,7 @@ impl FaultPlan {
         }
         state
             .rules
-            .retain(|(rule, used)| rule.times.is_none_or(|t| *used < t));
+            .retain(|(rule, _, used)| rule.times.is_none_or(|t| *used < t));
         state.injected.extend(fired);
         fault
     }
@@ -218,6 +231,7 @@ mod tests {
         FaultRule {
             operation: op.map(str::to_owned),
             times,
+            skip: 0,
             rate: None,
             after_apply: false,
             action: FaultAction::Error {
@@ -237,6 +251,24 @@ mod tests {
         assert!(plan.decide("A").is_none());
         assert!(plan.rules().is_empty());
         assert_eq!(plan.injected().len(), 2);
+    }
+
+    #[test]
+    fn skip_lets_the_first_matching_requests_pass() {
+        let plan = FaultPlan::new();
+        let mut rule = error_rule(Some("UploadBlock"), Some(1));
+        rule.skip = 2;
+        plan.add(rule).unwrap();
+        assert!(plan.decide("UploadBlock").is_none());
+        assert!(plan.decide("Other").is_none());
+        assert!(plan.decide("UploadBlock").is_none());
+        assert!(plan.decide("UploadBlock").before.is_some());
+        assert!(plan.decide("UploadBlock").is_none());
+        assert!(plan.rules().is_empty());
+        let rule: FaultRule =
+            serde_json::from_str(r#"{"operation":"UploadBlock","times":1,"skip":3,"kind":"drop"}"#)
+                .unwrap();
+        assert_eq!(rule.skip, 3);
     }
 
     #[test]
@@ -268,6 +300,7 @@ mod tests {
         plan.add(FaultRule {
             operation: None,
             times: None,
+            skip: 0,
             rate: None,
             after_apply: false,
             action: FaultAction::Latency { ms: 5 },
