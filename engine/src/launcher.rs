@@ -7,8 +7,9 @@
 //!
 //! This file is compiled into the engine library and, on its own, into the
 //! `streamport-exec` binary (`src/bin/streamport-exec.rs`), which starts several times
-//! faster than the engine: every step and task of a job starts through it. It must use
-//! nothing but `std` and `rustix`.
+//! faster than the engine: every step and task of a plugin that does not guard itself
+//! starts through it ([`crate::plugins::spawn`]). It must use nothing but `std`,
+//! `rustix` and `protocol::parent_death` (which uses nothing else).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -30,16 +31,12 @@ pub fn exec_plugin(name: &str, args: &[OsString]) -> i32 {
         say("needs PARENT_PID PATH ARGS… (the engine starts its plugins through it)");
         return EXIT_USAGE;
     };
-    let parent: Option<i32> = parent.to_str().and_then(|p| p.parse().ok());
-    if let Err(e) =
-        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-    {
-        say(&format!("cannot set the parent-death signal: {e}"));
-        return EXIT_FAILED;
-    }
-    let ppid = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
-    if ppid.is_none() || ppid != parent {
-        say("the engine ended before the plugin started");
+    let Some(parent) = parent.to_str().and_then(|p| p.parse().ok()) else {
+        say("PARENT_PID is not a process id");
+        return EXIT_USAGE;
+    };
+    if let Err(e) = protocol::parent_death::guard(parent) {
+        say(&e);
         return EXIT_FAILED;
     }
     let e = std::process::Command::new(path).args(&args[2..]).exec();

@@ -234,19 +234,41 @@ pub fn use_launcher(engine: PathBuf) {
     let _ = LAUNCHER.set(launcher);
 }
 
+/// Plugins (by path) whose step answers said they honour `--engine-pid`
+/// (`parent_death_guard`): they set the parent-death signal themselves, so the engine
+/// starts them without the launcher, one `exec` fewer per step and task.
+static GUARDS_ITSELF: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that the plugin at `path` guards itself (a step answer said so).
+pub fn note_guards_itself(path: &Path) {
+    let mut known = GUARDS_ITSELF.lock().unwrap_or_else(|e| e.into_inner());
+    if !known.iter().any(|p| p == path) {
+        known.push(path.to_owned());
+    }
+}
+
+fn guards_itself(path: &Path) -> bool {
+    let known = GUARDS_ITSELF.lock().unwrap_or_else(|e| e.into_inner());
+    known.iter().any(|p| p == path)
+}
+
 /// Starts `plugin` with `args`, stdin, stdout and stderr piped, killed if dropped, and
-/// killed by the system when the engine dies (through the launcher, [`use_launcher`]).
+/// killed by the system when the engine dies: through the launcher ([`use_launcher`]),
+/// or, once one of its step answers said it guards itself, directly with
+/// `--engine-pid` (it then sets the signal itself, `protocol::parent_death`).
 ///
 /// Must be called from the thread running the engine's future or from a runtime
 /// worker, never from a `spawn_blocking` thread: the parent-death signal fires when the
 /// *thread* that started the child ends, and blocking-pool threads retire when idle.
 pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
+    let engine_pid = std::process::id().to_string();
+    // Without a launcher (the library in tests) nothing sets the signal, as before.
+    let guards_itself = LAUNCHER.get().is_some() && guards_itself(&plugin.path);
     let mut command = match LAUNCHER.get() {
+        Some(_) if guards_itself => Command::new(&plugin.path),
         Some(launcher) => {
             let mut c = Command::new(&launcher.program);
-            c.args(launcher.prefix)
-                .arg(std::process::id().to_string())
-                .arg(&plugin.path);
+            c.args(launcher.prefix).arg(&engine_pid).arg(&plugin.path);
             c
         }
         None => Command::new(&plugin.path),
@@ -255,8 +277,11 @@ pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
     if let Some(directive) = crate::log::plugin_directive() {
         command.env(crate::log::LOG_ENV, directive);
     }
+    command.args(args);
+    if guards_itself {
+        command.args(["--engine-pid", engine_pid.as_str()]);
+    }
     command
-        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -268,6 +293,7 @@ pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
         .map_err(|e| {
             let through = LAUNCHER
                 .get()
+                .filter(|_| !guards_itself)
                 .map(|l| format!(" through the launcher {}", l.program.display()))
                 .unwrap_or_default();
             EngineError::failed(format!(

@@ -143,6 +143,9 @@ pub async fn run_step_within(
             });
         }
     };
+    if response.parent_death_guard {
+        plugins::note_guards_itself(&plugin.path);
+    }
     if !response.ok {
         let (kind, message) = match response.error {
             Some(e) => (e.kind, e.message),

@@ -295,36 +295,78 @@ fn without_streamport_exec_beside_it_the_engine_launches_plugins_itself() {
     assert_gone_soon(&task_pid, "the reader task");
 }
 
+/// Whether process `pid` was started with `--engine-pid` (directly by the engine,
+/// not through its launcher).
+fn started_directly(pid: &str) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap_or_default();
+    cmdline.split(|b| *b == 0).any(|arg| arg == b"--engine-pid")
+}
+
 #[test]
 fn steps_and_tasks_die_with_a_killed_engine() {
-    // During a task: the reader task (and its writer) must not outlive the engine.
-    let ws = Workspace::new();
-    let marker = ws.dir.path().to_str().unwrap().to_owned();
-    let job = ws.job(
-        json!({}),
-        (
-            "misbehave",
-            json!({"records": 10, "task_ms": 30000, "marker_dir": marker}),
-        ),
-        ("misbehave", json!({"marker_dir": marker})),
-    );
-    let (mut child, _) = start(&ws, &job, &[]);
-    let task_pid = wait_for(&ws, "reader-task-0.pid");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_gone_soon(&task_pid, "the reader task");
+    // Plugins whose answers offer `--engine-pid` are started directly after their first
+    // step and guard themselves; the others go through the launcher. Both must die.
+    for guard in [true, false] {
+        // During a task: the reader task (and its writer) must not outlive the engine.
+        let ws = Workspace::new();
+        let marker = ws.dir.path().to_str().unwrap().to_owned();
+        let job = ws.job(
+            json!({}),
+            (
+                "misbehave",
+                json!({"records": 10, "task_ms": 30000, "marker_dir": marker,
+                       "parent_death_guard": guard}),
+            ),
+            ("misbehave", json!({"marker_dir": marker})),
+        );
+        let (mut child, _) = start(&ws, &job, &[]);
+        let task_pid = wait_for(&ws, "reader-task-0.pid");
+        assert_eq!(started_directly(&task_pid), guard, "guard {guard}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_gone_soon(&task_pid, "the reader task");
 
-    // During the writer's post: an orphan post would commit behind a re-run's back.
-    let ws = Workspace::new();
-    let job = slow_post_job(&ws, json!({}), json!({"post_ms": 2000}));
-    let (mut child, _) = start(&ws, &job, &[]);
-    let post_pid = wait_for(&ws, "writer-post.pid");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_gone_soon(&post_pid, "the writer's post");
-    std::thread::sleep(Duration::from_millis(2500));
-    assert!(
-        !ws.path("writer-post.json").exists(),
-        "the orphaned post committed"
-    );
+        // During the writer's post: an orphan post would commit behind a re-run's back.
+        let ws = Workspace::new();
+        let job = slow_post_job(
+            &ws,
+            json!({}),
+            json!({"post_ms": 2000, "parent_death_guard": guard}),
+        );
+        let (mut child, _) = start(&ws, &job, &[]);
+        let post_pid = wait_for(&ws, "writer-post.pid");
+        assert_eq!(started_directly(&post_pid), guard, "guard {guard}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_gone_soon(&post_pid, "the writer's post");
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(
+            !ws.path("writer-post.json").exists(),
+            "the orphaned post committed (guard {guard})"
+        );
+    }
+}
+
+/// A plugin started with `--engine-pid` of a process that is not its parent (the
+/// engine died before it started) ends at once instead of running unguarded.
+#[test]
+fn a_plugin_whose_engine_is_gone_does_not_start() {
+    common::plugins_built();
+    // reader-stream guards itself through `protocol::runtime`, reader-misbehave by hand.
+    for plugin in ["reader-stream", "reader-misbehave"] {
+        let path = common::engine_bin().with_file_name(plugin);
+        // pid 1 is not this test process, the plugin's parent: "the engine" is gone.
+        let out = std::process::Command::new(&path)
+            .args(["check", "--engine", "--engine-pid", "1"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{plugin}: {stderr}");
+        assert!(
+            stderr.contains("the engine ended before the plugin started"),
+            "{plugin}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{plugin} answered the step");
+    }
 }

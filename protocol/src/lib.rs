@@ -25,6 +25,7 @@ pub mod jobfile;
 pub mod jsonl;
 pub mod logfmt;
 pub mod message;
+pub mod parent_death;
 pub mod placeholders;
 pub mod records;
 pub mod runtime;

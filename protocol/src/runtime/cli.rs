@@ -76,6 +76,22 @@ enum Command {
     Write(TaskArgs),
 }
 
+impl Command {
+    /// The engine's pid given with `--engine-pid`.
+    fn engine_pid(&self) -> Option<i32> {
+        match self {
+            Command::Spec => None,
+            Command::Check(a)
+            | Command::Prepare(a)
+            | Command::Post(a)
+            | Command::Abort(a)
+            | Command::Precommit(a)
+            | Command::Split { step: a, .. } => a.engine_pid,
+            Command::Read(t) | Command::Write(t) => t.step.engine_pid,
+        }
+    }
+}
+
 #[derive(Args, Clone, Default)]
 struct StepArgs {
     /// A job file (DataX or Data Integration format) or a bare parameter object; `-` for stdin.
@@ -97,6 +113,11 @@ struct StepArgs {
     /// Engine mode: the request comes as JSON on stdin, the answer goes to stdout.
     #[arg(long)]
     engine: bool,
+    /// Set by the engine when it starts the plugin without its launcher: the plugin
+    /// asks to be killed when that process (its parent) dies, and ends at once when
+    /// its parent is already another.
+    #[arg(long, value_name = "PID", hide = true)]
+    engine_pid: Option<i32>,
 }
 
 #[derive(Args, Clone)]
@@ -160,6 +181,12 @@ fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), P
             std::process::exit(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Some(pid) = cli.command.engine_pid() {
+        if let Err(e) = crate::parent_death::guard(pid) {
+            tracing::error!("{}: {e}", info.name);
+            std::process::exit(1);
+        }
+    }
     let outcome = catch_unwind(AssertUnwindSafe(|| dispatch(cli.command, plugin)));
     let code = match outcome {
         Ok(Ok(())) => 0,
@@ -244,11 +271,13 @@ fn step<P: Plugin>(plugin: &P, command: Command) -> Result<(), PluginError> {
                 ok: true,
                 value: value.clone(),
                 error: None,
+                parent_death_guard: true,
             },
             Err(e) => StepResponse {
                 ok: false,
                 value: Json::Null,
                 error: Some(e.to_message()),
+                parent_death_guard: true,
             },
         };
         print_json(

@@ -176,6 +176,11 @@ pub struct StepResponse {
     pub value: serde_json::Value,
     #[serde(default)]
     pub error: Option<ErrorMessage>,
+    /// The plugin honours `--engine-pid PID` (it then asks the system to kill it when
+    /// the engine dies, [`crate::parent_death`]): the engine may start its later steps
+    /// and tasks directly instead of through its launcher. Absent: `false`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parent_death_guard: bool,
 }
 
 /// One documented parameter, for `spec`.

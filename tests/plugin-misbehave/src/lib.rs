@@ -19,6 +19,7 @@
 //! | `task_ms` | a reader task takes at least this long, and writes `task-<i>.json` (`{"start_ms", "end_ms"}`, Unix milliseconds) into `marker_dir`; a reader task also writes `reader-task-<i>.pid` (its process id) there when it starts |
 //! | `post_ms` | `post` takes at least this long (before it writes its marker); with `marker_dir`, it first writes `<role>-post.pid` (its process id) |
 //! | `post_answer` / `abort_answer` | the value `post` / `abort` answers (default null) |
+//! | `parent_death_guard` | `false`: step answers do not offer `--engine-pid`, so the engine keeps starting the plugin through its launcher (default `true`: they offer it, and the plugin guards itself when started with it, as plugins on `protocol::runtime` do) |
 //! | `echo` | parameter keys whose values every step and task prints on stderr (`<key> is <value>`), to test redaction |
 //! | `follow`, `follow_*` | follow mode (a `precommit` step, `followBatch`, a call log): see [`follow`]; `MISBEHAVE_FAIL_READER_STEP=<step>` fails a reader step as `fail_step` does, without changing the job's fingerprint |
 //!
@@ -74,6 +75,20 @@ fn mode_of(config: &Json) -> String {
 /// Runs the plugin and exits.
 pub fn main(role: Role) -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(pid) = args
+        .iter()
+        .position(|a| a == "--engine-pid")
+        .and_then(|i| args.get(i + 1))
+    {
+        let guarded = pid
+            .parse()
+            .map_err(|_| format!("--engine-pid {pid:?} is not a process id"))
+            .and_then(protocol::parent_death::guard);
+        if let Err(e) = guarded {
+            eprintln!("{}: {e}", name(role));
+            std::process::exit(1);
+        }
+    }
     let command = args.first().map(String::as_str).unwrap_or("");
     let code = match command {
         "--version" | "-V" if contract::mode() != "no_version" => {
@@ -120,10 +135,15 @@ fn step(role: Role, step: &str) -> i32 {
             ok: false,
             value: Json::Null,
             error: Some(error),
+            parent_death_guard: false,
         };
         let _ = writeln!(std::io::stdout(), "{}", json!(response));
         return 2;
     }
+    let guard = p
+        .get("parent_death_guard")
+        .and_then(Json::as_bool)
+        .unwrap_or(true);
     eprintln!(
         "{}: {step} (job {})",
         name(role),
@@ -139,6 +159,7 @@ fn step(role: Role, step: &str) -> i32 {
                 retryable: true,
                 message: format!("{}: simulated temporary check failure", name(role)),
             }),
+            parent_death_guard: guard,
         };
         let _ = writeln!(std::io::stdout(), "{}", json!(response));
         return 1;
@@ -157,6 +178,7 @@ fn step(role: Role, step: &str) -> i32 {
                 retryable: false,
                 message: format!("{}: simulated {step} failure", name(role)),
             }),
+            parent_death_guard: guard,
         };
         let _ = writeln!(std::io::stdout(), "{}", json!(response));
         return if step == "check" { 2 } else { 1 };
@@ -220,6 +242,7 @@ fn step(role: Role, step: &str) -> i32 {
         ok: true,
         value,
         error: None,
+        parent_death_guard: guard,
     };
     let _ = writeln!(std::io::stdout(), "{}", json!(response));
     0
