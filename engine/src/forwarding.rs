@@ -27,7 +27,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use crate::frames::{peek, FrameSource, Peek, RawFrame};
+use crate::frames::{peek, FrameBuffers, FrameSource, Peek, RawFrame};
 use crate::shared::JobStats;
 use crate::task::{frame_of, SideFailure, TaskCtx, TaskResult, WRITER_END_WAIT};
 
@@ -76,9 +76,11 @@ pub(crate) async fn forward(
         budget: Arc::new(Semaphore::new(QUEUE_BYTES)),
     };
     let mut w_in = Some(w_in);
+    // Large frames' allocations go back to the reader's side once written.
+    let buffers = FrameBuffers::default();
     let (read, written) = tokio::join!(
-        forward_frames(ctx, r_out, queue, out),
-        drain_queue(ctx, rx, &mut w_in)
+        forward_frames(ctx, r_out, queue, buffers.clone(), out),
+        drain_queue(ctx, rx, &mut w_in, &buffers)
     );
     if read && written {
         // The reader has sent eos; closing its stdin now is harmless.
@@ -137,6 +139,7 @@ async fn drain_queue(
     ctx: &TaskCtx<'_>,
     mut rx: mpsc::Receiver<Queued>,
     w_in: &mut Option<ChildStdin>,
+    buffers: &FrameBuffers,
 ) -> bool {
     let stats = &ctx.shared.stats;
     loop {
@@ -172,6 +175,7 @@ async fn drain_queue(
             }
             return true;
         }
+        buffers.give(item.frame);
     }
 }
 
@@ -180,10 +184,11 @@ async fn forward_frames(
     ctx: &TaskCtx<'_>,
     r_out: ChildStdout,
     queue: Queue,
+    buffers: FrameBuffers,
     out: &mut TaskResult,
 ) -> bool {
     let reader = Role::Reader;
-    let mut src = FrameSource::new(r_out);
+    let mut src = FrameSource::with_buffers(r_out, buffers);
     ctx.activity
         .waiting_on(format!("the hello of {}", ctx.plugin(reader)));
     let hello = tokio::select! {

@@ -59,11 +59,48 @@ impl RawFrame {
     }
 }
 
+/// Allocations of large frames that were written on, for the next large frames: a
+/// frame read into a fresh allocation costs a page fault per 4 KiB of it, which is
+/// more than copying the frame. Cheap to clone; clones share the buffers.
+#[derive(Clone, Debug, Default)]
+pub struct FrameBuffers(std::sync::Arc<std::sync::Mutex<Vec<BytesMut>>>);
+
+/// Buffers kept at most (each is a frame of at least [`OWN_ALLOCATION_BYTES`]).
+const KEPT_BUFFERS: usize = 16;
+
+impl FrameBuffers {
+    /// Gives back the allocation of a frame that is no longer needed.
+    pub fn give(&self, frame: RawFrame) {
+        if !frame.own {
+            return;
+        }
+        let mut bytes = frame.bytes;
+        bytes.clear();
+        if let Ok(mut kept) = self.0.lock() {
+            if kept.len() < KEPT_BUFFERS {
+                kept.push(bytes);
+            }
+        }
+    }
+
+    /// An empty buffer with room for `total` bytes: a kept one when one is large
+    /// enough, else a new one.
+    fn take(&self, total: usize) -> BytesMut {
+        let reused = self.0.lock().ok().and_then(|mut kept| {
+            let i = kept.iter().position(|b| b.capacity() >= total)?;
+            Some(kept.swap_remove(i))
+        });
+        reused.unwrap_or_else(|| BytesMut::with_capacity(total))
+    }
+}
+
 /// Frames from an async byte stream.
 #[derive(Debug)]
 pub struct FrameSource<R> {
     inner: R,
     buf: BytesMut,
+    /// Where large frames are read into ([`FrameBuffers::take`]).
+    buffers: FrameBuffers,
     max_frame_bytes: usize,
     eof: bool,
     /// The last frame was large: the next header is read on its own (4 bytes), so that
@@ -73,8 +110,15 @@ pub struct FrameSource<R> {
 
 impl<R: AsyncRead + Unpin> FrameSource<R> {
     pub fn new(inner: R) -> Self {
+        Self::with_buffers(inner, FrameBuffers::default())
+    }
+
+    /// A source that reads large frames into `buffers` (given back by whoever consumes
+    /// the frames).
+    pub fn with_buffers(inner: R, buffers: FrameBuffers) -> Self {
         Self {
             inner,
+            buffers,
             buf: BytesMut::with_capacity(READ_CHUNK),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             eof: false,
@@ -98,13 +142,17 @@ impl<R: AsyncRead + Unpin> FrameSource<R> {
     /// allocation of exactly its size; `Ok(None)` when the stream ended first (`buf`
     /// then holds what arrived, for the error).
     async fn read_own(&mut self, total: usize) -> Result<Option<BytesMut>, FrameError> {
-        let mut own = BytesMut::with_capacity(total);
+        let mut own = self.buffers.take(total);
         own.extend_from_slice(&self.buf);
         self.buf.clear();
         while own.len() < total {
-            // `own` has exactly the missing bytes as spare capacity: a read never
-            // takes bytes of the next frame.
-            let n = self.inner.read_buf(&mut own).await?;
+            // Reads are limited to the missing bytes: a read never takes bytes of the
+            // next frame (a reused buffer may have more room than this frame).
+            let missing = total - own.len();
+            let n = (&mut self.inner)
+                .take(missing as u64)
+                .read_buf(&mut own)
+                .await?;
             if n == 0 {
                 self.eof = true;
                 self.buf = own;
@@ -426,15 +474,21 @@ mod tests {
     }
 
     /// Every frame of `stream` (after the hello) through [`FrameSource`] read in
-    /// `sizes` pieces, detached as the forwarding detaches them; or the error.
+    /// `sizes` pieces, detached as the forwarding detaches them and given back to the
+    /// source's buffers once copied (so later frames are read into reused, often larger,
+    /// allocations); or the error.
     fn through_source(stream: &[u8], sizes: Vec<usize>) -> Result<Vec<Vec<u8>>, FrameError> {
         runtime().block_on(async {
-            let mut src = FrameSource::new(Pieces {
-                data: stream.to_vec(),
-                pos: 0,
-                sizes,
-                next: 0,
-            });
+            let buffers = FrameBuffers::default();
+            let mut src = FrameSource::with_buffers(
+                Pieces {
+                    data: stream.to_vec(),
+                    pos: 0,
+                    sizes,
+                    next: 0,
+                },
+                buffers.clone(),
+            );
             src.hello().await?;
             let mut out = Vec::new();
             while let Some(frame) = src.next_raw().await? {
@@ -442,11 +496,12 @@ mod tests {
                 let len = frame.bytes.len();
                 let frame = frame.detach();
                 if own {
-                    // Read into an allocation of exactly its size, nothing else in it.
+                    // Read into an allocation of its own, nothing else in it.
                     assert!(len >= OWN_ALLOCATION_BYTES);
-                    assert_eq!(frame.bytes.capacity(), len);
+                    assert!(frame.bytes.capacity() >= len);
                 }
                 out.push(frame.bytes.to_vec());
+                buffers.give(frame);
             }
             Ok(out)
         })
