@@ -159,10 +159,11 @@ fn truncate_replaces_and_a_failed_run_leaves_no_duplicates() {
     };
     assert_eq!(ids(cloud.rows(&t, "pt=1").unwrap()), vec![1, 2, 3]);
 
-    // A run that fails after uploading a full block (8 MB, blocks close at 4 MiB)
-    // commits nothing ...
+    // A run that fails after uploading a full block commits nothing ... (12 MB:
+    // blocks close at 4 MiB, and closing the second one waits for the first one's
+    // answer, so the first block is surely stored before the bad line).
     let filler = "x".repeat(1000);
-    let mut big: String = (100..8100)
+    let mut big: String = (100..12_100)
         .map(|i| format!("[{i}, \"{filler}\"]\n"))
         .collect();
     big.push_str("not json\n");
