@@ -234,9 +234,10 @@ pub fn use_launcher(engine: PathBuf) {
     let _ = LAUNCHER.set(launcher);
 }
 
-/// Plugins (by path) whose step answers said they honour `--engine-pid`
-/// (`parent_death_guard`): they set the parent-death signal themselves, so the engine
-/// starts them without the launcher, one `exec` fewer per step and task.
+/// Plugins (by path) whose step answer came from the process the engine started and
+/// said it honours `--engine-pid` (`parent_death_guard`): they set the parent-death
+/// signal themselves, so the engine starts their steps without the launcher, one
+/// `exec` fewer each.
 static GUARDS_ITSELF: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
 /// Records that the plugin at `path` guards itself (a step answer said so).
@@ -252,18 +253,30 @@ fn guards_itself(path: &Path) -> bool {
     known.iter().any(|p| p == path)
 }
 
-/// Starts `plugin` with `args`, stdin, stdout and stderr piped, killed if dropped, and
-/// killed by the system when the engine dies: through the launcher ([`use_launcher`]),
-/// or, once one of its step answers said it guards itself, directly with
-/// `--engine-pid` (it then sets the signal itself, `protocol::parent_death`).
+/// Starts `plugin` with `args` (a task: `read` or `write`), stdin, stdout and stderr
+/// piped, killed if dropped, and killed by the system when the engine dies (through the
+/// launcher, [`use_launcher`]).
 ///
 /// Must be called from the thread running the engine's future or from a runtime
 /// worker, never from a `spawn_blocking` thread: the parent-death signal fires when the
 /// *thread* that started the child ends, and blocking-pool threads retire when idle.
 pub fn spawn(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
+    start(plugin, args, false)
+}
+
+/// [`spawn`] for a step. Once one of the plugin's step answers came from the process
+/// the engine started and said it guards itself, the step is started directly with
+/// `--engine-pid` (it then sets the signal itself, `protocol::parent_death`). Tasks
+/// keep the launcher: a wrapper script may `exec` the plugin for its steps and fork it
+/// for a task, and a forked plugin's parent is not the engine.
+pub fn spawn_step(plugin: &Plugin, args: &[&str]) -> Result<Child, EngineError> {
+    start(plugin, args, guards_itself(&plugin.path))
+}
+
+fn start(plugin: &Plugin, args: &[&str], direct: bool) -> Result<Child, EngineError> {
     let engine_pid = std::process::id().to_string();
     // Without a launcher (the library in tests) nothing sets the signal, as before.
-    let guards_itself = LAUNCHER.get().is_some() && guards_itself(&plugin.path);
+    let guards_itself = LAUNCHER.get().is_some() && direct;
     let mut command = match LAUNCHER.get() {
         Some(_) if guards_itself => Command::new(&plugin.path),
         Some(launcher) => {

@@ -54,7 +54,8 @@ pub async fn run_step_within(
     if step == "split" {
         args.extend(["--count", count.as_str()]);
     }
-    let mut child = plugins::spawn(plugin, &args)?;
+    let mut child = plugins::spawn_step(plugin, &args)?;
+    let child_pid = child.id();
     let (tail, drain) = match child.stderr.take() {
         Some(stderr) => {
             let (tail, handle) = plugins::drain_stderr(stderr, what.clone());
@@ -143,7 +144,9 @@ pub async fn run_step_within(
             });
         }
     };
-    if response.parent_death_guard {
+    // Only the process the engine started may vouch for itself: behind a wrapper that
+    // forked it, the plugin's parent is the wrapper, not the engine.
+    if response.parent_death_guard.is_some() && response.parent_death_guard == child_pid {
         plugins::note_guards_itself(&plugin.path);
     }
     if !response.ok {

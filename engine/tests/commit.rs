@@ -304,8 +304,9 @@ fn started_directly(pid: &str) -> bool {
 
 #[test]
 fn steps_and_tasks_die_with_a_killed_engine() {
-    // Plugins whose answers offer `--engine-pid` are started directly after their first
-    // step and guard themselves; the others go through the launcher. Both must die.
+    // Plugins whose answers offer `--engine-pid` have their later steps started
+    // directly, and guard themselves; the others go through the launcher, as tasks
+    // always do. Both must die.
     for guard in [true, false] {
         // During a task: the reader task (and its writer) must not outlive the engine.
         let ws = Workspace::new();
@@ -321,7 +322,8 @@ fn steps_and_tasks_die_with_a_killed_engine() {
         );
         let (mut child, _) = start(&ws, &job, &[]);
         let task_pid = wait_for(&ws, "reader-task-0.pid");
-        assert_eq!(started_directly(&task_pid), guard, "guard {guard}");
+        // Tasks always start through the launcher.
+        assert!(!started_directly(&task_pid), "guard {guard}");
         child.kill().unwrap();
         child.wait().unwrap();
         assert_gone_soon(&task_pid, "the reader task");
@@ -369,4 +371,43 @@ fn a_plugin_whose_engine_is_gone_does_not_start() {
         );
         assert!(out.stdout.is_empty(), "{plugin} answered the step");
     }
+}
+
+/// A plugin behind a wrapper that forks it (its parent is the wrapper, not the engine)
+/// answers with another process id than the engine started: its steps keep being
+/// started through the launcher, and the job runs (a direct start would make it refuse
+/// to run, its parent not being the engine).
+#[test]
+fn a_plugin_behind_a_forking_wrapper_keeps_the_launcher() {
+    let ws = Workspace::new();
+    let plugins = ws.path("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let real = common::engine_bin().with_file_name("reader-misbehave");
+    let wrapper = plugins.join("reader-forked");
+    // No `exec`: the shell forks the plugin and waits for it.
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\n\"{}\" \"$@\"\n", real.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let marker = ws.dir.path().to_str().unwrap().to_owned();
+    let job = ws.job(
+        json!({}),
+        (
+            "forked",
+            json!({"records": 10, "task_ms": 1500, "marker_dir": marker}),
+        ),
+        ("misbehave", json!({})),
+    );
+    let (child, started) = start(&ws, &job, &["--plugin-dir", plugins.to_str().unwrap()]);
+    let task_pid = wait_for(&ws, "reader-task-0.pid");
+    assert!(
+        !started_directly(&task_pid),
+        "the wrapped reader got --engine-pid"
+    );
+    let out = finish(child, started, DEADLINE);
+    out.assert_code(0);
+    assert_eq!(summary(&ws, &out)["outcome"], "succeeded");
 }

@@ -10,6 +10,8 @@
 //! and a plugin built on this runtime that the engine starts directly with
 //! `--engine-pid PID` (it said so in an earlier step's answer, see
 //! [`crate::runtime::StepResponse::parent_death_guard`]): one `exec` fewer per step.
+//! A plugin started so whose parent is not the engine (a wrapper script forked it)
+//! refuses to run: it could outlive the engine.
 //! This module uses nothing but `std` and `rustix`: the launcher stays small.
 
 /// Asks for SIGKILL when the parent dies, then checks that the parent is `engine_pid`.
@@ -21,6 +23,10 @@ pub fn guard(engine_pid: i32) -> Result<(), String> {
     if parent == Some(engine_pid) {
         Ok(())
     } else {
-        Err("the engine ended before the plugin started".to_owned())
+        Err(format!(
+            "the engine ended before the plugin started (its parent is process {}, not the \
+             engine's {engine_pid}; or a wrapper script forked it)",
+            parent.unwrap_or(0)
+        ))
     }
 }

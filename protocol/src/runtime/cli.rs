@@ -271,13 +271,13 @@ fn step<P: Plugin>(plugin: &P, command: Command) -> Result<(), PluginError> {
                 ok: true,
                 value: value.clone(),
                 error: None,
-                parent_death_guard: true,
+                parent_death_guard: Some(std::process::id()),
             },
             Err(e) => StepResponse {
                 ok: false,
                 value: Json::Null,
                 error: Some(e.to_message()),
-                parent_death_guard: true,
+                parent_death_guard: Some(std::process::id()),
             },
         };
         print_json(

@@ -176,11 +176,13 @@ pub struct StepResponse {
     pub value: serde_json::Value,
     #[serde(default)]
     pub error: Option<ErrorMessage>,
-    /// The plugin honours `--engine-pid PID` (it then asks the system to kill it when
-    /// the engine dies, [`crate::parent_death`]): the engine may start its later steps
-    /// and tasks directly instead of through its launcher. Absent: `false`.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub parent_death_guard: bool,
+    /// The process id of the answering process, when it honours `--engine-pid PID`
+    /// (it then asks the system to kill it when the engine dies,
+    /// [`crate::parent_death`]). When this is the very process the engine started (no
+    /// wrapper forked it), the engine starts the plugin's later steps directly
+    /// instead of through its launcher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_death_guard: Option<u32>,
 }
 
 /// One documented parameter, for `spec`.

@@ -135,7 +135,7 @@ fn step(role: Role, step: &str) -> i32 {
             ok: false,
             value: Json::Null,
             error: Some(error),
-            parent_death_guard: false,
+            parent_death_guard: None,
         };
         let _ = writeln!(std::io::stdout(), "{}", json!(response));
         return 2;
@@ -159,7 +159,7 @@ fn step(role: Role, step: &str) -> i32 {
                 retryable: true,
                 message: format!("{}: simulated temporary check failure", name(role)),
             }),
-            parent_death_guard: guard,
+            parent_death_guard: guard.then(std::process::id),
         };
         let _ = writeln!(std::io::stdout(), "{}", json!(response));
         return 1;
@@ -178,7 +178,7 @@ fn step(role: Role, step: &str) -> i32 {
                 retryable: false,
                 message: format!("{}: simulated {step} failure", name(role)),
             }),
-            parent_death_guard: guard,
+            parent_death_guard: guard.then(std::process::id),
         };
         let _ = writeln!(std::io::stdout(), "{}", json!(response));
         return if step == "check" { 2 } else { 1 };
@@ -242,7 +242,7 @@ fn step(role: Role, step: &str) -> i32 {
         ok: true,
         value,
         error: None,
-        parent_death_guard: guard,
+        parent_death_guard: guard.then(std::process::id),
     };
     let _ = writeln!(std::io::stdout(), "{}", json!(response));
     0
