@@ -154,8 +154,13 @@ impl TextEncoder {
         self.encoding.name()
     }
 
+    /// UTF-8: the encoded bytes are the text's own.
+    pub fn is_utf8(&self) -> bool {
+        self.encoding == encoding_rs::UTF_8
+    }
+
     pub fn encode_into(&self, text: &str, out: &mut Vec<u8>) {
-        if self.encoding == encoding_rs::UTF_8 {
+        if self.is_utf8() {
             out.extend_from_slice(text.as_bytes());
             return;
         }

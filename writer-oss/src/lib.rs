@@ -28,6 +28,7 @@ pub mod error;
 pub mod follow;
 pub mod job;
 pub mod naming;
+mod part_buffers;
 pub mod partition;
 pub mod route;
 pub mod sign;

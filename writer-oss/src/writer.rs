@@ -19,6 +19,7 @@ use crate::columnar;
 use crate::config::{Compress, WriterConfig};
 use crate::error::OssError;
 use crate::naming;
+use crate::part_buffers::PartBuffers;
 
 /// OSS's smallest non-final part.
 pub const MIN_PART_BYTES: usize = 102_400;
@@ -49,6 +50,10 @@ pub struct TaskReport {
 
 /// An object's bytes before they are cut into parts.
 enum Body {
+    /// UTF-8 text, uncompressed: lines are formatted straight into the part (UTF-8
+    /// encoding is the text's own bytes).
+    Text(String),
+    /// Uncompressed bytes in another charset.
     Plain(Vec<u8>),
     Gzip(flate2::write::GzEncoder<Vec<u8>>),
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
@@ -57,15 +62,20 @@ enum Body {
 }
 
 impl Body {
-    fn new(config: &WriterConfig) -> Result<Self, PluginError> {
+    fn new(config: &WriterConfig, buffers: &PartBuffers) -> Result<Self, PluginError> {
         if let Some(c) = &config.columnar {
             return Ok(Body::Columnar(columnar::Encoder::new(c)?));
         }
         Ok(match config.compress {
             // A part's room up front: the buffer is not regrown (and copied) as it fills.
-            Compress::None => Body::Plain(Vec::with_capacity(
-                config.part_size_bytes.saturating_add(PART_SLACK),
-            )),
+            Compress::None => {
+                let buffer = buffers.take(part_room(config));
+                if config.encoder.is_utf8() {
+                    Body::Text(text_buffer(buffer))
+                } else {
+                    Body::Plain(buffer)
+                }
+            }
             Compress::Gzip => Body::Gzip(flate2::write::GzEncoder::new(
                 Vec::new(),
                 flate2::Compression::default(),
@@ -77,8 +87,28 @@ impl Body {
         })
     }
 
+    /// Appends `text` in the configured charset; `encoded` is scratch.
+    fn write_text(
+        &mut self,
+        text: &str,
+        config: &WriterConfig,
+        encoded: &mut Vec<u8>,
+    ) -> Result<(), PluginError> {
+        match self {
+            Body::Text(s) => s.push_str(text),
+            Body::Plain(v) => config.encoder.encode_into(text, v),
+            body => {
+                encoded.clear();
+                config.encoder.encode_into(text, encoded);
+                body.write(encoded)?;
+            }
+        }
+        Ok(())
+    }
+
     fn write(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
         let result = match self {
+            Body::Text(_) => Err(std::io::Error::other("bytes into a text part")),
             Body::Plain(v) => {
                 v.extend_from_slice(bytes);
                 Ok(())
@@ -93,6 +123,7 @@ impl Body {
     /// Output bytes ready to upload.
     fn buffered(&mut self) -> usize {
         match self {
+            Body::Text(s) => s.len(),
             Body::Plain(v) => v.len(),
             Body::Gzip(e) => e.get_ref().len(),
             Body::Zstd(e) => e.get_ref().len(),
@@ -100,10 +131,15 @@ impl Body {
         }
     }
 
-    fn take(&mut self) -> Vec<u8> {
+    /// The output bytes so far; the next part's buffer is a recycled one or gets the
+    /// room this one needed.
+    fn take(&mut self, buffers: &PartBuffers) -> Vec<u8> {
         match self {
-            // The next part gets the room this one needed.
-            Body::Plain(v) => std::mem::replace(v, Vec::with_capacity(v.capacity())),
+            Body::Text(s) => {
+                let next = text_buffer(buffers.take(s.capacity()));
+                std::mem::replace(s, next).into_bytes()
+            }
+            Body::Plain(v) => std::mem::replace(v, buffers.take(v.capacity())),
             Body::Gzip(e) => std::mem::take(e.get_mut()),
             Body::Zstd(e) => std::mem::take(e.get_mut()),
             Body::Columnar(e) => e.take(),
@@ -113,13 +149,20 @@ impl Body {
     /// Moves the output bytes ready so far to the end of `out`, keeping the buffer.
     fn drain_into(&mut self, out: &mut Vec<u8>) {
         match self {
+            Body::Text(s) => {
+                out.extend_from_slice(s.as_bytes());
+                s.clear();
+            }
             Body::Plain(v) => out.append(v),
-            body => out.extend(body.take()),
+            Body::Gzip(e) => out.append(e.get_mut()),
+            Body::Zstd(e) => out.append(e.get_mut()),
+            Body::Columnar(e) => out.extend(e.take()),
         }
     }
 
     fn finish(self) -> Result<Vec<u8>, PluginError> {
         let result = match self {
+            Body::Text(s) => Ok(s.into_bytes()),
             Body::Plain(v) => Ok(v),
             Body::Gzip(e) => e.finish(),
             Body::Zstd(e) => e.finish(),
@@ -127,6 +170,17 @@ impl Body {
         };
         result.map_err(|e| PluginError::internal(format!("compressing: {e}")))
     }
+}
+
+/// A part's room: the part size and the record that crosses it.
+fn part_room(config: &WriterConfig) -> usize {
+    config.part_size_bytes.saturating_add(PART_SLACK)
+}
+
+/// An empty part buffer as text (empty bytes are valid UTF-8: nothing is checked).
+fn text_buffer(mut buffer: Vec<u8>) -> String {
+    buffer.clear();
+    String::from_utf8(buffer).unwrap_or_default()
 }
 
 /// One object being uploaded.
@@ -154,8 +208,11 @@ pub struct TaskWriter<'a> {
     current: Option<OpenObject>,
     done: Vec<UploadReport>,
     permits: Arc<Semaphore>,
+    /// Buffers of uploaded parts, for the next parts (shared like `permits`).
+    buffers: PartBuffers,
     /// Single-object mode: the job's upload and this task's part numbers.
     single: Option<(String, u32, u32)>,
+    /// A line in a charset other than UTF-8 or compressed, before it is encoded.
     text: String,
     scratch: String,
     encoded: Vec<u8>,
@@ -186,7 +243,7 @@ impl<'a> TaskWriter<'a> {
     }
 
     /// A multi-object task under `base` (a partition's `<prefix>__<32 hex>`), sharing
-    /// `permits` (parts in flight) with the task's other partitions.
+    /// `permits` (parts in flight) and their buffers with the task's other partitions.
     pub(crate) fn multi_at(
         rt: &'a Runtime,
         client: Arc<OssClient>,
@@ -194,9 +251,11 @@ impl<'a> TaskWriter<'a> {
         base: String,
         task_index: u32,
         permits: Arc<Semaphore>,
+        buffers: PartBuffers,
     ) -> Self {
         let mut writer = Self::new(rt, client, config, base, task_index, None);
         writer.permits = permits;
+        writer.buffers = buffers;
         writer
     }
 
@@ -237,6 +296,7 @@ impl<'a> TaskWriter<'a> {
             rt,
             client,
             permits: Arc::new(Semaphore::new(config.parts_in_flight)),
+            buffers: part_buffers(config),
             config,
             task_index,
             base,
@@ -313,7 +373,7 @@ impl<'a> TaskWriter<'a> {
         let mut object = OpenObject {
             key,
             upload_id,
-            body: Body::new(self.config)?,
+            body: Body::new(self.config, &self.buffers)?,
             next_part,
             last_part,
             pending: Vec::new(),
@@ -326,9 +386,9 @@ impl<'a> TaskWriter<'a> {
             self.config
                 .record_format
                 .write_header(&self.config.header, &mut line);
-            self.encoded.clear();
-            self.config.encoder.encode_into(&line, &mut self.encoded);
-            object.body.write(&self.encoded)?;
+            object
+                .body
+                .write_text(&line, self.config, &mut self.encoded)?;
         }
         self.current = Some(object);
         Ok(())
@@ -359,23 +419,19 @@ impl<'a> TaskWriter<'a> {
         if columnar {
             return self.write_columnar(record, out);
         }
-        self.text.clear();
-        self.config
-            .record_format
-            .write_record(record, &mut self.text, &mut self.scratch);
         self.records += 1;
         let Some(object) = self.current.as_mut() else {
             return Err(PluginError::internal("no open object"));
         };
-        match &mut object.body {
-            Body::Plain(v) => self.config.encoder.encode_into(&self.text, v),
-            body => {
-                self.encoded.clear();
-                self.config
-                    .encoder
-                    .encode_into(&self.text, &mut self.encoded);
-                body.write(&self.encoded)?;
-            }
+        let format = &self.config.record_format;
+        if let Body::Text(part) = &mut object.body {
+            format.write_record(record, part, &mut self.scratch);
+        } else {
+            self.text.clear();
+            format.write_record(record, &mut self.text, &mut self.scratch);
+            object
+                .body
+                .write_text(&self.text, self.config, &mut self.encoded)?;
         }
         if self.single.is_some() && self.head.len() < MIN_PART_BYTES {
             // Single object: the first 100 KiB go to `post` with the report, so the part
@@ -384,7 +440,7 @@ impl<'a> TaskWriter<'a> {
             return Ok(());
         }
         if object.body.buffered() >= self.config.part_size_bytes {
-            let bytes = object.body.take();
+            let bytes = object.body.take(&self.buffers);
             self.upload(bytes)?;
         }
         Ok(())
@@ -434,11 +490,12 @@ impl<'a> TaskWriter<'a> {
             .block_on(self.permits.clone().acquire_owned())
             .map_err(|e| PluginError::internal(e.to_string()))?;
         let client = self.client.clone();
+        let buffers = self.buffers.clone();
         let (key, id) = (object.key.clone(), object.upload_id.clone());
         object.pending.push(self.rt.spawn(async move {
-            let result = client
-                .upload_part(&key, &id, number, Bytes::from(bytes))
-                .await;
+            let part = Bytes::from(bytes);
+            let result = client.upload_part(&key, &id, number, part.clone()).await;
+            buffers.recycle(part);
             drop(permit);
             result
         }));
@@ -554,6 +611,12 @@ impl<'a> TaskWriter<'a> {
             }
         }
     }
+}
+
+/// The part buffers of a task: kept for the parts in flight and the one waiting for a
+/// slot, at least a part's room each.
+pub(crate) fn part_buffers(config: &WriterConfig) -> PartBuffers {
+    PartBuffers::new(config.parts_in_flight + 1, config.part_size_bytes)
 }
 
 fn join(
