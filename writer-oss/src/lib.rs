@@ -17,6 +17,7 @@
 //! `$mm`; [`partition`]): a task then writes one object sequence per partition
 //! ([`route`]), and `post`/`abort` find the job's keys by the template ([`partition::Scope`]).
 
+mod body;
 pub mod client;
 pub mod columnar;
 pub mod commit;

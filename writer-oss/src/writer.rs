@@ -3,7 +3,6 @@
 //! task). Nothing is completed here: the task reports its uploads and the job's `post`
 //! completes them, so no object becomes visible before every task succeeded.
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,17 +13,15 @@ use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::body::Body;
 use crate::client::{OssClient, UploadedPart};
-use crate::columnar;
-use crate::config::{Compress, WriterConfig};
+use crate::config::WriterConfig;
 use crate::error::OssError;
 use crate::naming;
 use crate::part_buffers::PartBuffers;
 
 /// OSS's smallest non-final part.
 pub const MIN_PART_BYTES: usize = 102_400;
-/// Room beyond the part size in a part's buffer: the record that crosses the size.
-const PART_SLACK: usize = 256 * 1024;
 
 /// One multipart upload a task made, for `post` to complete.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,141 +43,6 @@ pub struct TaskReport {
     pub parts: Vec<UploadedPart>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tail_base64: String,
-}
-
-/// An object's bytes before they are cut into parts.
-enum Body {
-    /// UTF-8 text, uncompressed: lines are formatted straight into the part (UTF-8
-    /// encoding is the text's own bytes).
-    Text(String),
-    /// Uncompressed bytes in another charset.
-    Plain(Vec<u8>),
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
-    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
-    /// Parquet or ORC: records go to the encoder (see [`columnar`]).
-    Columnar(columnar::Encoder),
-}
-
-impl Body {
-    fn new(config: &WriterConfig, buffers: &PartBuffers) -> Result<Self, PluginError> {
-        if let Some(c) = &config.columnar {
-            return Ok(Body::Columnar(columnar::Encoder::new(c)?));
-        }
-        Ok(match config.compress {
-            // A part's room up front: the buffer is not regrown (and copied) as it fills.
-            Compress::None => {
-                let buffer = buffers.take(part_room(config));
-                if config.encoder.is_utf8() {
-                    Body::Text(text_buffer(buffer))
-                } else {
-                    Body::Plain(buffer)
-                }
-            }
-            Compress::Gzip => Body::Gzip(flate2::write::GzEncoder::new(
-                Vec::new(),
-                flate2::Compression::default(),
-            )),
-            Compress::Zstd => Body::Zstd(
-                zstd::stream::write::Encoder::new(Vec::new(), 3)
-                    .map_err(|e| PluginError::internal(format!("zstd: {e}")))?,
-            ),
-        })
-    }
-
-    /// Appends `text` in the configured charset; `encoded` is scratch.
-    fn write_text(
-        &mut self,
-        text: &str,
-        config: &WriterConfig,
-        encoded: &mut Vec<u8>,
-    ) -> Result<(), PluginError> {
-        match self {
-            Body::Text(s) => s.push_str(text),
-            Body::Plain(v) => config.encoder.encode_into(text, v),
-            body => {
-                encoded.clear();
-                config.encoder.encode_into(text, encoded);
-                body.write(encoded)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        let result = match self {
-            Body::Text(_) => Err(std::io::Error::other("bytes into a text part")),
-            Body::Plain(v) => {
-                v.extend_from_slice(bytes);
-                Ok(())
-            }
-            Body::Gzip(e) => e.write_all(bytes),
-            Body::Zstd(e) => e.write_all(bytes),
-            Body::Columnar(_) => Err(std::io::Error::other("text into a columnar file")),
-        };
-        result.map_err(|e| PluginError::internal(format!("compressing: {e}")))
-    }
-
-    /// Output bytes ready to upload.
-    fn buffered(&mut self) -> usize {
-        match self {
-            Body::Text(s) => s.len(),
-            Body::Plain(v) => v.len(),
-            Body::Gzip(e) => e.get_ref().len(),
-            Body::Zstd(e) => e.get_ref().len(),
-            Body::Columnar(e) => e.buffered(),
-        }
-    }
-
-    /// The output bytes so far; the next part's buffer is a recycled one or gets the
-    /// room this one needed.
-    fn take(&mut self, buffers: &PartBuffers) -> Vec<u8> {
-        match self {
-            Body::Text(s) => {
-                let next = text_buffer(buffers.take(s.capacity()));
-                std::mem::replace(s, next).into_bytes()
-            }
-            Body::Plain(v) => std::mem::replace(v, buffers.take(v.capacity())),
-            Body::Gzip(e) => std::mem::take(e.get_mut()),
-            Body::Zstd(e) => std::mem::take(e.get_mut()),
-            Body::Columnar(e) => e.take(),
-        }
-    }
-
-    /// Moves the output bytes ready so far to the end of `out`, keeping the buffer.
-    fn drain_into(&mut self, out: &mut Vec<u8>) {
-        match self {
-            Body::Text(s) => {
-                out.extend_from_slice(s.as_bytes());
-                s.clear();
-            }
-            Body::Plain(v) => out.append(v),
-            Body::Gzip(e) => out.append(e.get_mut()),
-            Body::Zstd(e) => out.append(e.get_mut()),
-            Body::Columnar(e) => out.extend(e.take()),
-        }
-    }
-
-    fn finish(self) -> Result<Vec<u8>, PluginError> {
-        let result = match self {
-            Body::Text(s) => Ok(s.into_bytes()),
-            Body::Plain(v) => Ok(v),
-            Body::Gzip(e) => e.finish(),
-            Body::Zstd(e) => e.finish(),
-            Body::Columnar(e) => return e.finish(),
-        };
-        result.map_err(|e| PluginError::internal(format!("compressing: {e}")))
-    }
-}
-
-/// A part's room: the part size and the record that crosses it.
-fn part_room(config: &WriterConfig) -> usize {
-    config.part_size_bytes.saturating_add(PART_SLACK)
-}
-
-/// An empty part buffer as text (empty bytes are valid UTF-8: nothing is checked).
-fn text_buffer(mut buffer: Vec<u8>) -> String {
-    buffer.clear();
-    String::from_utf8(buffer).unwrap_or_default()
 }
 
 /// One object being uploaded.
