@@ -12,7 +12,8 @@ use bytes::Bytes;
 /// Memory stays within what the writers use without it: a buffer comes back only when
 /// its upload is done and goes out again only for a part, so the buffers alive are
 /// never more than the parts being filled, the parts in flight and `keep`, which is
-/// `partsInFlight` + 1 (the parts in flight and the one waiting for a slot).
+/// `partsInFlight` + 2: an unpartitioned task's parts in flight, the one waiting for a
+/// slot and the one filling, so that none of its buffers is ever freed and mapped again.
 #[derive(Clone, Debug)]
 pub(crate) struct PartBuffers {
     free: Arc<Mutex<Vec<Vec<u8>>>>,

@@ -7,7 +7,7 @@
 //! waits for `post` like any other; a later record of that partition starts its next
 //! object (`_k`). All parts in flight share one `partsInFlight` limit, so a task holds
 //! at most about `blockSizeInMB × (maxOpenPartitions + partsInFlight)` of data, and the
-//! buffers of up to `partsInFlight` + 1 uploaded parts kept for the next parts.
+//! buffers of up to `partsInFlight` + 2 uploaded parts kept for the next parts.
 //!
 //! With `eventTimeColumn`, a record whose column is null or not a time is a dirty record
 //! naming the column; when the first record with a value there holds no time at all,

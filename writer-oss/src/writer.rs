@@ -475,10 +475,10 @@ impl<'a> TaskWriter<'a> {
     }
 }
 
-/// The part buffers of a task: kept for the parts in flight and the one waiting for a
-/// slot, at least a part's room each.
+/// The part buffers of a task: kept for the parts in flight, the one waiting for a slot
+/// and the one filling, at least a part's room each.
 pub(crate) fn part_buffers(config: &WriterConfig) -> PartBuffers {
-    PartBuffers::new(config.parts_in_flight + 1, config.part_size_bytes)
+    PartBuffers::new(config.parts_in_flight + 2, config.part_size_bytes)
 }
 
 fn join(
