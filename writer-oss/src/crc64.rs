@@ -1,8 +1,12 @@
 //! CRC-64 as OSS computes it for `x-oss-hash-crc64ecma`: CRC-64/XZ (ECMA-182 polynomial,
 //! reflected, init and xorout all ones; the CRC of nothing is 0), plus [`combine`], which
-//! OSS uses to build a multipart object's CRC from its parts' CRCs. Both come from the
-//! `crc-fast` crate (carry-less multiplication where the CPU has it, a table otherwise);
-//! the tests hold them to the `crc` crate's table-driven CRC-64/XZ and to OSS's vectors.
+//! OSS uses to build a multipart object's CRC from its parts' CRCs. The checksum comes
+//! from the `crc-fast` crate (carry-less multiplication where the CPU has it, a table
+//! otherwise); `combine` multiplies by `x^(8·len)` modulo the polynomial, as zlib's
+//! `crc32_combine` does, instead of `crc-fast`'s zeros operator (64×64 bit matrices
+//! squared about 27 times for a 10 MiB part, a third of a millisecond). The tests hold
+//! them to the `crc` crate's table-driven CRC-64/XZ, to `crc-fast`'s combine and to
+//! OSS's vectors.
 
 use crc_fast::CrcAlgorithm::Crc64Xz;
 
@@ -11,12 +15,64 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     crc_fast::checksum(Crc64Xz, bytes)
 }
 
-/// The CRC of `A‖B` from `crc(A)`, `crc(B)` and `len(B)`.
+/// The CRC of `A‖B` from `crc(A)`, `crc(B)` and `len(B)`: `crc(A)·x^(8·len(B)) + crc(B)`
+/// (init and xorout cancel, being equal).
 pub fn combine(crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
     if len_b == 0 {
         return crc_a;
     }
-    crc_fast::checksum_combine(Crc64Xz, crc_a, crc_b, len_b)
+    multiply_mod_poly(x_to_the_8n(len_b), crc_a) ^ crc_b
+}
+
+/// ECMA-182, reflected: bit 63 is the coefficient of `x^0`.
+const POLY_REFLECTED: u64 = 0xC96C_5795_D787_0F42;
+
+/// `a·b` modulo the polynomial, both reflected.
+const fn multiply_mod_poly(a: u64, mut b: u64) -> u64 {
+    let mut m = 1u64 << 63;
+    let mut product = 0;
+    loop {
+        if a & m != 0 {
+            product ^= b;
+            if a & (m - 1) == 0 {
+                return product;
+            }
+        }
+        m >>= 1;
+        b = if b & 1 != 0 {
+            (b >> 1) ^ POLY_REFLECTED
+        } else {
+            b >> 1
+        };
+    }
+}
+
+/// `x^(2^k)` modulo the polynomial for k in 0..67 (`x^(8·n)` for any u64 n needs
+/// k up to 3 + 63).
+const X_TO_THE_2_TO_THE: [u64; 67] = {
+    let mut table = [0u64; 67];
+    let mut p = 1u64 << 62; // x^1
+    let mut k = 0;
+    while k < table.len() {
+        table[k] = p;
+        p = multiply_mod_poly(p, p);
+        k += 1;
+    }
+    table
+};
+
+/// `x^(8·n)` modulo the polynomial: the product of `x^(2^(k+3))` over n's set bits k.
+fn x_to_the_8n(mut n: u64) -> u64 {
+    let mut p = 1u64 << 63; // x^0
+    let mut k = 3;
+    while n != 0 {
+        if n & 1 != 0 {
+            p = multiply_mod_poly(X_TO_THE_2_TO_THE[k], p);
+        }
+        n >>= 1;
+        k += 1;
+    }
+    p
 }
 
 #[cfg(test)]
@@ -115,6 +171,22 @@ mod tests {
         ) {
             let bytes = &bytes[skip.min(bytes.len())..];
             prop_assert_eq!(checksum(bytes), reference(bytes));
+        }
+
+        /// The polynomial combine equals `crc-fast`'s zeros-operator combine (the
+        /// general form it replaces) for any CRCs and lengths up to 2^40 bytes.
+        #[test]
+        fn combine_equals_crc_fast_combine(
+            crc_a in any::<u64>(),
+            crc_b in any::<u64>(),
+            len_b in prop_oneof![0u64..5000, 0u64..(1 << 40), Just(10 << 20)],
+        ) {
+            let general = if len_b == 0 {
+                crc_a
+            } else {
+                crc_fast::checksum_combine(Crc64Xz, crc_a, crc_b, len_b)
+            };
+            prop_assert_eq!(combine(crc_a, crc_b, len_b), general);
         }
 
         /// Combining the CRCs of any split equals the CRC of the whole (as OSS builds a

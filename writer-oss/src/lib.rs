@@ -17,6 +17,7 @@
 //! `$mm`; [`partition`]): a task then writes one object sequence per partition
 //! ([`route`]), and `post`/`abort` find the job's keys by the template ([`partition::Scope`]).
 
+mod body;
 pub mod client;
 pub mod columnar;
 pub mod commit;
@@ -28,6 +29,7 @@ pub mod error;
 pub mod follow;
 pub mod job;
 pub mod naming;
+mod part_buffers;
 pub mod partition;
 pub mod route;
 pub mod sign;

@@ -6,7 +6,8 @@
 //! another partition first closes the least recently written one, whose upload then
 //! waits for `post` like any other; a later record of that partition starts its next
 //! object (`_k`). All parts in flight share one `partsInFlight` limit, so a task holds
-//! at most about `blockSizeInMB × (maxOpenPartitions + partsInFlight)` of data.
+//! at most about `blockSizeInMB × (maxOpenPartitions + partsInFlight)` of data, and the
+//! buffers of up to `partsInFlight` + 2 uploaded parts kept for the next parts.
 //!
 //! With `eventTimeColumn`, a record whose column is null or not a time is a dirty record
 //! naming the column; when the first record with a value there holds no time at all,
@@ -23,8 +24,9 @@ use tokio::sync::Semaphore;
 use crate::client::OssClient;
 use crate::config::WriterConfig;
 use crate::naming;
+use crate::part_buffers::PartBuffers;
 use crate::partition::{event_time, Partitioning, TimeSource};
-use crate::writer::{TaskReport, TaskWriter};
+use crate::writer::{part_buffers, TaskReport, TaskWriter};
 
 /// UTC minutes whose partition a task remembers (a day's worth).
 const MINUTES_KEPT: usize = 1440;
@@ -45,6 +47,8 @@ pub struct Router<'a> {
     job_hex: String,
     task_index: u32,
     permits: Arc<Semaphore>,
+    /// The part buffers of the partitions' uploads, shared like `permits`.
+    buffers: PartBuffers,
     slots: HashMap<String, Slot<'a>>,
     open: usize,
     tick: u64,
@@ -71,6 +75,7 @@ impl<'a> Router<'a> {
             rt,
             client,
             permits: Arc::new(Semaphore::new(config.parts_in_flight)),
+            buffers: part_buffers(config),
             config,
             partitioning,
             job_hex: job_hex.to_owned(),
@@ -199,6 +204,7 @@ impl<'a> Router<'a> {
                 base,
                 self.task_index,
                 self.permits.clone(),
+                self.buffers.clone(),
             );
             let slot = Slot {
                 writer,

@@ -3,7 +3,6 @@
 //! task). Nothing is completed here: the task reports its uploads and the job's `post`
 //! completes them, so no object becomes visible before every task succeeded.
 
-use std::io::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,16 +13,15 @@ use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use crate::body::Body;
 use crate::client::{OssClient, UploadedPart};
-use crate::columnar;
-use crate::config::{Compress, WriterConfig};
+use crate::config::WriterConfig;
 use crate::error::OssError;
 use crate::naming;
+use crate::part_buffers::PartBuffers;
 
 /// OSS's smallest non-final part.
 pub const MIN_PART_BYTES: usize = 102_400;
-/// Room beyond the part size in a part's buffer: the record that crosses the size.
-const PART_SLACK: usize = 256 * 1024;
 
 /// One multipart upload a task made, for `post` to complete.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,88 +43,6 @@ pub struct TaskReport {
     pub parts: Vec<UploadedPart>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tail_base64: String,
-}
-
-/// An object's bytes before they are cut into parts.
-enum Body {
-    Plain(Vec<u8>),
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
-    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
-    /// Parquet or ORC: records go to the encoder (see [`columnar`]).
-    Columnar(columnar::Encoder),
-}
-
-impl Body {
-    fn new(config: &WriterConfig) -> Result<Self, PluginError> {
-        if let Some(c) = &config.columnar {
-            return Ok(Body::Columnar(columnar::Encoder::new(c)?));
-        }
-        Ok(match config.compress {
-            // A part's room up front: the buffer is not regrown (and copied) as it fills.
-            Compress::None => Body::Plain(Vec::with_capacity(
-                config.part_size_bytes.saturating_add(PART_SLACK),
-            )),
-            Compress::Gzip => Body::Gzip(flate2::write::GzEncoder::new(
-                Vec::new(),
-                flate2::Compression::default(),
-            )),
-            Compress::Zstd => Body::Zstd(
-                zstd::stream::write::Encoder::new(Vec::new(), 3)
-                    .map_err(|e| PluginError::internal(format!("zstd: {e}")))?,
-            ),
-        })
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), PluginError> {
-        let result = match self {
-            Body::Plain(v) => {
-                v.extend_from_slice(bytes);
-                Ok(())
-            }
-            Body::Gzip(e) => e.write_all(bytes),
-            Body::Zstd(e) => e.write_all(bytes),
-            Body::Columnar(_) => Err(std::io::Error::other("text into a columnar file")),
-        };
-        result.map_err(|e| PluginError::internal(format!("compressing: {e}")))
-    }
-
-    /// Output bytes ready to upload.
-    fn buffered(&mut self) -> usize {
-        match self {
-            Body::Plain(v) => v.len(),
-            Body::Gzip(e) => e.get_ref().len(),
-            Body::Zstd(e) => e.get_ref().len(),
-            Body::Columnar(e) => e.buffered(),
-        }
-    }
-
-    fn take(&mut self) -> Vec<u8> {
-        match self {
-            // The next part gets the room this one needed.
-            Body::Plain(v) => std::mem::replace(v, Vec::with_capacity(v.capacity())),
-            Body::Gzip(e) => std::mem::take(e.get_mut()),
-            Body::Zstd(e) => std::mem::take(e.get_mut()),
-            Body::Columnar(e) => e.take(),
-        }
-    }
-
-    /// Moves the output bytes ready so far to the end of `out`, keeping the buffer.
-    fn drain_into(&mut self, out: &mut Vec<u8>) {
-        match self {
-            Body::Plain(v) => out.append(v),
-            body => out.extend(body.take()),
-        }
-    }
-
-    fn finish(self) -> Result<Vec<u8>, PluginError> {
-        let result = match self {
-            Body::Plain(v) => Ok(v),
-            Body::Gzip(e) => e.finish(),
-            Body::Zstd(e) => e.finish(),
-            Body::Columnar(e) => return e.finish(),
-        };
-        result.map_err(|e| PluginError::internal(format!("compressing: {e}")))
-    }
 }
 
 /// One object being uploaded.
@@ -154,8 +70,11 @@ pub struct TaskWriter<'a> {
     current: Option<OpenObject>,
     done: Vec<UploadReport>,
     permits: Arc<Semaphore>,
+    /// Buffers of uploaded parts, for the next parts (shared like `permits`).
+    buffers: PartBuffers,
     /// Single-object mode: the job's upload and this task's part numbers.
     single: Option<(String, u32, u32)>,
+    /// A line in a charset other than UTF-8 or compressed, before it is encoded.
     text: String,
     scratch: String,
     encoded: Vec<u8>,
@@ -186,7 +105,7 @@ impl<'a> TaskWriter<'a> {
     }
 
     /// A multi-object task under `base` (a partition's `<prefix>__<32 hex>`), sharing
-    /// `permits` (parts in flight) with the task's other partitions.
+    /// `permits` (parts in flight) and their buffers with the task's other partitions.
     pub(crate) fn multi_at(
         rt: &'a Runtime,
         client: Arc<OssClient>,
@@ -194,9 +113,11 @@ impl<'a> TaskWriter<'a> {
         base: String,
         task_index: u32,
         permits: Arc<Semaphore>,
+        buffers: PartBuffers,
     ) -> Self {
         let mut writer = Self::new(rt, client, config, base, task_index, None);
         writer.permits = permits;
+        writer.buffers = buffers;
         writer
     }
 
@@ -237,6 +158,7 @@ impl<'a> TaskWriter<'a> {
             rt,
             client,
             permits: Arc::new(Semaphore::new(config.parts_in_flight)),
+            buffers: part_buffers(config),
             config,
             task_index,
             base,
@@ -313,7 +235,7 @@ impl<'a> TaskWriter<'a> {
         let mut object = OpenObject {
             key,
             upload_id,
-            body: Body::new(self.config)?,
+            body: Body::new(self.config, &self.buffers)?,
             next_part,
             last_part,
             pending: Vec::new(),
@@ -326,9 +248,9 @@ impl<'a> TaskWriter<'a> {
             self.config
                 .record_format
                 .write_header(&self.config.header, &mut line);
-            self.encoded.clear();
-            self.config.encoder.encode_into(&line, &mut self.encoded);
-            object.body.write(&self.encoded)?;
+            object
+                .body
+                .write_text(&line, self.config, &mut self.encoded)?;
         }
         self.current = Some(object);
         Ok(())
@@ -359,23 +281,19 @@ impl<'a> TaskWriter<'a> {
         if columnar {
             return self.write_columnar(record, out);
         }
-        self.text.clear();
-        self.config
-            .record_format
-            .write_record(record, &mut self.text, &mut self.scratch);
         self.records += 1;
         let Some(object) = self.current.as_mut() else {
             return Err(PluginError::internal("no open object"));
         };
-        match &mut object.body {
-            Body::Plain(v) => self.config.encoder.encode_into(&self.text, v),
-            body => {
-                self.encoded.clear();
-                self.config
-                    .encoder
-                    .encode_into(&self.text, &mut self.encoded);
-                body.write(&self.encoded)?;
-            }
+        let format = &self.config.record_format;
+        if let Body::Text(part) = &mut object.body {
+            format.write_record(record, part, &mut self.scratch);
+        } else {
+            self.text.clear();
+            format.write_record(record, &mut self.text, &mut self.scratch);
+            object
+                .body
+                .write_text(&self.text, self.config, &mut self.encoded)?;
         }
         if self.single.is_some() && self.head.len() < MIN_PART_BYTES {
             // Single object: the first 100 KiB go to `post` with the report, so the part
@@ -384,7 +302,7 @@ impl<'a> TaskWriter<'a> {
             return Ok(());
         }
         if object.body.buffered() >= self.config.part_size_bytes {
-            let bytes = object.body.take();
+            let bytes = object.body.take(&self.buffers);
             self.upload(bytes)?;
         }
         Ok(())
@@ -434,11 +352,12 @@ impl<'a> TaskWriter<'a> {
             .block_on(self.permits.clone().acquire_owned())
             .map_err(|e| PluginError::internal(e.to_string()))?;
         let client = self.client.clone();
+        let buffers = self.buffers.clone();
         let (key, id) = (object.key.clone(), object.upload_id.clone());
         object.pending.push(self.rt.spawn(async move {
-            let result = client
-                .upload_part(&key, &id, number, Bytes::from(bytes))
-                .await;
+            let part = Bytes::from(bytes);
+            let result = client.upload_part(&key, &id, number, part.clone()).await;
+            buffers.recycle(part);
             drop(permit);
             result
         }));
@@ -554,6 +473,12 @@ impl<'a> TaskWriter<'a> {
             }
         }
     }
+}
+
+/// The part buffers of a task: kept for the parts in flight, the one waiting for a slot
+/// and the one filling, at least a part's room each.
+pub(crate) fn part_buffers(config: &WriterConfig) -> PartBuffers {
+    PartBuffers::new(config.parts_in_flight + 2, config.part_size_bytes)
 }
 
 fn join(
