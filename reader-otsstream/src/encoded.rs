@@ -11,7 +11,7 @@ use protocol::value::Value;
 use crate::convert::{self, sequence_prefix, ConvertError};
 use crate::pb;
 use crate::plainbuffer::{
-    RecordRow, SequenceInfo, ValueRef, OP_DELETE_ALL_VERSION, OP_DELETE_ONE_VERSION,
+    RecordRow, SequenceInfo, Text, ValueRef, OP_DELETE_ALL_VERSION, OP_DELETE_ONE_VERSION,
 };
 
 /// The output records of one stream record: each one's encoding and DataX size.
@@ -60,19 +60,11 @@ impl EncodedRows {
     }
 }
 
-/// DataX size of a string: its UTF-16 length (as `Value::byte_size`).
-fn str_size(s: &str) -> u64 {
-    if s.is_ascii() {
-        s.len() as u64
-    } else {
-        s.encode_utf16().count() as u64
-    }
-}
-
 /// `rmp::encode::write_str`'s bytes (fixstr, str 8, str 16 or str 32), written
-/// directly: the most frequent value of the output.
-fn put_str(out: &mut Vec<u8>, s: &str) -> u64 {
-    let len = s.len();
+/// directly: the most frequent value of the output. Returns its DataX size, the
+/// UTF-16 length (as `Value::byte_size`).
+fn put_str(out: &mut Vec<u8>, s: Text<'_>) -> u64 {
+    let len = s.as_bytes().len();
     if len < 32 {
         out.push(0xa0 | len as u8);
     } else if len < 256 {
@@ -85,7 +77,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) -> u64 {
         out.extend_from_slice(&(len as u32).to_be_bytes());
     }
     out.extend_from_slice(s.as_bytes());
-    str_size(s)
+    s.utf16_len() as u64
 }
 
 fn put_nil(out: &mut Vec<u8>) {
@@ -98,10 +90,12 @@ fn put_long(out: &mut Vec<u8>, v: i64) -> u64 {
 }
 
 /// One column value as `convert`'s `value` makes it, encoded; its size.
-fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>, column: &str) -> Result<u64, ConvertError> {
+fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>, column: Text<'_>) -> Result<u64, ConvertError> {
     Ok(match v {
         ValueRef::Integer(i) => put_long(out, i),
-        ValueRef::Double(d) if !d.is_finite() => return Err(convert::not_finite(column, d)),
+        ValueRef::Double(d) if !d.is_finite() => {
+            return Err(convert::not_finite(column.as_str(), d))
+        }
         ValueRef::Double(d) => {
             let d = d + 0.0;
             let _ = rmp::encode::write_f64(out, d);
@@ -117,17 +111,17 @@ fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>, column: &str) -> Result<u64, Co
             b.len() as u64
         }
         ValueRef::InfMin | ValueRef::InfMax | ValueRef::AutoIncrement => {
-            return Err(convert::not_in_a_record(column, &v))
+            return Err(convert::not_in_a_record(column.as_str(), &v))
         }
     })
 }
 
 /// The errors of `convert`'s `value`, without converting.
-fn check_value(v: ValueRef<'_>, column: &str) -> Result<(), ConvertError> {
+fn check_value(v: ValueRef<'_>, column: Text<'_>) -> Result<(), ConvertError> {
     match v {
-        ValueRef::Double(d) if !d.is_finite() => Err(convert::not_finite(column, d)),
+        ValueRef::Double(d) if !d.is_finite() => Err(convert::not_finite(column.as_str(), d)),
         ValueRef::InfMin | ValueRef::InfMax | ValueRef::AutoIncrement => {
-            Err(convert::not_in_a_record(column, &v))
+            Err(convert::not_in_a_record(column.as_str(), &v))
         }
         _ => Ok(()),
     }
@@ -135,7 +129,7 @@ fn check_value(v: ValueRef<'_>, column: &str) -> Result<(), ConvertError> {
 
 /// One output line of multi-version mode: the primary key, then these columns.
 struct Line<'a> {
-    name: Option<&'a str>,
+    name: Option<Text<'a>>,
     timestamp: Option<i64>,
     value: Option<ValueRef<'a>>,
     op: &'static str,
@@ -178,11 +172,11 @@ pub fn multi_version(
             Some(v) => size += put_value(&mut out.buf, v, l.name.unwrap_or_default())?,
             None => put_nil(&mut out.buf),
         }
-        size += put_str(&mut out.buf, l.op);
+        size += put_str(&mut out.buf, l.op.into());
         if let Some(p) = &prefix {
             out.text.clear();
             let _ = write!(out.text, "{p}:{index:010}");
-            size += put_str(&mut out.buf, &out.text);
+            size += put_str(&mut out.buf, out.text.as_str().into());
         }
         index += 1;
         out.end_record(size);
@@ -264,7 +258,7 @@ pub fn single_version(
     // A later cell with the same name overwrites an earlier one.
     for c in puts {
         for (i, name) in columns.iter().enumerate() {
-            if *name == c.name {
+            if c.name == **name {
                 if let Some(v) = c.value {
                     check_value(v, c.name)?;
                     slots[i] = Some(v);
@@ -281,12 +275,15 @@ pub fn single_version(
     let mut size = 0;
     for (slot, name) in slots.iter().zip(columns) {
         match slot {
-            Some(v) => size += put_value(&mut out.buf, *v, name)?,
+            Some(v) => size += put_value(&mut out.buf, *v, name.as_str().into())?,
             None => put_nil(&mut out.buf),
         }
     }
     if export_sequence_info {
-        size += put_str(&mut out.buf, &sequence_prefix(info, shard_id));
+        size += put_str(
+            &mut out.buf,
+            sequence_prefix(info, shard_id).as_str().into(),
+        );
     }
     out.end_record(size);
     Ok(())

@@ -221,6 +221,11 @@ proptest! {
         );
         prop_assert_eq!(general, fast);
     }
+
+    #[test]
+    fn text_utf16_len_counts_as_encode_utf16(s in any::<String>()) {
+        prop_assert_eq!(Text::from(s.as_str()).utf16_len(), s.encode_utf16().count());
+    }
 }
 
 #[test]
@@ -238,7 +243,7 @@ fn strings_of_every_length_class_encode_as_the_protocol_does() {
     for len in [0, 1, 31, 32, 255, 256, 65535, 65536, 70000] {
         let s = "é".repeat(len / 2) + &"x".repeat(len % 2);
         let mut fast = Vec::new();
-        let size = put_str(&mut fast, &s);
+        let size = put_str(&mut fast, s.as_str().into());
         let mut general = Vec::new();
         protocol::records::encode_value(&Value::String(s.clone()), &mut general);
         assert_eq!(fast, general, "length {len}");

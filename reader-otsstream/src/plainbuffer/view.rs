@@ -2,7 +2,8 @@
 //! [`decode_single_row`](super::decode_single_row) (every cell and row CRC-8, UTF-8
 //! names and strings, value lengths, the sequence-info extension) and the same errors,
 //! but no allocation per cell: cells are spans of the record's bytes, which the row
-//! keeps (a [`Bytes`] slice of the response body, so not copied either).
+//! keeps (a [`Bytes`] slice of the response body, so not copied either). Names and
+//! strings are checked as UTF-8 once, here, and handed on as [`Text`].
 
 use bytes::Bytes;
 
@@ -13,13 +14,69 @@ use super::{
     VT_BOOLEAN, VT_DOUBLE, VT_INF_MAX, VT_INF_MIN, VT_INTEGER, VT_STRING,
 };
 
+/// Text of a record (a cell name or a STRING value): bytes found to be UTF-8 when
+/// the record was decoded, so that reading them needs no second check. Only this
+/// module makes one from bytes.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Text<'a>(&'a [u8]);
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(s: &'a str) -> Self {
+        Text(s.as_bytes())
+    }
+}
+
+impl<'a> Text<'a> {
+    /// The UTF-8 bytes.
+    pub fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// As `str`, checked again (for messages and the general path; the hot path
+    /// writes the bytes).
+    pub fn as_str(self) -> &'a str {
+        std::str::from_utf8(self.0).unwrap_or_default()
+    }
+
+    /// The length in UTF-16 code units (`str::encode_utf16().count()`), counted on the
+    /// UTF-8 bytes: one unit per byte that starts a character, one more for a
+    /// character of four bytes (a surrogate pair).
+    pub fn utf16_len(self) -> usize {
+        if self.0.is_ascii() {
+            return self.0.len();
+        }
+        self.0
+            .iter()
+            .map(|&b| usize::from((b as i8) >= -0x40) + usize::from(b >= 0xf0))
+            .sum()
+    }
+}
+
+impl std::fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Text<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
 /// A value of a [`CellRef`], borrowed from the record.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ValueRef<'a> {
     Integer(i64),
     Double(f64),
     Boolean(bool),
-    String(&'a str),
+    String(Text<'a>),
     Binary(&'a [u8]),
     InfMin,
     InfMax,
@@ -29,7 +86,7 @@ pub enum ValueRef<'a> {
 /// A cell of a [`RecordRow`], borrowed from the record.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CellRef<'a> {
-    pub name: &'a str,
+    pub name: Text<'a>,
     pub value: Option<ValueRef<'a>>,
     /// `OP_DELETE_*`; absent for a put.
     pub op: Option<u8>,
@@ -120,9 +177,9 @@ impl RecordRow {
         Ok(row)
     }
 
-    fn text(&self, s: Span) -> &str {
+    fn text(&self, s: Span) -> Text<'_> {
         // Checked as UTF-8 when decoded, and the bytes cannot change since.
-        std::str::from_utf8(&self.bytes[s.start..s.end]).unwrap_or_default()
+        Text(&self.bytes[s.start..s.end])
     }
 
     fn cell(&self, c: &CellSpan) -> CellRef<'_> {
@@ -160,12 +217,12 @@ impl RecordRow {
     /// The row as the general decoder returns it.
     pub fn to_row(&self) -> super::Row {
         let owned = |c: CellRef<'_>| super::Cell {
-            name: c.name.to_owned(),
+            name: c.name.as_str().to_owned(),
             value: c.value.map(|v| match v {
                 ValueRef::Integer(i) => super::CellValue::Integer(i),
                 ValueRef::Double(d) => super::CellValue::Double(d),
                 ValueRef::Boolean(b) => super::CellValue::Boolean(b),
-                ValueRef::String(s) => super::CellValue::String(s.to_owned()),
+                ValueRef::String(s) => super::CellValue::String(s.as_str().to_owned()),
                 ValueRef::Binary(b) => super::CellValue::Binary(b.to_vec()),
                 ValueRef::InfMin => super::CellValue::InfMin,
                 ValueRef::InfMax => super::CellValue::InfMax,
@@ -221,13 +278,15 @@ fn decode_row(
 }
 
 fn utf8(input: &Input<'_>, s: Span, what: &str) -> Result<(), DecodeError> {
-    match std::str::from_utf8(&input.bytes[s.start..s.end]) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(DecodeError {
-            offset: s.start,
-            message: format!("{what} is not UTF-8"),
-        }),
+    let bytes = &input.bytes[s.start..s.end];
+    // ASCII (names, most values) is checked in words, without `from_utf8`'s set-up.
+    if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
+        return Ok(());
     }
+    Err(DecodeError {
+        offset: s.start,
+        message: format!("{what} is not UTF-8"),
+    })
 }
 
 fn take_span(input: &mut Input<'_>, n: usize) -> Result<Span, DecodeError> {
