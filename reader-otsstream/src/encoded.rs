@@ -1,7 +1,8 @@
-//! Stream records → output records already encoded (the hot path): the rows of
-//! [`convert`](crate::convert), written straight into MessagePack as the protocol's
-//! `encode_record` writes them, with their DataX byte sizes, without building a
-//! `Value` per column (no string copies, the primary key encoded once per record).
+//! Stream records → output records already encoded (the hot path): the records of
+//! [`convert`](crate::convert) and [`row_change`](crate::row_change), written straight
+//! into MessagePack as the protocol's `encode_record` writes them, with their DataX
+//! byte sizes, without building a `Value` per column (no string copies, the primary
+//! key encoded once per record).
 //! Property tests check both paths give the same bytes, sizes and errors.
 
 use std::fmt::Write as _;
@@ -13,6 +14,7 @@ use crate::pb;
 use crate::plainbuffer::{
     RecordRow, SequenceInfo, Text, ValueRef, OP_DELETE_ALL_VERSION, OP_DELETE_ONE_VERSION,
 };
+use crate::row_change;
 
 /// The output records of one stream record: each one's encoding and DataX size.
 #[derive(Debug, Default)]
@@ -23,6 +25,17 @@ pub struct EncodedRows {
     /// The encoded primary-key columns of the current record, and their size.
     key: Vec<u8>,
     text: String,
+    /// Row-change mode: what the record does to each configured column.
+    columns: Vec<ColumnChange>,
+}
+
+/// Row-change mode: a configured column's state and, when set, which attribute cell
+/// holds its value and that cell's version.
+#[derive(Clone, Copy, Debug)]
+struct ColumnChange {
+    state: char,
+    cell: Option<usize>,
+    newest: Option<i64>,
 }
 
 impl EncodedRows {
@@ -47,12 +60,6 @@ impl EncodedRows {
             start = end;
             r
         })
-    }
-
-    /// Appends a record built as values (the general path's output).
-    pub fn push_values(&mut self, record: &[Value]) {
-        protocol::records::encode_record(record, &mut self.buf);
-        self.end_record(protocol::value::record_byte_size(record));
     }
 
     fn end_record(&mut self, size: u64) {
@@ -276,6 +283,101 @@ pub fn single_version(
     for (slot, name) in slots.iter().zip(columns) {
         match slot {
             Some(v) => size += put_value(&mut out.buf, *v, name.as_str().into())?,
+            None => put_nil(&mut out.buf),
+        }
+    }
+    if export_sequence_info {
+        size += put_str(
+            &mut out.buf,
+            sequence_prefix(info, shard_id).as_str().into(),
+        );
+    }
+    out.end_record(size);
+    Ok(())
+}
+
+/// `row_change::row_change`, encoded.
+pub fn row_change(
+    action: i32,
+    row: &RecordRow,
+    info: &SequenceInfo,
+    shard_id: &str,
+    columns: &[String],
+    export_sequence_info: bool,
+    out: &mut EncodedRows,
+) -> Result<(), ConvertError> {
+    out.clear();
+    let (op, initial) = match action {
+        pb::PUT_ROW => (row_change::PUT, row_change::DELETED),
+        pb::UPDATE_ROW => (row_change::UPDATE, row_change::UNTOUCHED),
+        pb::DELETE_ROW => (row_change::DELETE, row_change::UNTOUCHED),
+        other => return Err(ConvertError(format!("unknown stream action type {other}"))),
+    };
+    let untouched = ColumnChange {
+        state: initial,
+        cell: None,
+        newest: None,
+    };
+    out.columns.clear();
+    out.columns.resize(columns.len(), untouched);
+    if action != pb::DELETE_ROW {
+        for (index, c) in row.cells().enumerate() {
+            let Some(i) = columns.iter().position(|name| c.name == **name) else {
+                continue;
+            };
+            let column = &mut out.columns[i];
+            match c.op {
+                None => {
+                    let v = c.value.ok_or_else(|| {
+                        ConvertError(format!("put cell {:?} has no value", c.name))
+                    })?;
+                    // The visible version of a column a put carries several times is
+                    // its newest.
+                    let older =
+                        matches!((column.newest, c.timestamp), (Some(seen), Some(ts)) if ts < seen);
+                    if !older {
+                        check_value(v, c.name)?;
+                        *column = ColumnChange {
+                            state: row_change::SET,
+                            cell: Some(index),
+                            newest: c.timestamp,
+                        };
+                    }
+                }
+                Some(OP_DELETE_ALL_VERSION | OP_DELETE_ONE_VERSION) => {
+                    *column = ColumnChange {
+                        state: row_change::DELETED,
+                        cell: None,
+                        newest: None,
+                    };
+                }
+                Some(other) => {
+                    return Err(ConvertError(format!(
+                        "cell {:?} has the unknown operation type {other:#04x}",
+                        c.name
+                    )))
+                }
+            }
+        }
+    }
+    let count = 2 + row.primary_key().len() + columns.len() + usize::from(export_sequence_info);
+    let _ = rmp::encode::write_array_len(&mut out.buf, count as u32);
+    let mut size = put_str(&mut out.buf, op.into());
+    out.text.clear();
+    out.text.extend(out.columns.iter().map(|c| c.state));
+    size += put_str(&mut out.buf, out.text.as_str().into());
+    for c in row.primary_key() {
+        let v = c
+            .value
+            .ok_or_else(|| ConvertError(format!("primary key column {:?} has no value", c.name)))?;
+        size += put_value(&mut out.buf, v, c.name)?;
+    }
+    for column in &out.columns {
+        match column.cell.and_then(|i| row.cell_at(i)) {
+            Some(c) => match c.value {
+                Some(v) => size += put_value(&mut out.buf, v, c.name)?,
+                None => put_nil(&mut out.buf),
+            },
             None => put_nil(&mut out.buf),
         }
     }

@@ -341,18 +341,15 @@ impl TaskReader<'_> {
                 cfg.export_sequence_info,
                 rows,
             ),
-            Mode::RowChange => crate::row_change::row_change(
+            Mode::RowChange => encoded::row_change(
                 action,
-                &row.to_row(),
+                row,
                 info,
                 shard,
                 &cfg.columns,
                 cfg.export_sequence_info,
-            )
-            .map(|r| {
-                rows.clear();
-                rows.push_values(&r)
-            }),
+                rows,
+            ),
         }
         .map_err(|e| {
             PluginError::data(format!(

@@ -1,7 +1,7 @@
 //! The fast path against the general one: the span decoder against
 //! `decode_single_row` (same rows, same errors, also on damaged input), and the encoded
-//! conversion against `convert` + the protocol's `encode_record` (same bytes, same
-//! DataX sizes, same errors).
+//! conversion against `convert` (and `row_change`) + the protocol's `encode_record`
+//! (same bytes, same DataX sizes, same errors).
 
 use proptest::prelude::*;
 use protocol::records::encode_record;
@@ -54,7 +54,8 @@ fn cell() -> impl Strategy<Value = Cell> {
                 any::<u8>()
             ],
         ),
-        proptest::option::weighted(0.8, any::<i64>()),
+        // Often a few versions only: cells of one column with equal or older versions.
+        proptest::option::weighted(0.8, prop_oneof![any::<i64>(), 0..3i64]),
     )
         .prop_map(|(name, value, op, timestamp)| Cell {
             name,
@@ -96,6 +97,32 @@ fn row() -> impl Strategy<Value = Row> {
             delete_marker,
             sequence_info,
         })
+}
+
+/// A row that puts and deletes versions of two columns only, all valid: what decides
+/// which version row-change mode shows.
+fn versions_row() -> impl Strategy<Value = Row> {
+    let version = (
+        proptest::sample::select(&["a", "b"][..]),
+        0..4i64,
+        proptest::option::weighted(
+            0.2,
+            prop_oneof![Just(OP_DELETE_ONE_VERSION), Just(OP_DELETE_ALL_VERSION)],
+        ),
+        proptest::option::weighted(0.8, 0..3i64),
+    )
+        .prop_map(|(name, v, op, timestamp)| Cell {
+            name: name.to_owned(),
+            value: op.is_none().then_some(CellValue::Integer(v)),
+            op,
+            timestamp,
+        });
+    proptest::collection::vec(version, 0..8).prop_map(|cells| Row {
+        primary_key: vec![Cell::key("pk", CellValue::Integer(1))],
+        cells,
+        delete_marker: false,
+        sequence_info: None,
+    })
 }
 
 /// A stream record's bytes: the row with its sequence-info extension.
@@ -217,6 +244,48 @@ proptest! {
         let _ = multi_version(pb::PUT_ROW, &fast_row, &info, "x", true, &mut out);
         let fast = fast_encoding(
             single_version(action, &fast_row, &info, "s-1", &columns, export, &mut out),
+            &out,
+        );
+        prop_assert_eq!(general, fast);
+    }
+
+    #[test]
+    fn encoded_row_change_equals_values_encoded(
+        row in row(), action in 0..5i32, export in any::<bool>(), info in info(),
+        columns in proptest::collection::vec(name(), 0..5),
+    ) {
+        let bytes = record_bytes(&row);
+        let general_row = decode_single_row(&bytes).expect("own encoding");
+        let fast_row = RecordRow::decode(bytes.into()).expect("own encoding");
+        let general = general_encoding(
+            crate::row_change::row_change(action, &general_row, &info, "s-1", &columns, export)
+                .map(|r| vec![r]),
+        );
+        let mut out = EncodedRows::default();
+        // Buffers already used, with other columns: nothing of that record may remain.
+        let _ = row_change(pb::PUT_ROW, &fast_row, &info, "x", &vec!["pk".to_owned(); 7], true, &mut out);
+        let fast = fast_encoding(
+            row_change(action, &fast_row, &info, "s-1", &columns, export, &mut out),
+            &out,
+        );
+        prop_assert_eq!(general, fast);
+    }
+
+    #[test]
+    fn encoded_row_change_shows_the_same_versions(
+        row in versions_row(), action in 1..4i32, info in info(),
+        columns in proptest::sample::subsequence(vec!["b".to_owned(), "a".to_owned(), "c".to_owned()], 0..=3),
+    ) {
+        let bytes = record_bytes(&row);
+        let general_row = decode_single_row(&bytes).expect("own encoding");
+        let fast_row = RecordRow::decode(bytes.into()).expect("own encoding");
+        let general = general_encoding(
+            crate::row_change::row_change(action, &general_row, &info, "s-1", &columns, false)
+                .map(|r| vec![r]),
+        );
+        let mut out = EncodedRows::default();
+        let fast = fast_encoding(
+            row_change(action, &fast_row, &info, "s-1", &columns, false, &mut out),
             &out,
         );
         prop_assert_eq!(general, fast);

@@ -214,6 +214,13 @@ impl RecordRow {
             .map(|c| self.cell(c))
     }
 
+    /// The attribute cell at `index` (in the order of [`cells`](Self::cells)).
+    pub fn cell_at(&self, index: usize) -> Option<CellRef<'_>> {
+        self.cells[self.primary_key_len..]
+            .get(index)
+            .map(|c| self.cell(c))
+    }
+
     /// The row as the general decoder returns it.
     pub fn to_row(&self) -> super::Row {
         let owned = |c: CellRef<'_>| super::Cell {
