@@ -12,7 +12,7 @@ use protocol::value::Value;
 use crate::convert::{self, sequence_prefix, ConvertError};
 use crate::pb;
 use crate::plainbuffer::{
-    RecordRow, SequenceInfo, Text, ValueRef, OP_DELETE_ALL_VERSION, OP_DELETE_ONE_VERSION,
+    RowRef, SequenceInfo, Text, ValueRef, OP_DELETE_ALL_VERSION, OP_DELETE_ONE_VERSION,
 };
 use crate::row_change;
 
@@ -145,7 +145,7 @@ struct Line<'a> {
 /// `convert::multi_version`, encoded. On error `out` holds nothing usable.
 pub fn multi_version(
     action: i32,
-    row: &RecordRow,
+    row: RowRef<'_>,
     info: &SequenceInfo,
     shard_id: &str,
     export_sequence_info: bool,
@@ -246,7 +246,7 @@ pub fn multi_version(
 /// `convert::single_version`, encoded: no record when that gives none.
 pub fn single_version(
     action: i32,
-    row: &RecordRow,
+    row: RowRef<'_>,
     info: &SequenceInfo,
     shard_id: &str,
     columns: &[String],
@@ -299,7 +299,7 @@ pub fn single_version(
 /// `row_change::row_change`, encoded.
 pub fn row_change(
     action: i32,
-    row: &RecordRow,
+    row: RowRef<'_>,
     info: &SequenceInfo,
     shard_id: &str,
     columns: &[String],

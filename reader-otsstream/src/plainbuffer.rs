@@ -5,7 +5,7 @@
 use std::fmt;
 
 mod view;
-pub use view::{CellRef, RecordRow, Text, ValueRef};
+pub use view::{CellRef, RecordRow, RecordRows, RowRef, Text, ValueRef};
 
 const HEADER: u32 = 0x75;
 const TAG_ROW_PK: u8 = 0x01;

@@ -1,5 +1,6 @@
 //! The fast path against the general one: the span decoder against
-//! `decode_single_row` (same rows, same errors, also on damaged input), and the encoded
+//! `decode_single_row` (same rows, same errors, also on damaged input; a page's records
+//! decoded into one `RecordRows` as each alone), and the encoded
 //! conversion against `convert` (and `row_change`) + the protocol's `encode_record`
 //! (same bytes, same DataX sizes, same errors).
 
@@ -8,7 +9,9 @@ use protocol::records::encode_record;
 use protocol::value::record_byte_size;
 
 use super::*;
-use crate::plainbuffer::{decode_single_row, encode_row, Cell, CellValue, Row};
+use crate::plainbuffer::{
+    decode_single_row, encode_row, Cell, CellValue, RecordRow, RecordRows, Row,
+};
 
 const NAMES: &[&str] = &["pk", "a", "b", "名前", "", "col_long_name_0123456789"];
 
@@ -208,6 +211,42 @@ proptest! {
     }
 
     #[test]
+    fn rows_decoded_into_one_list_equal_rows_decoded_alone(
+        records in proptest::collection::vec(
+            (row(), any::<prop::sample::Index>(), any::<u8>(), any::<bool>(), any::<bool>()),
+            0..6,
+        ),
+    ) {
+        let mut together = RecordRows::default();
+        let mut kept = Vec::new();
+        for (row, at, byte, damage, keep) in records {
+            let mut bytes = record_bytes(&row);
+            if damage {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            let alone = RecordRow::decode(bytes.clone().into());
+            let pushed = together.push(bytes.into()).map(|r| r.to_row());
+            match (&alone, &pushed) {
+                (Ok(a), Ok(p)) => prop_assert_eq!(format!("{:?}", a.to_row()), format!("{p:?}")),
+                (Err(a), Err(p)) => prop_assert_eq!(a, p),
+                _ => prop_assert!(false, "alone {alone:?}, in the list {pushed:?}"),
+            }
+            if let Ok(a) = alone {
+                if keep {
+                    kept.push(a);
+                } else {
+                    together.pop();
+                }
+            }
+        }
+        prop_assert_eq!(together.len(), kept.len());
+        for (r, a) in together.iter().zip(&kept) {
+            prop_assert_eq!(format!("{:?}", r.to_row()), format!("{:?}", a.to_row()));
+        }
+    }
+
+    #[test]
     fn encoded_multi_version_equals_values_encoded(
         row in row(), action in 0..5i32, export in any::<bool>(), info in info(),
         shard in "[a-z0-9-]{0,12}",
@@ -222,9 +261,9 @@ proptest! {
         );
         let mut out = EncodedRows::default();
         // A buffer already used: nothing of the previous record may remain.
-        let _ = multi_version(pb::PUT_ROW, &fast_row, &info, "x", true, &mut out);
+        let _ = multi_version(pb::PUT_ROW, fast_row.row(), &info, "x", true, &mut out);
         let fast = fast_encoding(
-            multi_version(action, &fast_row, &info, &shard, export, &mut out), &out);
+            multi_version(action, fast_row.row(), &info, &shard, export, &mut out), &out);
         prop_assert_eq!(general, fast);
     }
 
@@ -241,9 +280,9 @@ proptest! {
                 .map(|r| r.into_iter().collect()),
         );
         let mut out = EncodedRows::default();
-        let _ = multi_version(pb::PUT_ROW, &fast_row, &info, "x", true, &mut out);
+        let _ = multi_version(pb::PUT_ROW, fast_row.row(), &info, "x", true, &mut out);
         let fast = fast_encoding(
-            single_version(action, &fast_row, &info, "s-1", &columns, export, &mut out),
+            single_version(action, fast_row.row(), &info, "s-1", &columns, export, &mut out),
             &out,
         );
         prop_assert_eq!(general, fast);
@@ -263,9 +302,9 @@ proptest! {
         );
         let mut out = EncodedRows::default();
         // Buffers already used, with other columns: nothing of that record may remain.
-        let _ = row_change(pb::PUT_ROW, &fast_row, &info, "x", &vec!["pk".to_owned(); 7], true, &mut out);
+        let _ = row_change(pb::PUT_ROW, fast_row.row(), &info, "x", &vec!["pk".to_owned(); 7], true, &mut out);
         let fast = fast_encoding(
-            row_change(action, &fast_row, &info, "s-1", &columns, export, &mut out),
+            row_change(action, fast_row.row(), &info, "s-1", &columns, export, &mut out),
             &out,
         );
         prop_assert_eq!(general, fast);
@@ -285,7 +324,7 @@ proptest! {
         );
         let mut out = EncodedRows::default();
         let fast = fast_encoding(
-            row_change(action, &fast_row, &info, "s-1", &columns, false, &mut out),
+            row_change(action, fast_row.row(), &info, "s-1", &columns, false, &mut out),
             &out,
         );
         prop_assert_eq!(general, fast);

@@ -120,69 +120,145 @@ struct CellSpan {
     timestamp: Option<i64>,
 }
 
-/// One stream record's row: its bytes and where its cells are in them.
+/// Where one row's cells are in its cell list: `start..end`, the primary key's
+/// cells (`start..primary_key_end`) first.
+#[derive(Clone, Copy, Debug)]
+struct RowCells {
+    start: usize,
+    primary_key_end: usize,
+    end: usize,
+}
+
+/// One stream record decoded on its own: its bytes and where its cells are in them.
+/// (The reader decodes a page of records into one [`RecordRows`].)
 #[derive(Clone, Debug)]
 pub struct RecordRow {
     bytes: Bytes,
-    /// The primary key's cells, then the attribute cells.
     cells: Vec<CellSpan>,
     primary_key_len: usize,
-    pub delete_marker: bool,
-    pub sequence_info: Option<SequenceInfo>,
+    delete_marker: bool,
+    sequence_info: Option<SequenceInfo>,
 }
 
 impl RecordRow {
     /// Decodes a buffer that must hold exactly one row (as `decode_single_row`).
     pub fn decode(bytes: Bytes) -> Result<Self, DecodeError> {
-        let mut row = RecordRow {
-            bytes: Bytes::new(),
-            // Room for a typical record's cells: no growth on the way.
-            cells: Vec::with_capacity(8),
-            primary_key_len: 0,
-            delete_marker: false,
-            sequence_info: None,
-        };
-        let mut rows = 0usize;
-        if !bytes.is_empty() {
-            let mut input = Input {
-                bytes: &bytes,
-                pos: 0,
-            };
-            let header = input.u32()?;
-            if header != super::HEADER {
-                return input.fail(format!("header is {header:#x}, expected 0x75"));
-            }
-            while input.peek().is_some() {
-                // Rows after the first are decoded (their errors come first, as in
-                // `decode_single_row`) and then refused below.
-                let start = row.cells.len();
-                let (pk, delete_marker, info) = decode_row(&mut input, &mut row.cells)?;
-                if rows == 0 {
-                    row.primary_key_len = pk;
-                    row.delete_marker = delete_marker;
-                    row.sequence_info = info;
-                } else {
-                    row.cells.truncate(start);
-                }
-                rows += 1;
-            }
-        }
-        if rows != 1 {
-            return Err(DecodeError {
-                offset: 0,
-                message: format!("expected one row, found {rows}"),
-            });
-        }
-        row.bytes = bytes;
-        Ok(row)
+        let mut cells = Vec::new();
+        let (at, delete_marker, sequence_info) = decode_record(&bytes, &mut cells)?;
+        Ok(RecordRow {
+            bytes,
+            cells,
+            primary_key_len: at.primary_key_end - at.start,
+            delete_marker,
+            sequence_info,
+        })
     }
 
-    fn text(&self, s: Span) -> Text<'_> {
+    /// The row's cells.
+    pub fn row(&self) -> RowRef<'_> {
+        RowRef {
+            bytes: &self.bytes,
+            cells: &self.cells,
+            primary_key_len: self.primary_key_len,
+            delete_marker: self.delete_marker,
+            sequence_info: self.sequence_info,
+        }
+    }
+
+    /// The row as the general decoder returns it.
+    pub fn to_row(&self) -> super::Row {
+        self.row().to_row()
+    }
+}
+
+/// Stream records decoded one after another, the cells of all in one list: a page of
+/// records costs two allocations, not one per record.
+#[derive(Debug, Default)]
+pub struct RecordRows {
+    rows: Vec<RowEntry>,
+    cells: Vec<CellSpan>,
+}
+
+#[derive(Debug)]
+struct RowEntry {
+    bytes: Bytes,
+    cells: RowCells,
+    delete_marker: bool,
+    sequence_info: Option<SequenceInfo>,
+}
+
+impl RecordRows {
+    /// Room for `rows` records of a few cells each.
+    pub fn with_capacity(rows: usize) -> Self {
+        RecordRows {
+            rows: Vec::with_capacity(rows),
+            cells: Vec::with_capacity(rows * 4),
+        }
+    }
+
+    /// Decodes a record (as [`RecordRow::decode`]) and appends its row; on error
+    /// nothing is appended.
+    pub fn push(&mut self, bytes: Bytes) -> Result<RowRef<'_>, DecodeError> {
+        let (cells, delete_marker, sequence_info) = decode_record(&bytes, &mut self.cells)?;
+        self.rows.push(RowEntry {
+            bytes,
+            cells,
+            delete_marker,
+            sequence_info,
+        });
+        Ok(self.row(self.rows.len() - 1))
+    }
+
+    /// Removes the last row.
+    pub fn pop(&mut self) {
+        if let Some(r) = self.rows.pop() {
+            self.cells.truncate(r.cells.start);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn row(&self, index: usize) -> RowRef<'_> {
+        let r = &self.rows[index];
+        RowRef {
+            bytes: &r.bytes,
+            cells: &self.cells[r.cells.start..r.cells.end],
+            primary_key_len: r.cells.primary_key_end - r.cells.start,
+            delete_marker: r.delete_marker,
+            sequence_info: r.sequence_info,
+        }
+    }
+
+    /// The rows, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = RowRef<'_>> + '_ {
+        (0..self.rows.len()).map(|i| self.row(i))
+    }
+}
+
+/// A decoded row: its cells, borrowed from the record.
+#[derive(Clone, Copy, Debug)]
+pub struct RowRef<'a> {
+    bytes: &'a [u8],
+    /// The primary key's cells, then the attribute cells.
+    cells: &'a [CellSpan],
+    primary_key_len: usize,
+    pub delete_marker: bool,
+    pub sequence_info: Option<SequenceInfo>,
+}
+
+impl<'a> RowRef<'a> {
+    fn text(self, s: Span) -> Text<'a> {
         // Checked as UTF-8 when decoded, and the bytes cannot change since.
         Text(&self.bytes[s.start..s.end])
     }
 
-    fn cell(&self, c: &CellSpan) -> CellRef<'_> {
+    fn cell(self, c: &CellSpan) -> CellRef<'a> {
         CellRef {
             name: self.text(c.name),
             value: c.value.map(|v| match v {
@@ -201,28 +277,28 @@ impl RecordRow {
     }
 
     /// The primary-key cells, in order.
-    pub fn primary_key(&self) -> impl ExactSizeIterator<Item = CellRef<'_>> + Clone + '_ {
+    pub fn primary_key(self) -> impl ExactSizeIterator<Item = CellRef<'a>> + Clone + 'a {
         self.cells[..self.primary_key_len]
             .iter()
-            .map(|c| self.cell(c))
+            .map(move |c| self.cell(c))
     }
 
     /// The attribute cells (puts and deletes), in order.
-    pub fn cells(&self) -> impl ExactSizeIterator<Item = CellRef<'_>> + Clone + '_ {
+    pub fn cells(self) -> impl ExactSizeIterator<Item = CellRef<'a>> + Clone + 'a {
         self.cells[self.primary_key_len..]
             .iter()
-            .map(|c| self.cell(c))
+            .map(move |c| self.cell(c))
     }
 
     /// The attribute cell at `index` (in the order of [`cells`](Self::cells)).
-    pub fn cell_at(&self, index: usize) -> Option<CellRef<'_>> {
+    pub fn cell_at(self, index: usize) -> Option<CellRef<'a>> {
         self.cells[self.primary_key_len..]
             .get(index)
             .map(|c| self.cell(c))
     }
 
     /// The row as the general decoder returns it.
-    pub fn to_row(&self) -> super::Row {
+    pub fn to_row(self) -> super::Row {
         let owned = |c: CellRef<'_>| super::Cell {
             name: c.name.as_str().to_owned(),
             value: c.value.map(|v| match v {
@@ -245,6 +321,65 @@ impl RecordRow {
             sequence_info: self.sequence_info,
         }
     }
+}
+
+/// Decodes a buffer that must hold exactly one row (as `decode_single_row`), its
+/// cells appended to `cells`: where they are, the delete marker, the sequence info.
+/// On error `cells` is as it was.
+fn decode_record(
+    bytes: &[u8],
+    cells: &mut Vec<CellSpan>,
+) -> Result<(RowCells, bool, Option<SequenceInfo>), DecodeError> {
+    let start = cells.len();
+    let decoded = decode_rows_into(bytes, cells);
+    if decoded.is_err() {
+        cells.truncate(start);
+    }
+    let (rows, primary_key_len, delete_marker, sequence_info) = decoded?;
+    if rows != 1 {
+        cells.truncate(start);
+        return Err(DecodeError {
+            offset: 0,
+            message: format!("expected one row, found {rows}"),
+        });
+    }
+    let at = RowCells {
+        start,
+        primary_key_end: start + primary_key_len,
+        end: cells.len(),
+    };
+    Ok((at, delete_marker, sequence_info))
+}
+
+/// Every row of `bytes`, the first one's cells appended to `cells`: (rows, the first
+/// one's primary-key cells, delete marker and sequence info).
+fn decode_rows_into(
+    bytes: &[u8],
+    cells: &mut Vec<CellSpan>,
+) -> Result<(usize, usize, bool, Option<SequenceInfo>), DecodeError> {
+    if bytes.is_empty() {
+        return Ok((0, 0, false, None));
+    }
+    let mut first = (0, false, None);
+    let mut rows = 0usize;
+    let mut input = Input { bytes, pos: 0 };
+    let header = input.u32()?;
+    if header != super::HEADER {
+        return input.fail(format!("header is {header:#x}, expected 0x75"));
+    }
+    while input.peek().is_some() {
+        // Rows after the first are decoded (their errors come first, as in
+        // `decode_single_row`) and then refused by the caller.
+        let start = cells.len();
+        let row = decode_row(&mut input, cells)?;
+        if rows == 0 {
+            first = row;
+        } else {
+            cells.truncate(start);
+        }
+        rows += 1;
+    }
+    Ok((rows, first.0, first.1, first.2))
 }
 
 /// One row into `cells`: (primary-key cells, delete marker, sequence info).
