@@ -157,6 +157,7 @@ const fn crc8_block_tables() -> [[u8; 256]; 8] {
 
 /// CRC-8 (polynomial 0x07, init 0, no reflection) over `bytes`, continuing from `crc`:
 /// 8 bytes at a time, then byte by byte (as [`crc8_bytewise`]).
+#[inline]
 pub fn crc8(mut crc: u8, bytes: &[u8]) -> u8 {
     let t = &CRC8_BLOCK_TABLES;
     let mut blocks = bytes.chunks_exact(8);
@@ -238,10 +239,12 @@ impl<'a> Input<'a> {
         })
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         match self.bytes.get(self.pos..self.pos.saturating_add(n)) {
             Some(s) => {
@@ -274,24 +277,34 @@ impl<'a> Input<'a> {
         }
     }
 
+    #[inline]
     fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.array::<1>()?[0])
     }
 
+    #[inline]
     fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
+    #[inline]
     fn i64(&mut self) -> Result<i64, DecodeError> {
         Ok(i64::from_le_bytes(self.array()?))
     }
 
+    #[inline]
     fn expect_tag(&mut self, tag: u8, what: &str) -> Result<(), DecodeError> {
+        if self.peek() == Some(tag) {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.not_tag(tag, what)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_tag(&self, tag: u8, what: &str) -> Result<(), DecodeError> {
         match self.peek() {
-            Some(t) if t == tag => {
-                self.pos += 1;
-                Ok(())
-            }
             Some(t) => self.fail(format!(
                 "expected {what} (tag {tag:#04x}), found tag {t:#04x}"
             )),
@@ -299,6 +312,7 @@ impl<'a> Input<'a> {
         }
     }
 
+    #[inline]
     fn eat(&mut self, tag: u8) -> bool {
         if self.peek() == Some(tag) {
             self.pos += 1;
