@@ -91,9 +91,53 @@ fn put_nil(out: &mut Vec<u8>) {
     let _ = rmp::encode::write_nil(out);
 }
 
+/// `rmp::encode::write_sint`'s bytes (the shortest MessagePack int), written directly;
+/// the DataX size of a long.
 fn put_long(out: &mut Vec<u8>, v: i64) -> u64 {
-    let _ = rmp::encode::write_sint(out, v);
+    match v {
+        // Positive and negative fixint: the value's own byte.
+        -32..=127 => out.push(v as u8),
+        -128..=-33 => out.extend_from_slice(&[0xd0, v as u8]),
+        -32768..=-129 => {
+            out.push(0xd1);
+            out.extend_from_slice(&(v as i16).to_be_bytes());
+        }
+        -2147483648..=-32769 => {
+            out.push(0xd2);
+            out.extend_from_slice(&(v as i32).to_be_bytes());
+        }
+        i64::MIN..=-2147483649 => {
+            out.push(0xd3);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        128..=255 => out.extend_from_slice(&[0xcc, v as u8]),
+        256..=65535 => {
+            out.push(0xcd);
+            out.extend_from_slice(&(v as u16).to_be_bytes());
+        }
+        65536..=4294967295 => {
+            out.push(0xce);
+            out.extend_from_slice(&(v as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(0xcf);
+            out.extend_from_slice(&(v as u64).to_be_bytes());
+        }
+    }
     8
+}
+
+/// `rmp::encode::write_array_len`'s bytes, written directly.
+fn put_array_len(out: &mut Vec<u8>, len: usize) {
+    if len < 16 {
+        out.push(0x90 | len as u8);
+    } else if len < 65536 {
+        out.push(0xdc);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0xdd);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
 }
 
 /// One column value as `convert`'s `value` makes it, encoded; its size.
@@ -164,7 +208,7 @@ pub fn multi_version(
     let prefix = export_sequence_info.then(|| sequence_prefix(info, shard_id));
     let mut index = 0u32;
     let mut line = |out: &mut EncodedRows, l: Line<'_>| -> Result<(), ConvertError> {
-        let _ = rmp::encode::write_array_len(&mut out.buf, columns as u32);
+        put_array_len(&mut out.buf, columns);
         out.buf.extend_from_slice(&out.key);
         let mut size = key_size;
         match l.name {
@@ -278,7 +322,7 @@ pub fn single_version(
         return Ok(());
     }
     let count = columns.len() + usize::from(export_sequence_info);
-    let _ = rmp::encode::write_array_len(&mut out.buf, count as u32);
+    put_array_len(&mut out.buf, count);
     let mut size = 0;
     for (slot, name) in slots.iter().zip(columns) {
         match slot {
@@ -361,7 +405,7 @@ pub fn row_change(
         }
     }
     let count = 2 + row.primary_key().len() + columns.len() + usize::from(export_sequence_info);
-    let _ = rmp::encode::write_array_len(&mut out.buf, count as u32);
+    put_array_len(&mut out.buf, count);
     let mut size = put_str(&mut out.buf, op.into());
     out.text.clear();
     out.text.extend(out.columns.iter().map(|c| c.state));

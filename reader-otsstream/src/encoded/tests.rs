@@ -331,6 +331,24 @@ proptest! {
     }
 
     #[test]
+    fn longs_and_array_lengths_encode_as_rmp_does(v in any::<i64>(), shift in 0..64u32, len in 0..70_000usize) {
+        // Every length class of a long: small magnitudes as often as large ones.
+        let m = (v >> shift).wrapping_abs();
+        for v in [v, v >> shift, m, m.wrapping_neg()] {
+            let mut fast = Vec::new();
+            put_long(&mut fast, v);
+            let mut general = Vec::new();
+            rmp::encode::write_sint(&mut general, v).expect("into a Vec");
+            prop_assert_eq!(fast, general, "{}", v);
+        }
+        let mut fast = Vec::new();
+        put_array_len(&mut fast, len);
+        let mut general = Vec::new();
+        rmp::encode::write_array_len(&mut general, len as u32).expect("into a Vec");
+        prop_assert_eq!(fast, general, "{}", len);
+    }
+
+    #[test]
     fn text_utf16_len_counts_as_encode_utf16(s in any::<String>()) {
         prop_assert_eq!(Text::from(s.as_str()).utf16_len(), s.encode_utf16().count());
     }
@@ -343,6 +361,39 @@ fn the_sdk_vectors_decode_and_convert_alike() {
     for v in d["vectors"].as_array().unwrap() {
         let bytes = hex::decode(v["hex"].as_str().unwrap()).unwrap();
         same_decoding(&bytes).unwrap();
+    }
+}
+
+#[test]
+fn longs_at_every_length_class_boundary_encode_as_rmp_does() {
+    let edges = [
+        0i64,
+        127,
+        255,
+        65535,
+        4294967295,
+        -32,
+        -128,
+        -32768,
+        -2147483648,
+    ];
+    for v in edges
+        .iter()
+        .flat_map(|&e| [e - 1, e, e + 1])
+        .chain([i64::MIN, i64::MAX])
+    {
+        let mut fast = Vec::new();
+        put_long(&mut fast, v);
+        let mut general = Vec::new();
+        rmp::encode::write_sint(&mut general, v).unwrap();
+        assert_eq!(fast, general, "{v}");
+    }
+    for len in [0, 15, 16, 65535, 65536] {
+        let mut fast = Vec::new();
+        put_array_len(&mut fast, len);
+        let mut general = Vec::new();
+        rmp::encode::write_array_len(&mut general, len as u32).unwrap();
+        assert_eq!(fast, general, "{len}");
     }
 }
 
