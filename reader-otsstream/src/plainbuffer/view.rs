@@ -17,42 +17,35 @@ use super::{
 /// Text of a record (a cell name or a STRING value): bytes found to be UTF-8 when
 /// the record was decoded, so that reading them needs no second check. Only this
 /// module makes one from bytes.
-#[derive(Clone, Copy, Default)]
-pub struct Text<'a> {
-    bytes: &'a [u8],
-    /// Whether every byte is ASCII (found by the check).
-    ascii: bool,
-}
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Text<'a>(&'a [u8]);
 
 impl<'a> From<&'a str> for Text<'a> {
     fn from(s: &'a str) -> Self {
-        Text {
-            bytes: s.as_bytes(),
-            ascii: s.is_ascii(),
-        }
+        Text(s.as_bytes())
     }
 }
 
 impl<'a> Text<'a> {
     /// The UTF-8 bytes.
     pub fn as_bytes(self) -> &'a [u8] {
-        self.bytes
+        self.0
     }
 
     /// As `str`, checked again (for messages and the general path; the hot path
     /// writes the bytes).
     pub fn as_str(self) -> &'a str {
-        std::str::from_utf8(self.bytes).unwrap_or_default()
+        std::str::from_utf8(self.0).unwrap_or_default()
     }
 
     /// The length in UTF-16 code units (`str::encode_utf16().count()`), counted on the
     /// UTF-8 bytes: one unit per byte that starts a character, one more for a
     /// character of four bytes (a surrogate pair).
     pub fn utf16_len(self) -> usize {
-        if self.ascii {
-            return self.bytes.len();
+        if self.0.is_ascii() {
+            return self.0.len();
         }
-        self.bytes
+        self.0
             .iter()
             .map(|&b| usize::from((b as i8) >= -0x40) + usize::from(b >= 0xf0))
             .sum()
@@ -71,17 +64,9 @@ impl std::fmt::Display for Text<'_> {
     }
 }
 
-impl PartialEq for Text<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.bytes == other.bytes
-    }
-}
-
-impl Eq for Text<'_> {}
-
 impl PartialEq<str> for Text<'_> {
     fn eq(&self, other: &str) -> bool {
-        self.bytes == other.as_bytes()
+        self.0 == other.as_bytes()
     }
 }
 
@@ -120,7 +105,7 @@ enum ValueSpan {
     Integer(i64),
     Double(f64),
     Boolean(bool),
-    String { text: Span, ascii: bool },
+    String(Span),
     Binary(Span),
     InfMin,
     InfMax,
@@ -130,7 +115,6 @@ enum ValueSpan {
 #[derive(Clone, Copy, Debug)]
 struct CellSpan {
     name: Span,
-    name_ascii: bool,
     value: Option<ValueSpan>,
     op: Option<u8>,
     timestamp: Option<i64>,
@@ -269,22 +253,19 @@ pub struct RowRef<'a> {
 }
 
 impl<'a> RowRef<'a> {
-    fn text(self, s: Span, ascii: bool) -> Text<'a> {
+    fn text(self, s: Span) -> Text<'a> {
         // Checked as UTF-8 when decoded, and the bytes cannot change since.
-        Text {
-            bytes: &self.bytes[s.start..s.end],
-            ascii,
-        }
+        Text(&self.bytes[s.start..s.end])
     }
 
     fn cell(self, c: &CellSpan) -> CellRef<'a> {
         CellRef {
-            name: self.text(c.name, c.name_ascii),
+            name: self.text(c.name),
             value: c.value.map(|v| match v {
                 ValueSpan::Integer(i) => ValueRef::Integer(i),
                 ValueSpan::Double(d) => ValueRef::Double(d),
                 ValueSpan::Boolean(b) => ValueRef::Boolean(b),
-                ValueSpan::String { text, ascii } => ValueRef::String(self.text(text, ascii)),
+                ValueSpan::String(s) => ValueRef::String(self.text(s)),
                 ValueSpan::Binary(s) => ValueRef::Binary(&self.bytes[s.start..s.end]),
                 ValueSpan::InfMin => ValueRef::InfMin,
                 ValueSpan::InfMax => ValueRef::InfMax,
@@ -438,15 +419,11 @@ fn decode_row(
     Ok((pk, delete_marker, info))
 }
 
-/// Checks a span is UTF-8; whether it is ASCII.
-fn utf8(input: &Input<'_>, s: Span, what: &str) -> Result<bool, DecodeError> {
+fn utf8(input: &Input<'_>, s: Span, what: &str) -> Result<(), DecodeError> {
     let bytes = &input.bytes[s.start..s.end];
     // ASCII (names, most values) is checked in words, without `from_utf8`'s set-up.
-    if bytes.is_ascii() {
-        return Ok(true);
-    }
-    if std::str::from_utf8(bytes).is_ok() {
-        return Ok(false);
+    if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
+        return Ok(());
     }
     Err(DecodeError {
         offset: s.start,
@@ -468,12 +445,11 @@ fn decode_cell(input: &mut Input<'_>) -> Result<(CellSpan, u8), DecodeError> {
     input.expect_tag(TAG_CELL_NAME, "a cell name")?;
     let name_len = input.u32()? as usize;
     let name = take_span(input, name_len)?;
-    let name_ascii = utf8(input, name, "a cell name")?;
+    utf8(input, name, "a cell name")?;
     let name_bytes = &input.bytes[name.start..name.end];
     let mut crc = crc8(0, name_bytes);
     let mut cell = CellSpan {
         name,
-        name_ascii,
         value: None,
         op: None,
         timestamp: None,
@@ -527,9 +503,9 @@ fn decode_value(input: &mut Input<'_>) -> Result<ValueSpan, DecodeError> {
         VT_BOOLEAN => ValueSpan::Boolean(input.u8()? != 0),
         VT_STRING => {
             let len = input.u32()? as usize;
-            let text = take_span(input, len)?;
-            let ascii = utf8(input, text, "a STRING value")?;
-            ValueSpan::String { text, ascii }
+            let s = take_span(input, len)?;
+            utf8(input, s, "a STRING value")?;
+            ValueSpan::String(s)
         }
         VT_BLOB => {
             let len = input.u32()? as usize;
