@@ -85,6 +85,18 @@ impl OtsClient {
         action: &str,
         request: &Req,
     ) -> Result<Resp, OtsError> {
+        self.call_decoding(action, request, |b| Resp::decode(b))
+            .await
+    }
+
+    /// [`call`](Self::call), the answer decoded by `decode` (which must agree with
+    /// `Resp::decode`).
+    async fn call_decoding<Req: Message, Resp>(
+        &self,
+        action: &str,
+        request: &Req,
+        decode: fn(bytes::Bytes) -> Result<Resp, prost::DecodeError>,
+    ) -> Result<Resp, OtsError> {
         let body = request.encode_to_vec();
         let mut backoff = Backoff::new(self.max_retries, BACKOFF_BASE_MS, BACKOFF_MAX_MS);
         loop {
@@ -92,7 +104,7 @@ impl OtsClient {
                 Ok(bytes) => {
                     // From `Bytes`: the `bytes` fields of the answer (stream records)
                     // are slices of the body, not copies.
-                    return Resp::decode(bytes).map_err(|e| OtsError::Response {
+                    return decode(bytes).map_err(|e| OtsError::Response {
                         action: action.to_owned(),
                         message: format!("protobuf: {e}"),
                     });
@@ -503,12 +515,13 @@ impl OtsClient {
         iterator: &str,
         limit: Option<i32>,
     ) -> Result<pb::GetStreamRecordResponse, OtsError> {
-        self.call(
+        self.call_decoding(
             "GetStreamRecord",
             &pb::GetStreamRecordRequest {
                 shard_iterator: iterator.to_owned(),
                 limit,
             },
+            pb::GetStreamRecordResponse::decode_page,
         )
         .await
     }

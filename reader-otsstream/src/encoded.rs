@@ -1,7 +1,8 @@
-//! Stream records → output records already encoded (the hot path): the rows of
-//! [`convert`](crate::convert), written straight into MessagePack as the protocol's
-//! `encode_record` writes them, with their DataX byte sizes, without building a
-//! `Value` per column (no string copies, the primary key encoded once per record).
+//! Stream records → output records already encoded (the hot path): the records of
+//! [`convert`](crate::convert) and [`row_change`](crate::row_change), written straight
+//! into MessagePack as the protocol's `encode_record` writes them, with their DataX
+//! byte sizes, without building a `Value` per column (no string copies, the primary
+//! key encoded once per record).
 //! Property tests check both paths give the same bytes, sizes and errors.
 
 use std::fmt::Write as _;
@@ -11,8 +12,9 @@ use protocol::value::Value;
 use crate::convert::{self, sequence_prefix, ConvertError};
 use crate::pb;
 use crate::plainbuffer::{
-    RecordRow, SequenceInfo, ValueRef, OP_DELETE_ALL_VERSION, OP_DELETE_ONE_VERSION,
+    RowRef, SequenceInfo, Text, ValueRef, OP_DELETE_ALL_VERSION, OP_DELETE_ONE_VERSION,
 };
+use crate::row_change;
 
 /// The output records of one stream record: each one's encoding and DataX size.
 #[derive(Debug, Default)]
@@ -23,6 +25,17 @@ pub struct EncodedRows {
     /// The encoded primary-key columns of the current record, and their size.
     key: Vec<u8>,
     text: String,
+    /// Row-change mode: what the record does to each configured column.
+    columns: Vec<ColumnChange>,
+}
+
+/// Row-change mode: a configured column's state and, when set, which attribute cell
+/// holds its value and that cell's version.
+#[derive(Clone, Copy, Debug)]
+struct ColumnChange {
+    state: char,
+    cell: Option<usize>,
+    newest: Option<i64>,
 }
 
 impl EncodedRows {
@@ -49,30 +62,16 @@ impl EncodedRows {
         })
     }
 
-    /// Appends a record built as values (the general path's output).
-    pub fn push_values(&mut self, record: &[Value]) {
-        protocol::records::encode_record(record, &mut self.buf);
-        self.end_record(protocol::value::record_byte_size(record));
-    }
-
     fn end_record(&mut self, size: u64) {
         self.ends.push((self.buf.len(), size));
     }
 }
 
-/// DataX size of a string: its UTF-16 length (as `Value::byte_size`).
-fn str_size(s: &str) -> u64 {
-    if s.is_ascii() {
-        s.len() as u64
-    } else {
-        s.encode_utf16().count() as u64
-    }
-}
-
 /// `rmp::encode::write_str`'s bytes (fixstr, str 8, str 16 or str 32), written
-/// directly: the most frequent value of the output.
-fn put_str(out: &mut Vec<u8>, s: &str) -> u64 {
-    let len = s.len();
+/// directly: the most frequent value of the output. Returns its DataX size, the
+/// UTF-16 length (as `Value::byte_size`).
+fn put_str(out: &mut Vec<u8>, s: Text<'_>) -> u64 {
+    let len = s.as_bytes().len();
     if len < 32 {
         out.push(0xa0 | len as u8);
     } else if len < 256 {
@@ -85,23 +84,69 @@ fn put_str(out: &mut Vec<u8>, s: &str) -> u64 {
         out.extend_from_slice(&(len as u32).to_be_bytes());
     }
     out.extend_from_slice(s.as_bytes());
-    str_size(s)
+    s.utf16_len() as u64
 }
 
 fn put_nil(out: &mut Vec<u8>) {
     let _ = rmp::encode::write_nil(out);
 }
 
+/// `rmp::encode::write_sint`'s bytes (the shortest MessagePack int), written directly;
+/// the DataX size of a long.
 fn put_long(out: &mut Vec<u8>, v: i64) -> u64 {
-    let _ = rmp::encode::write_sint(out, v);
+    match v {
+        // Positive and negative fixint: the value's own byte.
+        -32..=127 => out.push(v as u8),
+        -128..=-33 => out.extend_from_slice(&[0xd0, v as u8]),
+        -32768..=-129 => {
+            out.push(0xd1);
+            out.extend_from_slice(&(v as i16).to_be_bytes());
+        }
+        -2147483648..=-32769 => {
+            out.push(0xd2);
+            out.extend_from_slice(&(v as i32).to_be_bytes());
+        }
+        i64::MIN..=-2147483649 => {
+            out.push(0xd3);
+            out.extend_from_slice(&v.to_be_bytes());
+        }
+        128..=255 => out.extend_from_slice(&[0xcc, v as u8]),
+        256..=65535 => {
+            out.push(0xcd);
+            out.extend_from_slice(&(v as u16).to_be_bytes());
+        }
+        65536..=4294967295 => {
+            out.push(0xce);
+            out.extend_from_slice(&(v as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(0xcf);
+            out.extend_from_slice(&(v as u64).to_be_bytes());
+        }
+    }
     8
 }
 
+/// `rmp::encode::write_array_len`'s bytes, written directly.
+fn put_array_len(out: &mut Vec<u8>, len: usize) {
+    if len < 16 {
+        out.push(0x90 | len as u8);
+    } else if len < 65536 {
+        out.push(0xdc);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0xdd);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+}
+
 /// One column value as `convert`'s `value` makes it, encoded; its size.
-fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>, column: &str) -> Result<u64, ConvertError> {
+fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>, column: Text<'_>) -> Result<u64, ConvertError> {
     Ok(match v {
         ValueRef::Integer(i) => put_long(out, i),
-        ValueRef::Double(d) if !d.is_finite() => return Err(convert::not_finite(column, d)),
+        ValueRef::Double(d) if !d.is_finite() => {
+            return Err(convert::not_finite(column.as_str(), d))
+        }
         ValueRef::Double(d) => {
             let d = d + 0.0;
             let _ = rmp::encode::write_f64(out, d);
@@ -117,17 +162,17 @@ fn put_value(out: &mut Vec<u8>, v: ValueRef<'_>, column: &str) -> Result<u64, Co
             b.len() as u64
         }
         ValueRef::InfMin | ValueRef::InfMax | ValueRef::AutoIncrement => {
-            return Err(convert::not_in_a_record(column, &v))
+            return Err(convert::not_in_a_record(column.as_str(), &v))
         }
     })
 }
 
 /// The errors of `convert`'s `value`, without converting.
-fn check_value(v: ValueRef<'_>, column: &str) -> Result<(), ConvertError> {
+fn check_value(v: ValueRef<'_>, column: Text<'_>) -> Result<(), ConvertError> {
     match v {
-        ValueRef::Double(d) if !d.is_finite() => Err(convert::not_finite(column, d)),
+        ValueRef::Double(d) if !d.is_finite() => Err(convert::not_finite(column.as_str(), d)),
         ValueRef::InfMin | ValueRef::InfMax | ValueRef::AutoIncrement => {
-            Err(convert::not_in_a_record(column, &v))
+            Err(convert::not_in_a_record(column.as_str(), &v))
         }
         _ => Ok(()),
     }
@@ -135,7 +180,7 @@ fn check_value(v: ValueRef<'_>, column: &str) -> Result<(), ConvertError> {
 
 /// One output line of multi-version mode: the primary key, then these columns.
 struct Line<'a> {
-    name: Option<&'a str>,
+    name: Option<Text<'a>>,
     timestamp: Option<i64>,
     value: Option<ValueRef<'a>>,
     op: &'static str,
@@ -144,7 +189,7 @@ struct Line<'a> {
 /// `convert::multi_version`, encoded. On error `out` holds nothing usable.
 pub fn multi_version(
     action: i32,
-    row: &RecordRow,
+    row: RowRef<'_>,
     info: &SequenceInfo,
     shard_id: &str,
     export_sequence_info: bool,
@@ -163,7 +208,7 @@ pub fn multi_version(
     let prefix = export_sequence_info.then(|| sequence_prefix(info, shard_id));
     let mut index = 0u32;
     let mut line = |out: &mut EncodedRows, l: Line<'_>| -> Result<(), ConvertError> {
-        let _ = rmp::encode::write_array_len(&mut out.buf, columns as u32);
+        put_array_len(&mut out.buf, columns);
         out.buf.extend_from_slice(&out.key);
         let mut size = key_size;
         match l.name {
@@ -178,11 +223,11 @@ pub fn multi_version(
             Some(v) => size += put_value(&mut out.buf, v, l.name.unwrap_or_default())?,
             None => put_nil(&mut out.buf),
         }
-        size += put_str(&mut out.buf, l.op);
+        size += put_str(&mut out.buf, l.op.into());
         if let Some(p) = &prefix {
             out.text.clear();
             let _ = write!(out.text, "{p}:{index:010}");
-            size += put_str(&mut out.buf, &out.text);
+            size += put_str(&mut out.buf, out.text.as_str().into());
         }
         index += 1;
         out.end_record(size);
@@ -245,7 +290,7 @@ pub fn multi_version(
 /// `convert::single_version`, encoded: no record when that gives none.
 pub fn single_version(
     action: i32,
-    row: &RecordRow,
+    row: RowRef<'_>,
     info: &SequenceInfo,
     shard_id: &str,
     columns: &[String],
@@ -264,7 +309,7 @@ pub fn single_version(
     // A later cell with the same name overwrites an earlier one.
     for c in puts {
         for (i, name) in columns.iter().enumerate() {
-            if *name == c.name {
+            if c.name == **name {
                 if let Some(v) = c.value {
                     check_value(v, c.name)?;
                     slots[i] = Some(v);
@@ -277,16 +322,114 @@ pub fn single_version(
         return Ok(());
     }
     let count = columns.len() + usize::from(export_sequence_info);
-    let _ = rmp::encode::write_array_len(&mut out.buf, count as u32);
+    put_array_len(&mut out.buf, count);
     let mut size = 0;
     for (slot, name) in slots.iter().zip(columns) {
         match slot {
-            Some(v) => size += put_value(&mut out.buf, *v, name)?,
+            Some(v) => size += put_value(&mut out.buf, *v, name.as_str().into())?,
             None => put_nil(&mut out.buf),
         }
     }
     if export_sequence_info {
-        size += put_str(&mut out.buf, &sequence_prefix(info, shard_id));
+        size += put_str(
+            &mut out.buf,
+            sequence_prefix(info, shard_id).as_str().into(),
+        );
+    }
+    out.end_record(size);
+    Ok(())
+}
+
+/// `row_change::row_change`, encoded.
+pub fn row_change(
+    action: i32,
+    row: RowRef<'_>,
+    info: &SequenceInfo,
+    shard_id: &str,
+    columns: &[String],
+    export_sequence_info: bool,
+    out: &mut EncodedRows,
+) -> Result<(), ConvertError> {
+    out.clear();
+    let (op, initial) = match action {
+        pb::PUT_ROW => (row_change::PUT, row_change::DELETED),
+        pb::UPDATE_ROW => (row_change::UPDATE, row_change::UNTOUCHED),
+        pb::DELETE_ROW => (row_change::DELETE, row_change::UNTOUCHED),
+        other => return Err(ConvertError(format!("unknown stream action type {other}"))),
+    };
+    let untouched = ColumnChange {
+        state: initial,
+        cell: None,
+        newest: None,
+    };
+    out.columns.clear();
+    out.columns.resize(columns.len(), untouched);
+    if action != pb::DELETE_ROW {
+        for (index, c) in row.cells().enumerate() {
+            let Some(i) = columns.iter().position(|name| c.name == **name) else {
+                continue;
+            };
+            let column = &mut out.columns[i];
+            match c.op {
+                None => {
+                    let v = c.value.ok_or_else(|| {
+                        ConvertError(format!("put cell {:?} has no value", c.name))
+                    })?;
+                    // The visible version of a column a put carries several times is
+                    // its newest.
+                    let older =
+                        matches!((column.newest, c.timestamp), (Some(seen), Some(ts)) if ts < seen);
+                    if !older {
+                        check_value(v, c.name)?;
+                        *column = ColumnChange {
+                            state: row_change::SET,
+                            cell: Some(index),
+                            newest: c.timestamp,
+                        };
+                    }
+                }
+                Some(OP_DELETE_ALL_VERSION | OP_DELETE_ONE_VERSION) => {
+                    *column = ColumnChange {
+                        state: row_change::DELETED,
+                        cell: None,
+                        newest: None,
+                    };
+                }
+                Some(other) => {
+                    return Err(ConvertError(format!(
+                        "cell {:?} has the unknown operation type {other:#04x}",
+                        c.name
+                    )))
+                }
+            }
+        }
+    }
+    let count = 2 + row.primary_key().len() + columns.len() + usize::from(export_sequence_info);
+    put_array_len(&mut out.buf, count);
+    let mut size = put_str(&mut out.buf, op.into());
+    out.text.clear();
+    out.text.extend(out.columns.iter().map(|c| c.state));
+    size += put_str(&mut out.buf, out.text.as_str().into());
+    for c in row.primary_key() {
+        let v = c
+            .value
+            .ok_or_else(|| ConvertError(format!("primary key column {:?} has no value", c.name)))?;
+        size += put_value(&mut out.buf, v, c.name)?;
+    }
+    for column in &out.columns {
+        match column.cell.and_then(|i| row.cell_at(i)) {
+            Some(c) => match c.value {
+                Some(v) => size += put_value(&mut out.buf, v, c.name)?,
+                None => put_nil(&mut out.buf),
+            },
+            None => put_nil(&mut out.buf),
+        }
+    }
+    if export_sequence_info {
+        size += put_str(
+            &mut out.buf,
+            sequence_prefix(info, shard_id).as_str().into(),
+        );
     }
     out.end_record(size);
     Ok(())

@@ -358,6 +358,82 @@ pub struct GetStreamRecordResponse {
     pub next_shard_iterator: Option<String>,
 }
 
+impl GetStreamRecordResponse {
+    /// Decodes an answer as `Message::decode` does: the usual layout (records of an
+    /// action type then the record bytes, the next iterator) read directly, without
+    /// prost's generic merging per record; anything else (other field orders, unknown
+    /// fields, errors) by prost, so the values and errors are prost's.
+    pub fn decode_page(body: bytes::Bytes) -> Result<Self, prost::DecodeError> {
+        match decode_usual_page(&body) {
+            Some(page) => Ok(page),
+            None => <Self as prost::Message>::decode(body),
+        }
+    }
+}
+
+/// Key bytes of the usual layout: field 1 (records), 2 (next iterator) of the answer,
+/// length-delimited; field 1 (action type, varint) and 2 (bytes) of a record.
+const KEY_RECORD: u8 = 0x0a;
+const KEY_NEXT_ITERATOR: u8 = 0x12;
+const KEY_ACTION_TYPE: u8 = 0x08;
+const KEY_RECORD_BYTES: u8 = 0x12;
+
+/// The answer when it has the usual layout, `None` otherwise.
+fn decode_usual_page(body: &bytes::Bytes) -> Option<GetStreamRecordResponse> {
+    let b = &body[..];
+    let mut pos = 0;
+    let mut page = GetStreamRecordResponse::default();
+    while pos < b.len() {
+        let key = b[pos];
+        pos += 1;
+        let len = usize::try_from(varint(b, &mut pos)?).ok()?;
+        let end = pos.checked_add(len).filter(|&end| end <= b.len())?;
+        match key {
+            KEY_RECORD => {
+                if *b.get(pos)? != KEY_ACTION_TYPE {
+                    return None;
+                }
+                pos += 1;
+                // prost's int32: the varint's low 32 bits.
+                let action_type = varint(b, &mut pos)? as i32;
+                if *b.get(pos)? != KEY_RECORD_BYTES {
+                    return None;
+                }
+                pos += 1;
+                let record_len = usize::try_from(varint(b, &mut pos)?).ok()?;
+                if pos.checked_add(record_len)? != end {
+                    return None;
+                }
+                page.stream_records.push(StreamRecord {
+                    action_type,
+                    record: body.slice(pos..end),
+                });
+            }
+            KEY_NEXT_ITERATOR => {
+                let text = std::str::from_utf8(&b[pos..end]).ok()?;
+                page.next_shard_iterator = Some(text.to_owned());
+            }
+            _ => return None,
+        }
+        pos = end;
+    }
+    Some(page)
+}
+
+/// A varint of up to 9 bytes (63 bits; longer ones are left to prost).
+fn varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for shift in (0..63).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(value);
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,5 +485,84 @@ mod tests {
         let t =
             DescribeTableResponse::decode(vector("describe_table_response").as_slice()).unwrap();
         assert!(t.stream_details.unwrap().enable_stream);
+    }
+
+    fn page_strategy() -> impl proptest::strategy::Strategy<Value = GetStreamRecordResponse> {
+        use proptest::prelude::*;
+        let record = (
+            prop_oneof![0..4i32, any::<i32>()],
+            proptest::collection::vec(any::<u8>(), 0..300),
+        )
+            .prop_map(|(action_type, record)| StreamRecord {
+                action_type,
+                record: record.into(),
+            });
+        (
+            proptest::collection::vec(record, 0..20),
+            proptest::option::of(".{0,40}"),
+        )
+            .prop_map(
+                |(stream_records, next_shard_iterator)| GetStreamRecordResponse {
+                    stream_records,
+                    next_shard_iterator,
+                },
+            )
+    }
+
+    fn same_as_prost(bytes: &[u8]) -> Result<(), proptest::test_runner::TestCaseError> {
+        let fast = GetStreamRecordResponse::decode_page(bytes::Bytes::copy_from_slice(bytes));
+        let general = GetStreamRecordResponse::decode(bytes);
+        match (&fast, &general) {
+            (Ok(f), Ok(g)) => proptest::prop_assert_eq!(f, g),
+            (Err(f), Err(g)) => proptest::prop_assert_eq!(f.to_string(), g.to_string()),
+            _ => proptest::prop_assert!(false, "decode_page {fast:?}, prost {general:?}"),
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_page_equals_prost(
+            page in page_strategy(),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            byte in proptest::prelude::any::<u8>(),
+            cut in proptest::prelude::any::<bool>(),
+        ) {
+            let bytes = page.encode_to_vec();
+            // Read directly unless an action type is negative (a varint of 10 bytes).
+            if page.stream_records.iter().all(|r| r.action_type >= 0) {
+                let usual = decode_usual_page(&bytes::Bytes::from(bytes.clone()));
+                proptest::prop_assert_eq!(usual.as_ref(), Some(&page));
+            }
+            same_as_prost(&bytes)?;
+            // Damaged: a byte changed or the answer cut short.
+            if !bytes.is_empty() {
+                let mut damaged = bytes.clone();
+                let i = at.index(damaged.len());
+                if cut {
+                    damaged.truncate(i);
+                } else {
+                    damaged[i] = byte;
+                }
+                same_as_prost(&damaged)?;
+            }
+        }
+
+        #[test]
+        fn decode_page_equals_prost_on_any_bytes(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            same_as_prost(&bytes)?;
+        }
+    }
+
+    #[test]
+    fn decode_page_reads_the_sdk_vectors_as_prost() {
+        for name in [
+            "get_stream_record_response",
+            "get_stream_record_response_shard_end",
+        ] {
+            same_as_prost(&vector(name)).unwrap();
+        }
     }
 }

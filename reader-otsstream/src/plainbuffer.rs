@@ -5,7 +5,7 @@
 use std::fmt;
 
 mod view;
-pub use view::{CellRef, RecordRow, ValueRef};
+pub use view::{CellRef, RecordRow, RecordRows, RowRef, Text, ValueRef};
 
 const HEADER: u32 = 0x75;
 const TAG_ROW_PK: u8 = 0x01;
@@ -134,8 +134,48 @@ const fn crc8_table() -> [u8; 256] {
     table
 }
 
-/// CRC-8 (polynomial 0x07, init 0, no reflection) over `bytes`, continuing from `crc`.
+/// `CRC8_BLOCK_TABLES[k][x]`: `CRC8_TABLE` applied `k + 1` times, i.e. what byte `x`
+/// followed by `k` more bytes adds to their CRC. The CRC is linear (the table maps a
+/// xor b to the xor of their entries), so the CRC of 8 bytes is the xor of 8
+/// independent look-ups instead of a chain of 8 dependent steps.
+const CRC8_BLOCK_TABLES: [[u8; 256]; 8] = crc8_block_tables();
+
+const fn crc8_block_tables() -> [[u8; 256]; 8] {
+    let mut tables = [[0u8; 256]; 8];
+    tables[0] = CRC8_TABLE;
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            tables[k][i] = CRC8_TABLE[tables[k - 1][i] as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    tables
+}
+
+/// CRC-8 (polynomial 0x07, init 0, no reflection) over `bytes`, continuing from `crc`:
+/// 8 bytes at a time, then byte by byte (as [`crc8_bytewise`]).
+#[inline]
 pub fn crc8(mut crc: u8, bytes: &[u8]) -> u8 {
+    let t = &CRC8_BLOCK_TABLES;
+    let mut blocks = bytes.chunks_exact(8);
+    for b in &mut blocks {
+        crc = t[7][usize::from(crc ^ b[0])]
+            ^ t[6][usize::from(b[1])]
+            ^ t[5][usize::from(b[2])]
+            ^ t[4][usize::from(b[3])]
+            ^ t[3][usize::from(b[4])]
+            ^ t[2][usize::from(b[5])]
+            ^ t[1][usize::from(b[6])]
+            ^ t[0][usize::from(b[7])];
+    }
+    crc8_bytewise(crc, blocks.remainder())
+}
+
+/// CRC-8 one byte at a time (the SDK's loop; short inputs).
+pub fn crc8_bytewise(mut crc: u8, bytes: &[u8]) -> u8 {
     for b in bytes {
         crc = CRC8_TABLE[usize::from(crc ^ b)];
     }
@@ -199,10 +239,12 @@ impl<'a> Input<'a> {
         })
     }
 
+    #[inline]
     fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         match self.bytes.get(self.pos..self.pos.saturating_add(n)) {
             Some(s) => {
@@ -235,24 +277,34 @@ impl<'a> Input<'a> {
         }
     }
 
+    #[inline]
     fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.array::<1>()?[0])
     }
 
+    #[inline]
     fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
+    #[inline]
     fn i64(&mut self) -> Result<i64, DecodeError> {
         Ok(i64::from_le_bytes(self.array()?))
     }
 
+    #[inline]
     fn expect_tag(&mut self, tag: u8, what: &str) -> Result<(), DecodeError> {
+        if self.peek() == Some(tag) {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.not_tag(tag, what)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_tag(&self, tag: u8, what: &str) -> Result<(), DecodeError> {
         match self.peek() {
-            Some(t) if t == tag => {
-                self.pos += 1;
-                Ok(())
-            }
             Some(t) => self.fail(format!(
                 "expected {what} (tag {tag:#04x}), found tag {t:#04x}"
             )),
@@ -260,6 +312,7 @@ impl<'a> Input<'a> {
         }
     }
 
+    #[inline]
     fn eat(&mut self, tag: u8) -> bool {
         if self.peek() == Some(tag) {
             self.pos += 1;

@@ -302,8 +302,12 @@ impl TaskReader<'_> {
                 PluginError::internal("every shard reader stopped without a result")
             })?;
             match event {
-                ShardEvent::Records { shard, records } => {
-                    for (action, row, info) in &records {
+                ShardEvent::Records {
+                    shard,
+                    rows: decoded,
+                    heads,
+                } => {
+                    for (row, (action, info)) in decoded.iter().zip(&heads) {
                         self.convert(*action, row, info, &shard, &mut rows)?;
                         for (record, size) in rows.iter() {
                             out.push_encoded(record, size)?;
@@ -322,7 +326,7 @@ impl TaskReader<'_> {
     fn convert(
         &self,
         action: i32,
-        row: &plainbuffer::RecordRow,
+        row: plainbuffer::RowRef<'_>,
         info: &plainbuffer::SequenceInfo,
         shard: &str,
         rows: &mut EncodedRows,
@@ -341,18 +345,15 @@ impl TaskReader<'_> {
                 cfg.export_sequence_info,
                 rows,
             ),
-            Mode::RowChange => crate::row_change::row_change(
+            Mode::RowChange => encoded::row_change(
                 action,
-                &row.to_row(),
+                row,
                 info,
                 shard,
                 &cfg.columns,
                 cfg.export_sequence_info,
-            )
-            .map(|r| {
-                rows.clear();
-                rows.push_values(&r)
-            }),
+                rows,
+            ),
         }
         .map_err(|e| {
             PluginError::data(format!(
@@ -365,10 +366,12 @@ impl TaskReader<'_> {
 
 /// What a shard fetcher tells the task.
 enum ShardEvent {
-    /// Records to emit, in order: (action type, row, sequence info).
+    /// Records to emit, in order: their rows, and each one's action type and
+    /// sequence info.
     Records {
         shard: String,
-        records: Vec<(i32, plainbuffer::RecordRow, plainbuffer::SequenceInfo)>,
+        rows: plainbuffer::RecordRows,
+        heads: Vec<(i32, plainbuffer::SequenceInfo)>,
     },
     /// The shard is finished (its records were all sent before this).
     Done(Result<ShardCheckpoint, PluginError>),
@@ -438,7 +441,7 @@ impl ShardFetcher {
         // cancels its call).
         let mut prefetched: Option<Prefetch> = None;
         loop {
-            let page = match prefetched.take() {
+            let mut page = match prefetched.take() {
                 Some(fetch) => fetch.page().await,
                 None => {
                     self.client
@@ -461,10 +464,12 @@ impl ShardFetcher {
                     None => self.finish(SHARD_END.to_owned(), sent, None),
                 });
             }
-            let mut records = Vec::with_capacity(page.stream_records.len());
+            let mut rows = plainbuffer::RecordRows::with_capacity(page.stream_records.len());
+            let mut heads = Vec::with_capacity(page.stream_records.len());
             let mut stop_at = None;
-            for (i, record) in page.stream_records.iter().enumerate() {
-                let row = plainbuffer::RecordRow::decode(record.record.clone()).map_err(|e| {
+            for (i, record) in page.stream_records.iter_mut().enumerate() {
+                // The page is not needed after this: its records move into `rows`.
+                let row = rows.push(std::mem::take(&mut record.record)).map_err(|e| {
                     PluginError::data(format!("{}: {e}", self.context("decoding a stream record")))
                 })?;
                 // DataX would take time 0 and might skip the record: refuse it instead.
@@ -476,20 +481,23 @@ impl ShardFetcher {
                 })?;
                 let t = info.timestamp_us / 1000;
                 if t >= self.end_ms {
+                    rows.pop();
                     stop_at = Some(i);
                     break;
                 }
                 if skip && t < self.start_ms {
+                    rows.pop();
                     continue;
                 }
                 skip = false;
-                records.push((record.action_type, row, info));
+                heads.push((record.action_type, info));
             }
-            sent += records.len() as i64;
-            if !records.is_empty() {
+            sent += heads.len() as i64;
+            if !heads.is_empty() {
                 tx.send(ShardEvent::Records {
                     shard: self.shard.clone(),
-                    records,
+                    rows,
+                    heads,
                 })
                 .await
                 .map_err(|_| PluginError::cancelled("the task stopped reading"))?;

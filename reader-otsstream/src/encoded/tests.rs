@@ -1,14 +1,17 @@
 //! The fast path against the general one: the span decoder against
-//! `decode_single_row` (same rows, same errors, also on damaged input), and the encoded
-//! conversion against `convert` + the protocol's `encode_record` (same bytes, same
-//! DataX sizes, same errors).
+//! `decode_single_row` (same rows, same errors, also on damaged input; a page's records
+//! decoded into one `RecordRows` as each alone), and the encoded
+//! conversion against `convert` (and `row_change`) + the protocol's `encode_record`
+//! (same bytes, same DataX sizes, same errors).
 
 use proptest::prelude::*;
 use protocol::records::encode_record;
 use protocol::value::record_byte_size;
 
 use super::*;
-use crate::plainbuffer::{decode_single_row, encode_row, Cell, CellValue, Row};
+use crate::plainbuffer::{
+    decode_single_row, encode_row, Cell, CellValue, RecordRow, RecordRows, Row,
+};
 
 const NAMES: &[&str] = &["pk", "a", "b", "名前", "", "col_long_name_0123456789"];
 
@@ -54,7 +57,8 @@ fn cell() -> impl Strategy<Value = Cell> {
                 any::<u8>()
             ],
         ),
-        proptest::option::weighted(0.8, any::<i64>()),
+        // Often a few versions only: cells of one column with equal or older versions.
+        proptest::option::weighted(0.8, prop_oneof![any::<i64>(), 0..3i64]),
     )
         .prop_map(|(name, value, op, timestamp)| Cell {
             name,
@@ -96,6 +100,32 @@ fn row() -> impl Strategy<Value = Row> {
             delete_marker,
             sequence_info,
         })
+}
+
+/// A row that puts and deletes versions of two columns only, all valid: what decides
+/// which version row-change mode shows.
+fn versions_row() -> impl Strategy<Value = Row> {
+    let version = (
+        proptest::sample::select(&["a", "b"][..]),
+        0..4i64,
+        proptest::option::weighted(
+            0.2,
+            prop_oneof![Just(OP_DELETE_ONE_VERSION), Just(OP_DELETE_ALL_VERSION)],
+        ),
+        proptest::option::weighted(0.8, 0..3i64),
+    )
+        .prop_map(|(name, v, op, timestamp)| Cell {
+            name: name.to_owned(),
+            value: op.is_none().then_some(CellValue::Integer(v)),
+            op,
+            timestamp,
+        });
+    proptest::collection::vec(version, 0..8).prop_map(|cells| Row {
+        primary_key: vec![Cell::key("pk", CellValue::Integer(1))],
+        cells,
+        delete_marker: false,
+        sequence_info: None,
+    })
 }
 
 /// A stream record's bytes: the row with its sequence-info extension.
@@ -181,6 +211,42 @@ proptest! {
     }
 
     #[test]
+    fn rows_decoded_into_one_list_equal_rows_decoded_alone(
+        records in proptest::collection::vec(
+            (row(), any::<prop::sample::Index>(), any::<u8>(), any::<bool>(), any::<bool>()),
+            0..6,
+        ),
+    ) {
+        let mut together = RecordRows::default();
+        let mut kept = Vec::new();
+        for (row, at, byte, damage, keep) in records {
+            let mut bytes = record_bytes(&row);
+            if damage {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            let alone = RecordRow::decode(bytes.clone().into());
+            let pushed = together.push(bytes.into()).map(|r| r.to_row());
+            match (&alone, &pushed) {
+                (Ok(a), Ok(p)) => prop_assert_eq!(format!("{:?}", a.to_row()), format!("{p:?}")),
+                (Err(a), Err(p)) => prop_assert_eq!(a, p),
+                _ => prop_assert!(false, "alone {alone:?}, in the list {pushed:?}"),
+            }
+            if let Ok(a) = alone {
+                if keep {
+                    kept.push(a);
+                } else {
+                    together.pop();
+                }
+            }
+        }
+        prop_assert_eq!(together.len(), kept.len());
+        for (r, a) in together.iter().zip(&kept) {
+            prop_assert_eq!(format!("{:?}", r.to_row()), format!("{:?}", a.to_row()));
+        }
+    }
+
+    #[test]
     fn encoded_multi_version_equals_values_encoded(
         row in row(), action in 0..5i32, export in any::<bool>(), info in info(),
         shard in "[a-z0-9-]{0,12}",
@@ -195,9 +261,9 @@ proptest! {
         );
         let mut out = EncodedRows::default();
         // A buffer already used: nothing of the previous record may remain.
-        let _ = multi_version(pb::PUT_ROW, &fast_row, &info, "x", true, &mut out);
+        let _ = multi_version(pb::PUT_ROW, fast_row.row(), &info, "x", true, &mut out);
         let fast = fast_encoding(
-            multi_version(action, &fast_row, &info, &shard, export, &mut out), &out);
+            multi_version(action, fast_row.row(), &info, &shard, export, &mut out), &out);
         prop_assert_eq!(general, fast);
     }
 
@@ -214,12 +280,77 @@ proptest! {
                 .map(|r| r.into_iter().collect()),
         );
         let mut out = EncodedRows::default();
-        let _ = multi_version(pb::PUT_ROW, &fast_row, &info, "x", true, &mut out);
+        let _ = multi_version(pb::PUT_ROW, fast_row.row(), &info, "x", true, &mut out);
         let fast = fast_encoding(
-            single_version(action, &fast_row, &info, "s-1", &columns, export, &mut out),
+            single_version(action, fast_row.row(), &info, "s-1", &columns, export, &mut out),
             &out,
         );
         prop_assert_eq!(general, fast);
+    }
+
+    #[test]
+    fn encoded_row_change_equals_values_encoded(
+        row in row(), action in 0..5i32, export in any::<bool>(), info in info(),
+        columns in proptest::collection::vec(name(), 0..5),
+    ) {
+        let bytes = record_bytes(&row);
+        let general_row = decode_single_row(&bytes).expect("own encoding");
+        let fast_row = RecordRow::decode(bytes.into()).expect("own encoding");
+        let general = general_encoding(
+            crate::row_change::row_change(action, &general_row, &info, "s-1", &columns, export)
+                .map(|r| vec![r]),
+        );
+        let mut out = EncodedRows::default();
+        // Buffers already used, with other columns: nothing of that record may remain.
+        let _ = row_change(pb::PUT_ROW, fast_row.row(), &info, "x", &vec!["pk".to_owned(); 7], true, &mut out);
+        let fast = fast_encoding(
+            row_change(action, fast_row.row(), &info, "s-1", &columns, export, &mut out),
+            &out,
+        );
+        prop_assert_eq!(general, fast);
+    }
+
+    #[test]
+    fn encoded_row_change_shows_the_same_versions(
+        row in versions_row(), action in 1..4i32, info in info(),
+        columns in proptest::sample::subsequence(vec!["b".to_owned(), "a".to_owned(), "c".to_owned()], 0..=3),
+    ) {
+        let bytes = record_bytes(&row);
+        let general_row = decode_single_row(&bytes).expect("own encoding");
+        let fast_row = RecordRow::decode(bytes.into()).expect("own encoding");
+        let general = general_encoding(
+            crate::row_change::row_change(action, &general_row, &info, "s-1", &columns, false)
+                .map(|r| vec![r]),
+        );
+        let mut out = EncodedRows::default();
+        let fast = fast_encoding(
+            row_change(action, fast_row.row(), &info, "s-1", &columns, false, &mut out),
+            &out,
+        );
+        prop_assert_eq!(general, fast);
+    }
+
+    #[test]
+    fn longs_and_array_lengths_encode_as_rmp_does(v in any::<i64>(), shift in 0..64u32, len in 0..70_000usize) {
+        // Every length class of a long: small magnitudes as often as large ones.
+        let m = (v >> shift).wrapping_abs();
+        for v in [v, v >> shift, m, m.wrapping_neg()] {
+            let mut fast = Vec::new();
+            put_long(&mut fast, v);
+            let mut general = Vec::new();
+            rmp::encode::write_sint(&mut general, v).expect("into a Vec");
+            prop_assert_eq!(fast, general, "{}", v);
+        }
+        let mut fast = Vec::new();
+        put_array_len(&mut fast, len);
+        let mut general = Vec::new();
+        rmp::encode::write_array_len(&mut general, len as u32).expect("into a Vec");
+        prop_assert_eq!(fast, general, "{}", len);
+    }
+
+    #[test]
+    fn text_utf16_len_counts_as_encode_utf16(s in any::<String>()) {
+        prop_assert_eq!(Text::from(s.as_str()).utf16_len(), s.encode_utf16().count());
     }
 }
 
@@ -234,11 +365,44 @@ fn the_sdk_vectors_decode_and_convert_alike() {
 }
 
 #[test]
+fn longs_at_every_length_class_boundary_encode_as_rmp_does() {
+    let edges = [
+        0i64,
+        127,
+        255,
+        65535,
+        4294967295,
+        -32,
+        -128,
+        -32768,
+        -2147483648,
+    ];
+    for v in edges
+        .iter()
+        .flat_map(|&e| [e - 1, e, e + 1])
+        .chain([i64::MIN, i64::MAX])
+    {
+        let mut fast = Vec::new();
+        put_long(&mut fast, v);
+        let mut general = Vec::new();
+        rmp::encode::write_sint(&mut general, v).unwrap();
+        assert_eq!(fast, general, "{v}");
+    }
+    for len in [0, 15, 16, 65535, 65536] {
+        let mut fast = Vec::new();
+        put_array_len(&mut fast, len);
+        let mut general = Vec::new();
+        rmp::encode::write_array_len(&mut general, len as u32).unwrap();
+        assert_eq!(fast, general, "{len}");
+    }
+}
+
+#[test]
 fn strings_of_every_length_class_encode_as_the_protocol_does() {
     for len in [0, 1, 31, 32, 255, 256, 65535, 65536, 70000] {
         let s = "é".repeat(len / 2) + &"x".repeat(len % 2);
         let mut fast = Vec::new();
-        let size = put_str(&mut fast, &s);
+        let size = put_str(&mut fast, s.as_str().into());
         let mut general = Vec::new();
         protocol::records::encode_value(&Value::String(s.clone()), &mut general);
         assert_eq!(fast, general, "length {len}");

@@ -204,4 +204,12 @@ proptest::proptest! {
         let _ = decode_rows(&bytes);
         let _ = decode_rows(&with_header);
     }
+
+    #[test]
+    fn crc8_by_blocks_equals_the_bytewise_loop(
+        start in proptest::num::u8::ANY,
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+    ) {
+        proptest::prop_assert_eq!(crc8(start, &bytes), crc8_bytewise(start, &bytes));
+    }
 }

@@ -2,7 +2,8 @@
 //! [`decode_single_row`](super::decode_single_row) (every cell and row CRC-8, UTF-8
 //! names and strings, value lengths, the sequence-info extension) and the same errors,
 //! but no allocation per cell: cells are spans of the record's bytes, which the row
-//! keeps (a [`Bytes`] slice of the response body, so not copied either).
+//! keeps (a [`Bytes`] slice of the response body, so not copied either). Names and
+//! strings are checked as UTF-8 once, here, and handed on as [`Text`].
 
 use bytes::Bytes;
 
@@ -13,13 +14,69 @@ use super::{
     VT_BOOLEAN, VT_DOUBLE, VT_INF_MAX, VT_INF_MIN, VT_INTEGER, VT_STRING,
 };
 
+/// Text of a record (a cell name or a STRING value): bytes found to be UTF-8 when
+/// the record was decoded, so that reading them needs no second check. Only this
+/// module makes one from bytes.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Text<'a>(&'a [u8]);
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(s: &'a str) -> Self {
+        Text(s.as_bytes())
+    }
+}
+
+impl<'a> Text<'a> {
+    /// The UTF-8 bytes.
+    pub fn as_bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// As `str`, checked again (for messages and the general path; the hot path
+    /// writes the bytes).
+    pub fn as_str(self) -> &'a str {
+        std::str::from_utf8(self.0).unwrap_or_default()
+    }
+
+    /// The length in UTF-16 code units (`str::encode_utf16().count()`), counted on the
+    /// UTF-8 bytes: one unit per byte that starts a character, one more for a
+    /// character of four bytes (a surrogate pair).
+    pub fn utf16_len(self) -> usize {
+        if self.0.is_ascii() {
+            return self.0.len();
+        }
+        self.0
+            .iter()
+            .map(|&b| usize::from((b as i8) >= -0x40) + usize::from(b >= 0xf0))
+            .sum()
+    }
+}
+
+impl std::fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Text<'_> {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
 /// A value of a [`CellRef`], borrowed from the record.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ValueRef<'a> {
     Integer(i64),
     Double(f64),
     Boolean(bool),
-    String(&'a str),
+    String(Text<'a>),
     Binary(&'a [u8]),
     InfMin,
     InfMax,
@@ -29,7 +86,7 @@ pub enum ValueRef<'a> {
 /// A cell of a [`RecordRow`], borrowed from the record.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CellRef<'a> {
-    pub name: &'a str,
+    pub name: Text<'a>,
     pub value: Option<ValueRef<'a>>,
     /// `OP_DELETE_*`; absent for a put.
     pub op: Option<u8>,
@@ -63,69 +120,145 @@ struct CellSpan {
     timestamp: Option<i64>,
 }
 
-/// One stream record's row: its bytes and where its cells are in them.
+/// Where one row's cells are in its cell list: `start..end`, the primary key's
+/// cells (`start..primary_key_end`) first.
+#[derive(Clone, Copy, Debug)]
+struct RowCells {
+    start: usize,
+    primary_key_end: usize,
+    end: usize,
+}
+
+/// One stream record decoded on its own: its bytes and where its cells are in them.
+/// (The reader decodes a page of records into one [`RecordRows`].)
 #[derive(Clone, Debug)]
 pub struct RecordRow {
     bytes: Bytes,
-    /// The primary key's cells, then the attribute cells.
     cells: Vec<CellSpan>,
     primary_key_len: usize,
-    pub delete_marker: bool,
-    pub sequence_info: Option<SequenceInfo>,
+    delete_marker: bool,
+    sequence_info: Option<SequenceInfo>,
 }
 
 impl RecordRow {
     /// Decodes a buffer that must hold exactly one row (as `decode_single_row`).
     pub fn decode(bytes: Bytes) -> Result<Self, DecodeError> {
-        let mut row = RecordRow {
-            bytes: Bytes::new(),
-            // Room for a typical record's cells: no growth on the way.
-            cells: Vec::with_capacity(8),
-            primary_key_len: 0,
-            delete_marker: false,
-            sequence_info: None,
-        };
-        let mut rows = 0usize;
-        if !bytes.is_empty() {
-            let mut input = Input {
-                bytes: &bytes,
-                pos: 0,
-            };
-            let header = input.u32()?;
-            if header != super::HEADER {
-                return input.fail(format!("header is {header:#x}, expected 0x75"));
-            }
-            while input.peek().is_some() {
-                // Rows after the first are decoded (their errors come first, as in
-                // `decode_single_row`) and then refused below.
-                let start = row.cells.len();
-                let (pk, delete_marker, info) = decode_row(&mut input, &mut row.cells)?;
-                if rows == 0 {
-                    row.primary_key_len = pk;
-                    row.delete_marker = delete_marker;
-                    row.sequence_info = info;
-                } else {
-                    row.cells.truncate(start);
-                }
-                rows += 1;
-            }
-        }
-        if rows != 1 {
-            return Err(DecodeError {
-                offset: 0,
-                message: format!("expected one row, found {rows}"),
-            });
-        }
-        row.bytes = bytes;
-        Ok(row)
+        let mut cells = Vec::new();
+        let (at, delete_marker, sequence_info) = decode_record(&bytes, &mut cells)?;
+        Ok(RecordRow {
+            bytes,
+            cells,
+            primary_key_len: at.primary_key_end - at.start,
+            delete_marker,
+            sequence_info,
+        })
     }
 
-    fn text(&self, s: Span) -> &str {
+    /// The row's cells.
+    pub fn row(&self) -> RowRef<'_> {
+        RowRef {
+            bytes: &self.bytes,
+            cells: &self.cells,
+            primary_key_len: self.primary_key_len,
+            delete_marker: self.delete_marker,
+            sequence_info: self.sequence_info,
+        }
+    }
+
+    /// The row as the general decoder returns it.
+    pub fn to_row(&self) -> super::Row {
+        self.row().to_row()
+    }
+}
+
+/// Stream records decoded one after another, the cells of all in one list: a page of
+/// records costs two allocations, not one per record.
+#[derive(Debug, Default)]
+pub struct RecordRows {
+    rows: Vec<RowEntry>,
+    cells: Vec<CellSpan>,
+}
+
+#[derive(Debug)]
+struct RowEntry {
+    bytes: Bytes,
+    cells: RowCells,
+    delete_marker: bool,
+    sequence_info: Option<SequenceInfo>,
+}
+
+impl RecordRows {
+    /// Room for `rows` records of a few cells each.
+    pub fn with_capacity(rows: usize) -> Self {
+        RecordRows {
+            rows: Vec::with_capacity(rows),
+            cells: Vec::with_capacity(rows * 4),
+        }
+    }
+
+    /// Decodes a record (as [`RecordRow::decode`]) and appends its row; on error
+    /// nothing is appended.
+    pub fn push(&mut self, bytes: Bytes) -> Result<RowRef<'_>, DecodeError> {
+        let (cells, delete_marker, sequence_info) = decode_record(&bytes, &mut self.cells)?;
+        self.rows.push(RowEntry {
+            bytes,
+            cells,
+            delete_marker,
+            sequence_info,
+        });
+        Ok(self.row(self.rows.len() - 1))
+    }
+
+    /// Removes the last row.
+    pub fn pop(&mut self) {
+        if let Some(r) = self.rows.pop() {
+            self.cells.truncate(r.cells.start);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    fn row(&self, index: usize) -> RowRef<'_> {
+        let r = &self.rows[index];
+        RowRef {
+            bytes: &r.bytes,
+            cells: &self.cells[r.cells.start..r.cells.end],
+            primary_key_len: r.cells.primary_key_end - r.cells.start,
+            delete_marker: r.delete_marker,
+            sequence_info: r.sequence_info,
+        }
+    }
+
+    /// The rows, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = RowRef<'_>> + '_ {
+        (0..self.rows.len()).map(|i| self.row(i))
+    }
+}
+
+/// A decoded row: its cells, borrowed from the record.
+#[derive(Clone, Copy, Debug)]
+pub struct RowRef<'a> {
+    bytes: &'a [u8],
+    /// The primary key's cells, then the attribute cells.
+    cells: &'a [CellSpan],
+    primary_key_len: usize,
+    pub delete_marker: bool,
+    pub sequence_info: Option<SequenceInfo>,
+}
+
+impl<'a> RowRef<'a> {
+    fn text(self, s: Span) -> Text<'a> {
         // Checked as UTF-8 when decoded, and the bytes cannot change since.
-        std::str::from_utf8(&self.bytes[s.start..s.end]).unwrap_or_default()
+        Text(&self.bytes[s.start..s.end])
     }
 
-    fn cell(&self, c: &CellSpan) -> CellRef<'_> {
+    fn cell(self, c: &CellSpan) -> CellRef<'a> {
         CellRef {
             name: self.text(c.name),
             value: c.value.map(|v| match v {
@@ -144,28 +277,35 @@ impl RecordRow {
     }
 
     /// The primary-key cells, in order.
-    pub fn primary_key(&self) -> impl ExactSizeIterator<Item = CellRef<'_>> + Clone + '_ {
+    pub fn primary_key(self) -> impl ExactSizeIterator<Item = CellRef<'a>> + Clone + 'a {
         self.cells[..self.primary_key_len]
             .iter()
-            .map(|c| self.cell(c))
+            .map(move |c| self.cell(c))
     }
 
     /// The attribute cells (puts and deletes), in order.
-    pub fn cells(&self) -> impl ExactSizeIterator<Item = CellRef<'_>> + Clone + '_ {
+    pub fn cells(self) -> impl ExactSizeIterator<Item = CellRef<'a>> + Clone + 'a {
         self.cells[self.primary_key_len..]
             .iter()
+            .map(move |c| self.cell(c))
+    }
+
+    /// The attribute cell at `index` (in the order of [`cells`](Self::cells)).
+    pub fn cell_at(self, index: usize) -> Option<CellRef<'a>> {
+        self.cells[self.primary_key_len..]
+            .get(index)
             .map(|c| self.cell(c))
     }
 
     /// The row as the general decoder returns it.
-    pub fn to_row(&self) -> super::Row {
+    pub fn to_row(self) -> super::Row {
         let owned = |c: CellRef<'_>| super::Cell {
-            name: c.name.to_owned(),
+            name: c.name.as_str().to_owned(),
             value: c.value.map(|v| match v {
                 ValueRef::Integer(i) => super::CellValue::Integer(i),
                 ValueRef::Double(d) => super::CellValue::Double(d),
                 ValueRef::Boolean(b) => super::CellValue::Boolean(b),
-                ValueRef::String(s) => super::CellValue::String(s.to_owned()),
+                ValueRef::String(s) => super::CellValue::String(s.as_str().to_owned()),
                 ValueRef::Binary(b) => super::CellValue::Binary(b.to_vec()),
                 ValueRef::InfMin => super::CellValue::InfMin,
                 ValueRef::InfMax => super::CellValue::InfMax,
@@ -181,6 +321,65 @@ impl RecordRow {
             sequence_info: self.sequence_info,
         }
     }
+}
+
+/// Decodes a buffer that must hold exactly one row (as `decode_single_row`), its
+/// cells appended to `cells`: where they are, the delete marker, the sequence info.
+/// On error `cells` is as it was.
+fn decode_record(
+    bytes: &[u8],
+    cells: &mut Vec<CellSpan>,
+) -> Result<(RowCells, bool, Option<SequenceInfo>), DecodeError> {
+    let start = cells.len();
+    let decoded = decode_rows_into(bytes, cells);
+    if decoded.is_err() {
+        cells.truncate(start);
+    }
+    let (rows, primary_key_len, delete_marker, sequence_info) = decoded?;
+    if rows != 1 {
+        cells.truncate(start);
+        return Err(DecodeError {
+            offset: 0,
+            message: format!("expected one row, found {rows}"),
+        });
+    }
+    let at = RowCells {
+        start,
+        primary_key_end: start + primary_key_len,
+        end: cells.len(),
+    };
+    Ok((at, delete_marker, sequence_info))
+}
+
+/// Every row of `bytes`, the first one's cells appended to `cells`: (rows, the first
+/// one's primary-key cells, delete marker and sequence info).
+fn decode_rows_into(
+    bytes: &[u8],
+    cells: &mut Vec<CellSpan>,
+) -> Result<(usize, usize, bool, Option<SequenceInfo>), DecodeError> {
+    if bytes.is_empty() {
+        return Ok((0, 0, false, None));
+    }
+    let mut first = (0, false, None);
+    let mut rows = 0usize;
+    let mut input = Input { bytes, pos: 0 };
+    let header = input.u32()?;
+    if header != super::HEADER {
+        return input.fail(format!("header is {header:#x}, expected 0x75"));
+    }
+    while input.peek().is_some() {
+        // Rows after the first are decoded (their errors come first, as in
+        // `decode_single_row`) and then refused by the caller.
+        let start = cells.len();
+        let row = decode_row(&mut input, cells)?;
+        if rows == 0 {
+            first = row;
+        } else {
+            cells.truncate(start);
+        }
+        rows += 1;
+    }
+    Ok((rows, first.0, first.1, first.2))
 }
 
 /// One row into `cells`: (primary-key cells, delete marker, sequence info).
@@ -221,13 +420,15 @@ fn decode_row(
 }
 
 fn utf8(input: &Input<'_>, s: Span, what: &str) -> Result<(), DecodeError> {
-    match std::str::from_utf8(&input.bytes[s.start..s.end]) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(DecodeError {
-            offset: s.start,
-            message: format!("{what} is not UTF-8"),
-        }),
+    let bytes = &input.bytes[s.start..s.end];
+    // ASCII (names, most values) is checked in words, without `from_utf8`'s set-up.
+    if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
+        return Ok(());
     }
+    Err(DecodeError {
+        offset: s.start,
+        message: format!("{what} is not UTF-8"),
+    })
 }
 
 fn take_span(input: &mut Input<'_>, n: usize) -> Result<Span, DecodeError> {
