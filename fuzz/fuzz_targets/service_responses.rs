@@ -2,7 +2,8 @@
 //! rows and stream records (the protobuf answer, then each record's rows), and the
 //! MaxCompute table schema and column types. Any panic or hang is a bug; errors are
 //! expected. The reader's fast stream-record decoder (`RecordRow`) must give the same
-//! row or the same error as the general one.
+//! row or the same error as the general one, and its page decoder (`decode_page`) the
+//! same answer or error as prost.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -28,8 +29,16 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         1 => {
-            if let Ok(answer) = GetStreamRecordResponse::decode(bytes::Bytes::copy_from_slice(rest))
-            {
+            let body = bytes::Bytes::copy_from_slice(rest);
+            let general = GetStreamRecordResponse::decode(body.clone());
+            // The reader's page decoder: prost's values and errors, whatever the bytes.
+            let fast = GetStreamRecordResponse::decode_page(body);
+            match (&general, &fast) {
+                (Ok(g), Ok(f)) => assert_eq!(g, f),
+                (Err(g), Err(f)) => assert_eq!(g.to_string(), f.to_string()),
+                _ => panic!("prost {general:?}, decode_page {fast:?}"),
+            }
+            if let Ok(answer) = general {
                 for record in &answer.stream_records {
                     let _ = decode_single_row(&record.record);
                 }
