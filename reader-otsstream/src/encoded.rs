@@ -330,13 +330,7 @@ pub fn single_version(
             None => put_nil(&mut out.buf),
         }
     }
-    if export_sequence_info {
-        size += put_str(
-            &mut out.buf,
-            sequence_prefix(info, shard_id).as_str().into(),
-        );
-    }
-    out.end_record(size);
+    end_record(out, size, export_sequence_info.then_some((info, shard_id)));
     Ok(())
 }
 
@@ -425,14 +419,20 @@ pub fn row_change(
             None => put_nil(&mut out.buf),
         }
     }
-    if export_sequence_info {
+    end_record(out, size, export_sequence_info.then_some((info, shard_id)));
+    Ok(())
+}
+
+/// Ends a record of `size` DataX bytes so far, after its sequence column when
+/// `sequence` is given.
+fn end_record(out: &mut EncodedRows, mut size: u64, sequence: Option<(&SequenceInfo, &str)>) {
+    if let Some((info, shard_id)) = sequence {
         size += put_str(
             &mut out.buf,
             sequence_prefix(info, shard_id).as_str().into(),
         );
     }
     out.end_record(size);
-    Ok(())
 }
 
 #[cfg(test)]
