@@ -116,6 +116,7 @@ pub struct BlockTarget<'a> {
     pub compress: bool,
     /// Time allowed for the answer after the last byte, and for a retried upload.
     pub write_timeout: Duration,
+    /// Spool files and chunk buffers reused from block to block.
     pub recycled: Recycled,
 }
 
