@@ -322,7 +322,11 @@ pub(crate) async fn commit(
         post_timeout.as_secs_f64()
     );
     let request = ctx.request(Role::Writer, writer_state, None, reports.clone(), n);
-    let posted = run_step_within(writer, "post", &request, None, Some(&guard.stop), left()).await;
+    let posted = ctx
+        .shared
+        .step_sessions
+        .run(writer, "post", &request, None, Some(&guard.stop), left())
+        .await;
     let mut report = match posted {
         Ok(value) => {
             let detail = answer(&value).and_then(|(_, d)| d);
@@ -342,7 +346,11 @@ pub(crate) async fn commit(
     let checkpoints: Vec<Json> = transfer.into_iter().flat_map(|t| t.checkpoints).collect();
     crate::info!("{} post", reader.name);
     let request = ctx.request(Role::Reader, reader_state, None, checkpoints, n);
-    let posted = run_step_within(reader, "post", &request, None, Some(&guard.stop), left()).await;
+    let posted = ctx
+        .shared
+        .step_sessions
+        .run(reader, "post", &request, None, Some(&guard.stop), left())
+        .await;
     if let Err(e) = posted {
         let what = format!("{} post", reader.name);
         let e = post_failure(guard, e, &what, deadline, post_timeout);

@@ -26,7 +26,7 @@ use crate::limits::{MonotonicClock, SpeedLimiter};
 use crate::plugins::{self, Plugin, PluginDirs};
 use crate::progress::{self, MonitorOptions};
 use crate::shared::JobShared;
-use crate::steps::run_step;
+use crate::steps::STEP_TIME_LIMIT;
 use crate::summary::Summary;
 use crate::task::{run_task, TaskPlan, TaskResult};
 
@@ -185,6 +185,7 @@ impl Session {
     ) {
         summary.committed = report.committed;
         summary.commit_detail = report.detail.map(|d| crate::secrets::global().redact(&d));
+        self.shared.step_sessions.close().await;
         self.signals.abort();
         self.stop_monitor.cancel();
         let _ = self.monitor.await;
@@ -292,15 +293,18 @@ impl<'a> Ctx<'a> {
         request: &StepRequest,
     ) -> Result<Json, EngineError> {
         crate::info!("{} {step}", plugin.name);
-        run_step(
-            plugin,
-            step,
-            request,
-            Some(self.shared),
-            Some(&self.shared.cancel),
-        )
-        .await
-        .map_err(|e| self.shared.failure().unwrap_or(e))
+        self.shared
+            .step_sessions
+            .run(
+                plugin,
+                step,
+                request,
+                Some(self.shared),
+                Some(&self.shared.cancel),
+                STEP_TIME_LIMIT,
+            )
+            .await
+            .map_err(|e| self.shared.failure().unwrap_or(e))
     }
 }
 
@@ -346,6 +350,11 @@ pub(crate) async fn plan(
     );
     reader_check.map_err(no_report)?;
     writer_check.map_err(no_report)?;
+    // Both sessions (where the plugins serve them) start now, at once.
+    tokio::join!(
+        ctx.shared.step_sessions.open(reader),
+        ctx.shared.step_sessions.open(writer)
+    );
     let reader_state = ctx
         .step(
             reader,

@@ -248,6 +248,23 @@ pub fn note_guards_itself(path: &Path) {
     }
 }
 
+/// Plugins (by path) whose step answer said they serve `session` (several steps in
+/// one process, [`crate::steps::StepSession`]).
+static SERVES_SESSIONS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that the plugin at `path` serves step sessions (a step answer said so).
+pub fn note_serves_sessions(path: &Path) {
+    let mut known = SERVES_SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    if !known.iter().any(|p| p == path) {
+        known.push(path.to_owned());
+    }
+}
+
+pub fn serves_sessions(path: &Path) -> bool {
+    let known = SERVES_SESSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    known.iter().any(|p| p == path)
+}
+
 fn guards_itself(path: &Path) -> bool {
     let known = GUARDS_ITSELF.lock().unwrap_or_else(|e| e.into_inner());
     known.iter().any(|p| p == path)
@@ -345,6 +362,11 @@ impl StderrTail {
         lines.push_back(line);
     }
 
+    /// Forgets the lines so far (a session's next step).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.0
             .lock()
@@ -371,6 +393,14 @@ pub fn drain_stderr(
     stderr: ChildStderr,
     label: String,
 ) -> (StderrTail, tokio::task::JoinHandle<()>) {
+    drain_stderr_under(stderr, Arc::new(Mutex::new(label)))
+}
+
+/// [`drain_stderr`] under a label that may change (a session's current step).
+pub fn drain_stderr_under(
+    stderr: ChildStderr,
+    label: Arc<Mutex<String>>,
+) -> (StderrTail, tokio::task::JoinHandle<()>) {
     let tail = StderrTail::default();
     let keep = tail.clone();
     let handle = tokio::spawn(async move {
@@ -384,6 +414,7 @@ pub fn drain_stderr(
                     let line = String::from_utf8_lossy(&buf);
                     let line = line.trim_end_matches(['\n', '\r']);
                     let line = crate::secrets::global().redact(line);
+                    let label = label.lock().unwrap_or_else(|e| e.into_inner()).clone();
                     crate::log::plugin_line(&label, &line);
                     keep.push(line);
                 }

@@ -180,6 +180,8 @@ pub struct JobShared {
     started: Instant,
     /// The plugins' `hello`s seen by the tasks.
     plugin_versions: Mutex<BTreeSet<PluginVersion>>,
+    /// The reader's and writer's step sessions, kept until the job ends.
+    pub step_sessions: crate::steps::StepSessions,
 }
 
 impl JobShared {
@@ -194,6 +196,7 @@ impl JobShared {
             activities: Mutex::new(Vec::new()),
             started: Instant::now(),
             plugin_versions: Mutex::new(BTreeSet::new()),
+            step_sessions: Default::default(),
         }
     }
 

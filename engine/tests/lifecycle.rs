@@ -52,6 +52,94 @@ fn post_gets_reports_and_checkpoints_in_task_order() {
     assert!(writer_at < reader_at);
 }
 
+/// `(role, step, process id)` of every step a misbehaving plugin ran, in order.
+fn steps_log(ws: &Workspace) -> Vec<(String, String, u32)> {
+    std::fs::read_to_string(ws.path("steps.log"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0].to_owned(), f[1].to_owned(), f[2].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_plugin_that_serves_sessions_runs_its_steps_in_one_process() {
+    let ws = Workspace::new();
+    let marker = ws.dir.path().to_str().unwrap().to_owned();
+    // The reader says it serves sessions (misbehave's default), the writer does not.
+    let job = ws.job(
+        json!({"speed": {"channel": "2"}}),
+        ("misbehave", json!({"records": 10, "marker_dir": marker})),
+        ("misbehave", json!({"marker_dir": marker, "session": false})),
+    );
+    run_job(&ws, &job, &[], DEADLINE).assert_code(0);
+    let steps = steps_log(&ws);
+    let of = |role: &str| -> Vec<(String, u32)> {
+        steps
+            .iter()
+            .filter(|(r, _, _)| r == role)
+            .map(|(_, s, pid)| (s.clone(), *pid))
+            .collect()
+    };
+    let reader = of("reader");
+    let names: Vec<&str> = reader.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(names, ["check", "prepare", "split", "post"], "{steps:?}");
+    // `check` runs alone (its answer is what says the plugin serves sessions); the
+    // later steps share one process.
+    assert_ne!(reader[0].1, reader[1].1, "{steps:?}");
+    assert!(
+        reader[1..].iter().all(|(_, pid)| *pid == reader[1].1),
+        "{steps:?}"
+    );
+    let writer = of("writer");
+    let names: Vec<&str> = writer.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(names, ["check", "prepare", "split", "post"], "{steps:?}");
+    let mut pids: Vec<u32> = writer.iter().map(|(_, pid)| *pid).collect();
+    pids.dedup();
+    assert_eq!(pids.len(), 4, "a process per step: {steps:?}");
+    // DataX's order across the two plugins is kept.
+    let order: Vec<String> = steps.iter().map(|(r, s, _)| format!("{r} {s}")).collect();
+    let at = |x: &str| order.iter().position(|o| o == x).unwrap();
+    assert!(at("reader prepare") < at("writer prepare"));
+    assert!(at("writer prepare") < at("reader split"));
+    assert!(at("reader split") < at("writer split"));
+    assert!(at("writer post") < at("reader post"));
+}
+
+#[test]
+fn a_step_that_ends_without_answering_fails_the_job_and_the_writer_aborts() {
+    // In a session and in a process of its own alike.
+    for (session, said) in [
+        (
+            true,
+            "reader-misbehave split: the plugin ended without answering (exit code 3)",
+        ),
+        (
+            false,
+            "reader-misbehave split: did not answer a step response (exit code 3)",
+        ),
+    ] {
+        let ws = Workspace::new();
+        let marker = ws.dir.path().to_str().unwrap().to_owned();
+        let job = ws.job(
+            json!({}),
+            (
+                "misbehave",
+                json!({"records": 10, "vanish_step": "split", "session": session}),
+            ),
+            ("misbehave", json!({"marker_dir": marker})),
+        );
+        let out = run_job(&ws, &job, &[], DEADLINE);
+        out.assert_code(1);
+        assert!(out.stderr.contains(said), "{}", out.stderr);
+        assert!(out.stderr.contains("vanishing in split"), "{}", out.stderr);
+        assert!(ws.path("writer-abort.json").exists(), "{}", out.stderr);
+        assert!(!ws.path("writer-post.json").exists(), "{}", out.stderr);
+    }
+}
+
 #[test]
 fn same_window_gives_the_same_fingerprint() {
     let ws = Workspace::new();

@@ -80,6 +80,7 @@ fn well_behaved_plugins_pass() {
 /// (plugin, mode, the FAIL lines expected, as prefixes of "FAIL  <check>: <message>").
 const CASES: &[(&str, &str, &[&str])] = &[
     ("reader-misbehave", "no_version", &["FAIL  --version: `", "--version` exited 2; expected exit 0"]),
+    ("writer-misbehave", "session_unserved", &["FAIL  session: offered session, but `session --engine` answered 0 lines to 2 requests"]),
     ("reader-misbehave", "step_stdout_log", &["FAIL  check: `check --engine` exited 0: stdout is not JSON", "it starts with \"INFO reader-misbehave: starting check"]),
     ("reader-misbehave", "no_hello", &["FAIL  read: frames: it wrote nothing on stdout (expected the preamble", "FAIL  read: hello: no hello: the plugin exited 0 before its first frame"]),
     ("reader-misbehave", "wrong_version", &["FAIL  read: hello: hello: incompatible protocol: peer reader-misbehave speaks streamport 9.0.0"]),

@@ -165,6 +165,7 @@ pub fn run(args: &TestPluginArgs) -> i32 {
         suite.timeout.as_secs_f64()
     ));
     steps::version_and_spec(&mut suite);
+    steps::session(&mut suite);
     match suite.role {
         Role::Reader => tasks::reader_suite(&mut suite),
         _ => tasks::writer_suite(&mut suite),

@@ -243,6 +243,86 @@ pub fn bad_config(suite: &mut Suite) {
     suite.report.check("check (bad config)", result);
 }
 
+/// A plugin whose `check` answer offers `session` must serve it: `session --engine`
+/// answers each request line with one answer line, in order, goes on after a failed
+/// step, and exits 0 when stdin ends. (The requests are `check`s of a parameter that is
+/// not an object, so nothing here needs the plugin's services.)
+pub fn session(suite: &mut Suite) {
+    let job = suite.job(0, 0);
+    let bad = request(
+        &json!("streamport test-plugin: not a parameter object"),
+        &Json::Null,
+        job,
+        None,
+        vec![],
+    );
+    let result = (|| {
+        let ran = run_once(&suite.plugin, &["check", "--engine"], &bad, suite.timeout)
+            .map_err(|e| format!("cannot run {}: {e}", suite.plugin.display()))?;
+        let answer = one_json(&ran.stdout).map_err(|e| {
+            format!(
+                "`check --engine` {}: {e}{}",
+                ran.ended(suite.timeout),
+                stderr_note(&ran)
+            )
+        })?;
+        if answer.get("session").and_then(Json::as_bool) != Some(true) {
+            return Ok("not offered: the engine starts a process per step".to_owned());
+        }
+        let line = |step: &str| {
+            let mut l = format!("{{\"step\":\"{step}\",\"request\":").into_bytes();
+            l.extend_from_slice(&bad);
+            l.extend_from_slice(b"}\n");
+            l
+        };
+        let input = [line("check"), line("check")].concat();
+        let ran = run_once(
+            &suite.plugin,
+            &["session", "--engine"],
+            &input,
+            suite.timeout,
+        )
+        .map_err(|e| format!("cannot run {}: {e}", suite.plugin.display()))?;
+        let text = String::from_utf8_lossy(&ran.stdout);
+        let answers: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if answers.len() != 2 {
+            return Err(format!(
+                "offered session, but `session --engine` answered {} lines to 2 requests (one JSON answer per line, logs on stderr): {:?}{}",
+                answers.len(),
+                &text[..text.len().min(200)],
+                stderr_note(&ran)
+            ));
+        }
+        for (i, a) in answers.iter().enumerate() {
+            let answer: Json = serde_json::from_str(a).map_err(|e| {
+                format!(
+                    "session answer {} is not one line of JSON ({e}): {a:?}",
+                    i + 1
+                )
+            })?;
+            let kind = answer.pointer("/error/kind").and_then(Json::as_str);
+            if answer.get("ok").and_then(Json::as_bool) != Some(false) || kind != Some("config") {
+                return Err(format!(
+                    "session answer {} to a check of a parameter that is not an object is not ok: false with kind config: {a}",
+                    i + 1
+                ));
+            }
+        }
+        if ran.code() != Some(0) {
+            return Err(format!(
+                "`session --engine` {} when its stdin ended (expected exit 0){}",
+                ran.ended(suite.timeout),
+                stderr_note(&ran)
+            ));
+        }
+        Ok(
+            "two steps in one process, each answered on its own line; exit 0 at the end of stdin"
+                .to_owned(),
+        )
+    })();
+    suite.report.check("session", result);
+}
+
 /// `post`'s and `abort`'s answer: null or {"committed": …, "detail": "…"}.
 pub fn judge_commit_answer(step: &str, value: &Json) -> Result<String, String> {
     if value.is_null() {

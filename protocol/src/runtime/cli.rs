@@ -38,8 +38,8 @@ use crate::frame::{check_hello, FrameReader, FrameWriter};
 use crate::jobfile;
 use crate::message::{Done, Hello, JobContext, Message};
 use crate::runtime::{
-    DirtyFile, Plugin, PluginError, Reader, RecordSink, RecordSource, StepContext, StepRequest,
-    StepResponse, TaskContext, Writer, WriterOutput,
+    DirtyFile, Plugin, PluginError, Reader, RecordSink, RecordSource, SessionRequest, StepContext,
+    StepRequest, StepResponse, TaskContext, Writer, WriterOutput,
 };
 
 #[derive(Parser)]
@@ -70,6 +70,9 @@ enum Command {
     Abort(StepArgs),
     /// Follow mode (readers): record the batch read before the writer commits it.
     Precommit(StepArgs),
+    /// Engine mode: serve several steps in one process (one request per line on stdin,
+    /// one answer per line on stdout) until stdin ends.
+    Session(StepArgs),
     /// Read records (readers only). Standalone: prepare, split 1, read, post.
     Read(TaskArgs),
     /// Write records (writers only). Standalone: records from stdin.
@@ -86,6 +89,7 @@ impl Command {
             | Command::Post(a)
             | Command::Abort(a)
             | Command::Precommit(a)
+            | Command::Session(a)
             | Command::Split { step: a, .. } => a.engine_pid,
             Command::Read(t) | Command::Write(t) => t.step.engine_pid,
         }
@@ -191,25 +195,30 @@ fn run<P: Plugin>(plugin: &P, dispatch: impl FnOnce(Command, &P) -> Result<(), P
     let code = match outcome {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
-            // Plugins often name themselves in their messages already.
-            let message = if e.message.starts_with(info.name) {
-                e.message.clone()
-            } else {
-                format!("{}: {}", info.name, e.message)
-            };
-            // A cancellation was asked for (the engine's `cancel`, a closed pipe): it
-            // is no error of this plugin.
-            if e.kind == crate::message::ErrorKind::Cancelled {
-                tracing::info!("{message}");
-            } else {
-                tracing::error!("{message}");
-            }
+            log_failure(info.name, &e);
             e.exit_code()
         }
         // The panic hook already printed the panic on stderr.
         Err(_) => 1,
     };
     std::process::exit(code)
+}
+
+/// Logs the error a command or step ended with.
+fn log_failure(name: &str, e: &PluginError) {
+    // Plugins often name themselves in their messages already.
+    let message = if e.message.starts_with(name) {
+        e.message.clone()
+    } else {
+        format!("{name}: {}", e.message)
+    };
+    // A cancellation was asked for (the engine's `cancel`, a closed pipe): it is no
+    // error of this plugin.
+    if e.kind == crate::message::ErrorKind::Cancelled {
+        tracing::info!("{message}");
+    } else {
+        tracing::error!("{message}");
+    }
 }
 
 /// The command line, named after the plugin, with its `--version` (`<plugin> --version`
@@ -259,27 +268,13 @@ fn step<P: Plugin>(plugin: &P, command: Command) -> Result<(), PluginError> {
         Command::Post(a) => ("post", a, None),
         Command::Abort(a) => ("abort", a, None),
         Command::Precommit(a) => ("precommit", a, None),
+        Command::Session(a) => return session(plugin, &a),
         Command::Read(_) | Command::Write(_) => return Err(PluginError::internal("not a step")),
     };
     if args.engine {
         let request: StepRequest = serde_json::from_reader(std::io::stdin().lock())
             .map_err(|e| PluginError::config(format!("{name} request on stdin: {e}")))?;
-        let result = catch_unwind(AssertUnwindSafe(|| run_step(plugin, name, &request)))
-            .unwrap_or_else(|_| Err(PluginError::internal(format!("{name} panicked"))));
-        let response = match &result {
-            Ok(value) => StepResponse {
-                ok: true,
-                value: value.clone(),
-                error: None,
-                parent_death_guard: Some(std::process::id()),
-            },
-            Err(e) => StepResponse {
-                ok: false,
-                value: Json::Null,
-                error: Some(e.to_message()),
-                parent_death_guard: Some(std::process::id()),
-            },
-        };
+        let (result, response) = engine_step(plugin, name, &request);
         print_json(
             &serde_json::to_value(response).map_err(|e| PluginError::internal(e.to_string()))?,
         )?;
@@ -307,6 +302,68 @@ fn step<P: Plugin>(plugin: &P, command: Command) -> Result<(), PluginError> {
         return Ok(());
     }
     print_json(&value)
+}
+
+/// Runs a step asked by the engine: its result, and the answer that says it.
+fn engine_step<P: Plugin>(
+    plugin: &P,
+    name: &str,
+    request: &StepRequest,
+) -> (Result<Json, PluginError>, StepResponse) {
+    let result = catch_unwind(AssertUnwindSafe(|| run_step(plugin, name, request)))
+        .unwrap_or_else(|_| Err(PluginError::internal(format!("{name} panicked"))));
+    let (ok, value, error) = match &result {
+        Ok(value) => (true, value.clone(), None),
+        Err(e) => (false, Json::Null, Some(e.to_message())),
+    };
+    let response = StepResponse {
+        ok,
+        value,
+        error,
+        parent_death_guard: Some(std::process::id()),
+        session: true,
+    };
+    (result, response)
+}
+
+/// `session --engine`: every line on stdin is a [`SessionRequest`]; each gets its
+/// answer on one line of stdout. A failed step is answered (and logged) and the
+/// session goes on; it ends, exit 0, when stdin ends.
+fn session<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<(), PluginError> {
+    use std::io::{BufRead, Write};
+    if !args.engine {
+        return Err(PluginError::config(
+            "session is the engine's: it needs --engine (requests on stdin)",
+        ));
+    }
+    let name = plugin.info().name;
+    let mut input = std::io::stdin().lock();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = input
+            .read_line(&mut line)
+            .map_err(|e| PluginError::io(format!("session: reading stdin: {e}")))?;
+        if read == 0 {
+            return Ok(());
+        }
+        if line.trim().is_empty() {
+            continue;
+        }
+        let asked: SessionRequest = serde_json::from_str(&line)
+            .map_err(|e| PluginError::protocol(format!("session request on stdin: {e}")))?;
+        let (result, response) = engine_step(plugin, &asked.step, &asked.request);
+        if let Err(e) = &result {
+            log_failure(name, e);
+        }
+        let mut text =
+            serde_json::to_vec(&response).map_err(|e| PluginError::internal(e.to_string()))?;
+        text.push(b'\n');
+        let mut out = std::io::stdout().lock();
+        out.write_all(&text)
+            .and_then(|()| out.flush())
+            .map_err(|e| PluginError::io(format!("session: writing the answer: {e}")))?;
+    }
 }
 
 fn run_step<P: Plugin>(plugin: &P, name: &str, request: &StepRequest) -> Result<Json, PluginError> {

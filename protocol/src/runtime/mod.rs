@@ -183,6 +183,19 @@ pub struct StepResponse {
     /// instead of through its launcher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_death_guard: Option<u32>,
+    /// The plugin also serves `<plugin> session --engine`: several steps in one
+    /// process, one [`SessionRequest`] per line on stdin, one answer per line on
+    /// stdout, until stdin ends. The engine then runs the plugin's later steps so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub session: bool,
+}
+
+/// One step asked of a plugin's `session` process: a line of JSON on its stdin.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SessionRequest {
+    /// `check`, `prepare`, `split`, `post`, `abort` or `precommit`.
+    pub step: String,
+    pub request: StepRequest,
 }
 
 /// One documented parameter, for `spec`.

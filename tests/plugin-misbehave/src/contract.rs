@@ -4,6 +4,7 @@
 //! | mode | what breaks |
 //! |---|---|
 //! | `no_version` | `--version` is an unknown command (exit 2) |
+//! | `session_unserved` | step answers offer `session`, but `session` is an unknown command (exit 2) |
 //! | `step_stdout_log` | every step prints a log line on stdout before its JSON answer |
 //! | `records_array` | a reader's batches carry `records` as a MessagePack array, not a bin |
 //! | `wrong_bytes` | a reader's batches say one byte more than their records' DataX size |

@@ -13,12 +13,14 @@
 //! | `dirty` | dirty records per task: a reader sends them before its records, a writer reports that many of the records it received |
 //! | `dirty_every` | a reader reports every N-th of its `records` as dirty instead of sending it (a dirty rate of 1/N) |
 //! | `fail_step` | this job step (`check`, `prepare`, `split`, `post`, `abort`) fails (with a config error for `check`) |
+//! | `vanish_step` | this job step exits 3 without answering (a crash) |
 //! | `check_error` | `service`: every `check` fails with a retryable service error |
-//! | `marker_dir` | `post` and `abort` write `<role>-post.json` / `<role>-abort.json` there (the requests' reports) |
+//! | `marker_dir` | `post` and `abort` write `<role>-post.json` / `<role>-abort.json` there (the requests' reports); every step appends `<role> <step> <process id>` to `steps.log` there |
 //! | `tasks` | a reader's `split` returns this many tasks whatever the advice |
 //! | `task_ms` | a reader task takes at least this long, and writes `task-<i>.json` (`{"start_ms", "end_ms"}`, Unix milliseconds) into `marker_dir`; a reader task also writes `reader-task-<i>.pid` (its process id) there when it starts |
 //! | `post_ms` | `post` takes at least this long (before it writes its marker); with `marker_dir`, it first writes `<role>-post.pid` (its process id) |
 //! | `post_answer` / `abort_answer` | the value `post` / `abort` answers (default null) |
+//! | `session` | `false`: step answers do not offer `session`, so the engine starts a process per step (default `true`: they offer it, and `session --engine` serves the steps of one process) |
 //! | `parent_death_guard` | `false`: step answers do not offer `--engine-pid`, so the engine keeps starting the plugin through its launcher (default `true`: they offer it, and the plugin guards itself when started with it, as plugins on `protocol::runtime` do) |
 //! | `echo` | parameter keys whose values every step and task prints on stderr (`<key> is <value>`), to test redaction |
 //! | `follow`, `follow_*` | follow mode (a `precommit` step, `followBatch`, a call log): see [`follow`]; `MISBEHAVE_FAIL_READER_STEP=<step>` fails a reader step as `fail_step` does, without changing the job's fingerprint |
@@ -38,7 +40,7 @@ use protocol::frame::{check_hello, FrameReader, FrameWriter};
 use protocol::message::{
     Batch, Checkpoint, Dirty, Done, Eos, ErrorKind, ErrorMessage, Hello, Message,
 };
-use protocol::runtime::{StepRequest, StepResponse};
+use protocol::runtime::{SessionRequest, StepRequest, StepResponse};
 use protocol::{Role, Value};
 use serde_json::{json, Value as Json};
 
@@ -101,6 +103,7 @@ pub fn main(role: Role) -> ! {
             0
         }
         "check" | "prepare" | "split" | "precommit" | "post" | "abort" => step(role, command),
+        "session" if contract::mode() != "session_unserved" => session(role),
         "read" if role == Role::Reader => task(role),
         "write" if role == Role::Writer => task(role),
         other => {
@@ -111,10 +114,45 @@ pub fn main(role: Role) -> ! {
     std::process::exit(code)
 }
 
+/// Answers sent on stdout by this process (a session checks that each step answered).
+static ANSWERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn answer(response: &StepResponse) {
+    let _ = writeln!(std::io::stdout(), "{}", json!(response));
+    ANSWERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn step(role: Role, step: &str) -> i32 {
     let mut input = String::new();
     let _ = std::io::stdin().read_to_string(&mut input);
-    let request: StepRequest = match serde_json::from_str(&input) {
+    step_with(role, step, &input)
+}
+
+/// `session --engine`: a step per line (`{"step": …, "request": …}`) until stdin ends. A
+/// step that ends without an answer ends the session with its exit code.
+fn session(role: Role) -> i32 {
+    use std::io::BufRead;
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { return 1 };
+        let asked: SessionRequest = match serde_json::from_str(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{}: bad session request: {e}", name(role));
+                return 2;
+            }
+        };
+        let before = ANSWERS.load(std::sync::atomic::Ordering::Relaxed);
+        let request = json!(asked.request).to_string();
+        let code = step_with(role, &asked.step, &request);
+        if ANSWERS.load(std::sync::atomic::Ordering::Relaxed) == before {
+            return code;
+        }
+    }
+    0
+}
+
+fn step_with(role: Role, step: &str, input: &str) -> i32 {
+    let request: StepRequest = match serde_json::from_str(input) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{}: bad {step} request: {e}", name(role));
@@ -136,19 +174,32 @@ fn step(role: Role, step: &str) -> i32 {
             value: Json::Null,
             error: Some(error),
             parent_death_guard: None,
+            session: contract::mode() == "session_unserved",
         };
-        let _ = writeln!(std::io::stdout(), "{}", json!(response));
+        answer(&response);
         return 2;
     }
     let guard = p
         .get("parent_death_guard")
         .and_then(Json::as_bool)
         .unwrap_or(true);
+    let session = p.get("session").and_then(Json::as_bool).unwrap_or(true);
     eprintln!(
         "{}: {step} (job {})",
         name(role),
         request.context.job.job_id
     );
+    if let Some(dir) = p.get("marker_dir").and_then(Json::as_str) {
+        // Which process ran which step (one write per line, as calls.log).
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{dir}/steps.log"))
+        {
+            let line = format!("{} {step} {}\n", role.name(), std::process::id());
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
     let mut call = follow::step_line(role, step, &request.context.job, request.reports.len());
     if step == "check" && p.get("check_error").and_then(Json::as_str) == Some("service") {
         let response = StepResponse {
@@ -160,8 +211,9 @@ fn step(role: Role, step: &str) -> i32 {
                 message: format!("{}: simulated temporary check failure", name(role)),
             }),
             parent_death_guard: guard.then(std::process::id),
+            session,
         };
-        let _ = writeln!(std::io::stdout(), "{}", json!(response));
+        answer(&response);
         return 1;
     }
     if p.get("fail_step").and_then(Json::as_str) == Some(step) || follow::fails(role, step) {
@@ -179,9 +231,14 @@ fn step(role: Role, step: &str) -> i32 {
                 message: format!("{}: simulated {step} failure", name(role)),
             }),
             parent_death_guard: guard.then(std::process::id),
+            session,
         };
-        let _ = writeln!(std::io::stdout(), "{}", json!(response));
+        answer(&response);
         return if step == "check" { 2 } else { 1 };
+    }
+    if p.get("vanish_step").and_then(Json::as_str) == Some(step) {
+        eprintln!("{}: vanishing in {step}", name(role));
+        std::process::exit(3);
     }
     let follow_split = match step {
         "split" => follow::split(role, p, request.count.unwrap_or(1)),
@@ -243,8 +300,9 @@ fn step(role: Role, step: &str) -> i32 {
         value,
         error: None,
         parent_death_guard: guard.then(std::process::id),
+        session,
     };
-    let _ = writeln!(std::io::stdout(), "{}", json!(response));
+    answer(&response);
     0
 }
 
