@@ -327,6 +327,18 @@ fn steps_and_tasks_die_with_a_killed_engine() {
         child.kill().unwrap();
         child.wait().unwrap();
         assert_gone_soon(&task_pid, "the reader task");
+        // The step sessions, idle while the task ran (the process that ran `prepare`
+        // also runs `post`), die too.
+        let steps = std::fs::read_to_string(ws.path("steps.log")).unwrap();
+        let sessions: Vec<&str> = steps
+            .lines()
+            .filter(|l| l.contains(" prepare "))
+            .filter_map(|l| l.rsplit(' ').next())
+            .collect();
+        assert_eq!(sessions.len(), 2, "{steps}");
+        for pid in sessions {
+            assert_gone_soon(pid, "a step session");
+        }
 
         // During the writer's post: an orphan post would commit behind a re-run's back.
         let ws = Workspace::new();
