@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{finish, run_job, Workspace};
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -106,6 +106,49 @@ fn a_plugin_that_serves_sessions_runs_its_steps_in_one_process() {
     assert!(at("writer prepare") < at("reader split"));
     assert!(at("reader split") < at("writer split"));
     assert!(at("writer post") < at("reader post"));
+}
+
+#[test]
+fn a_runtime_plugin_serves_a_session_until_its_stdin_ends() {
+    use std::io::{BufRead, BufReader, Write};
+    common::plugins_built();
+    let bin = common::engine_bin().parent().unwrap().join("reader-stream");
+    let mut child = std::process::Command::new(bin)
+        .args(["session", "--engine"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let comm = || std::fs::read_to_string(format!("/proc/{}/comm", child.id())).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while comm().trim() != "session:reader-" {
+        assert!(Instant::now() < deadline, "comm {:?}", comm());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ask = |line: Json| {
+        writeln!(stdin, "{line}").unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        serde_json::from_str::<Json>(&answer).unwrap()
+    };
+    let parameter = json!({"sliceRecordCount": 10, "column": [{"type": "long", "value": "1"}]});
+    let split = ask(
+        json!({"step": "split", "request": {"parameter": parameter, "state": null, "count": 3}}),
+    );
+    assert_eq!(split["ok"], true, "{split}");
+    assert_eq!(split["session"], true, "{split}");
+    assert_eq!(split["value"].as_array().unwrap().len(), 3, "{split}");
+    // A failed step is answered, and the session goes on.
+    let bad = ask(json!({"step": "check", "request": {"parameter": "not an object"}}));
+    assert_eq!(bad["ok"], false, "{bad}");
+    assert_eq!(bad["error"]["kind"], "config", "{bad}");
+    let check = ask(json!({"step": "check", "request": {"parameter": parameter}}));
+    assert_eq!(check["ok"], true, "{check}");
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
 }
 
 #[test]

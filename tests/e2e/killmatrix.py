@@ -58,10 +58,21 @@ def step_running(engine_pid, writer, step):
 
 
 def step_pid(engine_pid, plugin, step):
-    """The process id of `<plugin> <step> --engine` running below the engine, or None."""
+    """The process id of `<plugin> <step> --engine` running below the engine, or of the
+    plugin's step session (`<plugin> session --engine`) while it runs `step` (the
+    session names itself `<step>:<plugin>`, cut to 15 bytes, in its comm); else None."""
     for pid, argv in descendants(engine_pid):
-        if len(argv) >= 2 and os.path.basename(argv[0]) == plugin and argv[1] == step:
+        if len(argv) < 2 or os.path.basename(argv[0]) != plugin:
+            continue
+        if argv[1] == step:
             return pid
+        if argv[1] == "session":
+            try:
+                comm = pathlib.Path("/proc", str(pid), "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm.startswith(step + ":"):
+                return pid
     return None
 
 

@@ -337,6 +337,7 @@ fn session<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<(), PluginError> {
         ));
     }
     let name = plugin.info().name;
+    name_process("session", name);
     let mut input = std::io::stdin().lock();
     let mut line = String::new();
     loop {
@@ -352,6 +353,7 @@ fn session<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<(), PluginError> {
         }
         let asked: SessionRequest = serde_json::from_str(&line)
             .map_err(|e| PluginError::protocol(format!("session request on stdin: {e}")))?;
+        name_process(&asked.step, name);
         let (result, response) = engine_step(plugin, &asked.step, &asked.request);
         if let Err(e) = &result {
             log_failure(name, e);
@@ -363,6 +365,18 @@ fn session<P: Plugin>(plugin: &P, args: &StepArgs) -> Result<(), PluginError> {
         out.write_all(&text)
             .and_then(|()| out.flush())
             .map_err(|e| PluginError::io(format!("session: writing the answer: {e}")))?;
+        name_process("session", name);
+    }
+}
+
+/// Names the process (its `comm`, what `ps -o comm` and `/proc/<pid>/comm` show) after
+/// what a session does: `<step>:<plugin>` while a step runs, `session:<plugin>` between
+/// steps (at most 15 bytes; the system cuts the rest). Best effort.
+fn name_process(doing: &str, plugin: &str) {
+    let mut name = format!("{doing}:{plugin}").into_bytes();
+    name.truncate(15);
+    if let Ok(name) = std::ffi::CString::new(name) {
+        let _ = rustix::thread::set_name(&name);
     }
 }
 
