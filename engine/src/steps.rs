@@ -54,11 +54,6 @@ pub async fn run_step_within(
         }
         None => (plugins::StderrTail::default(), None),
     };
-    let activity = shared.map(|s| {
-        let a = s.register(format!("step {what}"));
-        a.waiting_on(format!("{} to answer {step}", plugin.name));
-        a
-    });
     let mut stdin = child.stdin.take();
     let mut stdout = child.stdout.take();
     let exchange = async {
@@ -77,17 +72,10 @@ pub async fn run_step_within(
     };
     let never = CancellationToken::new();
     let cancel = cancel.unwrap_or(&never);
-    let outcome = tokio::select! {
-        r = exchange => Some(r),
-        _ = cancel.cancelled() => None,
-        _ = tokio::time::sleep(limit) => None,
-    };
+    let outcome = watched((plugin, step, &what), shared, cancel, limit, exchange).await;
     if outcome.is_none() {
         let _ = child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
-    }
-    if let (Some(s), Some(a)) = (shared, &activity) {
-        s.unregister(a);
     }
     if let Some(handle) = drain {
         let _ = tokio::time::timeout(Duration::from_secs(1), handle).await;
@@ -100,18 +88,7 @@ pub async fn run_step_within(
                 tail.for_error()
             )))
         }
-        None if cancel.is_cancelled() => {
-            return Err(EngineError::failed(format!(
-                "{what}: stopped because the job was cancelled"
-            )))
-        }
-        None => {
-            return Err(EngineError::failed(format!(
-                "{what}: no answer after {} s{}",
-                limit.as_secs_f64(),
-                tail.for_error()
-            )))
-        }
+        None => return Err(stopped(&what, cancel, limit, &tail)),
     };
     let response: StepResponse = match serde_json::from_slice(&out) {
         Ok(r) => r,
@@ -154,6 +131,49 @@ pub async fn run_step_within(
         )));
     }
     Ok(response.value)
+}
+
+/// Runs `exchange` (a step's request and answer) while the watchdog sees the step as
+/// an activity; `None` when `cancel` or `limit` stopped it first.
+async fn watched<T>(
+    (plugin, step, what): (&Plugin, &str, &str),
+    shared: Option<&Arc<JobShared>>,
+    cancel: &CancellationToken,
+    limit: Duration,
+    exchange: impl std::future::Future<Output = std::io::Result<T>>,
+) -> Option<std::io::Result<T>> {
+    let activity = shared.map(|s| {
+        let a = s.register(format!("step {what}"));
+        a.waiting_on(format!("{} to answer {step}", plugin.name));
+        a
+    });
+    let outcome = tokio::select! {
+        r = exchange => Some(r),
+        _ = cancel.cancelled() => None,
+        _ = tokio::time::sleep(limit) => None,
+    };
+    if let (Some(s), Some(a)) = (shared, &activity) {
+        s.unregister(a);
+    }
+    outcome
+}
+
+/// The failure of a step that the job's cancellation or its time limit stopped.
+fn stopped(
+    what: &str,
+    cancel: &CancellationToken,
+    limit: Duration,
+    tail: &plugins::StderrTail,
+) -> EngineError {
+    if cancel.is_cancelled() {
+        EngineError::failed(format!("{what}: stopped because the job was cancelled"))
+    } else {
+        EngineError::failed(format!(
+            "{what}: no answer after {} s{}",
+            limit.as_secs_f64(),
+            tail.for_error()
+        ))
+    }
 }
 
 /// The value of an answer, or the failure it reports.
@@ -249,11 +269,6 @@ impl StepSession {
         line.push(b'\n');
         *self.label.lock().unwrap_or_else(|e| e.into_inner()) = what.clone();
         self.tail.clear();
-        let activity = shared.map(|s| {
-            let a = s.register(format!("step {what}"));
-            a.waiting_on(format!("{} to answer {step}", plugin.name));
-            a
-        });
         let (stdin, stdout) = (&mut self.stdin, &mut self.stdout);
         let exchange = async {
             let input = stdin
@@ -267,14 +282,7 @@ impl StepSession {
         };
         let never = CancellationToken::new();
         let cancel = cancel.unwrap_or(&never);
-        let outcome = tokio::select! {
-            r = exchange => Some(r),
-            _ = cancel.cancelled() => None,
-            _ = tokio::time::sleep(limit) => None,
-        };
-        if let (Some(s), Some(a)) = (shared, &activity) {
-            s.unregister(a);
-        }
+        let outcome = watched((plugin, step, &what), shared, cancel, limit, exchange).await;
         let out = match outcome {
             Some(Ok(out)) if !out.is_empty() => out,
             Some(Ok(_)) => {
@@ -294,15 +302,7 @@ impl StepSession {
             }
             None => {
                 self.end(Duration::ZERO).await;
-                return Err(if cancel.is_cancelled() {
-                    EngineError::failed(format!("{what}: stopped because the job was cancelled"))
-                } else {
-                    EngineError::failed(format!(
-                        "{what}: no answer after {} s{}",
-                        limit.as_secs_f64(),
-                        self.tail.for_error()
-                    ))
-                });
+                return Err(stopped(&what, cancel, limit, &self.tail));
             }
         };
         let response: StepResponse = match serde_json::from_slice(&out) {
