@@ -18,7 +18,7 @@
 //! above `i64::MAX` is an error). The encoding is written with `rmp`'s primitives, not
 //! through serde, because it is the hot path of every pipeline.
 
-use crate::value::{Record, Value};
+use crate::value::{Record, Value, ValueRef};
 
 /// MessagePack ext type of a decimal.
 pub const EXT_DECIMAL: i8 = 1;
@@ -105,6 +105,38 @@ pub fn decode_records_into(bytes: &[u8], out: &mut Vec<Record>) -> Result<(), Re
         }
     }
     cursor.finish()
+}
+
+/// Decodes an array of records one at a time, each lent to `visit` with its text and
+/// bytes borrowed from `bytes` (nothing is copied); returns the number of records.
+/// The records before a malformed one have been visited when its error returns.
+pub fn visit_records<'a, E: From<RecordDecodeError>>(
+    bytes: &'a [u8],
+    mut visit: impl FnMut(&[ValueRef<'a>]) -> Result<(), E>,
+) -> Result<usize, E> {
+    let mut cursor = Cursor { bytes, pos: 0 };
+    let count = cursor.array_len()?;
+    if count > bytes.len() {
+        return Err(cursor
+            .error(format!("array of {count} records in {} bytes", bytes.len()))
+            .into());
+    }
+    let mut record = Vec::new();
+    for _ in 0..count {
+        let len = cursor.array_len()?;
+        if len > bytes.len() - cursor.pos {
+            return Err(cursor
+                .error(format!("record of {len} values in the remaining input"))
+                .into());
+        }
+        record.clear();
+        for _ in 0..len {
+            record.push(cursor.value_ref()?);
+        }
+        visit(&record)?;
+    }
+    cursor.finish()?;
+    Ok(count)
 }
 
 /// Decodes one record. The whole input must be consumed.
@@ -208,82 +240,32 @@ impl<'a> Cursor<'a> {
     /// Decodes a value over `slot`; a string or decimal over one of the same kind
     /// reuses its buffer.
     fn value_into(&mut self, slot: &mut Value) -> Result<(), RecordDecodeError> {
-        let start = self.pos;
-        let reusable = match slot {
-            Value::String(buf) => self.str_header()?.map(|len| (len, buf)),
-            Value::Decimal(buf) => self.decimal_header()?.map(|len| (len, buf)),
-            _ => None,
-        };
-        match reusable {
-            Some((len, buf)) => self.text_into(len, buf),
-            None => {
-                self.pos = start;
-                *slot = self.value()?;
-                Ok(())
+        match (self.value_ref()?, slot) {
+            (ValueRef::String(text), Value::String(buf))
+            | (ValueRef::Decimal(text), Value::Decimal(buf)) => {
+                buf.clear();
+                buf.push_str(text);
             }
+            (value, slot) => *slot = value.to_value(),
         }
-    }
-
-    /// The length of the string that starts here, its header consumed; `None` (and
-    /// nothing consumed) when something else starts here.
-    fn str_header(&mut self) -> Result<Option<usize>, RecordDecodeError> {
-        let start = self.pos;
-        let len = match self.byte()? {
-            m @ 0xa0..=0xbf => usize::from(m & 0x1f),
-            0xd9 => usize::from(self.byte()?),
-            0xda => usize::from(u16::from_be_bytes(self.be()?)),
-            0xdb => u32::from_be_bytes(self.be()?) as usize,
-            _ => {
-                self.pos = start;
-                return Ok(None);
-            }
-        };
-        Ok(Some(len))
-    }
-
-    /// Like [`Cursor::str_header`], for a decimal extension.
-    fn decimal_header(&mut self) -> Result<Option<usize>, RecordDecodeError> {
-        let start = self.pos;
-        let len = match self.byte()? {
-            0xd4 => 1,
-            0xd5 => 2,
-            0xd6 => 4,
-            0xd7 => 8,
-            0xd8 => 16,
-            0xc7 => usize::from(self.byte()?),
-            0xc8 => usize::from(u16::from_be_bytes(self.be()?)),
-            0xc9 => u32::from_be_bytes(self.be()?) as usize,
-            _ => {
-                self.pos = start;
-                return Ok(None);
-            }
-        };
-        if self.byte()? as i8 != EXT_DECIMAL {
-            self.pos = start;
-            return Ok(None);
-        }
-        Ok(Some(len))
-    }
-
-    fn text_into(&mut self, len: usize, buf: &mut String) -> Result<(), RecordDecodeError> {
-        let at = self.pos;
-        let text = utf8(self.take(len)?, at)?;
-        buf.clear();
-        buf.push_str(text);
         Ok(())
     }
 
-    fn text(&mut self, len: usize) -> Result<String, RecordDecodeError> {
-        let at = self.pos;
-        utf8(self.take(len)?, at).map(str::to_owned)
+    fn value(&mut self) -> Result<Value, RecordDecodeError> {
+        self.value_ref().map(ValueRef::to_value)
     }
 
-    fn ext(&mut self, len: usize) -> Result<Value, RecordDecodeError> {
+    fn text(&mut self, len: usize) -> Result<&'a str, RecordDecodeError> {
+        let at = self.pos;
+        utf8(self.take(len)?, at)
+    }
+
+    fn ext(&mut self, len: usize) -> Result<ValueRef<'a>, RecordDecodeError> {
         let at = self.pos;
         let ext_type = self.byte()? as i8;
         match ext_type {
-            EXT_DECIMAL => Ok(Value::Decimal(self.text(len)?)),
-            EXT_DATE if len == 8 => Ok(Value::Date(i64::from_be_bytes(self.be()?))),
+            EXT_DECIMAL => Ok(ValueRef::Decimal(self.text(len)?)),
+            EXT_DATE if len == 8 => Ok(ValueRef::Date(i64::from_be_bytes(self.be()?))),
             EXT_DATE => Err(RecordDecodeError {
                 offset: at,
                 message: format!("date ext of {len} bytes, expected 8"),
@@ -295,55 +277,56 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn value(&mut self) -> Result<Value, RecordDecodeError> {
+    /// Decodes the value that starts here, its text and bytes borrowed from the input.
+    fn value_ref(&mut self) -> Result<ValueRef<'a>, RecordDecodeError> {
         let at = self.pos;
         let marker = self.byte()?;
         let value = match marker {
-            0x00..=0x7f => Value::Long(i64::from(marker)),
-            0xe0..=0xff => Value::Long(i64::from(marker as i8)),
-            0xc0 => Value::Null,
-            0xc2 => Value::Bool(false),
-            0xc3 => Value::Bool(true),
-            0xcc => Value::Long(i64::from(self.byte()?)),
-            0xcd => Value::Long(i64::from(u16::from_be_bytes(self.be()?))),
-            0xce => Value::Long(i64::from(u32::from_be_bytes(self.be()?))),
+            0x00..=0x7f => ValueRef::Long(i64::from(marker)),
+            0xe0..=0xff => ValueRef::Long(i64::from(marker as i8)),
+            0xc0 => ValueRef::Null,
+            0xc2 => ValueRef::Bool(false),
+            0xc3 => ValueRef::Bool(true),
+            0xcc => ValueRef::Long(i64::from(self.byte()?)),
+            0xcd => ValueRef::Long(i64::from(u16::from_be_bytes(self.be()?))),
+            0xce => ValueRef::Long(i64::from(u32::from_be_bytes(self.be()?))),
             0xcf => {
                 let v = u64::from_be_bytes(self.be()?);
-                Value::Long(i64::try_from(v).map_err(|_| RecordDecodeError {
+                ValueRef::Long(i64::try_from(v).map_err(|_| RecordDecodeError {
                     offset: at,
                     message: format!("integer {v} is out of the long range"),
                 })?)
             }
-            0xd0 => Value::Long(i64::from(self.byte()? as i8)),
-            0xd1 => Value::Long(i64::from(i16::from_be_bytes(self.be()?))),
-            0xd2 => Value::Long(i64::from(i32::from_be_bytes(self.be()?))),
-            0xd3 => Value::Long(i64::from_be_bytes(self.be()?)),
-            0xca => Value::Double(f64::from(f32::from_be_bytes(self.be()?))),
-            0xcb => Value::Double(f64::from_be_bytes(self.be()?)),
-            0xa0..=0xbf => Value::String(self.text(usize::from(marker & 0x1f))?),
+            0xd0 => ValueRef::Long(i64::from(self.byte()? as i8)),
+            0xd1 => ValueRef::Long(i64::from(i16::from_be_bytes(self.be()?))),
+            0xd2 => ValueRef::Long(i64::from(i32::from_be_bytes(self.be()?))),
+            0xd3 => ValueRef::Long(i64::from_be_bytes(self.be()?)),
+            0xca => ValueRef::Double(f64::from(f32::from_be_bytes(self.be()?))),
+            0xcb => ValueRef::Double(f64::from_be_bytes(self.be()?)),
+            0xa0..=0xbf => ValueRef::String(self.text(usize::from(marker & 0x1f))?),
             0xd9 => {
                 let len = usize::from(self.byte()?);
-                Value::String(self.text(len)?)
+                ValueRef::String(self.text(len)?)
             }
             0xda => {
                 let len = usize::from(u16::from_be_bytes(self.be()?));
-                Value::String(self.text(len)?)
+                ValueRef::String(self.text(len)?)
             }
             0xdb => {
                 let len = u32::from_be_bytes(self.be()?) as usize;
-                Value::String(self.text(len)?)
+                ValueRef::String(self.text(len)?)
             }
             0xc4 => {
                 let len = usize::from(self.byte()?);
-                Value::Bytes(self.take(len)?.to_vec())
+                ValueRef::Bytes(self.take(len)?)
             }
             0xc5 => {
                 let len = usize::from(u16::from_be_bytes(self.be()?));
-                Value::Bytes(self.take(len)?.to_vec())
+                ValueRef::Bytes(self.take(len)?)
             }
             0xc6 => {
                 let len = u32::from_be_bytes(self.be()?) as usize;
-                Value::Bytes(self.take(len)?.to_vec())
+                ValueRef::Bytes(self.take(len)?)
             }
             0xd4 => self.ext(1)?,
             0xd5 => self.ext(2)?,

@@ -99,18 +99,38 @@ pub struct ConvertError {
     pub reason: &'static str,
 }
 
+/// A column value whose text and bytes are borrowed (from the bytes of a batch, say):
+/// what a writer reads with [`crate::runtime::RecordSource::next_batch_each`] without
+/// copying a string. [`Value`]'s conversions are these.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Bool(bool),
+    Long(i64),
+    Double(f64),
+    Decimal(&'a str),
+    String(&'a str),
+    Bytes(&'a [u8]),
+    Date(i64),
+}
+
 impl Value {
-    pub fn kind(&self) -> Kind {
+    /// The value with its text and bytes borrowed.
+    pub fn as_value_ref(&self) -> ValueRef<'_> {
         match self {
-            Value::Null => Kind::Null,
-            Value::Bool(_) => Kind::Bool,
-            Value::Long(_) => Kind::Long,
-            Value::Double(_) => Kind::Double,
-            Value::Decimal(_) => Kind::Decimal,
-            Value::String(_) => Kind::String,
-            Value::Bytes(_) => Kind::Bytes,
-            Value::Date(_) => Kind::Date,
+            Value::Null => ValueRef::Null,
+            Value::Bool(b) => ValueRef::Bool(*b),
+            Value::Long(v) => ValueRef::Long(*v),
+            Value::Double(d) => ValueRef::Double(*d),
+            Value::Decimal(s) => ValueRef::Decimal(s),
+            Value::String(s) => ValueRef::String(s),
+            Value::Bytes(b) => ValueRef::Bytes(b),
+            Value::Date(ms) => ValueRef::Date(*ms),
         }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.as_value_ref().kind()
     }
 
     pub fn is_null(&self) -> bool {
@@ -122,18 +142,86 @@ impl Value {
     /// decimal its text length, double the length of its shortest decimal text,
     /// bytes their length, null 0.
     pub fn byte_size(&self) -> u64 {
+        self.as_value_ref().byte_size()
+    }
+
+    /// The value as a long (see the module docs for the rules).
+    pub fn as_long(&self) -> Result<Option<i64>, ConvertError> {
+        self.as_value_ref().as_long()
+    }
+
+    /// The value as a double.
+    pub fn as_double(&self) -> Result<Option<f64>, ConvertError> {
+        self.as_value_ref().as_double()
+    }
+
+    /// The value as text: see [`ValueRef::as_text`].
+    pub fn as_text(&self) -> Option<Cow<'_, str>> {
+        self.as_value_ref().as_text()
+    }
+
+    /// The value as a bool.
+    pub fn as_bool(&self) -> Result<Option<bool>, ConvertError> {
+        self.as_value_ref().as_bool()
+    }
+
+    /// The value as bytes (text as UTF-8).
+    pub fn as_bytes(&self) -> Result<Option<Cow<'_, [u8]>>, ConvertError> {
+        self.as_value_ref().as_bytes()
+    }
+
+    /// The value as epoch milliseconds of a date: see [`ValueRef::as_date_ms`].
+    pub fn as_date_ms(&self) -> Result<Option<i64>, ConvertError> {
+        self.as_value_ref().as_date_ms()
+    }
+}
+
+impl<'a> ValueRef<'a> {
+    /// The value with its text and bytes copied.
+    pub fn to_value(self) -> Value {
         match self {
-            Value::Null => 0,
-            Value::Bool(_) => 1,
-            Value::Long(_) | Value::Date(_) => 8,
-            Value::Double(d) => double_text_len(*d),
-            Value::Decimal(s) => s.len() as u64,
-            Value::String(s) => utf16_len(s),
-            Value::Bytes(b) => b.len() as u64,
+            ValueRef::Null => Value::Null,
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Long(v) => Value::Long(v),
+            ValueRef::Double(d) => Value::Double(d),
+            ValueRef::Decimal(s) => Value::Decimal(s.to_owned()),
+            ValueRef::String(s) => Value::String(s.to_owned()),
+            ValueRef::Bytes(b) => Value::Bytes(b.to_vec()),
+            ValueRef::Date(ms) => Value::Date(ms),
         }
     }
 
-    fn error(&self, to: Kind, reason: &'static str) -> ConvertError {
+    pub fn kind(self) -> Kind {
+        match self {
+            ValueRef::Null => Kind::Null,
+            ValueRef::Bool(_) => Kind::Bool,
+            ValueRef::Long(_) => Kind::Long,
+            ValueRef::Double(_) => Kind::Double,
+            ValueRef::Decimal(_) => Kind::Decimal,
+            ValueRef::String(_) => Kind::String,
+            ValueRef::Bytes(_) => Kind::Bytes,
+            ValueRef::Date(_) => Kind::Date,
+        }
+    }
+
+    pub fn is_null(self) -> bool {
+        matches!(self, ValueRef::Null)
+    }
+
+    /// The DataX byte size: see [`Value::byte_size`].
+    pub fn byte_size(self) -> u64 {
+        match self {
+            ValueRef::Null => 0,
+            ValueRef::Bool(_) => 1,
+            ValueRef::Long(_) | ValueRef::Date(_) => 8,
+            ValueRef::Double(d) => double_text_len(d),
+            ValueRef::Decimal(s) => s.len() as u64,
+            ValueRef::String(s) => utf16_len(s),
+            ValueRef::Bytes(b) => b.len() as u64,
+        }
+    }
+
+    fn error(self, to: Kind, reason: &'static str) -> ConvertError {
         ConvertError {
             from: self.kind(),
             to,
@@ -143,33 +231,33 @@ impl Value {
     }
 
     /// The value as a long (see the module docs for the rules).
-    pub fn as_long(&self) -> Result<Option<i64>, ConvertError> {
+    pub fn as_long(self) -> Result<Option<i64>, ConvertError> {
         match self {
-            Value::Null => Ok(None),
-            Value::Bool(b) => Ok(Some(i64::from(*b))),
-            Value::Long(v) | Value::Date(v) => Ok(Some(*v)),
-            Value::Double(d) => double_to_long(*d)
+            ValueRef::Null => Ok(None),
+            ValueRef::Bool(b) => Ok(Some(i64::from(b))),
+            ValueRef::Long(v) | ValueRef::Date(v) => Ok(Some(v)),
+            ValueRef::Double(d) => double_to_long(d)
                 .map(Some)
                 .ok_or_else(|| self.error(Kind::Long, "out of the long range")),
-            Value::Decimal(s) | Value::String(s) => parse_long(s)
+            ValueRef::Decimal(s) | ValueRef::String(s) => parse_long(s)
                 .map(Some)
                 .map_err(|reason| self.error(Kind::Long, reason)),
-            Value::Bytes(_) => Err(self.error(Kind::Long, "bytes do not convert to long")),
+            ValueRef::Bytes(_) => Err(self.error(Kind::Long, "bytes do not convert to long")),
         }
     }
 
     /// The value as a double.
-    pub fn as_double(&self) -> Result<Option<f64>, ConvertError> {
+    pub fn as_double(self) -> Result<Option<f64>, ConvertError> {
         match self {
-            Value::Null => Ok(None),
-            Value::Bool(b) => Ok(Some(if *b { 1.0 } else { 0.0 })),
-            Value::Long(v) => Ok(Some(*v as f64)),
-            Value::Double(d) => Ok(Some(*d)),
-            Value::Decimal(s) | Value::String(s) => parse_double(s)
+            ValueRef::Null => Ok(None),
+            ValueRef::Bool(b) => Ok(Some(if b { 1.0 } else { 0.0 })),
+            ValueRef::Long(v) => Ok(Some(v as f64)),
+            ValueRef::Double(d) => Ok(Some(d)),
+            ValueRef::Decimal(s) | ValueRef::String(s) => parse_double(s)
                 .map(Some)
                 .ok_or_else(|| self.error(Kind::Double, "not a number")),
-            Value::Date(_) => Err(self.error(Kind::Double, "dates do not convert to double")),
-            Value::Bytes(_) => Err(self.error(Kind::Double, "bytes do not convert to double")),
+            ValueRef::Date(_) => Err(self.error(Kind::Double, "dates do not convert to double")),
+            ValueRef::Bytes(_) => Err(self.error(Kind::Double, "bytes do not convert to double")),
         }
     }
 
@@ -177,46 +265,48 @@ impl Value {
     /// `1e300`, `NaN`, `Infinity`, `-Infinity`); dates their epoch milliseconds (writers
     /// format dates with their own `dateFormat` and time zone); bytes are decoded as
     /// UTF-8 with replacement.
-    pub fn as_text(&self) -> Option<Cow<'_, str>> {
+    pub fn as_text(self) -> Option<Cow<'a, str>> {
         Some(match self {
-            Value::Null => return None,
-            Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
-            Value::Long(v) | Value::Date(v) => Cow::Owned(v.to_string()),
-            Value::Double(d) => Cow::Owned(double_text(*d)),
-            Value::Decimal(s) | Value::String(s) => Cow::Borrowed(s.as_str()),
-            Value::Bytes(b) => String::from_utf8_lossy(b),
+            ValueRef::Null => return None,
+            ValueRef::Bool(b) => Cow::Borrowed(if b { "true" } else { "false" }),
+            ValueRef::Long(v) | ValueRef::Date(v) => Cow::Owned(v.to_string()),
+            ValueRef::Double(d) => Cow::Owned(double_text(d)),
+            ValueRef::Decimal(s) | ValueRef::String(s) => Cow::Borrowed(s),
+            ValueRef::Bytes(b) => String::from_utf8_lossy(b),
         })
     }
 
     /// The value as a bool.
-    pub fn as_bool(&self) -> Result<Option<bool>, ConvertError> {
+    pub fn as_bool(self) -> Result<Option<bool>, ConvertError> {
         match self {
-            Value::Null => Ok(None),
-            Value::Bool(b) => Ok(Some(*b)),
-            Value::Long(v) => Ok(Some(*v != 0)),
-            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
-            Value::String(_) => Err(self.error(Kind::Bool, "only true or false convert to bool")),
+            ValueRef::Null => Ok(None),
+            ValueRef::Bool(b) => Ok(Some(b)),
+            ValueRef::Long(v) => Ok(Some(v != 0)),
+            ValueRef::String(s) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            ValueRef::String(s) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            ValueRef::String(_) => {
+                Err(self.error(Kind::Bool, "only true or false convert to bool"))
+            }
             _ => Err(self.error(Kind::Bool, "no conversion to bool")),
         }
     }
 
     /// The value as bytes (text as UTF-8).
-    pub fn as_bytes(&self) -> Result<Option<Cow<'_, [u8]>>, ConvertError> {
+    pub fn as_bytes(self) -> Result<Option<Cow<'a, [u8]>>, ConvertError> {
         match self {
-            Value::Null => Ok(None),
-            Value::Bytes(b) => Ok(Some(Cow::Borrowed(b.as_slice()))),
-            Value::String(s) | Value::Decimal(s) => Ok(Some(Cow::Borrowed(s.as_bytes()))),
+            ValueRef::Null => Ok(None),
+            ValueRef::Bytes(b) => Ok(Some(Cow::Borrowed(b))),
+            ValueRef::String(s) | ValueRef::Decimal(s) => Ok(Some(Cow::Borrowed(s.as_bytes()))),
             _ => Err(self.error(Kind::Bytes, "no conversion to bytes")),
         }
     }
 
     /// The value as epoch milliseconds of a date (a long is taken as epoch ms; text
     /// needs the writer's format and zone and is refused here).
-    pub fn as_date_ms(&self) -> Result<Option<i64>, ConvertError> {
+    pub fn as_date_ms(self) -> Result<Option<i64>, ConvertError> {
         match self {
-            Value::Null => Ok(None),
-            Value::Date(v) | Value::Long(v) => Ok(Some(*v)),
+            ValueRef::Null => Ok(None),
+            ValueRef::Date(v) | ValueRef::Long(v) => Ok(Some(v)),
             _ => Err(self.error(Kind::Date, "no conversion to date")),
         }
     }
@@ -422,11 +512,11 @@ fn below_min_double(s: &str) -> bool {
     (point, significant.trim_end_matches('0')) < (-323, "49")
 }
 
-fn shorten(value: &Value) -> String {
+fn shorten(value: ValueRef<'_>) -> String {
     const MAX: usize = 64;
     let text = match value {
-        Value::Bytes(b) => format!("<{} bytes>", b.len()),
-        Value::String(s) | Value::Decimal(s) => format!("{s:?}"),
+        ValueRef::Bytes(b) => format!("<{} bytes>", b.len()),
+        ValueRef::String(s) | ValueRef::Decimal(s) => format!("{s:?}"),
         other => other.as_text().map(Cow::into_owned).unwrap_or_default(),
     };
     if text.chars().count() > MAX {

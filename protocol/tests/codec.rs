@@ -11,7 +11,7 @@ use protocol::frame::{
 use protocol::jsonl::{line_to_record, record_to_line};
 use protocol::message::*;
 use protocol::records::{decode_records, decode_records_into, encode_records};
-use protocol::runtime::RecordSource;
+use protocol::runtime::{PluginError, RecordSource};
 use protocol::Value;
 
 /// Equality that treats NaN as equal to itself (bit patterns aside).
@@ -193,19 +193,30 @@ proptest! {
         }
         encode_frame(&encode_message(&Message::Eos(Eos { records: total, bytes: 0 })).unwrap(), &mut stream);
         let mut lent = RecordSource::from_frame_bytes(stream.clone());
+        let mut each = RecordSource::from_frame_bytes(stream.clone());
         let mut owned = RecordSource::from_frame_bytes(stream);
         for batch in &batches {
             let want = owned.next_batch().unwrap().unwrap();
             let got = lent.next_batch_ref().unwrap().unwrap();
+            let mut visited = Vec::new();
+            let count = each.next_batch_each(|record| {
+                visited.push(record.iter().map(|v| v.to_value()).collect::<Vec<_>>());
+                Ok(())
+            }).unwrap();
+            prop_assert_eq!(count, Some(batch.len()));
             prop_assert_eq!(got.len(), batch.len());
             prop_assert_eq!(want.len(), batch.len());
-            for ((g, w), b) in got.iter().zip(&want).zip(batch) {
-                prop_assert!(same_record(g, b) && same_record(w, b), "{:?} / {:?} != {:?}", g, w, b);
+            prop_assert_eq!(visited.len(), batch.len());
+            for (((g, w), v), b) in got.iter().zip(&want).zip(&visited).zip(batch) {
+                prop_assert!(same_record(g, b) && same_record(w, b) && same_record(v, b),
+                    "{:?} / {:?} / {:?} != {:?}", g, w, v, b);
             }
         }
         prop_assert!(lent.next_batch_ref().unwrap().is_none());
         prop_assert!(owned.next_batch().unwrap().is_none());
+        prop_assert_eq!(each.next_batch_each(|_| Ok(())).unwrap(), None);
         prop_assert_eq!(lent.records(), total);
+        prop_assert_eq!(each.records(), total);
     }
 
     #[test]
@@ -450,11 +461,54 @@ fn a_lent_batch_with_a_wrong_count_is_an_error() {
         e.to_string().contains("batch says 3 records but holds 2"),
         "{e}"
     );
-    let e = RecordSource::from_frame_bytes(stream)
+    let e = RecordSource::from_frame_bytes(stream.clone())
         .next_batch()
         .unwrap_err();
     assert!(
         e.to_string().contains("batch says 3 records but holds 2"),
         "{e}"
     );
+    let e = RecordSource::from_frame_bytes(stream)
+        .next_batch_each(|_| Ok(()))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("batch says 3 records but holds 2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn visiting_a_batch_reports_a_malformed_record_and_a_writers_error_as_they_are() {
+    let good = vec![vec![Value::Long(2)], vec![Value::String("a".into())]];
+    let mut batch = Batch::from_records(&good);
+    let mut stream = PREAMBLE.to_vec();
+    let hello = Message::Hello(Hello::new(Role::Reader, "test", "0"));
+    encode_frame(&encode_message(&hello).unwrap(), &mut stream);
+    let clean = stream.clone();
+    encode_frame(
+        &encode_message(&Message::Batch(batch.clone())).unwrap(),
+        &mut stream,
+    );
+    // The writer's own error ends the batch unchanged.
+    let e = RecordSource::from_frame_bytes(stream)
+        .next_batch_each(|_| Err(PluginError::data("no room")))
+        .unwrap_err();
+    assert_eq!(e.to_string(), PluginError::data("no room").to_string());
+    // A string that is not UTF-8 in the second record: the first was visited.
+    let at = batch.records.iter().position(|&b| b == b'a').unwrap();
+    batch.records[at] = 0xff;
+    let mut stream = clean;
+    encode_frame(
+        &encode_message(&Message::Batch(batch)).unwrap(),
+        &mut stream,
+    );
+    let mut visited = 0;
+    let e = RecordSource::from_frame_bytes(stream)
+        .next_batch_each(|_| {
+            visited += 1;
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("not UTF-8"), "{e}");
+    assert_eq!(visited, 1);
 }

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use protocol::timefmt::{DatePattern, Zone};
-use protocol::value::{double_plain, double_text, Value};
+use protocol::value::{double_plain, double_text, Value, ValueRef};
 
 use crate::block::Cell;
 use crate::schema::OdpsType;
@@ -81,10 +81,16 @@ impl Conversions {
 
     /// Converts one value for a column of type `ty`.
     pub fn convert<'a>(&self, value: &'a Value, ty: &OdpsType) -> Result<Cell<'a>, String> {
+        self.convert_ref(value.as_value_ref(), ty)
+    }
+
+    /// [`Conversions::convert`] of a borrowed value: the cell borrows what the value
+    /// borrows.
+    pub fn convert_ref<'a>(&self, value: ValueRef<'a>, ty: &OdpsType) -> Result<Cell<'a>, String> {
         if value.is_null() {
             return Ok(Cell::Null);
         }
-        if self.empty_as_null && matches!(value, Value::String(s) if s.is_empty()) {
+        if self.empty_as_null && matches!(value, ValueRef::String(s) if s.is_empty()) {
             return Ok(Cell::Null);
         }
         let err = |e: protocol::value::ConvertError| e.to_string();
@@ -133,7 +139,7 @@ impl Conversions {
                 .and_then(|b| self.over_length(b, false)),
             OdpsType::Binary => {
                 // DataX holds a decimal as a DoubleColumn, which has no bytes.
-                if let Value::Decimal(_) = value {
+                if let ValueRef::Decimal(_) = value {
                     return Err("cannot convert decimal value to BINARY".into());
                 }
                 let bytes = value.as_bytes().map_err(err)?.unwrap_or_default();
@@ -164,35 +170,40 @@ impl Conversions {
                 }))
             }
             OdpsType::Decimal { precision, scale } => {
-                let text = match value {
-                    Value::Decimal(s) | Value::String(s) => s.clone(),
-                    Value::Long(v) => v.to_string(),
-                    Value::Bool(b) => u8::from(*b).to_string(),
-                    Value::Double(d) if d.is_finite() => double_text(*d),
+                let text: Cow<'a, str> = match value {
+                    ValueRef::Decimal(s) | ValueRef::String(s) => Cow::Borrowed(s),
+                    ValueRef::Long(v) => Cow::Owned(v.to_string()),
+                    ValueRef::Bool(b) => Cow::Owned(u8::from(b).to_string()),
+                    ValueRef::Double(d) if d.is_finite() => Cow::Owned(double_text(d)),
                     other => {
                         return Err(format!("cannot convert {} value to DECIMAL", other.kind()))
                     }
                 };
-                decimal_text(&text, *precision, *scale).and_then(|t| {
-                    let digits = t.trim_start_matches('-').split('.').next().unwrap_or("");
-                    if digits.len() > DECIMAL_MAX_INTEGER_DIGITS {
-                        return Err(format!(
-                            "{text} has {} integer digits; DataX's odpswriter takes at most {DECIMAL_MAX_INTEGER_DIGITS}",
-                            digits.len()
-                        ));
-                    }
-                    Ok(Cell::Bytes(Cow::Owned(t.into_bytes())))
-                })
+                let plain = match &text {
+                    Cow::Borrowed(s) => decimal_text(s, *precision, *scale)?,
+                    Cow::Owned(s) => Cow::Owned(decimal_text(s, *precision, *scale)?.into_owned()),
+                };
+                let body = plain.strip_prefix('-').unwrap_or(&plain);
+                let digits = body.bytes().position(|b| b == b'.').unwrap_or(body.len());
+                if digits > DECIMAL_MAX_INTEGER_DIGITS {
+                    return Err(format!(
+                        "{text} has {digits} integer digits; DataX's odpswriter takes at most {DECIMAL_MAX_INTEGER_DIGITS}"
+                    ));
+                }
+                Ok(Cell::Bytes(match plain {
+                    Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+                    Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+                }))
             }
             OdpsType::Other(name) => Err(format!("type {name} is not written by writer-odps")),
         }
     }
 
     /// Epoch ms of a date value: a date, a long (epoch ms), or text in DataX's formats.
-    fn instant(&self, value: &Value) -> Result<i64, String> {
+    fn instant(&self, value: ValueRef<'_>) -> Result<i64, String> {
         let ms = match value {
-            Value::Date(ms) | Value::Long(ms) => *ms,
-            Value::String(s) => self
+            ValueRef::Date(ms) | ValueRef::Long(ms) => ms,
+            ValueRef::String(s) => self
                 .patterns
                 .iter()
                 .find_map(|p| p.parse(s, &self.zone).ok())
@@ -212,18 +223,18 @@ impl Conversions {
         Ok(ms)
     }
 
-    fn text<'a>(&self, value: &'a Value) -> Result<Cow<'a, str>, String> {
+    fn text<'a>(&self, value: ValueRef<'a>) -> Result<Cow<'a, str>, String> {
         Ok(match value {
-            Value::Date(ms) => Cow::Owned(self.render.format(*ms, &self.zone)),
-            Value::Double(d) => Cow::Owned(double_plain(*d)),
+            ValueRef::Date(ms) => Cow::Owned(self.render.format(ms, &self.zone)),
+            ValueRef::Double(d) => Cow::Owned(double_plain(d)),
             other => other.as_text().unwrap_or_default(),
         })
     }
 
     /// Text for a STRING column; bytes are kept as they are (STRING holds any bytes).
-    fn text_bytes<'a>(&self, value: &'a Value) -> Result<Cow<'a, [u8]>, String> {
+    fn text_bytes<'a>(&self, value: ValueRef<'a>) -> Result<Cow<'a, [u8]>, String> {
         Ok(match value {
-            Value::Bytes(b) => Cow::Borrowed(b.as_slice()),
+            ValueRef::Bytes(b) => Cow::Borrowed(b),
             other => match self.text(other)? {
                 Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
                 Cow::Owned(s) => Cow::Owned(s.into_bytes()),
@@ -272,11 +283,12 @@ impl Conversions {
 
 /// Checks decimal text against DECIMAL(precision, scale) and renders it in plain
 /// notation, rounded half-up to `scale` digits when it has more (as the Java SDK).
-pub fn decimal_text(text: &str, precision: u32, scale: u32) -> Result<String, String> {
+/// Text already in that form is lent back, not copied.
+pub fn decimal_text(text: &str, precision: u32, scale: u32) -> Result<Cow<'_, str>, String> {
     if let Some(plain) = plain_decimal(text, precision, scale) {
         return Ok(plain);
     }
-    decimal_text_general(text, precision, scale)
+    decimal_text_general(text, precision, scale).map(Cow::Owned)
 }
 
 /// The common case of [`decimal_text`] without its digit vectors: plain notation
@@ -285,7 +297,7 @@ pub fn decimal_text(text: &str, precision: u32, scale: u32) -> Result<String, St
 /// input without its `+` and leading zeros, `0` before an empty integer part, no
 /// `.` after an empty fraction, and no `-` on a zero. `None`: anything else, left to
 /// the general form (property test `plain_decimals_equal_the_general_form`).
-fn plain_decimal(text: &str, precision: u32, scale: u32) -> Option<String> {
+fn plain_decimal(text: &str, precision: u32, scale: u32) -> Option<Cow<'_, str>> {
     let (negative, rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -304,20 +316,32 @@ fn plain_decimal(text: &str, precision: u32, scale: u32) -> Option<String> {
         return None;
     }
     let is_zero = int_digits.is_empty() && frac_part.bytes().all(|b| b == b'0');
-    let mut out = String::with_capacity(rest.len() + 2);
-    if negative && !is_zero {
-        out.push('-');
-    }
-    out.push_str(if int_digits.is_empty() {
+    let sign = negative && !is_zero;
+    let int_out = if int_digits.is_empty() {
         "0"
     } else {
         int_digits
-    });
+    };
+    // The text is `[sign] int_part [. frac_part]`: it is already the result when its
+    // sign, integer part and point are those of the result.
+    let has_point = rest.len() > int_part.len();
+    if !text.starts_with('+')
+        && negative == sign
+        && int_part == int_out
+        && has_point != frac_part.is_empty()
+    {
+        return Some(Cow::Borrowed(text));
+    }
+    let mut out = String::with_capacity(rest.len() + 2);
+    if sign {
+        out.push('-');
+    }
+    out.push_str(int_out);
     if !frac_part.is_empty() {
         out.push('.');
         out.push_str(frac_part);
     }
-    Some(out)
+    Some(Cow::Owned(out))
 }
 
 fn decimal_text_general(text: &str, precision: u32, scale: u32) -> Result<String, String> {

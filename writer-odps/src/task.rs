@@ -2,7 +2,7 @@
 //! job's session, each block streamed while it grows.
 
 use protocol::runtime::PluginError;
-use protocol::value::Value;
+use protocol::value::ValueRef;
 
 use crate::block::BlockEncoder;
 use crate::convert::Conversions;
@@ -84,7 +84,7 @@ impl<'a> TaskWriter<'a> {
     /// Converts and encodes one record. `Ok(Err(reason))`: the record is dirty.
     pub(crate) fn write_record(
         &mut self,
-        record: &[Value],
+        record: &[ValueRef<'_>],
     ) -> Result<Result<(), String>, PluginError> {
         if record.len() > self.positions.len() {
             return Err(PluginError::data(format!(
@@ -111,10 +111,10 @@ impl<'a> TaskWriter<'a> {
         let before = self.buf.len();
         self.encoder.start_record();
         for (pos, source) in self.sources.iter().enumerate() {
-            let Some(value) = source.and_then(|i| record.get(i)) else {
+            let Some(&value) = source.and_then(|i| record.get(i)) else {
                 continue;
             };
-            match self.conversions.convert(value, &self.types[pos]) {
+            match self.conversions.convert_ref(value, &self.types[pos]) {
                 Ok(cell) => self.encoder.encode_field(pos, &cell, &mut self.buf),
                 Err(e) => {
                     self.buf.truncate(before);

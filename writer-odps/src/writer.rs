@@ -480,13 +480,16 @@ impl Writer for OdpsWriter {
             state.block_end,
         );
         let mut received = 0u64;
-        while let Some(batch) = input.next_batch_ref()? {
-            received += batch.len() as u64;
-            for record in batch {
-                if let Err(reason) = task_writer.write_record(record)? {
-                    out.dirty(record, &reason)?;
-                }
+        // Each record is converted straight from its batch's bytes; only a dirty one
+        // is copied out, to be reported.
+        while let Some(count) = input.next_batch_each(|record| {
+            if let Err(reason) = task_writer.write_record(record)? {
+                let record: Vec<_> = record.iter().map(|v| v.to_value()).collect();
+                out.dirty(&record, &reason)?;
             }
+            Ok(())
+        })? {
+            received += count as u64;
             // Bytes as encoded for the Tunnel (cheaper than DataX byte sizes).
             out.progress(received, task_writer.encoded_bytes())?;
         }

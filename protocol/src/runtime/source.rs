@@ -5,9 +5,10 @@ use std::io::{BufRead, Read, Write};
 use crate::frame::{batch_parts, check_hello, decode_message, FrameReader, FrameWriter};
 use crate::jsonl::JsonlReader;
 use crate::message::{decode_batch_into, Message, Output, Progress};
+use crate::records::{visit_records, RecordDecodeError};
 use crate::runtime::sink::{DirtyFile, DirtyRecords};
 use crate::runtime::PluginError;
-use crate::value::{Record, Value};
+use crate::value::{Record, Value, ValueRef};
 
 /// Records per batch when reading JSON lines.
 const JSONL_BATCH: usize = 1024;
@@ -21,6 +22,52 @@ enum Input {
         saw_hello: bool,
     },
     Jsonl(JsonlReader<Box<dyn BufRead + Send>>),
+}
+
+/// A batch as it arrived, not yet decoded.
+enum RawBatch {
+    /// A frame whose body is a batch in this crate's layout.
+    Frame(FrameBatch),
+    /// A batch decoded as a message (another layout).
+    Message(crate::message::Batch),
+    /// Records already decoded (JSON lines).
+    Records(Vec<Record>),
+}
+
+impl RawBatch {
+    /// The encoded records, their count and DataX bytes; `Err`: the records, decoded
+    /// already.
+    fn encoded(self) -> Result<(bytes::Bytes, u32, u64), Vec<Record>> {
+        match self {
+            RawBatch::Frame(frame) => Ok((
+                frame.body.freeze().slice(frame.records_at..),
+                frame.count,
+                frame.bytes,
+            )),
+            RawBatch::Message(batch) => Ok((batch.records.into(), batch.count, batch.bytes)),
+            RawBatch::Records(records) => Err(records),
+        }
+    }
+}
+
+struct FrameBatch {
+    body: bytes::BytesMut,
+    /// Where the encoded records start in `body` (they run to its end).
+    records_at: usize,
+    count: u32,
+    bytes: u64,
+}
+
+/// Why visiting a batch stopped.
+enum Visit {
+    Decode(RecordDecodeError),
+    Writer(PluginError),
+}
+
+impl From<RecordDecodeError> for Visit {
+    fn from(e: RecordDecodeError) -> Self {
+        Visit::Decode(e)
+    }
 }
 
 /// The records a writer task consumes, batch by batch.
@@ -117,21 +164,80 @@ impl RecordSource {
 
     /// Decodes the next batch over `out`; `false` when the input has ended properly.
     fn next_into(&mut self, out: &mut Vec<Record>) -> Result<bool, PluginError> {
-        if self.finished {
+        let Some(raw) = self.next_raw()? else {
             return Ok(false);
+        };
+        let (records, count, bytes) = match raw.encoded() {
+            Ok(encoded) => encoded,
+            Err(batch) => {
+                *out = batch;
+                return Ok(true);
+            }
+        };
+        self.take_batch(&records, count, bytes, out)?;
+        Ok(true)
+    }
+
+    /// Lends the records of the next batch one by one to `visit`, their text and bytes
+    /// borrowed from the batch as it arrived (no string is copied: cheaper than
+    /// [`RecordSource::next_batch_ref`] for a writer that only reads each value once).
+    /// `Ok(None)` when the input has ended properly, else the batch's record count.
+    /// An error of `visit` ends the batch and is returned as it is.
+    pub fn next_batch_each(
+        &mut self,
+        mut visit: impl FnMut(&[ValueRef<'_>]) -> Result<(), PluginError>,
+    ) -> Result<Option<usize>, PluginError> {
+        let Some(raw) = self.next_raw()? else {
+            return Ok(None);
+        };
+        let (records, count, bytes) = match raw.encoded() {
+            Ok(encoded) => encoded,
+            Err(batch) => {
+                let mut values = Vec::new();
+                for record in &batch {
+                    values.clear();
+                    values.extend(record.iter().map(Value::as_value_ref));
+                    visit(&values)?;
+                }
+                return Ok(Some(batch.len()));
+            }
+        };
+        let decoded = self.records;
+        let bad = |e: RecordDecodeError| {
+            PluginError::protocol(format!("batch after record {decoded}: {e}"))
+        };
+        let mut seen = 0u64;
+        let visited = visit_records(&records, |record| {
+            seen += 1;
+            visit(record).map_err(Visit::Writer)
+        })
+        .map_err(|e| match e {
+            Visit::Decode(e) => bad(e),
+            Visit::Writer(e) => e,
+        });
+        self.records += seen;
+        let visited = visited?;
+        if visited != count as usize {
+            return Err(bad(RecordDecodeError {
+                offset: 0,
+                message: format!("batch says {count} records but holds {visited}"),
+            }));
+        }
+        self.bytes += bytes;
+        Ok(Some(visited))
+    }
+
+    /// The next batch as it arrived; `None` when the input has ended properly.
+    fn next_raw(&mut self) -> Result<Option<RawBatch>, PluginError> {
+        if self.finished {
+            return Ok(None);
         }
         if matches!(self.input, Input::Jsonl(_)) {
-            return Ok(match self.next_jsonl_batch_from_input()? {
-                Some(batch) => {
-                    *out = batch;
-                    true
-                }
-                None => false,
-            });
+            return Ok(self.next_jsonl_batch_from_input()?.map(RawBatch::Records));
         }
         loop {
             let (reader, engine_mode, saw_hello) = match &mut self.input {
-                Input::Jsonl(_) => return Ok(false),
+                Input::Jsonl(_) => return Ok(None),
                 Input::Frames {
                     reader,
                     engine_mode,
@@ -157,13 +263,17 @@ impl RecordSource {
                     )));
                 }
                 self.finished = true;
-                return Ok(false);
+                return Ok(None);
             };
             // A batch is decoded straight from its frame when it can be.
             if *saw_hello {
                 if let Some(batch) = batch_parts(&body) {
-                    self.take_batch(batch.records, batch.count, batch.bytes, out)?;
-                    return Ok(true);
+                    return Ok(Some(RawBatch::Frame(FrameBatch {
+                        records_at: body.len() - batch.records.len(),
+                        count: batch.count,
+                        bytes: batch.bytes,
+                        body,
+                    })));
                 }
             }
             let message = decode_message(&body)?;
@@ -178,10 +288,7 @@ impl RecordSource {
                         message.type_name()
                     )))
                 }
-                Message::Batch(batch) => {
-                    self.take_batch(&batch.records, batch.count, batch.bytes, out)?;
-                    return Ok(true);
-                }
+                Message::Batch(batch) => return Ok(Some(RawBatch::Message(batch))),
                 Message::Eos(eos) => {
                     let received = self.records - self.ended_records;
                     if eos.records != received {
@@ -194,7 +301,7 @@ impl RecordSource {
                     self.saw_eos = true;
                     if engine_mode {
                         self.finished = true;
-                        return Ok(false);
+                        return Ok(None);
                     }
                 }
                 Message::Cancel(cancel) => {

@@ -120,6 +120,27 @@ fn strings_and_lengths() {
 #[test]
 fn decimals() {
     assert_eq!(decimal_text("123.45", 54, 18).unwrap(), "123.45");
+    // Text already plain is lent back; text that changes is rendered anew.
+    assert!(matches!(
+        decimal_text("-0.5", 10, 2),
+        Ok(std::borrow::Cow::Borrowed("-0.5"))
+    ));
+    assert!(matches!(
+        decimal_text("0", 10, 2),
+        Ok(std::borrow::Cow::Borrowed("0"))
+    ));
+    for (text, plain) in [
+        ("+1", "1"),
+        ("007", "7"),
+        ("1.", "1"),
+        (".5", "0.5"),
+        ("+.5", "0.5"),
+        ("-0.00", "0.00"),
+    ] {
+        let got = decimal_text(text, 10, 2).unwrap();
+        assert!(matches!(got, std::borrow::Cow::Owned(_)), "{text}");
+        assert_eq!(got, plain, "{text}");
+    }
     assert_eq!(decimal_text("1.2345", 10, 2).unwrap(), "1.23");
     assert_eq!(decimal_text("1.235", 10, 2).unwrap(), "1.24");
     assert_eq!(decimal_text("-9.995", 10, 2).unwrap(), "-10.00");
@@ -296,7 +317,7 @@ proptest::proptest! {
     ) {
         let scale = scale.min(precision);
         proptest::prop_assert_eq!(
-            decimal_text(&text, precision, scale),
+            decimal_text(&text, precision, scale).map(std::borrow::Cow::into_owned),
             decimal_text_general(&text, precision, scale),
             "{:?} as DECIMAL({}, {})", text, precision, scale
         );
