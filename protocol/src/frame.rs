@@ -438,6 +438,26 @@ impl<W: Write> FrameWriter<W> {
         self.inner.write_all(&self.scratch)
     }
 
+    /// Writes the frame of the body `buf[at..]` without copying it: its header goes
+    /// into `buf[at - 4..at]` (room the caller left) and its trailer is appended to
+    /// `buf`, then `buf[at - 4..]` goes out with one `write_all` (which a `BufWriter`
+    /// passes straight through when it is large). `buf` is left holding the frame.
+    pub fn write_body_in_place(&mut self, buf: &mut Vec<u8>, at: usize) -> std::io::Result<()> {
+        let invalid =
+            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_owned());
+        let start = at
+            .checked_sub(HEADER_BYTES)
+            .ok_or_else(|| invalid("no room before the body for the frame header"))?;
+        let body = buf
+            .get(at..)
+            .ok_or_else(|| invalid("the body starts beyond the buffer"))?;
+        let len = u32::try_from(body.len()).map_err(|_| invalid("a frame body over 4 GiB"))?;
+        let crc = crc32fast::hash(body);
+        buf[start..at].copy_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(&crc.to_be_bytes());
+        self.inner.write_all(&buf[start..])
+    }
+
     pub fn write_message(&mut self, message: &Message) -> Result<(), FrameError> {
         let body = encode_message(message)?;
         Ok(self.write_body(&body)?)

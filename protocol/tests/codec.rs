@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use proptest::prelude::*;
 use protocol::frame::{
     batch_parts, check_hello, decode_message, encode_frame, encode_message, FrameDecoder,
-    FrameError, FrameReader, StreamPart, PREAMBLE,
+    FrameError, FrameReader, FrameWriter, StreamPart, PREAMBLE,
 };
 use protocol::jsonl::{line_to_record, record_to_line};
 use protocol::message::*;
@@ -511,4 +511,24 @@ fn visiting_a_batch_reports_a_malformed_record_and_a_writers_error_as_they_are()
         .unwrap_err();
     assert!(e.to_string().contains("not UTF-8"), "{e}");
     assert_eq!(visited, 1);
+}
+
+#[test]
+fn a_body_framed_in_place_is_the_frame_of_that_body() {
+    let mut w = FrameWriter::without_preamble(Vec::new());
+    let mut short = vec![0, 0, 1, 2];
+    assert!(
+        w.write_body_in_place(&mut short, 3).is_err(),
+        "no room for the header"
+    );
+    assert!(
+        w.write_body_in_place(&mut short, 9).is_err(),
+        "a body beyond the buffer"
+    );
+    let mut buf = vec![7, 9, 9, 9, 9, 1, 2, 3];
+    w.write_body_in_place(&mut buf, 5).unwrap();
+    let mut want = Vec::new();
+    encode_frame(&[1, 2, 3], &mut want);
+    assert_eq!(w.into_inner(), want);
+    assert_eq!(buf[1..], want[..], "the buffer holds the frame");
 }
