@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use protocol::timefmt::{DatePattern, Zone};
-use protocol::value::{double_plain, Value};
+use protocol::value::{double_plain, Value, ValueRef};
 
 /// `text` or `csv`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,17 +28,22 @@ pub struct RecordFormat {
 impl RecordFormat {
     /// The text of one value.
     pub fn render(&self, value: &Value, out: &mut String) {
+        self.render_ref(value.as_value_ref(), out)
+    }
+
+    /// [`RecordFormat::render`] of a borrowed value.
+    pub fn render_ref(&self, value: ValueRef<'_>, out: &mut String) {
         match value {
-            Value::Null => out.push_str(&self.null_format),
-            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Long(v) => out.push_str(itoa::Buffer::new().format(*v)),
-            Value::Double(d) => push_double(*d, out),
-            Value::Decimal(s) | Value::String(s) => out.push_str(s),
-            Value::Bytes(b) if self.bytes_base64 => {
+            ValueRef::Null => out.push_str(&self.null_format),
+            ValueRef::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+            ValueRef::Long(v) => out.push_str(itoa::Buffer::new().format(v)),
+            ValueRef::Double(d) => push_double(d, out),
+            ValueRef::Decimal(s) | ValueRef::String(s) => out.push_str(s),
+            ValueRef::Bytes(b) if self.bytes_base64 => {
                 base64::engine::general_purpose::STANDARD.encode_string(b, out)
             }
-            Value::Bytes(b) => out.push_str(&String::from_utf8_lossy(b)),
-            Value::Date(ms) => out.push_str(&self.date_format.format(*ms, &self.zone)),
+            ValueRef::Bytes(b) => out.push_str(&String::from_utf8_lossy(b)),
+            ValueRef::Date(ms) => out.push_str(&self.date_format.format(ms, &self.zone)),
         }
     }
 
@@ -60,31 +65,40 @@ impl RecordFormat {
 
     /// Appends one record (with its line delimiter) to `out`; `scratch` is reused.
     pub fn write_record(&self, record: &[Value], out: &mut String, scratch: &mut String) {
+        self.write_values(record.iter().map(Value::as_value_ref), out, scratch)
+    }
+
+    /// [`RecordFormat::write_record`] of borrowed values.
+    pub fn write_values<'v>(
+        &self,
+        record: impl IntoIterator<Item = ValueRef<'v>>,
+        out: &mut String,
+        scratch: &mut String,
+    ) {
         match self.format {
             FileFormat::Text => {
-                for (i, value) in record.iter().enumerate() {
+                for (i, value) in record.into_iter().enumerate() {
                     if i > 0 {
                         out.push_str(&self.field_delimiter);
                     }
-                    self.render(value, out);
+                    self.render_ref(value, out);
                 }
                 out.push_str(&self.line_delimiter);
             }
             FileFormat::Csv => {
-                if record.is_empty() {
-                    return;
-                }
-                for (i, value) in record.iter().enumerate() {
+                let mut fields = 0;
+                for (i, value) in record.into_iter().enumerate() {
+                    fields += 1;
                     if i > 0 {
                         out.push_str(&self.field_delimiter);
                     }
                     match value {
-                        Value::String(text) | Value::Decimal(text) => {
+                        ValueRef::String(text) | ValueRef::Decimal(text) => {
                             self.push_csv_field(text, i == 0, out)
                         }
-                        Value::Long(v) => {
+                        ValueRef::Long(v) => {
                             let mut buffer = itoa::Buffer::new();
-                            let digits = buffer.format(*v);
+                            let digits = buffer.format(v);
                             if self.numbers_need_quotes() {
                                 self.push_csv_field(digits, i == 0, out);
                             } else {
@@ -93,12 +107,15 @@ impl RecordFormat {
                         }
                         _ => {
                             scratch.clear();
-                            self.render(value, scratch);
+                            self.render_ref(value, scratch);
                             self.push_csv_field(scratch, i == 0, out);
                         }
                     }
                 }
-                out.push_str(&self.line_delimiter);
+                // A record without values makes no line.
+                if fields > 0 {
+                    out.push_str(&self.line_delimiter);
+                }
             }
         }
     }

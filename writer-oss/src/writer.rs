@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use protocol::runtime::{PluginError, RecordSource, WriterOutput};
-use protocol::value::Value;
+use protocol::value::{Value, ValueRef};
 use serde::{Deserialize, Serialize};
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
@@ -198,16 +198,33 @@ impl<'a> TaskWriter<'a> {
         out: &mut WriterOutput,
     ) -> Result<(), PluginError> {
         let mut last_progress = std::time::Instant::now();
-        while let Some(batch) = input.next_batch_ref()? {
-            for record in batch {
-                self.write_record(record, out)?;
+        let columnar = self.config.columnar.is_some();
+        loop {
+            // Text lines are formatted straight from each batch's bytes; a columnar
+            // encoder keeps values, so it takes decoded records.
+            let more = if columnar {
+                match input.next_batch_ref()? {
+                    Some(batch) => {
+                        for record in batch {
+                            self.write_record(record, out)?;
+                        }
+                        true
+                    }
+                    None => false,
+                }
+            } else {
+                input
+                    .next_batch_each(|record| self.write_values(record, out))?
+                    .is_some()
+            };
+            if !more {
+                return Ok(());
             }
             if last_progress.elapsed() >= std::time::Duration::from_secs(1) {
                 last_progress = std::time::Instant::now();
                 out.progress(self.records, self.bytes_cut)?;
             }
         }
-        Ok(())
     }
 
     fn open(&mut self) -> Result<(), PluginError> {
@@ -261,6 +278,29 @@ impl<'a> TaskWriter<'a> {
         record: &[Value],
         out: &mut WriterOutput,
     ) -> Result<(), PluginError> {
+        self.ready_object()?;
+        if self.config.columnar.is_some() {
+            return self.write_columnar(record, out);
+        }
+        self.write_text(record.iter().map(Value::as_value_ref))
+    }
+
+    /// [`TaskWriter::write_record`] of a record lent by its batch.
+    pub(crate) fn write_values(
+        &mut self,
+        record: &[ValueRef<'_>],
+        out: &mut WriterOutput,
+    ) -> Result<(), PluginError> {
+        if self.config.columnar.is_some() {
+            let owned: Vec<Value> = record.iter().map(|v| v.to_value()).collect();
+            return self.write_record(&owned, out);
+        }
+        self.ready_object()?;
+        self.write_text(record.iter().copied())
+    }
+
+    /// Closes the open object when it is full and opens the next one when none is open.
+    fn ready_object(&mut self) -> Result<(), PluginError> {
         let columnar = self.config.columnar.is_some();
         let roll = self.current.as_ref().is_some_and(|o| {
             self.single.is_none()
@@ -278,19 +318,24 @@ impl<'a> TaskWriter<'a> {
         if self.current.is_none() {
             self.open()?;
         }
-        if columnar {
-            return self.write_columnar(record, out);
-        }
+        Ok(())
+    }
+
+    /// One record as a text line into the open object.
+    fn write_text<'v>(
+        &mut self,
+        values: impl IntoIterator<Item = ValueRef<'v>>,
+    ) -> Result<(), PluginError> {
         self.records += 1;
         let Some(object) = self.current.as_mut() else {
             return Err(PluginError::internal("no open object"));
         };
         let format = &self.config.record_format;
         if let Body::Text(part) = &mut object.body {
-            format.write_record(record, part, &mut self.scratch);
+            format.write_values(values, part, &mut self.scratch);
         } else {
             self.text.clear();
-            format.write_record(record, &mut self.text, &mut self.scratch);
+            format.write_values(values, &mut self.text, &mut self.scratch);
             object
                 .body
                 .write_text(&self.text, self.config, &mut self.encoded)?;
