@@ -214,7 +214,10 @@ impl<'a> TaskWriter<'a> {
                 }
             } else {
                 input
-                    .next_batch_each(|record| self.write_values(record, out))?
+                    .next_batch_each(|record| {
+                        self.ready_object()?;
+                        self.write_text(record.iter().copied())
+                    })?
                     .is_some()
             };
             if !more {
@@ -283,20 +286,6 @@ impl<'a> TaskWriter<'a> {
             return self.write_columnar(record, out);
         }
         self.write_text(record.iter().map(Value::as_value_ref))
-    }
-
-    /// [`TaskWriter::write_record`] of a record lent by its batch.
-    pub(crate) fn write_values(
-        &mut self,
-        record: &[ValueRef<'_>],
-        out: &mut WriterOutput,
-    ) -> Result<(), PluginError> {
-        if self.config.columnar.is_some() {
-            let owned: Vec<Value> = record.iter().map(|v| v.to_value()).collect();
-            return self.write_record(&owned, out);
-        }
-        self.ready_object()?;
-        self.write_text(record.iter().copied())
     }
 
     /// Closes the open object when it is full and opens the next one when none is open.

@@ -208,19 +208,13 @@ impl RecordSink {
         if let Output::Frames(w) = &mut self.output {
             let records = self.pending.len() - HEAD_ROOM;
             let head = batch_head(self.pending_count, self.pending_bytes, records);
-            match HEAD_ROOM.checked_sub(head.len()) {
-                // The body (header and records) is framed where it lies.
-                Some(at) if at >= FRAME_HEADER_BYTES => {
-                    self.pending[at..HEAD_ROOM].copy_from_slice(&head);
-                    w.write_body_in_place(&mut self.pending, at)
-                }
-                _ => {
-                    let mut body = head;
-                    body.extend_from_slice(&self.pending[HEAD_ROOM..]);
-                    w.write_body(&body)
-                }
-            }
-            .map_err(write_error)?;
+            // The body (header and records) is framed where it lies.
+            let at = HEAD_ROOM
+                .checked_sub(head.len())
+                .ok_or_else(|| PluginError::internal("a batch header longer than its room"))?;
+            self.pending[at..HEAD_ROOM].copy_from_slice(&head);
+            w.write_body_in_place(&mut self.pending, at)
+                .map_err(write_error)?;
         }
         self.pending.truncate(HEAD_ROOM);
         self.pending_count = 0;
@@ -359,17 +353,13 @@ impl DirtyFile {
     }
 }
 
-/// The MessagePack body of a `batch` message around already encoded records: the same
-/// bytes `rmp_serde::to_vec_named(&Message::Batch(..))` produces, without copying the
-/// records through an intermediate `Batch`.
 /// Room before the pending records for the frame header and the batch's header (map,
 /// keys, count, bytes, the blob's and the array's lengths: at most 56 bytes).
 const HEAD_ROOM: usize = 64;
-/// A frame's length prefix.
-const FRAME_HEADER_BYTES: usize = 4;
-
 /// The start of a `batch` body whose encoded records (`records_len` bytes, without
-/// their array header) follow it: the layout [`crate::frame::batch_parts`] reads.
+/// their array header) follow it: with them, the same bytes
+/// `rmp_serde::to_vec_named(&Message::Batch(..))` produces, in the layout
+/// [`crate::frame::batch_parts`] reads.
 fn batch_head(count: u32, bytes: u64, records_len: usize) -> Vec<u8> {
     let mut array = Vec::with_capacity(8);
     let _ = rmp::encode::write_array_len(&mut array, count);

@@ -206,23 +206,18 @@ impl RecordSource {
         let bad = |e: RecordDecodeError| {
             PluginError::protocol(format!("batch after record {decoded}: {e}"))
         };
-        let mut seen = 0u64;
-        let visited = visit_records(&records, |record| {
-            seen += 1;
-            visit(record).map_err(Visit::Writer)
-        })
-        .map_err(|e| match e {
-            Visit::Decode(e) => bad(e),
-            Visit::Writer(e) => e,
-        });
-        self.records += seen;
-        let visited = visited?;
+        let visited = visit_records(&records, |record| visit(record).map_err(Visit::Writer))
+            .map_err(|e| match e {
+                Visit::Decode(e) => bad(e),
+                Visit::Writer(e) => e,
+            })?;
         if visited != count as usize {
             return Err(bad(RecordDecodeError {
                 offset: 0,
                 message: format!("batch says {count} records but holds {visited}"),
             }));
         }
+        self.records += visited as u64;
         self.bytes += bytes;
         Ok(Some(visited))
     }
