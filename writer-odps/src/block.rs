@@ -14,7 +14,11 @@ const META_COUNT_KEY: [u8; 4] = [0xf0, 0xff, 0xff, 0x7f];
 const META_CHECKSUM_KEY: [u8; 4] = [0xf8, 0xff, 0xff, 0x7f];
 
 /// Values at least this long go into the record's CRC directly, not through a copy.
-const DIRECT_CRC_BYTES: usize = 64;
+/// Shorter ones are copied into the record's checksum input, which is checksummed in
+/// one call at the record's end: one CRC over a row's ~1 KB (folded by carry-less
+/// multiplication, `crc-fast`) costs half what a chain of CRC-32C calls over its
+/// values costs (one `crc32` instruction per 8 bytes, each waiting for the last).
+const DIRECT_CRC_BYTES: usize = 64 * 1024;
 
 /// One converted value, ready to encode under its column's wire rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,9 +64,9 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 pub struct BlockEncoder {
     /// The checksum input of the record being encoded not yet in `record_crc`.
     crc_input: Vec<u8>,
-    /// CRC-32C of the record's checksum input before `crc_input`: long values go
-    /// into it directly instead of being copied into `crc_input`.
-    record_crc: u32,
+    /// CRC-32C of the record's checksum input before `crc_input`, once a long value
+    /// went into it directly instead of being copied into `crc_input`.
+    record_crc: Option<u32>,
     /// CRC-32C over the record checksums so far (4 bytes LE each).
     final_crc: u32,
     records: u64,
@@ -93,7 +97,7 @@ impl BlockEncoder {
     /// up on a record truncates `out` to where the record started and starts again.
     pub fn start_record(&mut self) {
         self.crc_input.clear();
-        self.record_crc = 0;
+        self.record_crc = None;
     }
 
     /// Appends the field of column `index` (0-based); NULL writes nothing.
@@ -134,9 +138,9 @@ impl BlockEncoder {
                     self.crc_input.extend_from_slice(b);
                 } else {
                     // CRC-32C continues over parts: crc(a‖b) = append(crc(a), b).
-                    self.record_crc = crc32c::crc32c_append(self.record_crc, &self.crc_input);
+                    let crc = crc32c::crc32c_append(self.record_crc.unwrap_or(0), &self.crc_input);
                     self.crc_input.clear();
-                    self.record_crc = crc32c::crc32c_append(self.record_crc, b);
+                    self.record_crc = Some(crc32c::crc32c_append(crc, b));
                 }
             }
             Cell::Timestamp { seconds, nanos } => {
@@ -168,7 +172,10 @@ impl BlockEncoder {
 
     /// Ends the record: the end tag and its checksum.
     pub fn end_record(&mut self, out: &mut Vec<u8>) {
-        let crc = crc32c::crc32c_append(self.record_crc, &self.crc_input);
+        let crc = match self.record_crc {
+            None => crc_fast::crc32_iscsi(&self.crc_input),
+            Some(crc) => crc32c::crc32c_append(crc, &self.crc_input),
+        };
         out.extend_from_slice(&END_RECORD_KEY);
         put_varint(out, u64::from(crc));
         self.final_crc = crc32c::crc32c_append(self.final_crc, &crc.to_le_bytes());
@@ -250,6 +257,9 @@ mod tests {
             any::<f64>().prop_map(Cell::Double),
             proptest::collection::vec(any::<u8>(), 0..200)
                 .prop_map(|b| Cell::Bytes(std::borrow::Cow::Owned(b))),
+            // Long enough to go into the record's CRC directly.
+            (any::<u8>(), DIRECT_CRC_BYTES..DIRECT_CRC_BYTES + 100)
+                .prop_map(|(byte, len)| Cell::Bytes(std::borrow::Cow::Owned(vec![byte; len]))),
             (any::<i64>(), 0..1_000_000_000i32)
                 .prop_map(|(seconds, nanos)| Cell::Timestamp { seconds, nanos }),
         ]
