@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::record_decode::{decode_unit, Cursor, Unit};
+use super::record_decode::{decode_unit, Cursor, RecordCrc, Unit};
 use super::types::{OdpsType, Row};
 use super::wire::BlockError;
 
@@ -24,6 +24,8 @@ pub struct BlockDecoder {
     rows: Vec<Row>,
     /// The checksums of the records so far (4 bytes LE each).
     record_crcs: Vec<u8>,
+    /// The checksum of the record being decoded.
+    crc: RecordCrc,
     /// The bytes of an incomplete record (or trailer) at the end of the data so far.
     carry: Vec<u8>,
     /// Where `carry` starts in the block.
@@ -46,6 +48,7 @@ impl BlockDecoder {
             columns,
             rows: Vec::new(),
             record_crcs: Vec::new(),
+            crc: RecordCrc::new(),
             carry: Vec::new(),
             carry_origin: 0,
             retry_at: 0,
@@ -109,7 +112,7 @@ impl BlockDecoder {
         let mut cur = Cursor::at(data, start);
         loop {
             let unit_start = cur.pos();
-            match decode_unit(&mut cur, &self.columns, self.rows.len()) {
+            match decode_unit(&mut cur, &self.columns, self.rows.len(), &mut self.crc) {
                 Ok(unit) => match self.accept(unit) {
                     Ok(false) => {}
                     Ok(true) => {
@@ -153,7 +156,7 @@ impl BlockDecoder {
             let mut cur = Cursor::new(&joined);
             loop {
                 let unit_start = cur.pos();
-                match decode_unit(&mut cur, &self.columns, self.rows.len()) {
+                match decode_unit(&mut cur, &self.columns, self.rows.len(), &mut self.crc) {
                     Ok(unit) => match self.accept(unit) {
                         Ok(false) if cur.pos() >= self.carry.len() => {
                             let used = cur.pos() - self.carry.len();
