@@ -7,7 +7,7 @@
 use std::io::Read;
 
 use localcloud::odps::auth::{self, AuthError, SignedRequest};
-use localcloud::odps::types::{OdpsType, Row, Value};
+use localcloud::odps::types::{MapValue, OdpsType, Row, Value};
 use localcloud::odps::wire::{decode_block, encode_block, BlockError};
 use serde_json::Value as Json;
 
@@ -68,10 +68,10 @@ fn expected(cell: &Json, ty: &OdpsType) -> Option<Value> {
         ),
         OdpsType::Map(k, v) => {
             let pairs = cell["map"].as_array().unwrap();
-            Value::Map(
-                pairs.iter().map(|p| expected(&p[0], k)).collect(),
-                pairs.iter().map(|p| expected(&p[1], v)).collect(),
-            )
+            Value::Map(Box::new(MapValue {
+                keys: pairs.iter().map(|p| expected(&p[0], k)).collect(),
+                values: pairs.iter().map(|p| expected(&p[1], v)).collect(),
+            }))
         }
         OdpsType::Struct(fields) => Value::Struct(
             cell["struct"]

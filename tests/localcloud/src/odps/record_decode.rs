@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::types::{OdpsType, Row, Value};
+use super::types::{MapValue, OdpsType, Row, Value};
 use super::wire::{
     unzigzag32, unzigzag64, BlockError, TUNNEL_END_RECORD, TUNNEL_META_CHECKSUM, TUNNEL_META_COUNT,
 };
@@ -313,7 +313,7 @@ fn read_value(
                     values.len()
                 )));
             }
-            Value::Map(keys, values)
+            Value::Map(Box::new(MapValue { keys, values }))
         }
         OdpsType::Struct(fields) => {
             let mut out = Vec::with_capacity(fields.len());

@@ -60,8 +60,16 @@ pub enum Value {
         nanos: i32,
     },
     Array(Vec<Option<Value>>),
-    Map(Vec<Option<Value>>, Vec<Option<Value>>),
+    /// Boxed: the other variants fit in 32 bytes, and every stored cell is a `Value`.
+    Map(Box<MapValue>),
     Struct(Vec<Option<Value>>),
+}
+
+/// A MAP value: its keys and values, pair by pair.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapValue {
+    pub keys: Vec<Option<Value>>,
+    pub values: Vec<Option<Value>>,
 }
 
 /// One record: a value or NULL per data column.
@@ -290,6 +298,12 @@ impl TypeParser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_cell_takes_40_bytes() {
+        // Every cell of every stored row is an Option<Value>: keep the rare variants boxed.
+        assert_eq!(std::mem::size_of::<Option<Value>>(), 40);
+    }
 
     #[test]
     fn every_type_string_round_trips() {

@@ -40,9 +40,10 @@ pub fn value_json(value: Option<&Value>, ty: &OdpsType) -> Json {
         (Value::Array(items), OdpsType::Array(elem)) => {
             Json::Array(items.iter().map(|v| value_json(v.as_ref(), elem)).collect())
         }
-        (Value::Map(keys, values), OdpsType::Map(kt, vt)) => Json::Array(
-            keys.iter()
-                .zip(values)
+        (Value::Map(map), OdpsType::Map(kt, vt)) => Json::Array(
+            map.keys
+                .iter()
+                .zip(&map.values)
                 .map(|(k, v)| json!([value_json(k.as_ref(), kt), value_json(v.as_ref(), vt)]))
                 .collect(),
         ),
@@ -128,10 +129,10 @@ mod tests {
             value_json(Some(&Value::Double(f64::NAN)), &t("double")),
             json!("NaN")
         );
-        let map = Value::Map(
-            vec![Some(Value::Bytes(bytes::Bytes::from_static(b"k")))],
-            vec![None],
-        );
+        let map = Value::Map(Box::new(crate::odps::types::MapValue {
+            keys: vec![Some(Value::Bytes(bytes::Bytes::from_static(b"k")))],
+            values: vec![None],
+        }));
         assert_eq!(
             value_json(Some(&map), &t("map<string,bigint>")),
             json!([["k", null]])

@@ -149,9 +149,9 @@ fn write_value(out: &mut Vec<u8>, value: &Value, crc: &mut u32) {
             feed(&nanos.to_le_bytes());
         }
         Value::Array(items) => write_elements(out, items, crc),
-        Value::Map(keys, values) => {
-            write_elements(out, keys, crc);
-            write_elements(out, values, crc);
+        Value::Map(map) => {
+            write_elements(out, &map.keys, crc);
+            write_elements(out, &map.values, crc);
         }
         Value::Struct(fields) => {
             for f in fields {
