@@ -36,13 +36,21 @@ async fn dump_table(
     State(odps): State<Arc<Odps>>,
     Path((project, table)): Path<(String, String)>,
 ) -> Response {
-    let catalog = odps.catalog();
-    let t = match catalog.table(&project, &table) {
+    let mut catalog = odps.catalog();
+    let t = match catalog.table_mut(&project, &table) {
         Ok(t) => t,
         Err(e) => {
             return (StatusCode::NOT_FOUND, Json(json!({"error": e.message}))).into_response()
         }
     };
+    if let Err(e) = t.decode() {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.message})),
+        )
+            .into_response();
+    }
+    let t = &*t;
     let column_json = |c: &super::state::Column| json!({"name": c.name, "type": c.ty.to_string()});
     let partitions: Vec<serde_json::Value> = t
         .partitions
@@ -54,10 +62,11 @@ async fn dump_table(
                 .zip(key)
                 .map(|(k, v)| (k.name.clone(), json!(v)))
                 .collect();
+            let rows = p.rows().unwrap_or_default();
             json!({
                 "spec": t.spec_string(key, false),
                 "values": values,
-                "rows": p.rows.iter().map(|r| row_json(r, &t.columns)).collect::<Vec<_>>(),
+                "rows": rows.iter().map(|r| row_json(r, &t.columns)).collect::<Vec<_>>(),
             })
         })
         .collect();

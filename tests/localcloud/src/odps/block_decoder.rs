@@ -6,6 +6,12 @@
 //! chunk boundary is completed from the start of the next chunk (only its bytes are
 //! copied); a record longer than that is gathered until it is whole, retrying at
 //! doubling sizes so the work stays linear.
+//!
+//! An upload is only checked ([`BlockDecoder::checking`]): each record is decoded into
+//! one reused row, and the block is kept as it came, its chunks in an
+//! [`EncodedBlock`], which is decoded into rows when the table is first read after the
+//! commit. A block costs no vector per row (nor the pages those take) while a
+//! pipeline uploads it, as a service stores what it receives in its own format.
 
 use bytes::Bytes;
 
@@ -21,7 +27,14 @@ const FIRST_STITCH: usize = 4096;
 #[derive(Debug)]
 pub struct BlockDecoder {
     columns: Vec<OdpsType>,
-    rows: Vec<Row>,
+    /// The decoded rows, unless only checking.
+    rows: Option<Vec<Row>>,
+    /// The chunks, when only checking: the block as it came.
+    chunks: Vec<Bytes>,
+    /// Records so far.
+    records: usize,
+    /// The record being decoded.
+    row: Row,
     /// The checksums of the records so far (4 bytes LE each).
     record_crcs: Vec<u8>,
     /// The checksum of the record being decoded.
@@ -43,10 +56,22 @@ pub struct BlockDecoder {
 }
 
 impl BlockDecoder {
+    /// A decoder that keeps the decoded rows.
     pub fn new(columns: Vec<OdpsType>) -> Self {
         Self {
+            rows: Some(Vec::new()),
+            ..Self::checking(columns)
+        }
+    }
+
+    /// A decoder that checks the block and keeps its chunks, not rows.
+    pub fn checking(columns: Vec<OdpsType>) -> Self {
+        Self {
+            row: vec![None; columns.len()],
             columns,
-            rows: Vec::new(),
+            rows: None,
+            chunks: Vec::new(),
+            records: 0,
             record_crcs: Vec::new(),
             crc: RecordCrc::new(),
             carry: Vec::new(),
@@ -73,6 +98,9 @@ impl BlockDecoder {
         if self.error.is_some() {
             return;
         }
+        if self.rows.is_none() {
+            self.chunks.push(chunk.clone());
+        }
         if self.trailer_seen {
             self.trailing += chunk.len();
             return;
@@ -88,8 +116,25 @@ impl BlockDecoder {
         self.run(&chunk, start, origin, false);
     }
 
-    /// The block's rows, once the whole block is in and valid.
-    pub fn finish(mut self) -> Result<Vec<Row>, BlockError> {
+    /// The block's rows, once the whole block is in and valid (from a decoder made by
+    /// [`BlockDecoder::new`]).
+    pub fn finish(self) -> Result<Vec<Row>, BlockError> {
+        let checked = self.check()?;
+        Ok(checked.rows.unwrap_or_default())
+    }
+
+    /// The block as it came, once the whole block is in and valid (from a decoder
+    /// made by [`BlockDecoder::checking`]).
+    pub fn finish_encoded(self) -> Result<EncodedBlock, BlockError> {
+        let checked = self.check()?;
+        Ok(EncodedBlock {
+            chunks: checked.chunks,
+            columns: checked.columns,
+            records: checked.records,
+        })
+    }
+
+    fn check(mut self) -> Result<Self, BlockError> {
         if self.error.is_none() && !self.carry.is_empty() {
             let rest = Bytes::from(std::mem::take(&mut self.carry));
             self.run(&rest, 0, self.carry_origin, true);
@@ -103,7 +148,7 @@ impl BlockDecoder {
         if self.trailing > 0 {
             return Err(BlockError::TrailingData(self.trailing));
         }
-        Ok(self.rows)
+        Ok(self)
     }
 
     /// Decodes units from `data[start..]` (which starts at `origin` in the block);
@@ -112,7 +157,13 @@ impl BlockDecoder {
         let mut cur = Cursor::at(data, start);
         loop {
             let unit_start = cur.pos();
-            match decode_unit(&mut cur, &self.columns, self.rows.len(), &mut self.crc) {
+            match decode_unit(
+                &mut cur,
+                &self.columns,
+                self.records,
+                &mut self.crc,
+                &mut self.row,
+            ) {
                 Ok(unit) => match self.accept(unit) {
                     Ok(false) => {}
                     Ok(true) => {
@@ -156,7 +207,13 @@ impl BlockDecoder {
             let mut cur = Cursor::new(&joined);
             loop {
                 let unit_start = cur.pos();
-                match decode_unit(&mut cur, &self.columns, self.rows.len(), &mut self.crc) {
+                match decode_unit(
+                    &mut cur,
+                    &self.columns,
+                    self.records,
+                    &mut self.crc,
+                    &mut self.row,
+                ) {
                     Ok(unit) => match self.accept(unit) {
                         Ok(false) if cur.pos() >= self.carry.len() => {
                             let used = cur.pos() - self.carry.len();
@@ -197,16 +254,20 @@ impl BlockDecoder {
     /// Takes a decoded unit; `true` for the trailer, which must match the records.
     fn accept(&mut self, unit: Unit) -> Result<bool, BlockError> {
         match unit {
-            Unit::Record(row, crc) => {
+            Unit::Record(crc) => {
                 self.record_crcs.extend_from_slice(&crc.to_le_bytes());
-                self.rows.push(row);
+                self.records += 1;
+                if let Some(rows) = &mut self.rows {
+                    let fresh = vec![None; self.columns.len()];
+                    rows.push(std::mem::replace(&mut self.row, fresh));
+                }
                 Ok(false)
             }
             Unit::Trailer { count, checksum } => {
-                if usize::try_from(count).ok() != Some(self.rows.len()) {
+                if usize::try_from(count).ok() != Some(self.records) {
                     return Err(BlockError::Count {
                         found: count,
-                        actual: self.rows.len(),
+                        actual: self.records,
                     });
                 }
                 let computed = crc32c::crc32c(&self.record_crcs);
@@ -244,6 +305,38 @@ fn shift(e: BlockError, origin: usize) -> BlockError {
         },
         other => other,
     }
+}
+
+/// A checked Tunnel block, kept as it came until its rows are first read.
+#[derive(Clone, Debug)]
+pub struct EncodedBlock {
+    chunks: Vec<Bytes>,
+    columns: Vec<OdpsType>,
+    records: usize,
+}
+
+impl EncodedBlock {
+    /// Records in the block.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// The block's rows. It was checked when it came, so this fails only if the
+    /// decoder changed its mind.
+    pub fn decode(&self) -> Result<Vec<Row>, BlockError> {
+        let mut decoder = BlockDecoder::new(self.columns.clone());
+        for chunk in &self.chunks {
+            decoder.push(chunk.clone());
+        }
+        decoder.finish()
+    }
+}
+
+/// Checks one whole block against the session's data columns and keeps it as it is.
+pub fn check_block(data: &Bytes, columns: &[OdpsType]) -> Result<EncodedBlock, BlockError> {
+    let mut decoder = BlockDecoder::checking(columns.to_vec());
+    decoder.push(data.clone());
+    decoder.finish_encoded()
 }
 
 /// Decodes one whole block against the session's data columns. String values share
@@ -306,6 +399,38 @@ mod tests {
         (decoder.finish(), attempts)
     }
 
+    /// Feeds `block` to a checking decoder in chunks of the given sizes (cycled).
+    fn feed_checking(block: &[u8], sizes: &[usize]) -> Result<EncodedBlock, BlockError> {
+        let mut decoder = BlockDecoder::checking(columns());
+        let (mut at, mut i) = (0, 0);
+        while at < block.len() {
+            let n = sizes[i % sizes.len()].min(block.len() - at);
+            decoder.push(Bytes::copy_from_slice(&block[at..at + n]));
+            at += n;
+            i += 1;
+        }
+        decoder.finish_encoded()
+    }
+
+    #[test]
+    fn a_checked_block_decodes_later_to_the_rows_of_the_whole_block() {
+        let want = rows(40, 10_000);
+        let block = encode_block(&want, &columns());
+        for sizes in [
+            vec![1],
+            vec![2, 3],
+            vec![4096],
+            vec![5000, 17, 300],
+            vec![block.len()],
+        ] {
+            let checked = feed_checking(&block, &sizes).unwrap();
+            assert_eq!(checked.records(), want.len(), "chunks {sizes:?}");
+            assert_eq!(checked.decode().unwrap(), want, "chunks {sizes:?}");
+        }
+        let whole = check_block(&Bytes::from(block), &columns()).unwrap();
+        assert_eq!(whole.decode().unwrap(), want);
+    }
+
     #[test]
     fn any_chunking_gives_the_rows_of_the_whole_block() {
         // Record 3 holds a 20,000-byte string, longer than the stitch window.
@@ -346,6 +471,11 @@ mod tests {
             assert!(expected.is_err(), "{}", hex::encode(&case));
             for sizes in [vec![1], vec![3, 11], vec![100]] {
                 assert_eq!(feed(&case, &sizes), expected, "chunks {sizes:?}");
+                assert_eq!(
+                    feed_checking(&case, &sizes).as_ref().err(),
+                    expected.as_ref().err(),
+                    "checking, chunks {sizes:?}"
+                );
             }
         }
     }

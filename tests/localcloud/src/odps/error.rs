@@ -68,6 +68,11 @@ impl OdpsError {
         Self::new(409, "StatusConflict", message)
     }
 
+    /// A fault of the emulator itself.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalServerError", message)
+    }
+
     pub fn no_such_object(what: &str) -> Self {
         Self::new(404, "NoSuchObject", format!("{what} does not exist"))
     }

@@ -121,8 +121,8 @@ impl RecordCrc {
 
 /// What one step of decoding yields: a record, or the trailer.
 pub(super) enum Unit {
-    /// A record and its checksum.
-    Record(Row, u32),
+    /// A record (decoded into the caller's row) and its checksum.
+    Record(u32),
     Trailer {
         count: i64,
         checksum: u32,
@@ -131,15 +131,19 @@ pub(super) enum Unit {
 
 /// Decodes the record (or trailer) that starts at the cursor, checking its checksum,
 /// field numbers, wire types and values against `columns`. `record` is the index
-/// of the record, for errors. [`BlockError::Truncated`] means the data ended first.
+/// of the record, for errors; a record's values go into `row`, which holds one cell per
+/// column (NULL where the record has no field). [`BlockError::Truncated`] means the
+/// data ended first.
 pub(super) fn decode_unit(
     cur: &mut Cursor<'_>,
     columns: &[OdpsType],
     record: usize,
     crc: &mut RecordCrc,
+    row: &mut Row,
 ) -> Result<Unit, BlockError> {
     crc.reset();
-    let mut row: Row = vec![None; columns.len()];
+    row.clear();
+    row.resize(columns.len(), None);
     let mut last_field = 0u64;
     loop {
         let at = cur.pos;
@@ -162,7 +166,7 @@ pub(super) fn decode_unit(
                     computed,
                 });
             }
-            return Ok(Unit::Record(row, computed));
+            return Ok(Unit::Record(computed));
         } else if field == TUNNEL_META_COUNT {
             let count = unzigzag64(cur.varint()?);
             if last_field != 0 {

@@ -9,7 +9,7 @@ use serde_json::{json, Value as Json};
 
 use super::error::OdpsError;
 use super::sessions::{DownloadSession, UploadSession};
-use super::state::{Column, Table};
+use super::state::{Column, Partition, Table};
 
 /// The owner every object reports.
 pub const OWNER: &str = "ALIYUN$localcloud@example.com";
@@ -74,7 +74,7 @@ fn table_element(project: &str, t: &Table) -> String {
         "tableName": t.name, "owner": OWNER, "comment": t.comment,
         "createTime": t.created_s, "lastDDLTime": t.ddl_s, "lastModifiedTime": t.modified_s,
         "isVirtualView": false, "isExternal": false, "lifecycle": t.lifecycle,
-        "size": 0, "recordNum": t.partitions.values().map(|p| p.rows.len()).sum::<usize>(),
+        "size": 0, "recordNum": t.partitions.values().map(Partition::len).sum::<usize>(),
         "columns": t.columns.iter().map(|c| column_json(c, true)).collect::<Vec<_>>(),
         "partitionKeys": t.partition_keys.iter().map(|c| column_json(c, true)).collect::<Vec<_>>(),
     });
@@ -141,7 +141,7 @@ pub fn partition_xml(t: &Table, key: &[String]) -> String {
     let (created, modified, records) = t
         .partitions
         .get(key)
-        .map_or((0, 0, 0), |p| (p.created_s, p.modified_s, p.rows.len()));
+        .map_or((0, 0, 0), |p| (p.created_s, p.modified_s, p.len()));
     let meta = json!({"createTime": created, "lastDDLTime": created, "lastModifiedTime": modified,
                       "partitionSize": 0, "partitionRecordNum": records});
     let mut columns = String::new();

@@ -15,8 +15,8 @@ use super::faults;
 use super::render;
 use super::routes::{self, Query, Route, Surface};
 use super::state::Catalog;
-use super::types::{OdpsType, Row};
-use super::wire::{BlockDecoder, BlockError};
+use super::types::OdpsType;
+use super::wire::{BlockDecoder, BlockError, EncodedBlock};
 use super::{service, tunnel};
 use crate::common::sts::wall_ms;
 use crate::common::{Clock, Credentials, FaultPlan, StsCheck, StsRegistry};
@@ -270,14 +270,14 @@ pub async fn handle(State(odps): State<Arc<Odps>>, request: Request) -> Response
     }
 }
 
-/// Reads a block body chunk by chunk into a [`BlockDecoder`]; returns the decoded
+/// Reads a block body chunk by chunk into a [`BlockDecoder`]; returns the checked
 /// block (or why it is invalid) and the body's length.
 async fn receive_block(
     mut body: Body,
     columns: Vec<OdpsType>,
-) -> Result<(Result<Vec<Row>, BlockError>, usize), String> {
+) -> Result<(Result<EncodedBlock, BlockError>, usize), String> {
     use http_body_util::BodyExt;
-    let mut decoder = BlockDecoder::new(columns);
+    let mut decoder = BlockDecoder::checking(columns);
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() else {
             continue; // trailers
@@ -288,7 +288,7 @@ async fn receive_block(
         decoder.push(data);
     }
     let len = decoder.received();
-    Ok((decoder.finish(), len))
+    Ok((decoder.finish_encoded(), len))
 }
 
 fn log_request(

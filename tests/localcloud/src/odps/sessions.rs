@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::error::{OdpsError, OdpsResult};
 use super::state::Column;
 use super::types::Row;
+use super::wire::EncodedBlock;
 
 /// Sessions live 24 hours.
 pub const SESSION_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -41,8 +42,8 @@ impl UploadStatus {
 /// One received block.
 #[derive(Clone, Debug)]
 pub struct Block {
-    /// The block's rows until the commit moves them into the table.
-    pub rows: Vec<Row>,
+    /// The block, checked, until the commit moves it into the table.
+    pub encoded: Option<EncodedBlock>,
     /// How many rows the block held (kept after the commit).
     pub records: usize,
     pub received_ms: i64,

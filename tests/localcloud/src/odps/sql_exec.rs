@@ -133,7 +133,7 @@ fn execute(
                 .partitions
                 .get_mut(&key)
                 .ok_or_else(|| semantic(format_args!("partition {spec_text} does not exist")))?;
-            part.rows.clear();
+            part.clear();
             part.modified_s = now_s;
             t.modified_s = now_s;
             ok()
@@ -153,11 +153,9 @@ fn execute(
                 }
             }
             for key in keys {
-                t.partitions.entry(key).or_insert(Partition {
-                    created_s: now_s,
-                    modified_s: now_s,
-                    rows: Vec::new(),
-                });
+                t.partitions
+                    .entry(key)
+                    .or_insert_with(|| Partition::new(now_s));
             }
             t.ddl_s = now_s;
             ok()
@@ -191,7 +189,7 @@ fn execute(
             let t = catalog
                 .table(&project, &table.table)
                 .map_err(|_| table_not_found(&project, &table.table))?;
-            let count: usize = matching(t, &filter)?.map(|(_, p)| p.rows.len()).sum();
+            let count: usize = matching(t, &filter)?.map(|(_, p)| p.len()).sum();
             Ok(TaskOutcome::ResultSet {
                 columns: vec![Column {
                     name: alias,
@@ -208,11 +206,13 @@ fn execute(
         } => {
             let project = resolve(catalog, default_project, &table)?.to_owned();
             let t = catalog
-                .table(&project, &table.table)
+                .table_mut(&project, &table.table)
                 .map_err(|_| table_not_found(&project, &table.table))?;
+            t.decode().map_err(|e| e.message)?;
+            let t = &*t;
             let mut rows: Vec<Row> = Vec::new();
             for (key, part) in matching(t, &filter)? {
-                for row in &part.rows {
+                for row in part.rows().map_err(|e| e.message)? {
                     let mut out = row.clone();
                     out.resize(t.columns.len(), None);
                     out.extend(key.iter().enumerate().map(|(i, v)| t.partition_value(i, v)));
@@ -343,7 +343,8 @@ mod tests {
             .partitions
             .get_mut(&vec!["1".to_owned()])
             .unwrap()
-            .rows
+            .rows_mut()
+            .unwrap()
             .push(vec![Some(Value::Int(1))]);
         assert_eq!(count(&mut c, "select count(*) from t"), 1);
         assert_eq!(count(&mut c, "select count(*) from t where pt='2'"), 0);
@@ -393,7 +394,8 @@ mod tests {
             .partitions
             .get_mut(&vec!["7".to_owned()])
             .unwrap()
-            .rows
+            .rows_mut()
+            .unwrap()
             .push(vec![None]);
         let TaskOutcome::ResultSet { columns, rows } =
             run(&mut c, "p", "select * from t where pt=7", 0)

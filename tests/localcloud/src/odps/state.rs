@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::error::{OdpsError, OdpsResult};
 use super::sessions::Sessions;
 use super::types::{OdpsType, Row, Value};
+use super::wire::EncodedBlock;
 
 /// One column or partition key.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,12 +20,79 @@ pub struct Column {
     pub comment: String,
 }
 
-/// The rows and times of one partition.
+/// The rows and times of one partition. Rows committed through the Tunnel stay in
+/// their blocks until the partition is first read ([`Partition::decode`]).
 #[derive(Clone, Debug, Default)]
 pub struct Partition {
     pub created_s: i64,
     pub modified_s: i64,
-    pub rows: Vec<Row>,
+    rows: Vec<Row>,
+    /// Committed blocks whose rows follow `rows`, not decoded yet.
+    encoded: Vec<EncodedBlock>,
+}
+
+impl Partition {
+    pub fn new(now_s: i64) -> Self {
+        Self {
+            created_s: now_s,
+            modified_s: now_s,
+            ..Self::default()
+        }
+    }
+
+    /// Rows, decoded or not.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+            + self
+                .encoded
+                .iter()
+                .map(EncodedBlock::records)
+                .sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decodes the committed blocks not decoded yet.
+    pub fn decode(&mut self) -> OdpsResult<()> {
+        for block in std::mem::take(&mut self.encoded) {
+            let mut rows = block.decode().map_err(|e| {
+                OdpsError::internal(format!("a committed block no longer decodes: {e}"))
+            })?;
+            self.rows.append(&mut rows);
+        }
+        Ok(())
+    }
+
+    /// The rows, once [`Partition::decode`] ran; an error if some are still encoded
+    /// (a reader that forgot to decode them would see fewer rows).
+    pub fn rows(&self) -> OdpsResult<&[Row]> {
+        if self.encoded.is_empty() {
+            Ok(&self.rows)
+        } else {
+            Err(OdpsError::internal(
+                "a partition was read before its committed blocks were decoded",
+            ))
+        }
+    }
+
+    /// The rows, decoded, to change.
+    pub fn rows_mut(&mut self) -> OdpsResult<&mut Vec<Row>> {
+        self.decode()?;
+        Ok(&mut self.rows)
+    }
+
+    /// Appends rows committed as blocks.
+    pub fn append_blocks(&mut self, blocks: impl IntoIterator<Item = EncodedBlock>) {
+        self.encoded.extend(blocks);
+    }
+
+    /// Drops every row.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.encoded.clear();
+    }
 }
 
 /// One table.
@@ -48,17 +116,15 @@ pub struct Table {
 }
 
 impl Table {
+    /// Decodes every partition's committed blocks (before its rows are read).
+    pub fn decode(&mut self) -> OdpsResult<()> {
+        self.partitions.values_mut().try_for_each(Partition::decode)
+    }
+
     pub fn new(name: &str, columns: Vec<Column>, partition_keys: Vec<Column>, now_s: i64) -> Self {
         let mut partitions = BTreeMap::new();
         if partition_keys.is_empty() {
-            partitions.insert(
-                Vec::new(),
-                Partition {
-                    created_s: now_s,
-                    modified_s: now_s,
-                    rows: Vec::new(),
-                },
-            );
+            partitions.insert(Vec::new(), Partition::new(now_s));
         }
         Self {
             name: name.to_ascii_lowercase(),
@@ -280,6 +346,36 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn committed_blocks_are_counted_at_once_and_read_once_decoded() {
+        let types = [OdpsType::Bigint];
+        let block = |from: i64| {
+            let rows: Vec<Row> = (from..from + 3)
+                .map(|v| vec![Some(Value::Int(v))])
+                .collect();
+            let data = bytes::Bytes::from(super::super::wire::encode_block(&rows, &types));
+            (
+                super::super::wire::check_block(&data, &types).unwrap(),
+                rows,
+            )
+        };
+        let mut p = Partition::new(5);
+        p.rows_mut().unwrap().push(vec![Some(Value::Int(-1))]);
+        let ((a, a_rows), (b, b_rows)) = (block(0), block(10));
+        p.append_blocks([a, b]);
+        assert_eq!(p.len(), 7);
+        assert_eq!(p.rows().unwrap_err().code, "InternalServerError");
+        p.decode().unwrap();
+        let mut want = vec![vec![Some(Value::Int(-1))]];
+        want.extend(a_rows);
+        want.extend(b_rows);
+        assert_eq!(p.rows().unwrap(), want.as_slice());
+        p.append_blocks([block(20).0]);
+        p.clear();
+        assert!(p.is_empty());
+        assert!(p.rows().unwrap().is_empty());
+    }
 
     fn table() -> Table {
         let col = |n: &str| Column {

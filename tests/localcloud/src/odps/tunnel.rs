@@ -12,9 +12,9 @@ use super::sessions::{
     session_id, Block, DownloadSession, DownloadSource, UploadSession, UploadStatus, MAX_BLOCK_ID,
 };
 use super::state::{parse_spec, Catalog, Partition, TaskOutcome};
-use super::types::{OdpsType, Row};
+use super::types::OdpsType;
 use super::upsert;
-use super::wire::{self, BlockError};
+use super::wire::{self, BlockError, EncodedBlock};
 
 /// The largest block accepted after inflating a `deflate` body.
 const MAX_INFLATED_BYTES: u64 = 1024 * 1024 * 1024;
@@ -25,7 +25,7 @@ const MAX_INFLATED_BYTES: u64 = 1024 * 1024 * 1024;
 pub fn handle(
     odps: &Odps,
     call: &Call<'_>,
-    block: Option<Result<Vec<Row>, BlockError>>,
+    block: Option<Result<EncodedBlock, BlockError>>,
 ) -> OdpsResult<Reply> {
     if let Route::UploadBlock {
         project,
@@ -147,7 +147,7 @@ pub fn streamed_block_columns(
 fn upload_block(
     odps: &Odps,
     call: &Call<'_>,
-    streamed: Option<Result<Vec<Row>, BlockError>>,
+    streamed: Option<Result<EncodedBlock, BlockError>>,
     [project, table, upload_id, block_id]: [&str; 4],
 ) -> OdpsResult<Reply> {
     let block_id: u64 = block_id
@@ -168,9 +168,9 @@ fn upload_block(
         s.require_open(call.now_ms)?;
         s.columns.iter().map(|c| c.ty.clone()).collect()
     };
-    let rows = match streamed {
-        Some(rows) => rows,
-        None => wire::decode_block(&decompress(call)?, &types),
+    let block = match streamed {
+        Some(block) => block,
+        None => wire::check_block(&decompress(call)?, &types),
     }
     .map_err(|e| OdpsError::new(400, "MalformedDataStream", format!("block {block_id}: {e}")))?;
     let mut catalog = odps.catalog();
@@ -180,8 +180,8 @@ fn upload_block(
     s.blocks.insert(
         block_id,
         Block {
-            records: rows.len(),
-            rows,
+            records: block.records(),
+            encoded: Some(block),
             received_ms: call.now_ms,
         },
     );
@@ -251,14 +251,7 @@ fn create_upload(
             return Err(OdpsError::no_such_partition(&t.spec_string(&key, false)));
         }
         let now_s = call.now_ms / 1000;
-        t.partitions.insert(
-            key.clone(),
-            Partition {
-                created_s: now_s,
-                modified_s: now_s,
-                rows: Vec::new(),
-            },
-        );
+        t.partitions.insert(key.clone(), Partition::new(now_s));
     }
     let (name, columns, partition_keys) =
         (t.name.clone(), t.columns.clone(), t.partition_keys.clone());
@@ -314,18 +307,19 @@ fn commit(
     // ids stay listed), with no copy.
     let session = catalog.sessions.upload_mut(project, table, upload_id)?;
     session.status = UploadStatus::Closed;
-    let mut rows: Vec<_> = Vec::new();
-    for block in session.blocks.values_mut() {
-        rows.append(&mut block.rows);
-    }
+    let blocks: Vec<EncodedBlock> = session
+        .blocks
+        .values_mut()
+        .filter_map(|block| block.encoded.take())
+        .collect();
     let t = catalog.table_mut(project, &session_table)?;
     let now_s = call.now_ms / 1000;
     t.modified_s = now_s;
     if let Some(part) = t.partitions.get_mut(&partition) {
         if overwrite {
-            part.rows.clear();
+            part.clear();
         }
-        part.rows.append(&mut rows);
+        part.append_blocks(blocks);
         part.modified_s = now_s;
     }
     let session = catalog.sessions.upload_mut(project, table, upload_id)?;
@@ -347,21 +341,18 @@ fn create_download(
     let (source, columns, partition_keys, rows) = match target {
         Target::Table(table) => {
             let key = requested_partition(catalog, project, table, call)?;
-            let t = catalog.table(project, table)?;
+            let t = catalog.table_mut(project, table)?;
+            let spec = t.spec_string(&key, false);
             let part = t
                 .partitions
-                .get(&key)
-                .ok_or_else(|| OdpsError::no_such_partition(&t.spec_string(&key, false)))?;
+                .get_mut(&key)
+                .ok_or_else(|| OdpsError::no_such_partition(&spec))?;
+            let rows = part.rows_mut()?.clone();
             let source = DownloadSource::Table {
                 table: t.name.clone(),
                 partition: key,
             };
-            (
-                source,
-                t.columns.clone(),
-                t.partition_keys.clone(),
-                part.rows.clone(),
-            )
+            (source, t.columns.clone(), t.partition_keys.clone(), rows)
         }
         Target::Instance(instance) => {
             let i = catalog

@@ -398,7 +398,7 @@ fn commit(
     let now_s = call.now_ms / 1000;
     t.modified_s = now_s;
     if let Some(p) = t.partitions.get_mut(&part) {
-        delta::apply(&mut p.rows, &key_positions, changes);
+        delta::apply(p.rows_mut()?, &key_positions, changes);
         p.modified_s = now_s;
     }
     let s = session_mut(catalog, project, table, upsert_id)?;

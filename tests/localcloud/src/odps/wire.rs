@@ -7,7 +7,7 @@
 //! the schema, value ranges) and returns the records only if the whole block is
 //! valid. [`encode_block`] writes the same format for download sessions.
 
-pub use super::block_decoder::{decode_block, BlockDecoder};
+pub use super::block_decoder::{check_block, decode_block, BlockDecoder, EncodedBlock};
 use super::types::{OdpsType, Row, Value};
 
 /// Field number of the end-of-record tag.
