@@ -52,6 +52,8 @@
 //! block id outside [0, 20000) 400 `InvalidBlockID`. Upload sessions expire 24 h
 //! after creation by the emulator clock (advance it with `POST /-/clock`). Blocks
 //! become visible only at commit; a second commit of a session is a `StatusConflict`.
+//! A block is checked in full as it arrives and kept as it came; a partition decodes
+//! its committed blocks into rows when it is first read (see [`block_decoder`]).
 //!
 //! Order of checks for every request: route (unknown paths 404 `NoSuchObject`), injected
 //! faults (latency, then an error or drop before the operation), `Date` skew and
