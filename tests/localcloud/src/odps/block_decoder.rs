@@ -151,19 +151,24 @@ impl BlockDecoder {
         Ok(self)
     }
 
+    /// Decodes the unit at the cursor (a record goes into `self.row`).
+    fn next_unit(&mut self, cur: &mut Cursor<'_>) -> Result<Unit, BlockError> {
+        decode_unit(
+            cur,
+            &self.columns,
+            self.records,
+            &mut self.crc,
+            &mut self.row,
+        )
+    }
+
     /// Decodes units from `data[start..]` (which starts at `origin` in the block);
     /// an incomplete unit at the end is carried, unless `at_end`.
     fn run(&mut self, data: &Bytes, start: usize, origin: usize, at_end: bool) {
         let mut cur = Cursor::at(data, start);
         loop {
             let unit_start = cur.pos();
-            match decode_unit(
-                &mut cur,
-                &self.columns,
-                self.records,
-                &mut self.crc,
-                &mut self.row,
-            ) {
+            match self.next_unit(&mut cur) {
                 Ok(unit) => match self.accept(unit) {
                     Ok(false) => {}
                     Ok(true) => {
@@ -207,13 +212,7 @@ impl BlockDecoder {
             let mut cur = Cursor::new(&joined);
             loop {
                 let unit_start = cur.pos();
-                match decode_unit(
-                    &mut cur,
-                    &self.columns,
-                    self.records,
-                    &mut self.crc,
-                    &mut self.row,
-                ) {
+                match self.next_unit(&mut cur) {
                     Ok(unit) => match self.accept(unit) {
                         Ok(false) if cur.pos() >= self.carry.len() => {
                             let used = cur.pos() - self.carry.len();
@@ -388,13 +387,7 @@ mod tests {
     /// Also returns the attempts at completing carried records.
     fn feed_counting(block: &[u8], sizes: &[usize]) -> (Result<Vec<Row>, BlockError>, usize) {
         let mut decoder = BlockDecoder::new(columns());
-        let (mut at, mut i) = (0, 0);
-        while at < block.len() {
-            let n = sizes[i % sizes.len()].min(block.len() - at);
-            decoder.push(Bytes::copy_from_slice(&block[at..at + n]));
-            at += n;
-            i += 1;
-        }
+        push_chunks(&mut decoder, block, sizes);
         let attempts = decoder.attempts;
         (decoder.finish(), attempts)
     }
@@ -402,6 +395,12 @@ mod tests {
     /// Feeds `block` to a checking decoder in chunks of the given sizes (cycled).
     fn feed_checking(block: &[u8], sizes: &[usize]) -> Result<EncodedBlock, BlockError> {
         let mut decoder = BlockDecoder::checking(columns());
+        push_chunks(&mut decoder, block, sizes);
+        decoder.finish_encoded()
+    }
+
+    /// Pushes `block` in chunks of the given sizes (cycled).
+    fn push_chunks(decoder: &mut BlockDecoder, block: &[u8], sizes: &[usize]) {
         let (mut at, mut i) = (0, 0);
         while at < block.len() {
             let n = sizes[i % sizes.len()].min(block.len() - at);
@@ -409,30 +408,10 @@ mod tests {
             at += n;
             i += 1;
         }
-        decoder.finish_encoded()
     }
 
     #[test]
-    fn a_checked_block_decodes_later_to_the_rows_of_the_whole_block() {
-        let want = rows(40, 10_000);
-        let block = encode_block(&want, &columns());
-        for sizes in [
-            vec![1],
-            vec![2, 3],
-            vec![4096],
-            vec![5000, 17, 300],
-            vec![block.len()],
-        ] {
-            let checked = feed_checking(&block, &sizes).unwrap();
-            assert_eq!(checked.records(), want.len(), "chunks {sizes:?}");
-            assert_eq!(checked.decode().unwrap(), want, "chunks {sizes:?}");
-        }
-        let whole = check_block(&Bytes::from(block), &columns()).unwrap();
-        assert_eq!(whole.decode().unwrap(), want);
-    }
-
-    #[test]
-    fn any_chunking_gives_the_rows_of_the_whole_block() {
+    fn any_chunking_gives_the_rows_of_the_whole_block_decoded_or_checked() {
         // Record 3 holds a 20,000-byte string, longer than the stitch window.
         let want = rows(40, 10_000);
         let block = encode_block(&want, &columns());
@@ -447,7 +426,13 @@ mod tests {
             vec![block.len()],
         ] {
             assert_eq!(feed(&block, &sizes).unwrap(), want, "chunks {sizes:?}");
+            // Checked only, the block decodes later to the same rows.
+            let checked = feed_checking(&block, &sizes).unwrap();
+            assert_eq!(checked.records(), want.len(), "chunks {sizes:?}");
+            assert_eq!(checked.decode().unwrap(), want, "chunks {sizes:?}");
         }
+        let whole = check_block(&Bytes::from(block), &columns()).unwrap();
+        assert_eq!(whole.decode().unwrap(), want);
     }
 
     #[test]
