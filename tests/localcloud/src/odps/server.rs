@@ -215,7 +215,7 @@ pub async fn handle(State(odps): State<Arc<Odps>>, request: Request) -> Response
     if let Err(e) = authenticate(&odps, &method, &headers, &decoded_path, &query, now_ms) {
         return error_response(surface, &e, &request_id);
     }
-    // A block for an open session is decoded as it arrives, as the service does;
+    // A block for an open session is checked as it arrives, as the service does;
     // every other body is read whole first.
     let streamed = match surface {
         Surface::Tunnel => tunnel::streamed_block_columns(&odps, &route, &headers),

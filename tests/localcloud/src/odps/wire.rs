@@ -5,7 +5,9 @@
 //! verifies a block exactly as the service does (every record
 //! checksum, the count, the final checksum, field numbers and wire types against
 //! the schema, value ranges) and returns the records only if the whole block is
-//! valid. [`encode_block`] writes the same format for download sessions.
+//! valid; [`check_block`] verifies it the same way and keeps it as it came, an
+//! [`EncodedBlock`] to decode later. [`encode_block`] writes the same format for
+//! download sessions.
 
 pub use super::block_decoder::{check_block, decode_block, BlockDecoder, EncodedBlock};
 use super::types::{OdpsType, Row, Value};
