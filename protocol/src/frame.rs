@@ -179,6 +179,21 @@ impl FrameDecoder {
         Ok(Some(body))
     }
 
+    /// Bytes still to come for the frame at the front of `buf` when its header is in
+    /// and its length acceptable; `None` when the preamble or the header is not in yet,
+    /// or when `decode_frame` would refuse the frame.
+    pub fn bytes_missing(&self, buf: &[u8]) -> Option<usize> {
+        if !self.preamble_done {
+            return None;
+        }
+        let header: [u8; HEADER_BYTES] = buf.get(..HEADER_BYTES)?.try_into().ok()?;
+        let len = u32::from_be_bytes(header) as usize;
+        if len > self.max_frame_bytes {
+            return None;
+        }
+        (HEADER_BYTES + len + TRAILER_BYTES).checked_sub(buf.len())
+    }
+
     /// Called at EOF with what is left: `Ok(None)` if the stream ended cleanly between
     /// frames, an [`FrameError::UnexpectedEof`] otherwise.
     pub fn decode_frame_eof(&mut self, buf: &mut BytesMut) -> Result<Option<BytesMut>, FrameError> {
@@ -335,6 +350,9 @@ pub struct FrameReader<R> {
     /// the room zeroed for a read stays near what reads return (a pipe hands out at
     /// most its size per read, while the buffer may have grown to a whole frame).
     last_read: usize,
+    /// The last frame was completed by [`FrameReader::read_rest_of_frame`]: the next
+    /// read takes the next header alone, so that little is copied into the next frame.
+    large_frames: bool,
 }
 
 /// The smallest room offered to a read.
@@ -352,12 +370,23 @@ impl<R: Read> FrameReader<R> {
             buf: BytesMut::with_capacity(MIN_READ_BYTES),
             eof: false,
             last_read: 0,
+            large_frames: false,
         }
     }
 
     /// The next frame body; `Ok(None)` at a clean end of stream.
     pub fn next_frame(&mut self) -> Result<Option<BytesMut>, FrameError> {
         loop {
+            // Before decode_frame, which would grow the buffer to the frame's size by
+            // a reallocation that copies all it holds.
+            let missing = self.decoder.bytes_missing(&self.buf);
+            match missing {
+                Some(missing) if missing > MIN_READ_BYTES && !self.eof => {
+                    self.read_rest_of_frame(missing)?;
+                }
+                Some(missing) if missing > 0 => self.large_frames = false,
+                _ => {}
+            }
             if let Some(frame) = self.decoder.decode_frame(&mut self.buf)? {
                 return Ok(Some(frame));
             }
@@ -366,15 +395,20 @@ impl<R: Read> FrameReader<R> {
             }
             let start = self.buf.len();
             let room = self.buf.capacity() - start;
-            let want = room
-                .min(self.last_read.saturating_mul(2))
-                .max(MIN_READ_BYTES);
+            let want = if self.large_frames && start < HEADER_BYTES {
+                HEADER_BYTES - start
+            } else {
+                room.min(self.last_read.saturating_mul(2))
+                    .max(MIN_READ_BYTES)
+            };
             self.buf.resize(start + want, 0);
             let n = match self.inner.read(&mut self.buf[start..]) {
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
                 Err(e) => {
                     self.buf.truncate(start);
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue; // a signal, not the end of the stream
+                    }
                     return Err(e.into());
                 }
             };
@@ -384,6 +418,33 @@ impl<R: Read> FrameReader<R> {
                 self.eof = true;
             }
         }
+    }
+
+    /// Reads the `missing` bytes that complete the frame begun in `buf`, into a buffer
+    /// of the frame's size that is not zeroed first: `read_to_end` hands the reader
+    /// room it has not initialised (std tracks that), where `read` needs zeroed room.
+    /// Zeroing the room of every read was 13.6 % of writer-odps's instructions, though
+    /// only about 2 % of its time (`BENCHMARKS.md`, issue 19's eighth round). The
+    /// frame's first bytes, a read's worth at most (its header alone after a large
+    /// frame), move to the front of the buffer. A shorter frame at the end of the
+    /// stream sets `eof`.
+    fn read_rest_of_frame(&mut self, missing: usize) -> Result<(), FrameError> {
+        // The buffer's allocation is reused once the frames taken from it are dropped.
+        let mut whole = Vec::from(std::mem::take(&mut self.buf));
+        whole.reserve_exact(missing);
+        let start = whole.len();
+        let read = (&mut self.inner)
+            .take(missing as u64)
+            .read_to_end(&mut whole);
+        let n = whole.len() - start;
+        self.buf = BytesMut::from(bytes::Bytes::from(whole)); // no copy: unique
+        self.last_read = n;
+        self.large_frames = true;
+        read?;
+        if n < missing {
+            self.eof = true;
+        }
+        Ok(())
     }
 
     /// The next message; `Ok(None)` at a clean end of stream.

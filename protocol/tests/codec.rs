@@ -532,3 +532,134 @@ fn a_body_framed_in_place_is_the_frame_of_that_body() {
     assert_eq!(w.into_inner(), want);
     assert_eq!(buf[1..], want[..], "the buffer holds the frame");
 }
+
+/// A reader that hands out a stream in pieces of the given sizes (cycled), failing
+/// with `Interrupted` before every piece whose size is odd, and with a hard error once
+/// `fail_at` bytes are out, if set.
+struct Pieces<'a> {
+    rest: &'a [u8],
+    sizes: Vec<usize>,
+    next: usize,
+    interrupted: bool,
+    given: usize,
+    fail_at: Option<usize>,
+}
+
+impl<'a> Pieces<'a> {
+    fn new(stream: &'a [u8], sizes: Vec<usize>) -> Self {
+        Self {
+            rest: stream,
+            sizes,
+            next: 0,
+            interrupted: false,
+            given: 0,
+            fail_at: None,
+        }
+    }
+}
+
+impl std::io::Read for Pieces<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.fail_at.is_some_and(|at| self.given >= at) {
+            return Err(std::io::Error::other("the pipe broke"));
+        }
+        let size = self.sizes[self.next % self.sizes.len()];
+        if size % 2 == 1 && !self.interrupted {
+            self.interrupted = true;
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        self.interrupted = false;
+        self.next += 1;
+        let mut n = size.min(buf.len()).min(self.rest.len());
+        if let Some(at) = self.fail_at {
+            n = n.min(at - self.given);
+        }
+        buf[..n].copy_from_slice(&self.rest[..n]);
+        self.rest = &self.rest[n..];
+        self.given += n;
+        Ok(n)
+    }
+}
+
+/// A batch message whose frame is about `bytes` long.
+fn batch_of(bytes: usize, seed: usize) -> Message {
+    let records: Vec<Vec<Value>> = (0..bytes / 1000 + 1)
+        .map(|i| {
+            vec![
+                Value::Long((seed * 100_000 + i) as i64),
+                Value::String(format!("{seed}-{i}-{}", "v".repeat(980))),
+            ]
+        })
+        .collect();
+    Message::Batch(Batch::from_records(&records))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Frames larger than a read (read whole, into room not zeroed first) and small
+    /// ones, in any order, arrive equal whatever pieces the stream comes in, and a
+    /// read interrupted by a signal is not the end of the stream.
+    #[test]
+    fn large_and_small_frames_arrive_whole_in_any_pieces(
+        sizes in proptest::collection::vec(prop_oneof![1usize..16, 1usize..70_000, 60_000usize..300_000], 1..6),
+        frames in proptest::collection::vec(prop_oneof![Just(10usize), Just(60_000), Just(70_000), Just(250_000)], 1..6),
+    ) {
+        let messages: Vec<Message> = frames.iter().enumerate().map(|(i, &b)| batch_of(b, i)).collect();
+        let mut stream = PREAMBLE.to_vec();
+        for m in &messages {
+            encode_frame(&encode_message(m).unwrap(), &mut stream);
+        }
+        let mut reader = FrameReader::new(Pieces::new(&stream, sizes));
+        for m in &messages {
+            prop_assert_eq!(&reader.next_message().unwrap().unwrap(), m);
+        }
+        prop_assert!(reader.next_message().unwrap().is_none());
+    }
+}
+
+#[test]
+fn eof_inside_a_large_body_is_its_own_error() {
+    let big = batch_of(300_000, 1);
+    let mut stream = one_frame(&sample());
+    let whole = stream.len();
+    encode_frame(&encode_message(&big).unwrap(), &mut stream);
+    let body = stream.len() - whole - 8;
+    for cut in [whole + 4 + 100, whole + 4 + 70_000, stream.len() - 5] {
+        let mut reader = FrameReader::new(Pieces::new(&stream[..cut], vec![4096, 65_536]));
+        assert_eq!(reader.next_message().unwrap().unwrap(), sample());
+        match reader.next_message() {
+            Err(FrameError::UnexpectedEof {
+                part: StreamPart::Body,
+                have,
+                need,
+            }) => assert_eq!((have, need), (cut - whole - 4, body), "cut at {cut}"),
+            other => panic!("cut at {cut}: {other:?}"),
+        }
+    }
+    let mut reader = FrameReader::new(Pieces::new(&stream[..stream.len() - 2], vec![65_536]));
+    assert_eq!(reader.next_message().unwrap().unwrap(), sample());
+    assert!(matches!(
+        reader.next_message(),
+        Err(FrameError::UnexpectedEof {
+            part: StreamPart::Checksum,
+            have: 2,
+            need: 4
+        })
+    ));
+}
+
+#[test]
+fn a_read_error_inside_a_large_frame_is_reported() {
+    let mut stream = PREAMBLE.to_vec();
+    encode_frame(&encode_message(&batch_of(300_000, 2)).unwrap(), &mut stream);
+    for fail_at in [PREAMBLE.len() + 2, PREAMBLE.len() + 100_000] {
+        let mut pieces = Pieces::new(&stream, vec![8192]);
+        pieces.fail_at = Some(fail_at);
+        let mut reader = FrameReader::new(pieces);
+        match reader.next_message() {
+            Err(FrameError::Io(e)) => assert_eq!(e.to_string(), "the pipe broke"),
+            other => panic!("failing at {fail_at}: {other:?}"),
+        }
+    }
+}
