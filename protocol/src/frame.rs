@@ -182,7 +182,7 @@ impl FrameDecoder {
     /// Bytes still to come for the frame at the front of `buf` when its header is in
     /// and its length acceptable; `None` when the preamble or the header is not in yet,
     /// or when `decode_frame` would refuse the frame.
-    pub fn bytes_missing(&self, buf: &[u8]) -> Option<usize> {
+    fn bytes_missing(&self, buf: &[u8]) -> Option<usize> {
         if !self.preamble_done {
             return None;
         }

@@ -52,7 +52,7 @@ async fn dump_table(
     }
     let t = &*t;
     let column_json = |c: &super::state::Column| json!({"name": c.name, "type": c.ty.to_string()});
-    let partitions: Vec<serde_json::Value> = t
+    let partitions: Result<Vec<serde_json::Value>, _> = t
         .partitions
         .iter()
         .map(|(key, p)| {
@@ -62,14 +62,24 @@ async fn dump_table(
                 .zip(key)
                 .map(|(k, v)| (k.name.clone(), json!(v)))
                 .collect();
-            let rows = p.rows().unwrap_or_default();
-            json!({
+            let rows = p.rows()?;
+            Ok::<_, super::error::OdpsError>(json!({
                 "spec": t.spec_string(key, false),
                 "values": values,
                 "rows": rows.iter().map(|r| row_json(r, &t.columns)).collect::<Vec<_>>(),
-            })
+            }))
         })
         .collect();
+    let partitions = match partitions {
+        Ok(partitions) => partitions,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": e.message})),
+            )
+                .into_response()
+        }
+    };
     Json(json!({
         "project": project,
         "table": t.name,
