@@ -325,12 +325,15 @@ fn utf16_len(s: &str) -> u64 {
     }
 }
 
+/// DataX's byte size of a double: the length of the text its `DoubleColumn` holds,
+/// `new BigDecimal(String.valueOf(d)).toPlainString()` ([`double_plain`]). Inside
+/// [1e-3, 1e7) that is the shortest form itself, measured without a copy.
 fn double_text_len(d: f64) -> u64 {
-    if d.is_finite() {
+    if (1e-3..1e7).contains(&d.abs()) {
         let mut buf = ryu::Buffer::new();
         buf.format_finite(d).len() as u64
     } else {
-        double_text(d).len() as u64
+        double_plain(d).len() as u64
     }
 }
 
@@ -546,6 +549,34 @@ mod tests {
         assert_eq!(Value::String("😀".into()).byte_size(), 2);
         assert_eq!(Value::Double(1.5).byte_size(), 3);
         assert_eq!(Value::Null.byte_size(), 0);
+    }
+
+    /// A double's size is the length of DataX's plain text of it, also where Java's
+    /// `String.valueOf` would use an exponent (`1.0E7` → `10000000`) and for -0.0.
+    #[test]
+    fn double_byte_sizes_are_those_of_the_plain_text() {
+        for (d, size) in [
+            (1e7, 8),
+            (1.0e-7, 10),
+            (123456789.0, 9),
+            (-1.5e10, 12),
+            (9999999.5, 9),
+            (0.001, 5),
+            (0.0, 3),
+            (-0.0, 3),
+            (f64::NAN, 3),
+            (f64::NEG_INFINITY, 9),
+        ] {
+            assert_eq!(ValueRef::Double(d).byte_size(), size, "{d:e}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn double_byte_size_is_the_plain_text_length(bits in proptest::prelude::any::<u64>()) {
+            let d = f64::from_bits(bits);
+            proptest::prop_assert_eq!(ValueRef::Double(d).byte_size(), double_plain(d).len() as u64);
+        }
     }
 
     #[test]
