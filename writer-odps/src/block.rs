@@ -207,45 +207,91 @@ mod tests {
         assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
     }
 
-    /// The general form: the record's whole checksum input gathered, then one CRC.
-    fn general_record_crc(cells: &[Cell<'_>]) -> u32 {
-        let mut input = Vec::new();
-        for (i, cell) in cells.iter().enumerate() {
-            let field = ((i + 1) as u32).to_le_bytes();
-            match cell {
-                Cell::Null => continue,
-                Cell::Int(v) | Cell::Datetime(v) | Cell::Date(v) => {
-                    input.extend_from_slice(&field);
-                    input.extend_from_slice(&v.to_le_bytes());
-                }
-                Cell::Bool(b) => {
-                    input.extend_from_slice(&field);
-                    input.push(u8::from(*b));
-                }
-                Cell::Double(d) => {
-                    input.extend_from_slice(&field);
-                    input.extend_from_slice(&d.to_le_bytes());
-                }
-                Cell::Float(f) => {
-                    input.extend_from_slice(&field);
-                    input.extend_from_slice(&f.to_le_bytes());
-                }
-                Cell::Bytes(b) => {
-                    input.extend_from_slice(&field);
-                    input.extend_from_slice(b);
-                }
-                Cell::Timestamp { seconds, nanos } => {
-                    input.extend_from_slice(&field);
-                    input.extend_from_slice(&seconds.to_le_bytes());
-                    input.extend_from_slice(&nanos.to_le_bytes());
-                }
+    /// The general form of one field's checksum input: its field number, then its
+    /// value (nothing for NULL).
+    fn general_crc_input(index: usize, cell: &Cell<'_>, input: &mut Vec<u8>) {
+        let field = ((index + 1) as u32).to_le_bytes();
+        match cell {
+            Cell::Null => {}
+            Cell::Int(v) | Cell::Datetime(v) | Cell::Date(v) => {
+                input.extend_from_slice(&field);
+                input.extend_from_slice(&v.to_le_bytes());
+            }
+            Cell::Bool(b) => {
+                input.extend_from_slice(&field);
+                input.push(u8::from(*b));
+            }
+            Cell::Double(d) => {
+                input.extend_from_slice(&field);
+                input.extend_from_slice(&d.to_le_bytes());
+            }
+            Cell::Float(f) => {
+                input.extend_from_slice(&field);
+                input.extend_from_slice(&f.to_le_bytes());
+            }
+            Cell::Bytes(b) => {
+                input.extend_from_slice(&field);
+                input.extend_from_slice(b);
+            }
+            Cell::Timestamp { seconds, nanos } => {
+                input.extend_from_slice(&field);
+                input.extend_from_slice(&seconds.to_le_bytes());
+                input.extend_from_slice(&nanos.to_le_bytes());
             }
         }
-        if input.is_empty() {
+    }
+
+    /// The general form of one field: its key, length and value appended as the spec
+    /// describes them, one varint at a time (nothing for NULL).
+    fn general_field(index: usize, cell: &Cell<'_>, out: &mut Vec<u8>) {
+        let key = ((index + 1) as u64) << 3;
+        match cell {
+            Cell::Null => {}
+            Cell::Int(v) | Cell::Datetime(v) | Cell::Date(v) => {
+                put_varint(out, key);
+                put_varint(out, zigzag64(*v));
+            }
+            Cell::Bool(b) => {
+                put_varint(out, key);
+                out.push(u8::from(*b));
+            }
+            Cell::Double(d) => {
+                put_varint(out, key | 1);
+                out.extend_from_slice(&d.to_le_bytes());
+            }
+            Cell::Float(f) => {
+                put_varint(out, key | 5);
+                out.extend_from_slice(&f.to_le_bytes());
+            }
+            Cell::Bytes(b) => {
+                put_varint(out, key | 2);
+                put_varint(out, b.len() as u64);
+                out.extend_from_slice(b);
+            }
+            Cell::Timestamp { seconds, nanos } => {
+                put_varint(out, key | 2);
+                put_varint(out, zigzag64(*seconds));
+                put_varint(out, u64::from(zigzag32(*nanos)));
+            }
+        }
+    }
+
+    /// The general form of a record whose fields are `(index, cell)`: the fields, the
+    /// end tag, and the CRC-32C of the whole checksum input gathered (0 when empty).
+    fn general_record(fields: &[(usize, Cell<'_>)]) -> (Vec<u8>, u32) {
+        let (mut out, mut input) = (Vec::new(), Vec::new());
+        for (index, cell) in fields {
+            general_field(*index, cell, &mut out);
+            general_crc_input(*index, cell, &mut input);
+        }
+        let crc = if input.is_empty() {
             0
         } else {
             crc32c::crc32c(&input)
-        }
+        };
+        out.extend_from_slice(&END_RECORD_KEY);
+        put_varint(&mut out, u64::from(crc));
+        (out, crc)
     }
 
     fn cell() -> impl proptest::strategy::Strategy<Value = Cell<'static>> {
@@ -255,32 +301,43 @@ mod tests {
             any::<i64>().prop_map(Cell::Int),
             any::<bool>().prop_map(Cell::Bool),
             any::<f64>().prop_map(Cell::Double),
+            any::<f32>().prop_map(Cell::Float),
+            any::<i64>().prop_map(Cell::Datetime),
+            any::<i64>().prop_map(Cell::Date),
             proptest::collection::vec(any::<u8>(), 0..200)
                 .prop_map(|b| Cell::Bytes(std::borrow::Cow::Owned(b))),
             // Long enough to go into the record's CRC directly.
             (any::<u8>(), DIRECT_CRC_BYTES..DIRECT_CRC_BYTES + 100)
                 .prop_map(|(byte, len)| Cell::Bytes(std::borrow::Cow::Owned(vec![byte; len]))),
-            (any::<i64>(), 0..1_000_000_000i32)
+            (any::<i64>(), any::<i32>())
                 .prop_map(|(seconds, nanos)| Cell::Timestamp { seconds, nanos }),
         ]
     }
 
     proptest::proptest! {
-        /// Each record's checksum (the varint after its end tag) and the block's
-        /// final checksum are those of the gathered checksum input.
+        /// Each record is its fields in the general form, its end tag and its
+        /// checksum (that of the gathered checksum input); the block's final checksum
+        /// is over those checksums. Field numbers go past 15 (two-byte keys), and one
+        /// last record has a field far further (up to five-byte keys).
         #[test]
-        fn record_checksums_equal_the_general_form(
-            records in proptest::collection::vec(proptest::collection::vec(cell(), 0..8), 1..5),
+        fn records_equal_the_general_form(
+            records in proptest::collection::vec(proptest::collection::vec(cell(), 0..20), 1..5),
+            far in proptest::option::of((0usize..(1 << 28), cell())),
         ) {
+            let mut records: Vec<Vec<(usize, Cell<'_>)>> =
+                records.into_iter().map(|cells| cells.into_iter().enumerate().collect()).collect();
+            records.extend(far.map(|field| vec![field]));
             let mut encoder = BlockEncoder::new();
             let mut final_crc = 0u32;
-            for cells in &records {
+            for fields in &records {
                 let mut out = Vec::new();
-                encoder.encode_record(cells, &mut out);
-                let crc = general_record_crc(cells);
-                let mut tail = END_RECORD_KEY.to_vec();
-                put_varint(&mut tail, u64::from(crc));
-                proptest::prop_assert!(out.ends_with(&tail), "{out:x?} does not end with {tail:x?}");
+                encoder.start_record();
+                for (index, cell) in fields {
+                    encoder.encode_field(*index, cell, &mut out);
+                }
+                encoder.end_record(&mut out);
+                let (want, crc) = general_record(fields);
+                proptest::prop_assert_eq!(&out, &want);
                 final_crc = crc32c::crc32c_append(final_crc, &crc.to_le_bytes());
             }
             let mut trailer = Vec::new();
@@ -291,6 +348,35 @@ mod tests {
             expected.extend_from_slice(&META_CHECKSUM_KEY);
             put_varint(&mut expected, u64::from(final_crc));
             proptest::prop_assert_eq!(trailer, expected);
+        }
+    }
+
+    /// The case the regression seed holds: a value of exactly `DIRECT_CRC_BYTES`,
+    /// whose bytes go into the CRC directly, between shorter ones.
+    #[test]
+    fn a_value_of_direct_crc_bytes_equals_the_general_form() {
+        use std::borrow::Cow;
+        let long = vec![0u8; DIRECT_CRC_BYTES];
+        for fields in [
+            vec![(0, Cell::Bytes(Cow::Borrowed(&long[..])))],
+            vec![
+                (0, Cell::Int(-5)),
+                (1, Cell::Bytes(Cow::Borrowed(&long[..]))),
+                (2, Cell::Bytes(Cow::Borrowed(&b"after"[..]))),
+                (
+                    20,
+                    Cell::Bytes(Cow::Borrowed(&long[..DIRECT_CRC_BYTES - 1])),
+                ),
+            ],
+        ] {
+            let mut encoder = BlockEncoder::new();
+            let mut out = Vec::new();
+            encoder.start_record();
+            for (index, cell) in &fields {
+                encoder.encode_field(*index, cell, &mut out);
+            }
+            encoder.end_record(&mut out);
+            assert!(out == general_record(&fields).0, "{fields:?}");
         }
     }
 
