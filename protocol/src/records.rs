@@ -172,25 +172,43 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], RecordDecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or_else(|| self.error(format!("needs {n} more bytes, input ends")))?;
-        let slice = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(slice)
+        match self.bytes[self.pos..].get(..n) {
+            Some(slice) => {
+                self.pos += n;
+                Ok(slice)
+            }
+            None => Err(self.short(n)),
+        }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn short(&self, n: usize) -> RecordDecodeError {
+        self.error(format!("needs {n} more bytes, input ends"))
+    }
+
+    #[inline]
     fn byte(&mut self) -> Result<u8, RecordDecodeError> {
-        Ok(self.take(1)?[0])
+        match self.bytes.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.short(1)),
+        }
     }
 
+    #[inline]
     fn be<const N: usize>(&mut self) -> Result<[u8; N], RecordDecodeError> {
-        let mut array = [0u8; N];
-        array.copy_from_slice(self.take(N)?);
-        Ok(array)
+        match self.bytes[self.pos..].first_chunk::<N>() {
+            Some(&array) => {
+                self.pos += N;
+                Ok(array)
+            }
+            None => Err(self.short(N)),
+        }
     }
 
     fn finish(&self) -> Result<(), RecordDecodeError> {
@@ -201,6 +219,7 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[inline]
     fn array_len(&mut self) -> Result<usize, RecordDecodeError> {
         let at = self.pos;
         match self.byte()? {
@@ -255,6 +274,7 @@ impl<'a> Cursor<'a> {
         self.value_ref().map(ValueRef::to_value)
     }
 
+    #[inline]
     fn text(&mut self, len: usize) -> Result<&'a str, RecordDecodeError> {
         let at = self.pos;
         utf8(self.take(len)?, at)
@@ -278,6 +298,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Decodes the value that starts here, its text and bytes borrowed from the input.
+    #[inline]
     fn value_ref(&mut self) -> Result<ValueRef<'a>, RecordDecodeError> {
         let at = self.pos;
         let marker = self.byte()?;
