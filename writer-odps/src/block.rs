@@ -102,55 +102,80 @@ impl BlockEncoder {
 
     /// Appends the field of column `index` (0-based); NULL writes nothing.
     pub fn encode_field(&mut self, index: usize, cell: &Cell<'_>, out: &mut Vec<u8>) {
-        if matches!(cell, Cell::Null) {
-            return;
-        }
-        let field = (index + 1) as u32;
-        self.crc_input.extend_from_slice(&field.to_le_bytes());
-        let field = u64::from(field) << 3;
         match cell {
             Cell::Null => {}
-            Cell::Int(v) | Cell::Datetime(v) | Cell::Date(v) => {
-                put_varint(out, field);
-                put_varint(out, zigzag64(*v));
-                self.crc_input.extend_from_slice(&v.to_le_bytes());
-            }
-            Cell::Bool(b) => {
-                put_varint(out, field);
-                out.push(u8::from(*b));
-                self.crc_input.push(u8::from(*b));
-            }
-            Cell::Double(d) => {
-                put_varint(out, field | 1);
-                out.extend_from_slice(&d.to_le_bytes());
-                self.crc_input.extend_from_slice(&d.to_le_bytes());
-            }
+            Cell::Int(v) | Cell::Datetime(v) | Cell::Date(v) => self.encode_int(index, *v, out),
+            Cell::Bool(b) => self.encode_bool(index, *b, out),
+            Cell::Double(d) => self.encode_double(index, *d, out),
             Cell::Float(f) => {
-                put_varint(out, field | 5);
+                let field = self.field_number(index);
+                put_varint(out, (u64::from(field) << 3) | 5);
                 out.extend_from_slice(&f.to_le_bytes());
                 self.crc_input.extend_from_slice(&f.to_le_bytes());
             }
-            Cell::Bytes(b) => {
-                put_varint(out, field | 2);
-                put_varint(out, b.len() as u64);
-                out.extend_from_slice(b);
-                if b.len() < DIRECT_CRC_BYTES {
-                    self.crc_input.extend_from_slice(b);
-                } else {
-                    // CRC-32C continues over parts: crc(a‖b) = append(crc(a), b).
-                    let crc = crc32c::crc32c_append(self.record_crc.unwrap_or(0), &self.crc_input);
-                    self.crc_input.clear();
-                    self.record_crc = Some(crc32c::crc32c_append(crc, b));
-                }
-            }
+            Cell::Bytes(b) => self.encode_bytes(index, b, out),
             Cell::Timestamp { seconds, nanos } => {
                 // Wire type 2 but no length prefix (spec §5.3).
-                put_varint(out, field | 2);
+                let field = self.field_number(index);
+                put_varint(out, (u64::from(field) << 3) | 2);
                 put_varint(out, zigzag64(*seconds));
                 put_varint(out, u64::from(zigzag32(*nanos)));
                 self.crc_input.extend_from_slice(&seconds.to_le_bytes());
                 self.crc_input.extend_from_slice(&nanos.to_le_bytes());
             }
+        }
+    }
+
+    /// The field number of column `index`, put into the checksum input.
+    #[inline]
+    fn field_number(&mut self, index: usize) -> u32 {
+        let field = (index + 1) as u32;
+        self.crc_input.extend_from_slice(&field.to_le_bytes());
+        field
+    }
+
+    /// [`BlockEncoder::encode_field`] of [`Cell::Int`], [`Cell::Datetime`] and
+    /// [`Cell::Date`] (one wire form).
+    #[inline]
+    pub fn encode_int(&mut self, index: usize, v: i64, out: &mut Vec<u8>) {
+        let field = self.field_number(index);
+        put_varint(out, u64::from(field) << 3);
+        put_varint(out, zigzag64(v));
+        self.crc_input.extend_from_slice(&v.to_le_bytes());
+    }
+
+    /// [`BlockEncoder::encode_field`] of [`Cell::Bool`].
+    #[inline]
+    pub fn encode_bool(&mut self, index: usize, b: bool, out: &mut Vec<u8>) {
+        let field = self.field_number(index);
+        put_varint(out, u64::from(field) << 3);
+        out.push(u8::from(b));
+        self.crc_input.push(u8::from(b));
+    }
+
+    /// [`BlockEncoder::encode_field`] of [`Cell::Double`].
+    #[inline]
+    pub fn encode_double(&mut self, index: usize, d: f64, out: &mut Vec<u8>) {
+        let field = self.field_number(index);
+        put_varint(out, (u64::from(field) << 3) | 1);
+        out.extend_from_slice(&d.to_le_bytes());
+        self.crc_input.extend_from_slice(&d.to_le_bytes());
+    }
+
+    /// [`BlockEncoder::encode_field`] of [`Cell::Bytes`].
+    #[inline]
+    pub fn encode_bytes(&mut self, index: usize, b: &[u8], out: &mut Vec<u8>) {
+        let field = self.field_number(index);
+        put_varint(out, (u64::from(field) << 3) | 2);
+        put_varint(out, b.len() as u64);
+        out.extend_from_slice(b);
+        if b.len() < DIRECT_CRC_BYTES {
+            self.crc_input.extend_from_slice(b);
+        } else {
+            // CRC-32C continues over parts: crc(a‖b) = append(crc(a), b).
+            let crc = crc32c::crc32c_append(self.record_crc.unwrap_or(0), &self.crc_input);
+            self.crc_input.clear();
+            self.record_crc = Some(crc32c::crc32c_append(crc, b));
         }
     }
 

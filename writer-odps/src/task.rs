@@ -114,13 +114,14 @@ impl<'a> TaskWriter<'a> {
             let Some(&value) = source.and_then(|i| record.get(i)) else {
                 continue;
             };
-            match self.conversions.convert_ref(value, &self.types[pos]) {
-                Ok(cell) => self.encoder.encode_field(pos, &cell, &mut self.buf),
-                Err(e) => {
-                    self.buf.truncate(before);
-                    let c = &self.schema.columns[pos];
-                    return Ok(Err(format!("column {} ({}): {e}", c.name, c.type_name)));
-                }
+            let ty = &self.types[pos];
+            if let Err(e) =
+                self.conversions
+                    .encode_ref(pos, value, ty, &mut self.encoder, &mut self.buf)
+            {
+                self.buf.truncate(before);
+                let c = &self.schema.columns[pos];
+                return Ok(Err(format!("column {} ({}): {e}", c.name, c.type_name)));
             }
         }
         self.encoder.end_record(&mut self.buf);
