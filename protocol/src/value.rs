@@ -327,10 +327,13 @@ fn utf16_len(s: &str) -> u64 {
 
 /// DataX's byte size of a double: the length of the text its `DoubleColumn` holds,
 /// `new BigDecimal(String.valueOf(d)).toPlainString()` ([`double_plain`]). Inside
-/// [1e-3, 1e7) that is the shortest form itself, measured without a copy.
+/// [1e-3, 1e7) that is the shortest form itself, measured without a copy. `zmij`
+/// finds the same shortest digits as `ryu` in half the time (about 17 ns against 36
+/// here) and prints them alike in that range: it differs only in writing an exponent
+/// as `e+N`, which plain numbers do not have.
 fn double_text_len(d: f64) -> u64 {
     if (1e-3..1e7).contains(&d.abs()) {
-        let mut buf = ryu::Buffer::new();
+        let mut buf = zmij::Buffer::new();
         buf.format_finite(d).len() as u64
     } else {
         double_plain(d).len() as u64
@@ -572,10 +575,20 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
         #[test]
-        fn double_byte_size_is_the_plain_text_length(bits in proptest::prelude::any::<u64>()) {
-            let d = f64::from_bits(bits);
-            proptest::prop_assert_eq!(ValueRef::Double(d).byte_size(), double_plain(d).len() as u64);
+        fn double_byte_size_is_the_plain_text_length(
+            d in proptest::prop_oneof![
+                proptest::strategy::Strategy::prop_map(proptest::prelude::any::<u64>(), f64::from_bits),
+                // The range measured by zmij, its edges and beyond them.
+                -2e7..2e7f64,
+                -0.01..0.01f64,
+                // One digit below 1e-3: Java writes 5.0E-4, whose plain text keeps the 0.
+                proptest::sample::select(vec![1e-3, -1e-3, 1e7, -1e7, 9999999.999999998, 0.0009999999999999998, 5e-4, -1e-4, 2e7]),
+            ],
+        ) {
+            proptest::prop_assert_eq!(ValueRef::Double(d).byte_size(), double_plain(d).len() as u64, "{:e}", d);
         }
     }
 
