@@ -3,6 +3,7 @@
 //! `tablestore.md` §5.6–§5.8).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use protocol::runtime::{PluginError, RecordSink};
 use serde::{Deserialize, Serialize};
@@ -208,6 +209,7 @@ impl TaskReader<'_> {
             starts.insert(shard.clone(), self.start_position(shard)?);
         }
         let (tx, mut rx) = tokio::sync::mpsc::channel::<ShardEvent>(64);
+        let pool = PagePool::default();
         let mut rows = EncodedRows::default();
         let mut finish = |c: ShardCheckpoint,
                           out: &mut RecordSink,
@@ -254,6 +256,7 @@ impl TaskReader<'_> {
                                 ))
                             })?;
                             let fetcher = ShardFetcher {
+                                pool: pool.clone(),
                                 client: self.client.clone(),
                                 stream_id: job.stream_id.clone(),
                                 data_table: self.config.data_table.clone(),
@@ -313,6 +316,7 @@ impl TaskReader<'_> {
                             out.push_encoded(record, size)?;
                         }
                     }
+                    pool.give((decoded, heads));
                 }
                 ShardEvent::Done(result) => {
                     let c = result?;
@@ -364,6 +368,49 @@ impl TaskReader<'_> {
     }
 }
 
+/// A page's decoded rows and heads, in buffers reused from page to page.
+type PageBuffers = (
+    plainbuffer::RecordRows,
+    Vec<(i32, plainbuffer::SequenceInfo)>,
+);
+
+/// Page buffers the task hands back once it has converted a page, for the fetchers'
+/// next pages: a page's rows then go into memory already touched, not fresh pages
+/// that each cost the kernel a fault (`bench-reader` reports the faults).
+#[derive(Clone, Default)]
+struct PagePool(Arc<Mutex<Vec<PageBuffers>>>);
+
+impl PagePool {
+    /// Buffers kept at most: beyond that, pages queued for the task bring their own.
+    const KEPT: usize = 8;
+
+    fn take(&self, records: usize) -> PageBuffers {
+        let reused = self.0.lock().ok().and_then(|mut free| free.pop());
+        match reused {
+            Some((mut rows, mut heads)) => {
+                rows.reserve(records);
+                heads.reserve(records);
+                (rows, heads)
+            }
+            None => (
+                plainbuffer::RecordRows::with_capacity(records),
+                Vec::with_capacity(records),
+            ),
+        }
+    }
+
+    /// Takes back a converted page's buffers, emptied (its response is freed).
+    fn give(&self, (mut rows, mut heads): PageBuffers) {
+        rows.clear();
+        heads.clear();
+        if let Ok(mut free) = self.0.lock() {
+            if free.len() < Self::KEPT {
+                free.push((rows, heads));
+            }
+        }
+    }
+}
+
 /// What a shard fetcher tells the task.
 enum ShardEvent {
     /// Records to emit, in order: their rows, and each one's action type and
@@ -379,6 +426,7 @@ enum ShardEvent {
 
 /// Reads one shard's records of the window (spec §5.7) and sends them to the task.
 struct ShardFetcher {
+    pool: PagePool,
     client: OtsClient,
     stream_id: String,
     data_table: String,
@@ -464,8 +512,7 @@ impl ShardFetcher {
                     None => self.finish(SHARD_END.to_owned(), sent, None),
                 });
             }
-            let mut rows = plainbuffer::RecordRows::with_capacity(page.stream_records.len());
-            let mut heads = Vec::with_capacity(page.stream_records.len());
+            let (mut rows, mut heads) = self.pool.take(page.stream_records.len());
             let mut stop_at = None;
             for (i, record) in page.stream_records.iter_mut().enumerate() {
                 // The page is not needed after this: its records move into `rows`.
@@ -493,7 +540,9 @@ impl ShardFetcher {
                 heads.push((record.action_type, info));
             }
             sent += heads.len() as i64;
-            if !heads.is_empty() {
+            if heads.is_empty() {
+                self.pool.give((rows, heads));
+            } else {
                 tx.send(ShardEvent::Records {
                     shard: self.shard.clone(),
                     rows,

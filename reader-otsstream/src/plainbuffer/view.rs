@@ -209,6 +209,18 @@ impl RecordRows {
         Ok(self.row(self.rows.len() - 1))
     }
 
+    /// Removes every row, keeping the memory for the next page's rows.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.cells.clear();
+    }
+
+    /// Room for `rows` more records of a few cells each.
+    pub fn reserve(&mut self, rows: usize) {
+        self.rows.reserve(rows);
+        self.cells.reserve(rows * 4);
+    }
+
     /// Removes the last row.
     pub fn pop(&mut self) {
         if let Some(r) = self.rows.pop() {
