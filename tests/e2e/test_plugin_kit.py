@@ -39,8 +39,9 @@ def rows(n):
         out.append([i, "row-%d, \"é😀\"" % i, i * 1.5 + 0.25, {"decimal": "%d.50" % i},
                     {"date": "2024-01-15T08:30:%02d.000Z" % (i % 60)}, None, i % 2 == 0,
                     {"bytes": base64.b64encode(bytes([i % 256, 1, 2])).decode()},
-                    # doubles whose shortest text takes each of ryu's forms (their byte sizes)
-                    1e20 * (i + 1), 1.5e-7, 0.001 * i, -0.0, 1e16 + i, i / 3, 12345678901234567.0 * i])
+                    # doubles of every form of DataX's plain text (their byte sizes): plain, huge, tiny, -0.0, one digit
+                    1e20 * (i + 1), 1.5e-7, 0.001 * i, -0.0, 1e16 + i, i / 3, 12345678901234567.0 * i,
+                    5e-4 * (i % 9 + 1), 1e7 * (i % 9 + 1), -1e-7 * (i % 3 + 1)])
     return out
 
 
