@@ -19,7 +19,10 @@ Sections, each printed as rows of one Markdown table (measure | value | unit | h
 * **pipelines**: tests/e2e/bench_pipelines.py on localcloud: Stream → OSS CSV and Stream →
   MaxCompute with one task (the tables' one shard), and again with four shards and four
   tasks; changes/s, each plugin's CPU per unit of work and peak RSS, the engine's own CPU,
-  localcloud's CPU.
+  localcloud's CPU; then each writer alone (`scripts/bench-writers`, not with --quick).
+* **machine** (always): the CPU of the same fixed work, compute-bound (MD5) and
+  memory-bound (copies), at the start and at the end of the run: how fast the machine
+  was in those minutes, to read the other rows by.
 
 Usage: bench_all.py [--quick] [--records N] [--runs N] [--changes N] [--keys N] [--sections pipe,empty,pipelines]
 [--compare DIR] (the empty job of another build's binaries too, runs interleaved)
@@ -331,6 +334,35 @@ def perf_commands(rows, quick):
 
 WRITER_RUNS = 4
 
+# The machine's own speed, for reading the other rows: the same fixed work in a child
+# process (its CPU from wait4) at the start and at the end of the run. On a VM whose
+# speed drifts, a plugin's figure that moved with these did not change itself.
+SPEED_PROBES = (
+    # (row, code, MiB per round, rounds)
+    ("machine: MD5 by OpenSSL through hashlib (compute-bound)",
+     "import hashlib\nb, h = bytes(range(256)) * 8192, hashlib.md5()\nfor _ in range(ROUNDS):\n    h.update(b)",
+     2, 128),
+    ("machine: copies between two 32 MiB buffers (memory-bound)",
+     "a, b = bytearray(32 << 20), bytearray(32 << 20)\nfor _ in range(ROUNDS):\n    b[:] = a",
+     32, 32),
+)
+
+
+def speed_probes(quick):
+    """CPU seconds of each probe, Python's start-up included (16 times less work with
+    --quick)."""
+    out = []
+    for name, code, mib, rounds in SPEED_PROBES:
+        rounds = max(1, rounds // 16) if quick else rounds
+        cpu = run_timed([sys.executable, "-c", code.replace("ROUNDS", str(rounds))])[1]
+        out.append((name, cpu, mib * rounds))
+    return out
+
+
+def speed_rows(start, end, rows):
+    for (name, cpu, mib), (_, cpu_end, _) in zip(start, end):
+        rows.append((name, cpu, "s", "CPU for %d MiB at the start of the run; %.3f s at its end" % (mib, cpu_end)))
+
 
 def number(v):
     if isinstance(v, float):
@@ -362,6 +394,7 @@ def main(argv=None):
     started = time.time()
     load = os.getloadavg()
     sections = set(args.sections.split(","))
+    speed_at_start = speed_probes(q)
     with tempfile.TemporaryDirectory(prefix="bench-") as d:
         tmp = pathlib.Path(d)
         if "pipe" in sections:
@@ -371,6 +404,7 @@ def main(argv=None):
     if "pipelines" in sections:
         pipelines_section(changes, keys, rows)
         perf_commands(rows, q)
+    speed_rows(speed_at_start, speed_probes(q), rows)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print("binaries: %s; %d CPUs; load average %.1f %.1f %.1f at the start, %.1f at the end; %.0f s"
           % (bins, os.cpu_count(), *load, os.getloadavg()[0], time.time() - started))

@@ -19,6 +19,8 @@ PIPE_ROWS = [
     "pipe: engine's own CPU per GB forwarded",
     "empty job: wall, median",
     "empty job: CPU, engine and plugins",
+    "machine: MD5 by OpenSSL through hashlib (compute-bound)",
+    "machine: copies between two 32 MiB buffers (memory-bound)",
 ]
 PIPELINE_MEASURES = {
     "OSS": ["changes/s", "engine's own CPU per M changes", "reader-otsstream CPU per M changes",
