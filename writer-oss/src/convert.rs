@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use protocol::timefmt::{DatePattern, Zone};
-use protocol::value::{double_plain, Value, ValueRef};
+use protocol::value::{with_double_plain, Value, ValueRef};
 
 /// `text` or `csv`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,14 +201,10 @@ fn block_holds_csv_special<const N: usize>(block: &[u8; N], delimiter: u8) -> bo
         .fold(false, |hit, &b| hit | is_csv_special(b, delimiter))
 }
 
-/// A double as DataX renders it ([`double_plain`]); the plain range that ryu already
-/// prints as Java does is written without the intermediate `String`.
+/// A double as DataX renders it ([`protocol::value::double_plain`]), without an
+/// intermediate `String` in the common range.
 fn push_double(d: f64, out: &mut String) {
-    if d.is_finite() && d != 0.0 && (1e-3..1e7).contains(&d.abs()) {
-        out.push_str(ryu::Buffer::new().format_finite(d));
-    } else {
-        out.push_str(&double_plain(d));
-    }
+    with_double_plain(d, |text| out.push_str(text));
 }
 
 /// Text to bytes in the configured charset; unmappable characters become `?` as in
@@ -283,6 +279,7 @@ impl TextEncoder {
 mod tests {
     use super::*;
     use proptest::strategy::Strategy as _;
+    use protocol::value::double_plain;
 
     fn format(f: FileFormat) -> RecordFormat {
         RecordFormat {
