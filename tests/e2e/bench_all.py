@@ -299,10 +299,10 @@ def perf_commands(rows, quick):
 
     Each case runs WRITER_RUNS times and the median of the runs after the first is
     reported, the first one's figure beside it: on this VM the first run of a series
-    costs the writer up to 1.6 times the CPU of the runs after it (and localcloud up to
-    3.5 times), each run with a fresh localcloud, because the guest kernel is then handed
-    memory the host has not backed yet (`BENCHMARKS.md`, issue 19's seventh and ninth
-    rounds)."""
+    costs the writer up to 1.8 times the CPU of the runs after it (and localcloud up to
+    3.5 times), though each run has a fresh localcloud (`BENCHMARKS.md`, issue 19's
+    seventh and ninth rounds: the kernel zeroing fresh pages was most of localcloud's
+    extra)."""
     writers = HERE.parents[1] / "scripts" / "bench-writers"
     if quick or not writers.exists():
         return
@@ -321,15 +321,19 @@ def perf_commands(rows, quick):
             values = sorted(r[key] for r in rest)
             return values[len(values) // 2]
 
-        how = "scripts/bench-writers; %s records, median of runs 2-%d (run 1: %s); peak RSS %.1f MiB" % (
-            first.get("records"), len(runs), "%s", max(r.get("writer_peak_rss_MiB", 0) for r in runs))
-        for key, cloud_key, unit, what in (
-                ("writer_cpu_s_per_GB", "localcloud_cpu_s_per_GB", "s/GB", "GB of CSV"),
-                ("writer_cpu_s_per_M_rows", "localcloud_cpu_s_per_M_rows", "s/M", "M rows")):
+        peak = max(r.get("writer_peak_rss_MiB", 0) for r in runs)
+
+        def how(key):
+            return "scripts/bench-writers; %s records, median of runs 2-%d (run 1: %s); peak RSS %.1f MiB" % (
+                first.get("records"), len(runs), number(first[key]), peak)
+
+        for key, cloud_key, unit, what, cloud_what in (
+                ("writer_cpu_s_per_GB", "localcloud_cpu_s_per_GB", "s/GB", "GB of CSV", "GB"),
+                ("writer_cpu_s_per_M_rows", "localcloud_cpu_s_per_M_rows", "s/M", "M rows", "M rows")):
             if key in first:
-                rows.append(("%s: CPU per %s" % (label, what), median(key), unit, how % number(first[key])))
-                rows.append(("%s: localcloud CPU per %s" % (label, what.split(" of ")[0]), median(cloud_key), unit,
-                             how % number(first[cloud_key])))
+                rows.append(("%s: CPU per %s" % (label, what), median(key), unit, how(key)))
+                rows.append(("%s: localcloud CPU per %s" % (label, cloud_what), median(cloud_key), unit,
+                             how(cloud_key)))
 
 
 WRITER_RUNS = 4
