@@ -19,7 +19,8 @@ Sections, each printed as rows of one Markdown table (measure | value | unit | h
 * **pipelines**: tests/e2e/bench_pipelines.py on localcloud: Stream → OSS CSV and Stream →
   MaxCompute with one task (the tables' one shard), and again with four shards and four
   tasks; changes/s, each plugin's CPU per unit of work and peak RSS, the engine's own CPU,
-  localcloud's CPU; then each writer alone (`scripts/bench-writers`, not with --quick).
+  localcloud's CPU, each the median of three runs (one with --quick), the runs shown
+  beside it; then each writer alone (`scripts/bench-writers`, not with --quick).
 * **machine** (always): the CPU of the same fixed work, compute-bound (MD5) and
   memory-bound (copies), at the start and at the end of the run: how fast the machine
   was in those minutes, to read the other rows by.
@@ -256,27 +257,40 @@ def pipeline_rows(result, label, rows):
     r = result
     n = r["changes"] / 1e6
     by = r["cpu_s_by_plugin"]
+    by_run = r["cpu_s_per_million_by_plugin_by_run"]
+    steps = r["step_processes_cpu_s_by_plugin"]
     rss = r["peak_rss_mib_by_plugin"]
-    how = "%d changes, %d rows, %s tasks" % (r["changes"], r["output_rows"], r.get("tasks"))
+    med = "median of %d runs" % r["runs"]
+
+    def runs_of(name, scale=1.0):
+        return "runs " + " ".join("%.2f" % (v * scale) for v in by_run.get(name, []))
+
+    how = "%d changes, %d rows, %s tasks; %s (%s s)" % (
+        r["changes"], r["output_rows"], r.get("tasks"), med, " ".join("%.3f" % e for e in r["elapsed_s_by_run"]))
     rows.append(("%s: changes/s" % label, r["changes_per_s"], "changes/s", how))
     rows.append(("%s: engine's own CPU per M changes" % label, r["engine_cpu_s_per_million_changes"], "s/M",
-                 "engine peak RSS %.1f MiB" % r["engine_peak_rss_mib"]))
+                 "%s; engine peak RSS %.1f MiB" % (med, r["engine_peak_rss_mib"])))
     rows.append(("%s: reader-otsstream CPU per M changes" % label, by.get("reader-otsstream", 0) / n, "s/M",
-                 "peak RSS %.1f MiB" % rss.get("reader-otsstream", 0)))
+                 "%s (%s); its check and step session %.1f ms of it; peak RSS %.1f MiB"
+                 % (med, runs_of("reader-otsstream"), steps.get("reader-otsstream", 0) * 1e3,
+                    rss.get("reader-otsstream", 0))))
     if "writer-oss" in by:
         gb = (r["output_bytes"] or 0) / 1e9
         rows.append(("%s: writer-oss CPU per GB of CSV" % label, by["writer-oss"] / gb if gb else 0, "s/GB",
-                     "%.1f MB of CSV; peak RSS %.1f MiB" % (gb * 1e3, rss.get("writer-oss", 0))))
+                     "%s (%s); %.1f MB of CSV; peak RSS %.1f MiB"
+                     % (med, runs_of("writer-oss", n / gb if gb else 0), gb * 1e3, rss.get("writer-oss", 0))))
     if "writer-odps" in by:
-        rows.append(("%s: writer-odps CPU per M rows" % label, by["writer-odps"] / (r["output_rows"] / 1e6), "s/M",
-                     "peak RSS %.1f MiB" % rss.get("writer-odps", 0)))
+        m_rows = r["output_rows"] / 1e6
+        rows.append(("%s: writer-odps CPU per M rows" % label, by["writer-odps"] / m_rows, "s/M",
+                     "%s (%s); peak RSS %.1f MiB" % (med, runs_of("writer-odps", n / m_rows),
+                                                     rss.get("writer-odps", 0))))
     rows.append(("%s: localcloud CPU per M changes" % label, r["localcloud_cpu_s_per_million_changes"], "s/M",
-                 "%.2f s while the job ran" % r["localcloud_cpu_s"]))
+                 "%s; %.2f s while the job ran" % (med, r["localcloud_cpu_s"])))
 
 
-def pipelines_section(changes, keys, rows):
-    one = bench_pipelines.measure(changes, keys, shards=1)
-    four = bench_pipelines.measure(changes, keys, shards=4)
+def pipelines_section(changes, keys, rows, runs=3):
+    one = bench_pipelines.measure(changes, keys, shards=1, runs=runs)
+    four = bench_pipelines.measure(changes, keys, shards=4, runs=runs)
     by_name = {}
     for shards, got in ((1, one), (4, four)):
         for r in got["results"]:
@@ -342,13 +356,21 @@ WRITER_RUNS = 4
 # process (its CPU from wait4) at the start and at the end of the run. On a VM whose
 # speed drifts, a plugin's figure that moved with these did not change itself.
 SPEED_PROBES = (
-    # (row, code, MiB per round, rounds)
+    # (row, code, work per round, its unit, rounds)
     ("machine: MD5 by OpenSSL through hashlib (compute-bound)",
      "import hashlib\nb, h = bytes(range(256)) * 8192, hashlib.md5()\nfor _ in range(ROUNDS):\n    h.update(b)",
-     2, 128),
+     2, "MiB", 128),
     ("machine: copies between two 32 MiB buffers (memory-bound)",
      "a, b = bytearray(32 << 20), bytearray(32 << 20)\nfor _ in range(ROUNDS):\n    b[:] = a",
-     32, 32),
+     32, "MiB", 32),
+    # A byte sent back and forth between two processes through two pipes: each trip
+    # wakes a process that sleeps, as the plugins, the engine and localcloud wake one
+    # another. The child's CPU counts (wait4 folds it into the parent's).
+    ("machine: pipe round trips between two processes (wake-ups)",
+     "import os\nn = ROUNDS * 1000\nr1, w1 = os.pipe()\nr2, w2 = os.pipe()\npid = os.fork()\n"
+     "if pid == 0:\n    for _ in range(n):\n        os.read(r1, 1)\n        os.write(w2, b'x')\n    os._exit(0)\n"
+     "for _ in range(n):\n    os.write(w1, b'x')\n    os.read(r2, 1)\nos.waitpid(pid, 0)",
+     1000, "round trips", 20),
 )
 
 
@@ -356,16 +378,16 @@ def speed_probes(quick):
     """CPU seconds of each probe, Python's start-up included (16 times less work with
     --quick)."""
     out = []
-    for name, code, mib, rounds in SPEED_PROBES:
+    for name, code, work, unit, rounds in SPEED_PROBES:
         rounds = max(1, rounds // 16) if quick else rounds
         cpu = run_timed([sys.executable, "-c", code.replace("ROUNDS", str(rounds))])[1]
-        out.append((name, cpu, mib * rounds))
+        out.append((name, cpu, "%d %s" % (work * rounds, unit)))
     return out
 
 
 def speed_rows(start, end, rows):
-    for (name, cpu, mib), (_, cpu_end, _) in zip(start, end):
-        rows.append((name, cpu, "s", "CPU for %d MiB at the start of the run; %.3f s at its end" % (mib, cpu_end)))
+    for (name, cpu, work), (_, cpu_end, _) in zip(start, end):
+        rows.append((name, cpu, "s", "CPU for %s at the start of the run; %.3f s at its end" % (work, cpu_end)))
 
 
 def number(v):
@@ -406,7 +428,7 @@ def main(argv=None):
         if "empty" in sections:
             empty_section(bins, tmp, 10 if q else 30, rows, args.compare)
     if "pipelines" in sections:
-        pipelines_section(changes, keys, rows)
+        pipelines_section(changes, keys, rows, 1 if q else 3)
         perf_commands(rows, q)
     speed_rows(speed_at_start, speed_probes(q), rows)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

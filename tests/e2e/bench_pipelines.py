@@ -6,16 +6,21 @@ Writes a bulk change workload (BatchWriteRow batches of 200 rows) into `users` a
 speed limit removed (`mbps` dropped, `concurrent` kept) and measures:
 
 * changes/s: row changes (stream records) in the window ÷ the engine's elapsed time, in
-  a run of its own with the plugins started directly (the wrappers below are Python
+  runs of their own with the plugins started directly (the wrappers below are Python
   programs whose start-up, ten times a job, would count in the elapsed time);
-* CPU time (user + system) per million changes, in a second run of the same window
-  (another status table), of the engine process itself and of the plugin processes
-  (every step and task process summed), each plugin measured exactly by a wrapper that
-  waits for it with wait4;
+* CPU time (user + system) per million changes, in further runs of the same window
+  (each under a status table of its own), of the engine process itself and of the
+  plugin processes (every step and task process summed), each plugin measured exactly
+  by a wrapper that waits for it with wait4; and, apart, the CPU of each plugin's step
+  processes (`check`, the step session), its fixed cost per job;
 * peak RSS of the engine (VmHWM sampled from /proc every 10 ms) and the largest of any
   plugin process (ru_maxrss);
-* localcloud's CPU time while the timed run ran (its /proc/<pid>/stat before and
+* localcloud's CPU time while a timed run ran (its /proc/<pid>/stat before and
   after), the emulator serving the reads and the writes on the same cores.
+
+Each pipeline runs `--runs` times timed and as often measured (default 3), and every
+figure is the median over its runs (peak RSS: the largest): on a machine whose speed
+drifts from minute to minute, one run can land in a slow one.
 
 `--shards 4` creates the tables with four independent stream shards and runs the OSS
 job with `concurrent` 4 (the MaxCompute job's `concurrent` is 7 already): four tasks.
@@ -24,7 +29,8 @@ The engine's own CPU time is its wait4 total minus what the wrappers report (the
 own time and their plugin's).
 
 Every output is checked against the rows derived from the workload log before a figure
-is reported. Usage: bench_pipelines.py [--changes N] [--keys N] [--shards 1|4] (binaries from $STREAMPORT_BIN_DIR).
+is reported. Usage: bench_pipelines.py [--changes N] [--keys N] [--shards 1|4] [--runs N]
+[--pipelines oss,odps] (binaries from $STREAMPORT_BIN_DIR).
 """
 
 import argparse
@@ -149,9 +155,64 @@ def check_sharded(cloud, ops, window, table):
     return len(got)
 
 
-def measure(changes, keys, shards=1, pipelines_wanted=("oss", "odps")):
-    """Writes the workload into a fresh localcloud and runs each pipeline once; a list of
-    result dicts (see the module's docstring), plus the workload's load time."""
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+def summarize(which, shards, changes_in, rows, out_bytes, elapsed, cloud_cpus, runs_done):
+    """One pipeline's result dict from its timed runs (elapsed time, localcloud's CPU) and
+    its measured runs (each plugin process's CPU and peak RSS, the engine's own CPU):
+    medians over the runs, each run's figures beside them."""
+    n = changes_in / 1e6
+    per_run = []
+    for run in runs_done:
+        by_plugin, steps_by_plugin, rss_by_plugin = {}, {}, {}
+        for u in run["used"]:
+            name = u["plugin"]
+            by_plugin[name] = by_plugin.get(name, 0) + u["cpu_s"]
+            if u["args"][:1] != ["read"] and u["args"][:1] != ["write"]:
+                steps_by_plugin[name] = steps_by_plugin.get(name, 0) + u["cpu_s"]
+            rss_by_plugin[name] = max(rss_by_plugin.get(name, 0), u["maxrss_kib"])
+        per_run.append({"by_plugin": by_plugin, "steps_by_plugin": steps_by_plugin, "rss": rss_by_plugin,
+                        "engine_cpu_s": run["engine_cpu_s"], "engine_hwm_kib": run["engine_hwm_kib"],
+                        "plugin_cpu_s": sum(u["cpu_s"] for u in run["used"]),
+                        "tasks": run["summary"].get("tasks")})
+    names = sorted({k for r in per_run for k in r["by_plugin"]})
+    by_plugin = {k: median([r["by_plugin"].get(k, 0) for r in per_run]) for k in names}
+    steps = {k: median([r["steps_by_plugin"].get(k, 0) for r in per_run]) for k in names}
+    rss = {k: max(r["rss"].get(k, 0) for r in per_run) for k in names}
+    engine_cpu = median([r["engine_cpu_s"] for r in per_run])
+    plugin_cpu = median([r["plugin_cpu_s"] for r in per_run])
+    el = median(elapsed)
+    cloud_cpu = median(cloud_cpus)
+    return {
+        "pipeline": which, "shards": shards, "changes": changes_in, "output_rows": rows,
+        "output_bytes": out_bytes, "runs": len(per_run), "elapsed_s": el,
+        "elapsed_s_by_run": elapsed,
+        "changes_per_s": round(changes_in / el),
+        "rows_per_s": round(rows / el),
+        "engine_cpu_s": round(engine_cpu, 3),
+        "engine_cpu_s_per_million_changes": round(engine_cpu / n, 2),
+        "plugins_cpu_s_per_million_changes": round(plugin_cpu / n, 2),
+        "cpu_s_by_plugin": {k: round(v, 4) for k, v in by_plugin.items()},
+        "cpu_s_per_million_by_plugin": {k: round(v / n, 3) for k, v in by_plugin.items()},
+        "cpu_s_per_million_by_plugin_by_run": {k: [round(r["by_plugin"].get(k, 0) / n, 3) for r in per_run]
+                                               for k in names},
+        "step_processes_cpu_s_by_plugin": {k: round(v, 4) for k, v in steps.items()},
+        "localcloud_cpu_s": round(cloud_cpu, 3),
+        "localcloud_cpu_s_per_million_changes": round(cloud_cpu / n, 2),
+        "engine_peak_rss_mib": round(max(r["engine_hwm_kib"] for r in per_run) / 1024, 1),
+        "plugin_peak_rss_mib": round(max(rss.values()) / 1024, 1),
+        "peak_rss_mib_by_plugin": {k: round(v / 1024, 1) for k, v in rss.items()},
+        "tasks": per_run[0]["tasks"],
+    }
+
+
+def measure(changes, keys, shards=1, pipelines_wanted=("oss", "odps"), runs=3):
+    """Writes the workload into a fresh localcloud and runs each pipeline `runs` times
+    timed and `runs` times measured; a list of result dicts (see the module's docstring
+    and `summarize`), plus the workload's load time."""
     bins = pipelines.bin_dir()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     cloud = pipelines.Localcloud(str(bins / "localcloud"))
@@ -191,55 +252,44 @@ def measure(changes, keys, shards=1, pipelines_wanted=("oss", "odps")):
                 results.append({"pipeline": which, "skipped": "%s is not built" % writer})
                 continue
             changes_in = len(er.changes_in_window(ops, table, window.start_ms, window.end_ms))
-            usage = tmp / ("usage-%s.jsonl" % table)
             (tmp / table).mkdir()
-            plugins = plugin_dir(tmp / table, bins, usage)
-            summary = tmp / ("summary-%s.json" % table)
-            # First the timed run, with the plugins themselves (a wrapper's start-up would
-            # count in the elapsed time), then the measured run through the wrappers, each
-            # under a status table of its own; the output is checked after each.
-            (tmp / table / "timed").mkdir()
-            timed_summary = tmp / ("summary-timed-%s.json" % table)
-            cloud_cpu0 = proc_cpu_s(cloud.pid)
-            run_measured(cloud, unthrottled(job, tmp / table / "timed", "st_timed"), params, window, bins,
-                         timed_summary)
-            cloud_cpu = proc_cpu_s(cloud.pid) - cloud_cpu0
-            rows = check(cloud, ops, window) if shards == 1 else check_sharded(cloud, ops, window, table)
-            elapsed = json.loads(timed_summary.read_text())["elapsed_secs"]
-            engine_cpu, engine_hwm = run_measured(cloud, unthrottled(job, tmp / table, "st_measured"), params,
-                                                  window, plugins, summary)
-            again = check(cloud, ops, window) if shards == 1 else check_sharded(cloud, ops, window, table)
-            assert again == rows, (again, rows)
+            # First the timed runs, with the plugins themselves (a wrapper's start-up would
+            # count in the elapsed time), then the measured runs through the wrappers, each
+            # under a status table of its own (the window is read again from its start);
+            # the output is checked after each. Figures are medians over the runs: the
+            # machine's speed drifts from minute to minute.
+            elapsed, cloud_cpus, runs_done = [], [], []
+            rows = None
+            for k in range(runs):
+                timed_summary = tmp / ("summary-timed-%s-%d.json" % (table, k))
+                (tmp / table / ("timed%d" % k)).mkdir()
+                cloud_cpu0 = proc_cpu_s(cloud.pid)
+                run_measured(cloud, unthrottled(job, tmp / table / ("timed%d" % k), "st_timed%d" % k), params,
+                             window, bins, timed_summary)
+                cloud_cpus.append(proc_cpu_s(cloud.pid) - cloud_cpu0)
+                got = check(cloud, ops, window) if shards == 1 else check_sharded(cloud, ops, window, table)
+                assert rows is None or got == rows, (got, rows)
+                rows = got
+                elapsed.append(json.loads(timed_summary.read_text())["elapsed_secs"])
+            for k in range(runs):
+                usage = tmp / ("usage-%s-%d.jsonl" % (table, k))
+                (tmp / table / ("measured%d" % k)).mkdir()
+                plugins = plugin_dir(tmp / table / ("measured%d" % k), bins, usage)
+                summary = tmp / ("summary-%s-%d.json" % (table, k))
+                engine_cpu, engine_hwm = run_measured(cloud, unthrottled(job, tmp / table / ("measured%d" % k),
+                                                                         "st_measured%d" % k),
+                                                      params, window, plugins, summary)
+                again = check(cloud, ops, window) if shards == 1 else check_sharded(cloud, ops, window, table)
+                assert again == rows, (again, rows)
+                used = [json.loads(line) for line in usage.read_text().splitlines()]
+                engine_cpu -= sum(u["cpu_s"] + u["wrapper_cpu_s"] for u in used)
+                runs_done.append({"used": used, "engine_cpu_s": engine_cpu, "engine_hwm_kib": engine_hwm,
+                                  "summary": json.loads(summary.read_text())})
             out_bytes = None
             if table == pipelines.OSS_TABLE:
                 out_bytes = sum(len(t.encode("utf-8")) for t in
                                 pipelines.oss_objects(cloud, pipelines.oss_prefix(window)).values())
-            s = json.loads(summary.read_text())
-            used = [json.loads(line) for line in usage.read_text().splitlines()]
-            plugin_cpu = sum(u["cpu_s"] for u in used)
-            engine_cpu -= plugin_cpu + sum(u["wrapper_cpu_s"] for u in used)
-            by_plugin, rss_by_plugin = {}, {}
-            for u in used:
-                by_plugin[u["plugin"]] = by_plugin.get(u["plugin"], 0) + u["cpu_s"]
-                rss_by_plugin[u["plugin"]] = max(rss_by_plugin.get(u["plugin"], 0), u["maxrss_kib"])
-            results.append({
-                "pipeline": which, "shards": shards, "changes": changes_in, "output_rows": rows,
-                "output_bytes": out_bytes, "elapsed_s": elapsed,
-                "changes_per_s": round(changes_in / elapsed),
-                "rows_per_s": round(rows / elapsed),
-                "elapsed_s_through_wrappers": s["elapsed_secs"],
-                "engine_cpu_s": round(engine_cpu, 3),
-                "engine_cpu_s_per_million_changes": round(engine_cpu / changes_in * 1e6, 2),
-                "plugins_cpu_s_per_million_changes": round(plugin_cpu / changes_in * 1e6, 2),
-                "cpu_s_by_plugin": {k: round(v, 3) for k, v in by_plugin.items()},
-                "cpu_s_per_million_by_plugin": {k: round(v / changes_in * 1e6, 2) for k, v in by_plugin.items()},
-                "localcloud_cpu_s": round(cloud_cpu, 3),
-                "localcloud_cpu_s_per_million_changes": round(cloud_cpu / changes_in * 1e6, 2),
-                "engine_peak_rss_mib": round(engine_hwm / 1024, 1),
-                "plugin_peak_rss_mib": round(max(u["maxrss_kib"] for u in used) / 1024, 1),
-                "peak_rss_mib_by_plugin": {k: round(v / 1024, 1) for k, v in rss_by_plugin.items()},
-                "tasks": s.get("tasks"),
-            })
+            results.append(summarize(which, shards, changes_in, rows, out_bytes, elapsed, cloud_cpus, runs_done))
     finally:
         cloud.stop()
     return {"workload_load_s": round(load_s, 1), "results": results}
@@ -251,8 +301,11 @@ def main(argv=None):
     p.add_argument("--keys", type=int, default=20_000)
     p.add_argument("--shards", type=int, default=1, choices=(1, 4),
                    help="1: the tables' single shard, one task; 4: four shards, `concurrent` 4")
+    p.add_argument("--runs", type=int, default=3, help="timed and measured runs of each pipeline (medians)")
+    p.add_argument("--pipelines", default="oss,odps", help="which pipelines: oss, odps or both")
     args = p.parse_args(argv)
-    print(json.dumps(measure(args.changes, args.keys, args.shards), indent=1))
+    print(json.dumps(measure(args.changes, args.keys, args.shards, tuple(args.pipelines.split(",")), args.runs),
+                     indent=1))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ PIPE_ROWS = [
     "empty job: CPU, engine and plugins",
     "machine: MD5 by OpenSSL through hashlib (compute-bound)",
     "machine: copies between two 32 MiB buffers (memory-bound)",
+    "machine: pipe round trips between two processes (wake-ups)",
 ]
 PIPELINE_MEASURES = {
     "OSS": ["changes/s", "engine's own CPU per M changes", "reader-otsstream CPU per M changes",
