@@ -66,7 +66,8 @@ _, status, ru = os.wait4(pid, 0)
 me = resource.getrusage(resource.RUSAGE_SELF)
 with open({out!r}, "a") as f:
     f.write(json.dumps({{"plugin": {name!r}, "args": sys.argv[1:3], "cpu_s": ru.ru_utime + ru.ru_stime,
-                        "wrapper_cpu_s": me.ru_utime + me.ru_stime, "maxrss_kib": ru.ru_maxrss}}) + "\n")
+                        "wrapper_cpu_s": me.ru_utime + me.ru_stime, "maxrss_kib": ru.ru_maxrss,
+                        "switches": ru.ru_nvcsw + ru.ru_nivcsw}}) + "\n")
 os._exit(os.waitstatus_to_exitcode(status))
 '''
 
@@ -167,14 +168,16 @@ def summarize(which, shards, changes_in, rows, out_bytes, elapsed, cloud_cpus, r
     n = changes_in / 1e6
     per_run = []
     for run in runs_done:
-        by_plugin, steps_by_plugin, rss_by_plugin = {}, {}, {}
+        by_plugin, steps_by_plugin, rss_by_plugin, switches = {}, {}, {}, {}
         for u in run["used"]:
             name = u["plugin"]
             by_plugin[name] = by_plugin.get(name, 0) + u["cpu_s"]
+            switches[name] = switches.get(name, 0) + u.get("switches", 0)
             if u["args"][:1] != ["read"] and u["args"][:1] != ["write"]:
                 steps_by_plugin[name] = steps_by_plugin.get(name, 0) + u["cpu_s"]
             rss_by_plugin[name] = max(rss_by_plugin.get(name, 0), u["maxrss_kib"])
         per_run.append({"by_plugin": by_plugin, "steps_by_plugin": steps_by_plugin, "rss": rss_by_plugin,
+                        "switches": switches,
                         "engine_cpu_s": run["engine_cpu_s"], "engine_hwm_kib": run["engine_hwm_kib"],
                         "plugin_cpu_s": sum(u["cpu_s"] for u in run["used"]),
                         "tasks": run["summary"].get("tasks")})
@@ -200,6 +203,7 @@ def summarize(which, shards, changes_in, rows, out_bytes, elapsed, cloud_cpus, r
         "cpu_s_per_million_by_plugin_by_run": {k: [round(r["by_plugin"].get(k, 0) / n, 3) for r in per_run]
                                                for k in names},
         "step_processes_cpu_s_by_plugin": {k: round(v, 4) for k, v in steps.items()},
+        "context_switches_by_plugin": {k: median([r["switches"].get(k, 0) for r in per_run]) for k in names},
         "localcloud_cpu_s": round(cloud_cpu, 3),
         "localcloud_cpu_s_per_million_changes": round(cloud_cpu / n, 2),
         "engine_peak_rss_mib": round(max(r["engine_hwm_kib"] for r in per_run) / 1024, 1),

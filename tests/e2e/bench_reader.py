@@ -11,8 +11,10 @@ with a status table of its own (no stored checkpoint: every shard read from its 
 record, records filtered by time). For each run it prints:
 
 * the reader's CPU time (user + system, from wait4), its minor page faults (wait4's
-  ru_minflt: fresh memory touched, each one a trip into the kernel) and peak RSS (VmHWM
-  from /proc/<pid>/status, sampled every 10 ms);
+  ru_minflt: fresh memory touched, each one a trip into the kernel), its context
+  switches (ru_nvcsw + ru_nivcsw: each a sleep and a wake-up, which cost this VM
+  15-20 µs of CPU each, BENCHMARKS.md) and peak RSS (VmHWM from /proc/<pid>/status,
+  sampled every 10 ms);
 * localcloud's CPU time during the run (utime + stime from /proc/<pid>/stat, before
   and after), i.e. what serving the reader's requests cost the emulator;
 * both per million changes (the row changes of `person` in the window, from the
@@ -133,7 +135,8 @@ def read_once(cloud, reader, conf, wrap=(), jsonl=False):
         raise RuntimeError("reader-otsstream exited %d: %s" % (code, err.decode(errors="replace")[-3000:]))
     return {"wall_s": round(wall, 2), "reader_cpu_s": ru.ru_utime + ru.ru_stime,
             "reader_user_s": ru.ru_utime, "reader_sys_s": ru.ru_stime,
-            "reader_minor_faults": ru.ru_minflt, "reader_peak_rss_kib": hwm_kib, "localcloud_cpu_s": served, "lines": lines}
+            "reader_minor_faults": ru.ru_minflt, "reader_context_switches": ru.ru_nvcsw + ru.ru_nivcsw,
+            "reader_peak_rss_kib": hwm_kib, "localcloud_cpu_s": served, "lines": lines}
 
 
 def main(argv=None):
