@@ -93,6 +93,7 @@ fn put_nil(out: &mut Vec<u8>) {
 
 /// `rmp::encode::write_sint`'s bytes (the shortest MessagePack int), written directly;
 /// the DataX size of a long.
+#[inline]
 fn put_long(out: &mut Vec<u8>, v: i64) -> u64 {
     match v {
         // Positive and negative fixint: the value's own byte.
@@ -128,6 +129,7 @@ fn put_long(out: &mut Vec<u8>, v: i64) -> u64 {
 }
 
 /// `rmp::encode::write_array_len`'s bytes, written directly.
+#[inline]
 fn put_array_len(out: &mut Vec<u8>, len: usize) {
     if len < 16 {
         out.push(0x90 | len as u8);
@@ -183,7 +185,46 @@ struct Line<'a> {
     name: Option<Text<'a>>,
     timestamp: Option<i64>,
     value: Option<ValueRef<'a>>,
-    op: &'static str,
+    op: Op,
+}
+
+/// The operation column of multi-version mode.
+#[derive(Clone, Copy)]
+enum Op {
+    /// `U`: a column put.
+    Put,
+    /// `DO`: one version of a column deleted.
+    DeleteOne,
+    /// `DA`: every version of a column deleted.
+    DeleteAll,
+    /// `DR`: the row deleted.
+    DeleteRow,
+}
+
+impl Op {
+    /// `put_str` of the operation's text, as constant bytes (one store, not a copy); its
+    /// DataX size.
+    #[inline]
+    fn put(self, out: &mut Vec<u8>) -> u64 {
+        match self {
+            Op::Put => {
+                out.extend_from_slice(&[0xa1, b'U']);
+                1
+            }
+            Op::DeleteOne => {
+                out.extend_from_slice(&[0xa2, b'D', b'O']);
+                2
+            }
+            Op::DeleteAll => {
+                out.extend_from_slice(&[0xa2, b'D', b'A']);
+                2
+            }
+            Op::DeleteRow => {
+                out.extend_from_slice(&[0xa2, b'D', b'R']);
+                2
+            }
+        }
+    }
 }
 
 /// `convert::multi_version`, encoded. On error `out` holds nothing usable.
@@ -223,7 +264,7 @@ pub fn multi_version(
             Some(v) => size += put_value(&mut out.buf, v, l.name.unwrap_or_default())?,
             None => put_nil(&mut out.buf),
         }
-        size += put_str(&mut out.buf, l.op.into());
+        size += l.op.put(&mut out.buf);
         if let Some(p) = &prefix {
             out.text.clear();
             let _ = write!(out.text, "{p}:{index:010}");
@@ -237,7 +278,7 @@ pub fn multi_version(
         name: None,
         timestamp: None,
         value: None,
-        op: "DR",
+        op: Op::DeleteRow,
     };
     match action {
         pb::DELETE_ROW => line(out, row_deleted)?,
@@ -257,20 +298,20 @@ pub fn multi_version(
                             name,
                             timestamp: ts,
                             value: Some(v),
-                            op: "U",
+                            op: Op::Put,
                         }
                     }
                     Some(OP_DELETE_ONE_VERSION) => Line {
                         name,
                         timestamp: ts,
                         value: None,
-                        op: "DO",
+                        op: Op::DeleteOne,
                     },
                     Some(OP_DELETE_ALL_VERSION) => Line {
                         name,
                         timestamp: None,
                         value: None,
-                        op: "DA",
+                        op: Op::DeleteAll,
                     },
                     Some(op) => {
                         return Err(ConvertError(format!(

@@ -409,3 +409,20 @@ fn strings_of_every_length_class_encode_as_the_protocol_does() {
         assert_eq!(size, Value::String(s).byte_size(), "length {len}");
     }
 }
+
+#[test]
+fn operations_encode_as_their_texts_do() {
+    for (op, text) in [
+        (Op::Put, "U"),
+        (Op::DeleteOne, "DO"),
+        (Op::DeleteAll, "DA"),
+        (Op::DeleteRow, "DR"),
+    ] {
+        let mut fast = Vec::new();
+        let size = op.put(&mut fast);
+        let mut general = Vec::new();
+        protocol::records::encode_value(&Value::String(text.into()), &mut general);
+        assert_eq!(fast, general, "{text}");
+        assert_eq!(size, Value::String(text.into()).byte_size(), "{text}");
+    }
+}
