@@ -21,9 +21,10 @@ Sections, each printed as rows of one Markdown table (measure | value | unit | h
   tasks; changes/s, each plugin's CPU per unit of work and peak RSS, the engine's own CPU,
   localcloud's CPU, each the median of three runs (one with --quick), the runs shown
   beside it; then each writer alone (`scripts/bench-writers`, not with --quick).
-* **machine** (always): the CPU of the same fixed work, compute-bound (MD5) and
-  memory-bound (copies), at the start and at the end of the run: how fast the machine
-  was in those minutes, to read the other rows by.
+* **machine** (always): the CPU of the same fixed work, compute-bound (MD5),
+  memory-bound (copies) and wake-up-bound (pipe round trips between two processes), at
+  the start and at the end of the run: how fast the machine was in those minutes, to
+  read the other rows by.
 
 Usage: bench_all.py [--quick] [--records N] [--runs N] [--changes N] [--keys N] [--sections pipe,empty,pipelines]
 [--compare DIR] (the empty job of another build's binaries too, runs interleaved)
