@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -156,11 +157,6 @@ def check_sharded(cloud, ops, window, table):
     return len(got)
 
 
-def median(values):
-    v = sorted(values)
-    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
-
-
 def summarize(which, shards, changes_in, rows, out_bytes, elapsed, cloud_cpus, runs_done):
     """One pipeline's result dict from its timed runs (elapsed time, localcloud's CPU) and
     its measured runs (each plugin process's CPU and peak RSS, the engine's own CPU):
@@ -172,8 +168,8 @@ def summarize(which, shards, changes_in, rows, out_bytes, elapsed, cloud_cpus, r
         for u in run["used"]:
             name = u["plugin"]
             by_plugin[name] = by_plugin.get(name, 0) + u["cpu_s"]
-            switches[name] = switches.get(name, 0) + u.get("switches", 0)
-            if u["args"][:1] != ["read"] and u["args"][:1] != ["write"]:
+            switches[name] = switches.get(name, 0) + u["switches"]
+            if u["args"][0] not in ("read", "write"):
                 steps_by_plugin[name] = steps_by_plugin.get(name, 0) + u["cpu_s"]
             rss_by_plugin[name] = max(rss_by_plugin.get(name, 0), u["maxrss_kib"])
         per_run.append({"by_plugin": by_plugin, "steps_by_plugin": steps_by_plugin, "rss": rss_by_plugin,
@@ -182,13 +178,13 @@ def summarize(which, shards, changes_in, rows, out_bytes, elapsed, cloud_cpus, r
                         "plugin_cpu_s": sum(u["cpu_s"] for u in run["used"]),
                         "tasks": run["summary"].get("tasks")})
     names = sorted({k for r in per_run for k in r["by_plugin"]})
-    by_plugin = {k: median([r["by_plugin"].get(k, 0) for r in per_run]) for k in names}
-    steps = {k: median([r["steps_by_plugin"].get(k, 0) for r in per_run]) for k in names}
+    by_plugin = {k: statistics.median([r["by_plugin"].get(k, 0) for r in per_run]) for k in names}
+    steps = {k: statistics.median([r["steps_by_plugin"].get(k, 0) for r in per_run]) for k in names}
     rss = {k: max(r["rss"].get(k, 0) for r in per_run) for k in names}
-    engine_cpu = median([r["engine_cpu_s"] for r in per_run])
-    plugin_cpu = median([r["plugin_cpu_s"] for r in per_run])
-    el = median(elapsed)
-    cloud_cpu = median(cloud_cpus)
+    engine_cpu = statistics.median([r["engine_cpu_s"] for r in per_run])
+    plugin_cpu = statistics.median([r["plugin_cpu_s"] for r in per_run])
+    el = statistics.median(elapsed)
+    cloud_cpu = statistics.median(cloud_cpus)
     return {
         "pipeline": which, "shards": shards, "changes": changes_in, "output_rows": rows,
         "output_bytes": out_bytes, "runs": len(per_run), "elapsed_s": el,
@@ -203,7 +199,8 @@ def summarize(which, shards, changes_in, rows, out_bytes, elapsed, cloud_cpus, r
         "cpu_s_per_million_by_plugin_by_run": {k: [round(r["by_plugin"].get(k, 0) / n, 3) for r in per_run]
                                                for k in names},
         "step_processes_cpu_s_by_plugin": {k: round(v, 4) for k, v in steps.items()},
-        "context_switches_by_plugin": {k: median([r["switches"].get(k, 0) for r in per_run]) for k in names},
+        "context_switches_by_plugin": {k: statistics.median([r["switches"].get(k, 0) for r in per_run])
+                                       for k in names},
         "localcloud_cpu_s": round(cloud_cpu, 3),
         "localcloud_cpu_s_per_million_changes": round(cloud_cpu / n, 2),
         "engine_peak_rss_mib": round(max(r["engine_hwm_kib"] for r in per_run) / 1024, 1),

@@ -431,7 +431,7 @@ fn decode_row(
     Ok((pk, delete_marker, info))
 }
 
-/// `bytes` (which start at `offset` of the buffer) are UTF-8.
+/// Fails unless `bytes` (which start at `offset` of the buffer) are UTF-8.
 fn utf8(bytes: &[u8], offset: usize, what: &str) -> Result<(), DecodeError> {
     // ASCII (names, most values) is checked in words, without `from_utf8`'s set-up.
     if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
