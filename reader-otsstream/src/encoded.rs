@@ -52,6 +52,14 @@ impl EncodedRows {
         self.ends.is_empty()
     }
 
+    /// The records encoded one after another, and each one's end in those bytes and
+    /// DataX byte size (for [`RecordSink::push_encoded_run`]).
+    ///
+    /// [`RecordSink::push_encoded_run`]: protocol::runtime::RecordSink::push_encoded_run
+    pub fn run(&self) -> (&[u8], &[(usize, u64)]) {
+        (&self.buf, &self.ends)
+    }
+
     /// Each record's encoding and DataX byte size, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], u64)> + '_ {
         let mut start = 0;

@@ -312,9 +312,8 @@ impl TaskReader<'_> {
                 } => {
                     for (row, (action, info)) in decoded.iter().zip(&heads) {
                         self.convert(*action, row, info, &shard, &mut rows)?;
-                        for (record, size) in rows.iter() {
-                            out.push_encoded(record, size)?;
-                        }
+                        let (encoded, ends) = rows.run();
+                        out.push_encoded_run(encoded, ends)?;
                     }
                     pool.give((decoded, heads));
                 }

@@ -148,6 +148,61 @@ impl RecordSink {
         Ok(())
     }
 
+    /// Adds the records encoded one after another in `encoded`, as [`push_encoded`]
+    /// would add them one by one (the same batches): `ends` holds each one's end in
+    /// `encoded` and its DataX size, in order. When the run fits in the open batch it
+    /// is copied in at once (a reader that turns one change into several records).
+    ///
+    /// [`push_encoded`]: Self::push_encoded
+    pub fn push_encoded_run(
+        &mut self,
+        encoded: &[u8],
+        ends: &[(usize, u64)],
+    ) -> Result<(), PluginError> {
+        // `push_encoded` sends the batch after the record that fills it; so may this,
+        // after the run's last record, as long as no record before that one fills it.
+        let before_last = match ends.len() {
+            0 => return Ok(()),
+            n if n >= 2 => ends[n - 2].0,
+            _ => 0,
+        };
+        let fits = u32::try_from(ends.len())
+            .ok()
+            .filter(|&n| n <= BATCH_MAX_RECORDS - self.pending_count)
+            .filter(|_| self.pending.len() + before_last < HEAD_ROOM + BATCH_MAX_BYTES);
+        let (Some(count), Output::Frames(_), Some(run)) =
+            (fits, &self.output, encoded.get(..ends[ends.len() - 1].0))
+        else {
+            let mut start = 0;
+            for &(end, size) in ends {
+                let record = encoded.get(start..end).ok_or_else(|| {
+                    PluginError::internal(format!(
+                        "a record ends at byte {end} of a run of {}",
+                        encoded.len()
+                    ))
+                })?;
+                self.push_encoded(record, size)?;
+                start = end;
+            }
+            return Ok(());
+        };
+        if self.is_cancelled() {
+            return Err(PluginError::cancelled("the task was cancelled"));
+        }
+        let size: u64 = ends.iter().map(|&(_, size)| size).sum();
+        self.records += u64::from(count);
+        self.bytes += size;
+        self.pending.extend_from_slice(run);
+        self.pending_count += count;
+        self.pending_bytes += size;
+        if self.pending_count >= BATCH_MAX_RECORDS
+            || self.pending.len() >= HEAD_ROOM + BATCH_MAX_BYTES
+        {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
     /// Reports a resumable position: every record pushed before it is covered.
     pub fn checkpoint(&mut self, state: serde_json::Value) -> Result<(), PluginError> {
         self.flush_batch()?;
@@ -453,6 +508,94 @@ mod tests {
             let frames = got.strip_prefix(crate::frame::PREAMBLE).unwrap();
             assert_eq!(frames, want, "{count} records of size {size}");
         }
+    }
+
+    /// Runs of records: (records in the run, length of each record's string).
+    fn run_shapes() -> impl proptest::strategy::Strategy<Value = Vec<(usize, usize)>> {
+        use proptest::prelude::*;
+        // Strings of up to 300 KB fill a batch's megabyte within a few runs; runs of
+        // up to 9,000 records cross its 8,192 records.
+        proptest::collection::vec(
+            prop_oneof![
+                (1usize..5, 0usize..40),
+                (1usize..4, 100_000usize..300_000),
+                (1usize..9_000, 0usize..3),
+                (0usize..1, 0usize..1),
+            ],
+            1..12,
+        )
+    }
+
+    /// The frames of `runs` pushed by `push_encoded_run` and by `push_encoded`, record
+    /// by record, through sinks of the same kind.
+    fn pushed_both_ways(runs: &[(usize, usize)], jsonl: bool) -> (Vec<u8>, Vec<u8>) {
+        let sink = || {
+            let buffer = SharedBuffer::default();
+            let writer = Box::new(buffer.clone()) as Box<dyn Write + Send>;
+            let sink = if jsonl {
+                RecordSink::jsonl(writer, Arc::default())
+            } else {
+                RecordSink::frames(FrameWriter::without_preamble(writer), true, Arc::default())
+            };
+            (sink, buffer)
+        };
+        let ((mut by_run, run_out), (mut one_by_one, single_out)) = (sink(), sink());
+        let mut n = 0i64;
+        for &(count, len) in runs {
+            let (mut encoded, mut ends) = (Vec::new(), Vec::new());
+            for _ in 0..count {
+                n += 1;
+                let record = [Value::Long(n), Value::String("x".repeat(len))];
+                let start = encoded.len();
+                encode_record(&record, &mut encoded);
+                one_by_one
+                    .push_encoded(&encoded[start..], record_byte_size(&record))
+                    .unwrap();
+                ends.push((encoded.len(), record_byte_size(&record)));
+            }
+            by_run.push_encoded_run(&encoded, &ends).unwrap();
+        }
+        by_run.finish().unwrap();
+        one_by_one.finish().unwrap();
+        (run_out.take(), single_out.take())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// A run pushed at once gives the frames (batch by batch, byte for byte) or
+        /// lines that its records pushed one by one give, wherever the batches fill
+        /// up (by records or by bytes).
+        #[test]
+        fn runs_give_the_batches_of_their_records_pushed_one_by_one(
+            runs in run_shapes(),
+            jsonl in proptest::bool::ANY,
+        ) {
+            let (by_run, one_by_one) = pushed_both_ways(&runs, jsonl);
+            proptest::prop_assert!(by_run == one_by_one, "runs {runs:?}");
+        }
+    }
+
+    /// The test above sees the batches differ when a run fills its batch before its
+    /// last record and is copied in whole anyway.
+    #[test]
+    fn runs_that_fill_a_batch_early_are_split_as_their_records_would_be() {
+        let (by_run, one_by_one) = pushed_both_ways(&[(4, 400_000), (9_000, 1)], false);
+        assert_eq!(by_run, one_by_one);
+        let batches = |frames: &[u8]| {
+            let bytes = [crate::frame::PREAMBLE, frames].concat();
+            let mut reader = FrameReader::new(bytes.as_slice());
+            let mut counts = Vec::new();
+            while let Some(m) = reader.next_message().unwrap() {
+                if let Message::Batch(b) = m {
+                    counts.push(b.count);
+                }
+            }
+            counts
+        };
+        // 4 × 400 KB: the third record fills the first batch, the fourth opens the
+        // next, which 8,191 of the 9,000 small records fill.
+        assert_eq!(batches(&by_run), vec![3, 8_192, 809]);
     }
 
     #[test]
