@@ -5,6 +5,8 @@
 use std::fmt;
 
 mod view;
+#[cfg(test)]
+pub(crate) use view::decoded_quickly;
 pub use view::{CellRef, RecordRow, RecordRows, RowRef, Text, ValueRef};
 
 const HEADER: u32 = 0x75;

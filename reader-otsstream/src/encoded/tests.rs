@@ -1,6 +1,7 @@
 //! The fast path against the general one: the span decoder against
 //! `decode_single_row` (same rows, same errors, also on damaged input; a page's records
-//! decoded into one `RecordRows` as each alone), and the encoded
+//! decoded into one `RecordRows` as each alone; its quick path taken by every
+//! well-formed record), and the encoded
 //! conversion against `convert` (and `row_change`) + the protocol's `encode_record`
 //! (same bytes, same DataX sizes, same errors).
 
@@ -183,12 +184,98 @@ fn fast_encoding(r: Result<(), ConvertError>, out: &EncodedRows) -> Encoded {
         .map_err(|e| e.to_string())
 }
 
+/// Extension entries the general decoder reads past (a sequence info longer than its
+/// three fields, an entry of another tag) are taken by the quick decoder too.
+#[test]
+fn quick_decoder_takes_the_extensions_the_general_one_takes() {
+    let row = Row {
+        primary_key: vec![Cell::key("pk", CellValue::Integer(7))],
+        cells: vec![Cell::put("a", CellValue::String("x".into()), Some(5))],
+        delete_marker: false,
+        sequence_info: None,
+    };
+    let mut seq = vec![0x0D, 1, 0, 0, 0, 0x0E];
+    seq.extend_from_slice(&42i64.to_le_bytes());
+    seq.extend_from_slice(&[0x0F, 3, 0, 0, 0, 0xEE, 0xEE]);
+    let mut ext = vec![0x42, 3, 0, 0, 0, b'a', b'b', b'c', 0x0C];
+    ext.extend_from_slice(&(seq.len() as u32).to_le_bytes());
+    ext.extend_from_slice(&seq);
+    let mut tail = vec![0x0B];
+    tail.extend_from_slice(&(ext.len() as u32).to_le_bytes());
+    tail.extend_from_slice(&ext);
+    let mut bytes = record_bytes(&row);
+    let at = bytes.len() - 2;
+    bytes.splice(at..at, tail);
+    let general = decode_single_row(&bytes).expect("the general decoder takes it");
+    assert_eq!(
+        general.sequence_info,
+        Some(SequenceInfo {
+            epoch: 1,
+            timestamp_us: 42,
+            row_index: 3
+        })
+    );
+    assert!(crate::plainbuffer::decoded_quickly(&bytes));
+}
+
+/// A record of one row whose attribute cell has `name` and the STRING `value` as raw
+/// bytes (UTF-8 or not), every checksum right.
+fn raw_text_record(name: &[u8], value: &[u8]) -> Vec<u8> {
+    use crate::plainbuffer::crc8;
+    let cell = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| -> u8 {
+        let mut v = vec![0x03];
+        v.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        v.extend_from_slice(value);
+        out.extend_from_slice(&[0x03, 0x04]);
+        out.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        out.extend_from_slice(name);
+        out.push(0x05);
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(&v);
+        let crc = crc8(crc8(0, name), &v);
+        out.extend_from_slice(&[0x0A, crc]);
+        crc
+    };
+    let mut out = 0x75u32.to_le_bytes().to_vec();
+    out.push(0x01);
+    let key = cell(&mut out, b"pk", b"k");
+    out.push(0x02);
+    let attribute = cell(&mut out, name, value);
+    let row = crc8(0, &[key, attribute, 0]);
+    out.extend_from_slice(&[0x09, row]);
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Names and STRING values that are not UTF-8 (under right checksums, which no
+    /// damaged byte leaves) fail both decoders alike; UTF-8 ones pass both.
+    #[test]
+    fn span_decoder_checks_utf8_as_the_general_one(
+        name in proptest::collection::vec(any::<u8>(), 0..8),
+        value in proptest::collection::vec(any::<u8>(), 0..12),
+        text in ".{0,6}",
+    ) {
+        same_decoding(&raw_text_record(&name, &value))?;
+        same_decoding(&raw_text_record(text.as_bytes(), &value))?;
+        same_decoding(&raw_text_record(&name, text.as_bytes()))?;
+        prop_assert!(crate::plainbuffer::decoded_quickly(
+            &raw_text_record(text.as_bytes(), text.as_bytes())
+        ));
+    }
 
     #[test]
     fn span_decoder_equals_the_general_one(row in row()) {
         same_decoding(&record_bytes(&row))?;
+    }
+
+    /// The quick decoder takes every well-formed record (every kind of value,
+    /// operation, delete marker and sequence info) and finds the careful decoder's
+    /// cells; the tests around it see what either gives for damaged ones.
+    #[test]
+    fn quick_decoder_takes_every_well_formed_record(row in row()) {
+        prop_assert!(crate::plainbuffer::decoded_quickly(&record_bytes(&row)), "{row:?}");
     }
 
     #[test]
