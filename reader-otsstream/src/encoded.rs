@@ -137,7 +137,7 @@ fn put_long(out: &mut Vec<u8>, v: i64) -> u64 {
 }
 
 /// `rmp::encode::write_array_len`'s bytes, written directly.
-#[inline]
+#[inline(always)]
 fn put_array_len(out: &mut Vec<u8>, len: usize) {
     if len < 16 {
         out.push(0x90 | len as u8);

@@ -159,7 +159,7 @@ const fn crc8_block_tables() -> [[u8; 256]; 8] {
 
 /// CRC-8 (polynomial 0x07, init 0, no reflection) over `bytes`, continuing from `crc`:
 /// 8 bytes at a time, then byte by byte (as [`crc8_bytewise`]).
-#[inline]
+#[inline(always)]
 pub fn crc8(mut crc: u8, bytes: &[u8]) -> u8 {
     let t = &CRC8_BLOCK_TABLES;
     let mut blocks = bytes.chunks_exact(8);
