@@ -500,11 +500,18 @@ fn fnv1a_hex(bytes: &[u8]) -> String {
 
 type Stdout = Box<dyn Write + Send>;
 
+/// The task's output: its frames (or lines) go to a duplicate of the standard
+/// output's descriptor, not through std's `Stdout`, which is line-buffered: it would
+/// search every batch for its last newline byte and keep a copy of what follows. The
+/// buffer gathers small frames; a larger one (a batch of records is most often 100 KB
+/// to 1 MB) goes out with its own write, not copied into the buffer first.
 fn stdout_writer() -> Stdout {
-    Box::new(std::io::BufWriter::with_capacity(
-        256 * 1024,
-        std::io::stdout(),
-    ))
+    use std::os::fd::AsFd;
+    let raw: Stdout = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(std::io::stdout()),
+    };
+    Box::new(std::io::BufWriter::with_capacity(64 * 1024, raw))
 }
 
 /// What the engine handshake yields: our frame output, the engine's input, the task.
