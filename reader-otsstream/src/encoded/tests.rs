@@ -1,7 +1,7 @@
-//! The fast path against the general one: the span decoder against
-//! `decode_single_row` (same rows, same errors, also on damaged input; a page's records
-//! decoded into one `RecordRows` as each alone; its quick path taken by every
-//! well-formed record), and the encoded
+//! The fast path against the general one: the page decoder (its quick decoder, with
+//! `decode_single_row` behind it) against `decode_single_row` alone (same rows, same
+//! errors, also on damaged input; a page's records decoded into one `RecordRows` as each
+//! alone; the quick decoder taking every well-formed record), and the encoded
 //! conversion against `convert` (and `row_change`) + the protocol's `encode_record`
 //! (same bytes, same DataX sizes, same errors).
 
