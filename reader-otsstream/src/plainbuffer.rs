@@ -386,9 +386,8 @@ fn decode_row(input: &mut Input<'_>) -> Result<Row, DecodeError> {
     Ok(row)
 }
 
-/// Inlined into the row decoders, once per row (0.8 % of the reader's instructions as a
-/// call).
-#[inline(always)]
+/// A row's extension: the sequence info it holds (the last one, where it holds several),
+/// other entries skipped.
 fn decode_extension(input: &mut Input<'_>) -> Result<Option<SequenceInfo>, DecodeError> {
     let len = input.u32()? as usize;
     let body = input.take(len)?;

@@ -271,8 +271,8 @@ proptest! {
     }
 
     /// The quick decoder takes every well-formed record (every kind of value,
-    /// operation, delete marker and sequence info) and finds the careful decoder's
-    /// cells; the tests around it see what either gives for damaged ones.
+    /// operation, delete marker and sequence info) and finds the general decoder's
+    /// row; the tests around it see what either gives for damaged ones.
     #[test]
     fn quick_decoder_takes_every_well_formed_record(row in row()) {
         prop_assert!(crate::plainbuffer::decoded_quickly(&record_bytes(&row)), "{row:?}");

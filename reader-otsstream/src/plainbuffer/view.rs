@@ -436,7 +436,7 @@ mod quick {
             info = extension(body)?;
             rest = after;
         }
-        // The row checksum, and nothing after it (a second row is the careful
+        // The row checksum, and nothing after it (a second row is the general
         // decoder's error).
         match rest {
             [TAG_ROW_CHECKSUM, stored] if *stored == crc => {
@@ -557,7 +557,7 @@ mod quick {
     }
 
     /// The sequence info of an extension's body (the last one it holds, as the
-    /// careful decoder reads it).
+    /// general decoder reads it).
     fn extension(mut body: &[u8]) -> Option<Option<SequenceInfo>> {
         let mut info = None;
         while let [t, after @ ..] = body {
