@@ -183,8 +183,7 @@ impl Conversions {
                     Cow::Borrowed(s) => decimal_text(s, *precision, *scale)?,
                     Cow::Owned(s) => Cow::Owned(decimal_text(s, *precision, *scale)?.into_owned()),
                 };
-                let body = plain.strip_prefix('-').unwrap_or(&plain);
-                let digits = body.bytes().position(|b| b == b'.').unwrap_or(body.len());
+                let digits = integer_digits(&plain);
                 if digits > DECIMAL_MAX_INTEGER_DIGITS {
                     return Err(format!(
                         "{text} has {digits} integer digits; DataX's odpswriter takes at most {DECIMAL_MAX_INTEGER_DIGITS}"
@@ -232,6 +231,16 @@ impl Conversions {
                 if (DATETIME_MIN_MS..=DATETIME_MAX_MS).contains(&ms) =>
             {
                 encoder.encode_int(index, ms, out)
+            }
+            (OdpsType::Decimal { precision, scale }, ValueRef::Decimal(text)) => {
+                match plain_decimal(text, *precision, *scale) {
+                    Some(Cow::Borrowed(plain))
+                        if integer_digits(plain) <= DECIMAL_MAX_INTEGER_DIGITS =>
+                    {
+                        encoder.encode_bytes(index, plain.as_bytes(), out)
+                    }
+                    _ => encoder.encode_field(index, &self.convert_ref(value, ty)?, out),
+                }
             }
             _ => encoder.encode_field(index, &self.convert_ref(value, ty)?, out),
         }
@@ -318,6 +327,12 @@ impl Conversions {
             }
         }
     }
+}
+
+/// Digits before the point of a decimal in plain notation.
+fn integer_digits(plain: &str) -> usize {
+    let body = plain.strip_prefix('-').unwrap_or(plain);
+    body.bytes().position(|b| b == b'.').unwrap_or(body.len())
 }
 
 /// Checks decimal text against DECIMAL(precision, scale) and renders it in plain

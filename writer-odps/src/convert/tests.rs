@@ -348,6 +348,8 @@ fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
         "(|[a-z]{1,3}|[a-z]{7,10}|é{3,5}|2024-01-0[1-9]|-?[0-9]{1,4}(\\.[0-9]{1,3})?|true|false)"
             .prop_map(Value::String),
         "-?[0-9]{1,4}\\.[0-9]{0,3}".prop_map(Value::Decimal),
+        // Around DataX's 36 integer digits, for the DECIMAL(38, x) columns below.
+        "-?[0-9]{35,38}(\\.[0-9]{0,2})?".prop_map(Value::Decimal),
         proptest::collection::vec(any::<u8>(), 0..12).prop_map(Value::Bytes),
     ]
 }
@@ -371,6 +373,14 @@ fn any_type() -> impl proptest::strategy::Strategy<Value = OdpsType> {
         Just(OdpsType::Binary),
         Just(OdpsType::Decimal {
             precision: 6,
+            scale: 2
+        }),
+        Just(OdpsType::Decimal {
+            precision: 38,
+            scale: 0
+        }),
+        Just(OdpsType::Decimal {
+            precision: 38,
             scale: 2
         }),
         Just(OdpsType::Other("map<string,string>".into())),
