@@ -201,7 +201,8 @@ impl Conversions {
     /// Converts `value` for a column of type `ty` and appends it to the record being
     /// encoded as field `index`. The common pairs of value and column (a string into
     /// STRING, a long into BIGINT, a double into DOUBLE, a bool into BOOLEAN, a date
-    /// into DATETIME) go straight to the encoder; every other pair, and any value the
+    /// into DATETIME, a decimal already in plain form into DECIMAL) go straight to the
+    /// encoder; every other pair, and any value the
     /// fast arms would not take as they are, goes through [`Conversions::convert_ref`]
     /// and [`BlockEncoder::encode_field`]. Both give the same bytes (property test
     /// `encode_ref_equals_convert_then_encode`).
