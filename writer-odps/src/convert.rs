@@ -202,10 +202,9 @@ impl Conversions {
     /// encoded as field `index`. The common pairs of value and column (a string into
     /// STRING, a long into BIGINT, a double into DOUBLE, a bool into BOOLEAN, a date
     /// into DATETIME, a decimal already in plain form into DECIMAL) go straight to the
-    /// encoder; every other pair, and any value the
-    /// fast arms would not take as they are, goes through [`Conversions::convert_ref`]
-    /// and [`BlockEncoder::encode_field`]. Both give the same bytes (property test
-    /// `encode_ref_equals_convert_then_encode`).
+    /// encoder; every other pair, and any value the fast arms would not take as they
+    /// are, goes through [`Conversions::convert_ref`] and [`BlockEncoder::encode_field`].
+    /// Both give the same bytes (property test `encode_ref_equals_convert_then_encode`).
     #[inline]
     pub fn encode_ref(
         &self,
