@@ -112,7 +112,29 @@ pub fn decode_records_into(bytes: &[u8], out: &mut Vec<Record>) -> Result<(), Re
 /// The records before a malformed one have been visited when its error returns.
 pub fn visit_records<'a, E: From<RecordDecodeError>>(
     bytes: &'a [u8],
-    mut visit: impl FnMut(&[ValueRef<'a>]) -> Result<(), E>,
+    visit: impl FnMut(&[ValueRef<'a>]) -> Result<(), E>,
+) -> Result<usize, E> {
+    visit_with(bytes, Cursor::value_ref, visit)
+}
+
+/// [`visit_records`] with each string and decimal lent as [`Text`] whose UTF-8 check
+/// is left to `visit` (its bytes come out of it only with the check): a writer that
+/// copies a text checks the bytes it has just copied, in cache, instead of the decoder
+/// reading them once more. Structure is checked here as in [`visit_records`]; a
+/// visitor that returns without checking every text of a record lets bad input pass,
+/// so `visit` must check each one (or return an error).
+pub fn visit_records_lazy<'a, E: From<RecordDecodeError>>(
+    bytes: &'a [u8],
+    visit: impl FnMut(&[LazyValueRef<'a>]) -> Result<(), E>,
+) -> Result<usize, E> {
+    visit_with(bytes, Cursor::value_lazy, visit)
+}
+
+#[inline]
+fn visit_with<'a, V, E: From<RecordDecodeError>>(
+    bytes: &'a [u8],
+    value: impl Fn(&mut Cursor<'a>) -> Result<V, RecordDecodeError>,
+    mut visit: impl FnMut(&[V]) -> Result<(), E>,
 ) -> Result<usize, E> {
     let mut cursor = Cursor { bytes, pos: 0 };
     let count = cursor.array_len()?;
@@ -131,7 +153,7 @@ pub fn visit_records<'a, E: From<RecordDecodeError>>(
         }
         record.clear();
         for _ in 0..len {
-            record.push(cursor.value_ref()?);
+            record.push(value(&mut cursor)?);
         }
         visit(&record)?;
     }
@@ -157,6 +179,125 @@ fn utf8(raw: &[u8], at: usize) -> Result<&str, RecordDecodeError> {
             message: format!("string is not UTF-8: {}", detail.unwrap_or_default()),
         }
     })
+}
+
+/// Text of a record value lent by [`visit_records_lazy`] before its UTF-8 check. Its
+/// bytes come out only with the check: [`Text::check`], or [`Text::copy_then_check`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Text<'a> {
+    raw: &'a [u8],
+    /// Where the text starts in the records' bytes (for the error).
+    at: usize,
+}
+
+impl<'a> Text<'a> {
+    /// Length in bytes.
+    pub fn len(self) -> usize {
+        self.raw.len()
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The text, once checked as UTF-8 (the error is [`visit_records`]'s).
+    #[inline]
+    pub fn check(self) -> Result<&'a str, RecordDecodeError> {
+        utf8(self.raw, self.at)
+    }
+
+    /// Lends the bytes to `copy`, then checks them as UTF-8 while they are still in
+    /// cache: a plain ASCII test, the full check only when a byte is not ASCII. On
+    /// an error, whatever `copy` made of the bytes must be thrown away.
+    #[inline]
+    pub fn copy_then_check<R>(
+        self,
+        copy: impl FnOnce(&'a [u8]) -> R,
+    ) -> Result<R, RecordDecodeError> {
+        let copied = copy(self.raw);
+        if is_ascii(self.raw) {
+            Ok(copied)
+        } else {
+            utf8(self.raw, self.at).map(|_| copied)
+        }
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(text: &'a str) -> Self {
+        Text {
+            raw: text.as_bytes(),
+            at: 0,
+        }
+    }
+}
+
+/// A value as [`visit_records_lazy`] lends it: [`ValueRef`] with the text of a string
+/// or a decimal not yet checked as UTF-8.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LazyValueRef<'a> {
+    Null,
+    Bool(bool),
+    Long(i64),
+    Double(f64),
+    Decimal(Text<'a>),
+    String(Text<'a>),
+    Bytes(&'a [u8]),
+    Date(i64),
+}
+
+impl<'a> LazyValueRef<'a> {
+    /// The value, its text checked as UTF-8.
+    #[inline]
+    pub fn check(self) -> Result<ValueRef<'a>, RecordDecodeError> {
+        Ok(match self {
+            LazyValueRef::Null => ValueRef::Null,
+            LazyValueRef::Bool(b) => ValueRef::Bool(b),
+            LazyValueRef::Long(v) => ValueRef::Long(v),
+            LazyValueRef::Double(d) => ValueRef::Double(d),
+            LazyValueRef::Decimal(text) => ValueRef::Decimal(text.check()?),
+            LazyValueRef::String(text) => ValueRef::String(text.check()?),
+            LazyValueRef::Bytes(b) => ValueRef::Bytes(b),
+            LazyValueRef::Date(ms) => ValueRef::Date(ms),
+        })
+    }
+}
+
+impl<'a> From<ValueRef<'a>> for LazyValueRef<'a> {
+    fn from(value: ValueRef<'a>) -> Self {
+        match value {
+            ValueRef::Null => LazyValueRef::Null,
+            ValueRef::Bool(b) => LazyValueRef::Bool(b),
+            ValueRef::Long(v) => LazyValueRef::Long(v),
+            ValueRef::Double(d) => LazyValueRef::Double(d),
+            ValueRef::Decimal(s) => LazyValueRef::Decimal(s.into()),
+            ValueRef::String(s) => LazyValueRef::String(s.into()),
+            ValueRef::Bytes(b) => LazyValueRef::Bytes(b),
+            ValueRef::Date(ms) => LazyValueRef::Date(ms),
+        }
+    }
+}
+
+/// Whether every byte is ASCII: one OR over 8-byte words, no early exit (the texts it
+/// sees are short and almost always ASCII), the last word overlapping the one before.
+#[inline]
+fn is_ascii(raw: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let Some(last) = raw.last_chunk::<8>() else {
+        return raw.iter().fold(0, |acc, &b| acc | b) < 0x80;
+    };
+    let (blocks, rest) = raw.as_chunks::<32>();
+    let mut lanes = [0u64; 4];
+    for block in blocks {
+        for (lane, word) in lanes.iter_mut().zip(block.as_chunks::<8>().0) {
+            *lane |= u64::from_ne_bytes(*word);
+        }
+    }
+    let mut acc = lanes[0] | lanes[1] | lanes[2] | lanes[3] | u64::from_ne_bytes(*last);
+    for word in rest.as_chunks::<8>().0 {
+        acc |= u64::from_ne_bytes(*word);
+    }
+    acc & HIGH == 0
 }
 
 struct Cursor<'a> {
@@ -275,17 +416,20 @@ impl<'a> Cursor<'a> {
     }
 
     #[inline]
-    fn text(&mut self, len: usize) -> Result<&'a str, RecordDecodeError> {
+    fn text(&mut self, len: usize) -> Result<Text<'a>, RecordDecodeError> {
         let at = self.pos;
-        utf8(self.take(len)?, at)
+        Ok(Text {
+            raw: self.take(len)?,
+            at,
+        })
     }
 
-    fn ext(&mut self, len: usize) -> Result<ValueRef<'a>, RecordDecodeError> {
+    fn ext(&mut self, len: usize) -> Result<LazyValueRef<'a>, RecordDecodeError> {
         let at = self.pos;
         let ext_type = self.byte()? as i8;
         match ext_type {
-            EXT_DECIMAL => Ok(ValueRef::Decimal(self.text(len)?)),
-            EXT_DATE if len == 8 => Ok(ValueRef::Date(i64::from_be_bytes(self.be()?))),
+            EXT_DECIMAL => Ok(LazyValueRef::Decimal(self.text(len)?)),
+            EXT_DATE if len == 8 => Ok(LazyValueRef::Date(i64::from_be_bytes(self.be()?))),
             EXT_DATE => Err(RecordDecodeError {
                 offset: at,
                 message: format!("date ext of {len} bytes, expected 8"),
@@ -300,54 +444,60 @@ impl<'a> Cursor<'a> {
     /// Decodes the value that starts here, its text and bytes borrowed from the input.
     #[inline]
     fn value_ref(&mut self) -> Result<ValueRef<'a>, RecordDecodeError> {
+        self.value_lazy()?.check()
+    }
+
+    /// [`Cursor::value_ref`] with the UTF-8 check of its text left to the caller.
+    #[inline]
+    fn value_lazy(&mut self) -> Result<LazyValueRef<'a>, RecordDecodeError> {
         let at = self.pos;
         let marker = self.byte()?;
         let value = match marker {
-            0x00..=0x7f => ValueRef::Long(i64::from(marker)),
-            0xe0..=0xff => ValueRef::Long(i64::from(marker as i8)),
-            0xc0 => ValueRef::Null,
-            0xc2 => ValueRef::Bool(false),
-            0xc3 => ValueRef::Bool(true),
-            0xcc => ValueRef::Long(i64::from(self.byte()?)),
-            0xcd => ValueRef::Long(i64::from(u16::from_be_bytes(self.be()?))),
-            0xce => ValueRef::Long(i64::from(u32::from_be_bytes(self.be()?))),
+            0x00..=0x7f => LazyValueRef::Long(i64::from(marker)),
+            0xe0..=0xff => LazyValueRef::Long(i64::from(marker as i8)),
+            0xc0 => LazyValueRef::Null,
+            0xc2 => LazyValueRef::Bool(false),
+            0xc3 => LazyValueRef::Bool(true),
+            0xcc => LazyValueRef::Long(i64::from(self.byte()?)),
+            0xcd => LazyValueRef::Long(i64::from(u16::from_be_bytes(self.be()?))),
+            0xce => LazyValueRef::Long(i64::from(u32::from_be_bytes(self.be()?))),
             0xcf => {
                 let v = u64::from_be_bytes(self.be()?);
-                ValueRef::Long(i64::try_from(v).map_err(|_| RecordDecodeError {
+                LazyValueRef::Long(i64::try_from(v).map_err(|_| RecordDecodeError {
                     offset: at,
                     message: format!("integer {v} is out of the long range"),
                 })?)
             }
-            0xd0 => ValueRef::Long(i64::from(self.byte()? as i8)),
-            0xd1 => ValueRef::Long(i64::from(i16::from_be_bytes(self.be()?))),
-            0xd2 => ValueRef::Long(i64::from(i32::from_be_bytes(self.be()?))),
-            0xd3 => ValueRef::Long(i64::from_be_bytes(self.be()?)),
-            0xca => ValueRef::Double(f64::from(f32::from_be_bytes(self.be()?))),
-            0xcb => ValueRef::Double(f64::from_be_bytes(self.be()?)),
-            0xa0..=0xbf => ValueRef::String(self.text(usize::from(marker & 0x1f))?),
+            0xd0 => LazyValueRef::Long(i64::from(self.byte()? as i8)),
+            0xd1 => LazyValueRef::Long(i64::from(i16::from_be_bytes(self.be()?))),
+            0xd2 => LazyValueRef::Long(i64::from(i32::from_be_bytes(self.be()?))),
+            0xd3 => LazyValueRef::Long(i64::from_be_bytes(self.be()?)),
+            0xca => LazyValueRef::Double(f64::from(f32::from_be_bytes(self.be()?))),
+            0xcb => LazyValueRef::Double(f64::from_be_bytes(self.be()?)),
+            0xa0..=0xbf => LazyValueRef::String(self.text(usize::from(marker & 0x1f))?),
             0xd9 => {
                 let len = usize::from(self.byte()?);
-                ValueRef::String(self.text(len)?)
+                LazyValueRef::String(self.text(len)?)
             }
             0xda => {
                 let len = usize::from(u16::from_be_bytes(self.be()?));
-                ValueRef::String(self.text(len)?)
+                LazyValueRef::String(self.text(len)?)
             }
             0xdb => {
                 let len = u32::from_be_bytes(self.be()?) as usize;
-                ValueRef::String(self.text(len)?)
+                LazyValueRef::String(self.text(len)?)
             }
             0xc4 => {
                 let len = usize::from(self.byte()?);
-                ValueRef::Bytes(self.take(len)?)
+                LazyValueRef::Bytes(self.take(len)?)
             }
             0xc5 => {
                 let len = usize::from(u16::from_be_bytes(self.be()?));
-                ValueRef::Bytes(self.take(len)?)
+                LazyValueRef::Bytes(self.take(len)?)
             }
             0xc6 => {
                 let len = u32::from_be_bytes(self.be()?) as usize;
-                ValueRef::Bytes(self.take(len)?)
+                LazyValueRef::Bytes(self.take(len)?)
             }
             0xd4 => self.ext(1)?,
             0xd5 => self.ext(2)?,
@@ -380,6 +530,7 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn every_value_round_trips() {
@@ -477,6 +628,101 @@ mod tests {
                         proptest::prop_assert_eq!(into.unwrap_err().message, message);
                     }
                 }
+            }
+        }
+
+        /// The ASCII test of `Text::copy_then_check` agrees with std's, whatever the
+        /// length and wherever a byte above 0x7f sits (first, last, in the overlap of
+        /// the last word).
+        #[test]
+        fn ascii_test_agrees_with_std(
+            mut raw in proptest::collection::vec(0u8..0x80, 0..150),
+            high in proptest::option::of((proptest::num::usize::ANY, 0x80u8..=0xff)),
+        ) {
+            if let (Some((at, byte)), false) = (high, raw.is_empty()) {
+                let at = at % raw.len();
+                raw[at] = byte;
+            }
+            proptest::prop_assert_eq!(is_ascii(&raw), raw.is_ascii());
+        }
+
+        /// Lent lazily, then checked, records are what `visit_records` lends, and a
+        /// batch `visit_records` refuses is refused: with the same error when only
+        /// texts are bad, and either way by the copy-then-check path too.
+        #[test]
+        fn lazy_visit_then_check_equals_visit(
+            values in proptest::collection::vec(proptest::prop_oneof![
+                proptest::collection::vec(
+                    proptest::prop_oneof![0x20u8..0x7f, proptest::num::u8::ANY, 0x80u8..0xc0],
+                    0..90,
+                ).prop_map(|raw| (0xdbu8, raw)),
+                proptest::collection::vec(0x30u8..0x3a, 0..12).prop_map(|raw| (0xc9u8, raw)),
+                proptest::collection::vec(proptest::num::u8::ANY, 0..4).prop_map(|raw| (0u8, raw)),
+            ], 0..8),
+            records in 1usize..3,
+        ) {
+            // Each value: a str 32 (0xdb), a decimal ext 32 (0xc9) or raw bytes that
+            // may or may not be a value (0).
+            let mut record = vec![0xdc];
+            record.extend_from_slice(&(values.len() as u16).to_be_bytes());
+            for (kind, raw) in &values {
+                match kind {
+                    0xdb => {
+                        record.push(0xdb);
+                        record.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+                    }
+                    0xc9 => {
+                        record.push(0xc9);
+                        record.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+                        record.push(EXT_DECIMAL as u8);
+                    }
+                    _ => {}
+                }
+                record.extend_from_slice(raw);
+            }
+            let mut batch = vec![0x90 | records as u8];
+            for _ in 0..records {
+                batch.extend_from_slice(&record);
+            }
+            let mut eager = Vec::new();
+            let eager_result = visit_records(&batch, |r: &[ValueRef<'_>]| {
+                eager.push(r.iter().map(|v| v.to_value()).collect::<Vec<_>>());
+                Ok::<_, RecordDecodeError>(())
+            });
+            let (mut lazy, mut copied, mut mismatches) = (Vec::new(), Vec::new(), Vec::new());
+            let lazy_result = visit_records_lazy(&batch, |r: &[LazyValueRef<'_>]| {
+                let mut out = Vec::new();
+                for value in r {
+                    if let LazyValueRef::String(text) | LazyValueRef::Decimal(text) = value {
+                        let at = out.len();
+                        text.copy_then_check(|b| out.extend_from_slice(b))?;
+                        if text.check().map(str::as_bytes) != Ok(&out[at..]) {
+                            mismatches.push(format!("{text:?} copied as {:?}", &out[at..]));
+                        }
+                    }
+                    value.check()?;
+                }
+                copied.push(out);
+                lazy.push(r.iter().map(|v| v.check().map(|v| v.to_value())).collect::<Result<Vec<_>, _>>()?);
+                Ok::<_, RecordDecodeError>(())
+            });
+            proptest::prop_assert!(mismatches.is_empty(), "{:?}", mismatches);
+            proptest::prop_assert_eq!(&lazy, &eager);
+            match (&eager_result, &lazy_result) {
+                (Ok(a), Ok(b)) => proptest::prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => {
+                    if values.iter().all(|(kind, _)| *kind != 0) {
+                        proptest::prop_assert_eq!(a, b);
+                    }
+                }
+                _ => proptest::prop_assert!(false, "{:?} against {:?}", eager_result, lazy_result),
+            }
+            for (record, out) in lazy.iter().zip(&copied) {
+                let texts: Vec<u8> = record.iter().flat_map(|v| match v {
+                    Value::String(s) | Value::Decimal(s) => s.as_bytes().to_vec(),
+                    _ => Vec::new(),
+                }).collect();
+                proptest::prop_assert_eq!(&texts, out);
             }
         }
     }

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use protocol::records::{LazyValueRef, RecordDecodeError};
 use protocol::timefmt::{DatePattern, Zone};
 use protocol::value::{double_plain, double_text, Value, ValueRef};
 
@@ -195,6 +196,33 @@ impl Conversions {
                 }))
             }
             OdpsType::Other(name) => Err(format!("type {name} is not written by writer-odps")),
+        }
+    }
+
+    /// [`Conversions::encode_ref`] of a value whose text is not checked yet. A string
+    /// into STRING is copied into the block and checked as UTF-8 there, while its bytes
+    /// are in cache; any other value is checked first. `Err`: a text is not UTF-8 (the
+    /// batch is bad; what the record wrote must be discarded). `Ok(Err(reason))`: the
+    /// value does not fit the column. Both paths give the same bytes (property test
+    /// `encode_lazy_equals_encode_ref`).
+    #[inline]
+    pub fn encode_lazy(
+        &self,
+        index: usize,
+        value: LazyValueRef<'_>,
+        ty: &OdpsType,
+        encoder: &mut BlockEncoder,
+        out: &mut Vec<u8>,
+    ) -> Result<Result<(), String>, RecordDecodeError> {
+        match (ty, value) {
+            (OdpsType::String, LazyValueRef::String(text))
+                if text.len() <= self.max_odps_field_length
+                    && !(text.is_empty() && self.empty_as_null) =>
+            {
+                text.copy_then_check(|bytes| encoder.encode_bytes(index, bytes, out))?;
+                Ok(Ok(()))
+            }
+            (ty, value) => Ok(self.encode_ref(index, value.check()?, ty, encoder, out)),
         }
     }
 

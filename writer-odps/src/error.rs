@@ -1,7 +1,7 @@
 //! Errors of the MaxCompute client, classified once: only temporary failures (5xx,
 //! throttling, 408, connection errors and timeouts) are retried.
 
-use protocol::runtime::PluginError;
+use protocol::runtime::{PluginError, VisitError};
 
 /// A failed call to MaxCompute. Messages name the operation and the object.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +98,12 @@ impl From<OdpsError> for PluginError {
             PluginError::service(e.to_string())
         };
         base.retryable(retryable)
+    }
+}
+
+impl From<OdpsError> for VisitError {
+    fn from(e: OdpsError) -> Self {
+        VisitError::Writer(e.into())
     }
 }
 

@@ -1,8 +1,8 @@
 //! One task's side of the upload: records converted and encoded into blocks of the
 //! job's session, each block streamed while it grows.
 
-use protocol::runtime::PluginError;
-use protocol::value::ValueRef;
+use protocol::records::LazyValueRef;
+use protocol::runtime::{PluginError, VisitError};
 
 use crate::block::BlockEncoder;
 use crate::convert::Conversions;
@@ -17,6 +17,8 @@ pub(crate) struct TaskWriter<'a> {
     positions: &'a [usize],
     /// For each schema column, the index of the record value it takes.
     sources: Vec<Option<usize>>,
+    /// The record values no schema column takes: their text is checked all the same.
+    untaken: Vec<usize>,
     conversions: Conversions,
     flush_bytes: u64,
     next_block: u32,
@@ -59,12 +61,16 @@ impl<'a> TaskWriter<'a> {
                 *s = Some(i);
             }
         }
+        let untaken = (0..positions.len())
+            .filter(|&i| !sources.contains(&Some(i)))
+            .collect();
         Self {
             target,
             schema,
             types: schema.columns.iter().map(|c| c.odps_type()).collect(),
             positions,
             sources,
+            untaken,
             conversions,
             flush_bytes,
             next_block: block_start,
@@ -81,24 +87,28 @@ impl<'a> TaskWriter<'a> {
         }
     }
 
-    /// Converts and encodes one record. `Ok(Err(reason))`: the record is dirty.
+    /// Converts and encodes one record. `Ok(Err(reason))`: the record is dirty. Every
+    /// text of the record is checked as UTF-8, whether a column takes it or not, and
+    /// the record dirty or not: one that is not UTF-8 is a [`VisitError::Decode`].
     pub(crate) fn write_record(
         &mut self,
-        record: &[ValueRef<'_>],
-    ) -> Result<Result<(), String>, PluginError> {
+        record: &[LazyValueRef<'_>],
+    ) -> Result<Result<(), String>, VisitError> {
         if record.len() > self.positions.len() {
             return Err(PluginError::data(format!(
                 "writer-odps: a record has {} columns but column lists {}: more source columns than target columns",
                 record.len(),
                 self.positions.len()
-            )));
+            ))
+            .into());
         }
         if self.open.is_none() {
             if self.next_block >= self.block_end {
                 return Err(PluginError::data(format!(
                     "writer-odps: this task used all its block ids (up to {}); raise blockSizeInMB or use fewer tasks",
                     self.block_end
-                )));
+                ))
+                .into());
             }
             self.open = Some(self.target.begin(self.next_block)?);
             self.next_block += 1;
@@ -115,13 +125,28 @@ impl<'a> TaskWriter<'a> {
                 continue;
             };
             let ty = &self.types[pos];
-            if let Err(e) =
+            let encoded =
                 self.conversions
-                    .encode_ref(pos, value, ty, &mut self.encoder, &mut self.buf)
-            {
-                self.buf.truncate(before);
-                let c = &self.schema.columns[pos];
-                return Ok(Err(format!("column {} ({}): {e}", c.name, c.type_name)));
+                    .encode_lazy(pos, value, ty, &mut self.encoder, &mut self.buf);
+            match encoded {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.buf.truncate(before);
+                    for value in record {
+                        value.check()?;
+                    }
+                    let c = &self.schema.columns[pos];
+                    return Ok(Err(format!("column {} ({}): {e}", c.name, c.type_name)));
+                }
+                Err(e) => {
+                    self.buf.truncate(before);
+                    return Err(e.into());
+                }
+            }
+        }
+        for &i in &self.untaken {
+            if let Some(value) = record.get(i) {
+                value.check()?;
             }
         }
         self.encoder.end_record(&mut self.buf);

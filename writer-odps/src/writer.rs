@@ -482,9 +482,13 @@ impl Writer for OdpsWriter {
         let mut received = 0u64;
         // Each record is converted straight from its batch's bytes; only a dirty one
         // is copied out, to be reported.
-        while let Some(count) = input.next_batch_each(|record| {
+        while let Some(count) = input.next_batch_each_lazy(|record| {
             if let Err(reason) = task_writer.write_record(record)? {
-                let record: Vec<_> = record.iter().map(|v| v.to_value()).collect();
+                // write_record has checked every text of a dirty record.
+                let record = record
+                    .iter()
+                    .map(|v| v.check().map(|v| v.to_value()))
+                    .collect::<Result<Vec<_>, _>>()?;
                 out.dirty(&record, &reason)?;
             }
             Ok(())

@@ -145,3 +145,105 @@ fn a_huge_dirty_record_is_logged_short_and_kept_whole_in_the_dirty_file() {
     assert_eq!(kept["record"][1].as_str().unwrap(), huge);
     assert!(kept["reason"].as_str().unwrap().contains("small"));
 }
+
+/// Writer-odps checks each text as UTF-8 after copying it into the block, not when it
+/// decodes the batch. So a text that is not UTF-8 must fail the task with the
+/// decoder's error wherever it sits: in a STRING column, in a column that converts it,
+/// in a DECIMAL, or after a value that already made the record dirty. Nothing is
+/// committed.
+#[test]
+fn a_text_that_is_not_utf8_fails_the_task_wherever_it_sits() {
+    let cloud = Cloud::start();
+    let t = unique("utf8");
+    cloud.sql(&format!(
+        "create table {t} (id bigint, small tinyint, s string, d decimal) partitioned by (pt string)"
+    ));
+    let append = cloud.param(&t, json!({"partition": "pt=1"}));
+    ok(&write_jsonl(
+        &append,
+        "[1, 1, \"a\", \"1.5\"]\n[2, 2, \"b\", \"2.5\"]\n",
+    ));
+    let truncate = cloud.param(&t, json!({"partition": "pt=1", "truncate": true}));
+    let text = |s: &str| Value::String(s.into());
+    let good = vec![
+        Value::Long(7),
+        Value::Long(7),
+        text("fine"),
+        Value::Decimal("7.5".into()),
+    ];
+    // "MARK" is made invalid in the encoded batch (its first byte becomes 0xff).
+    let cases = [
+        (
+            "a STRING column",
+            vec![
+                Value::Long(8),
+                Value::Long(8),
+                text("xMARKx"),
+                Value::Decimal("8.5".into()),
+            ],
+        ),
+        (
+            "a long text into STRING",
+            vec![
+                Value::Long(8),
+                Value::Long(8),
+                text(&"y".repeat(300).replace("yyyy", "MARK")),
+                Value::Null,
+            ],
+        ),
+        (
+            "a BIGINT column",
+            vec![text("MARK"), Value::Long(8), text("s"), Value::Null],
+        ),
+        (
+            "a DECIMAL column",
+            vec![
+                Value::Long(8),
+                Value::Long(8),
+                text("s"),
+                Value::Decimal("1.MARK".into()),
+            ],
+        ),
+        (
+            "after a dirty value",
+            vec![Value::Long(8), Value::Long(300), text("MARK"), Value::Null],
+        ),
+    ];
+    for (place, bad) in cases {
+        let mut batch = Batch::from_records(&[good.clone(), bad, good.clone()]);
+        let at = batch.records.windows(4).position(|w| w == b"MARK").unwrap();
+        batch.records[at] = 0xff;
+        let eos = Message::Eos(Eos {
+            records: 3,
+            bytes: batch.bytes,
+        });
+        let out = write_standalone(
+            &truncate,
+            "msgpack",
+            &frames(&[Message::Batch(batch), eos]),
+            &["--error-limit", "5"],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{place}: {err}");
+        assert!(err.contains("string is not UTF-8"), "{place}: {err}");
+        assert!(err.contains("nothing was committed"), "{place}: {err}");
+        assert_eq!(cloud.rows(&t, "pt=1").unwrap().len(), 2, "{place}");
+    }
+    // The same batches with the byte left as it was load (the dirty one aside).
+    let fine = Batch::from_records(&[
+        good.clone(),
+        vec![Value::Long(8), Value::Long(8), text("xMARKx"), Value::Null],
+        good,
+    ]);
+    let eos = Message::Eos(Eos {
+        records: 3,
+        bytes: fine.bytes,
+    });
+    ok(&write_standalone(
+        &truncate,
+        "msgpack",
+        &frames(&[Message::Batch(fine), eos]),
+        &[],
+    ));
+    assert_eq!(cloud.rows(&t, "pt=1").unwrap().len(), 3);
+}

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cli::{run_reader, run_writer};
 pub use sink::{DirtyFile, RecordSink, SharedBuffer};
-pub use source::{RecordSource, WriterOutput};
+pub use source::{RecordSource, VisitError, WriterOutput};
 
 use crate::message::{ErrorKind, ErrorMessage, JobContext, Role};
 

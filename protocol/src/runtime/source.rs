@@ -5,7 +5,7 @@ use std::io::{BufRead, Read, Write};
 use crate::frame::{batch_parts, check_hello, decode_message, FrameReader, FrameWriter};
 use crate::jsonl::JsonlReader;
 use crate::message::{decode_batch_into, Message, Output, Progress};
-use crate::records::{visit_records, RecordDecodeError};
+use crate::records::{visit_records, visit_records_lazy, LazyValueRef, RecordDecodeError};
 use crate::runtime::sink::{DirtyFile, DirtyRecords};
 use crate::runtime::PluginError;
 use crate::value::{Record, Value, ValueRef};
@@ -58,15 +58,63 @@ struct FrameBatch {
     bytes: u64,
 }
 
-/// Why visiting a batch stopped.
-enum Visit {
+/// Why a visitor of [`RecordSource::next_batch_each_lazy`] stopped: a text of the
+/// record that is not UTF-8 (reported as a bad batch, as the eager decoder would),
+/// or the writer's own error.
+#[derive(Debug)]
+pub enum VisitError {
     Decode(RecordDecodeError),
     Writer(PluginError),
 }
 
-impl From<RecordDecodeError> for Visit {
+impl From<RecordDecodeError> for VisitError {
     fn from(e: RecordDecodeError) -> Self {
-        Visit::Decode(e)
+        VisitError::Decode(e)
+    }
+}
+
+impl From<PluginError> for VisitError {
+    fn from(e: PluginError) -> Self {
+        VisitError::Writer(e)
+    }
+}
+
+/// How a batch's records are lent: checked, or with their text left unchecked.
+trait Lending {
+    type Value<'b>;
+    fn decoded(value: &Value) -> Self::Value<'_>;
+    fn visit<'b>(
+        records: &'b [u8],
+        visit: impl FnMut(&[Self::Value<'b>]) -> Result<(), VisitError>,
+    ) -> Result<usize, VisitError>;
+}
+
+struct Checked;
+struct Lazy;
+
+impl Lending for Checked {
+    type Value<'b> = ValueRef<'b>;
+    fn decoded(value: &Value) -> ValueRef<'_> {
+        value.as_value_ref()
+    }
+    fn visit<'b>(
+        records: &'b [u8],
+        visit: impl FnMut(&[ValueRef<'b>]) -> Result<(), VisitError>,
+    ) -> Result<usize, VisitError> {
+        visit_records(records, visit)
+    }
+}
+
+impl Lending for Lazy {
+    type Value<'b> = LazyValueRef<'b>;
+    fn decoded(value: &Value) -> LazyValueRef<'_> {
+        value.as_value_ref().into()
+    }
+    fn visit<'b>(
+        records: &'b [u8],
+        visit: impl FnMut(&[LazyValueRef<'b>]) -> Result<(), VisitError>,
+    ) -> Result<usize, VisitError> {
+        visit_records_lazy(records, visit)
     }
 }
 
@@ -187,6 +235,33 @@ impl RecordSource {
         &mut self,
         mut visit: impl FnMut(&[ValueRef<'_>]) -> Result<(), PluginError>,
     ) -> Result<Option<usize>, PluginError> {
+        self.next_batch_lent::<Checked>(|record| visit(record).map_err(VisitError::Writer))
+    }
+
+    /// [`RecordSource::next_batch_each`] with each string and decimal lent unchecked,
+    /// as [`crate::records::visit_records_lazy`] lends them: `visit` must check every
+    /// text of a record ([`crate::records::Text`]), which it can do while copying it.
+    /// A text that is not UTF-8 ([`VisitError::Decode`]) ends the batch with the error
+    /// [`RecordSource::next_batch_each`] would give.
+    pub fn next_batch_each_lazy(
+        &mut self,
+        visit: impl FnMut(&[LazyValueRef<'_>]) -> Result<(), VisitError>,
+    ) -> Result<Option<usize>, PluginError> {
+        self.next_batch_lent::<Lazy>(visit)
+    }
+
+    fn next_batch_lent<L: Lending>(
+        &mut self,
+        mut visit: impl FnMut(&[L::Value<'_>]) -> Result<(), VisitError>,
+    ) -> Result<Option<usize>, PluginError> {
+        let decoded = self.records;
+        let bad = |e: RecordDecodeError| {
+            PluginError::protocol(format!("batch after record {decoded}: {e}"))
+        };
+        let fault = |e: VisitError| match e {
+            VisitError::Decode(e) => bad(e),
+            VisitError::Writer(e) => e,
+        };
         let Some(raw) = self.next_raw()? else {
             return Ok(None);
         };
@@ -196,21 +271,13 @@ impl RecordSource {
                 let mut values = Vec::new();
                 for record in &batch {
                     values.clear();
-                    values.extend(record.iter().map(Value::as_value_ref));
-                    visit(&values)?;
+                    values.extend(record.iter().map(L::decoded));
+                    visit(&values).map_err(fault)?;
                 }
                 return Ok(Some(batch.len()));
             }
         };
-        let decoded = self.records;
-        let bad = |e: RecordDecodeError| {
-            PluginError::protocol(format!("batch after record {decoded}: {e}"))
-        };
-        let visited = visit_records(&records, |record| visit(record).map_err(Visit::Writer))
-            .map_err(|e| match e {
-                Visit::Decode(e) => bad(e),
-                Visit::Writer(e) => e,
-            })?;
+        let visited = L::visit(&records, visit).map_err(fault)?;
         if visited != count as usize {
             return Err(bad(RecordDecodeError {
                 offset: 0,
