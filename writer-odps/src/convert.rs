@@ -184,7 +184,7 @@ impl Conversions {
                     Cow::Borrowed(s) => decimal_text(s, *precision, *scale)?,
                     Cow::Owned(s) => Cow::Owned(decimal_text(s, *precision, *scale)?.into_owned()),
                 };
-                let digits = integer_digits(&plain);
+                let digits = integer_digits(plain.as_bytes());
                 if digits > DECIMAL_MAX_INTEGER_DIGITS {
                     return Err(format!(
                         "{text} has {digits} integer digits; DataX's odpswriter takes at most {DECIMAL_MAX_INTEGER_DIGITS}"
@@ -221,6 +221,17 @@ impl Conversions {
             {
                 text.copy_then_check(|bytes| encoder.encode_bytes(index, bytes, out))?;
                 Ok(Ok(()))
+            }
+            // Plain decimal text is ASCII: its check is the ASCII test alone.
+            (&OdpsType::Decimal { precision, scale }, LazyValueRef::Decimal(text)) => {
+                let plain = text.copy_then_check(|bytes| {
+                    encode_plain_decimal(index, bytes, (precision, scale), encoder, out)
+                })?;
+                if plain {
+                    Ok(Ok(()))
+                } else {
+                    Ok(self.encode_ref(index, value.check()?, ty, encoder, out))
+                }
             }
             (ty, value) => Ok(self.encode_ref(index, value.check()?, ty, encoder, out)),
         }
@@ -260,14 +271,10 @@ impl Conversions {
             {
                 encoder.encode_int(index, ms, out)
             }
-            (OdpsType::Decimal { precision, scale }, ValueRef::Decimal(text)) => {
-                match plain_decimal(text, *precision, *scale) {
-                    Some(Cow::Borrowed(plain))
-                        if integer_digits(plain) <= DECIMAL_MAX_INTEGER_DIGITS =>
-                    {
-                        encoder.encode_bytes(index, plain.as_bytes(), out)
-                    }
-                    _ => encoder.encode_field(index, &self.convert_ref(value, ty)?, out),
+            (&OdpsType::Decimal { precision, scale }, ValueRef::Decimal(text)) => {
+                let bytes = text.as_bytes();
+                if !encode_plain_decimal(index, bytes, (precision, scale), encoder, out) {
+                    encoder.encode_field(index, &self.convert_ref(value, ty)?, out)
                 }
             }
             _ => encoder.encode_field(index, &self.convert_ref(value, ty)?, out),
@@ -358,17 +365,40 @@ impl Conversions {
 }
 
 /// Digits before the point of a decimal in plain notation.
-fn integer_digits(plain: &str) -> usize {
-    let body = plain.strip_prefix('-').unwrap_or(plain);
-    body.bytes().position(|b| b == b'.').unwrap_or(body.len())
+fn integer_digits(plain: &[u8]) -> usize {
+    let body = plain.strip_prefix(b"-").unwrap_or(plain);
+    body.iter().position(|&b| b == b'.').unwrap_or(body.len())
+}
+
+/// Appends decimal text that is already in the plain form of DECIMAL(`precision`,
+/// `scale`), within DataX's 36 integer digits, as it is; `false` (nothing appended) for
+/// any other text, which the general conversion then takes.
+#[inline]
+fn encode_plain_decimal(
+    index: usize,
+    text: &[u8],
+    (precision, scale): (u32, u32),
+    encoder: &mut BlockEncoder,
+    out: &mut Vec<u8>,
+) -> bool {
+    match plain_decimal(text, precision, scale) {
+        Some(Cow::Borrowed(plain)) if integer_digits(plain) <= DECIMAL_MAX_INTEGER_DIGITS => {
+            encoder.encode_bytes(index, plain, out);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Checks decimal text against DECIMAL(precision, scale) and renders it in plain
 /// notation, rounded half-up to `scale` digits when it has more (as the Java SDK).
 /// Text already in that form is lent back, not copied.
 pub fn decimal_text(text: &str, precision: u32, scale: u32) -> Result<Cow<'_, str>, String> {
-    if let Some(plain) = plain_decimal(text, precision, scale) {
-        return Ok(plain);
+    match plain_decimal(text.as_bytes(), precision, scale) {
+        Some(Cow::Borrowed(_)) => return Ok(Cow::Borrowed(text)),
+        // Sign, digits and point only: ASCII, so nothing is lost.
+        Some(Cow::Owned(plain)) => return Ok(Cow::Owned(String::from_utf8_lossy(&plain).into())),
+        None => {}
     }
     decimal_text_general(text, precision, scale).map(Cow::Owned)
 }
@@ -379,49 +409,53 @@ pub fn decimal_text(text: &str, precision: u32, scale: u32) -> Result<Cow<'_, st
 /// input without its `+` and leading zeros, `0` before an empty integer part, no
 /// `.` after an empty fraction, and no `-` on a zero. `None`: anything else, left to
 /// the general form (property test `plain_decimals_equal_the_general_form`).
-fn plain_decimal(text: &str, precision: u32, scale: u32) -> Option<Cow<'_, str>> {
-    let (negative, rest) = match text.as_bytes().first() {
+fn plain_decimal(text: &[u8], precision: u32, scale: u32) -> Option<Cow<'_, [u8]>> {
+    let (negative, rest) = match text.first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
         _ => (false, text),
     };
-    let (int_part, frac_part) = rest.split_once('.').unwrap_or((rest, ""));
+    let (int_part, frac_part) = match rest.iter().position(|&b| b == b'.') {
+        Some(point) => (&rest[..point], &rest[point + 1..]),
+        None => (rest, &[][..]),
+    };
     if (int_part.is_empty() && frac_part.is_empty())
-        || !int_part.bytes().all(|b| b.is_ascii_digit())
-        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+        || !int_part.iter().all(u8::is_ascii_digit)
+        || !frac_part.iter().all(u8::is_ascii_digit)
         || frac_part.len() > scale as usize
     {
         return None;
     }
-    let int_digits = int_part.trim_start_matches('0');
+    let zeros = int_part.iter().take_while(|&&b| b == b'0').count();
+    let int_digits = &int_part[zeros..];
     if int_digits.len() > (precision as usize).saturating_sub(scale as usize) {
         return None;
     }
-    let is_zero = int_digits.is_empty() && frac_part.bytes().all(|b| b == b'0');
+    let is_zero = int_digits.is_empty() && frac_part.iter().all(|&b| b == b'0');
     let sign = negative && !is_zero;
-    let int_out = if int_digits.is_empty() {
-        "0"
+    let int_out: &[u8] = if int_digits.is_empty() {
+        b"0"
     } else {
         int_digits
     };
     // The text is `[sign] int_part [. frac_part]`: it is already the result when its
     // sign, integer part and point are those of the result.
     let has_point = rest.len() > int_part.len();
-    if !text.starts_with('+')
+    if text.first() != Some(&b'+')
         && negative == sign
         && int_part == int_out
         && has_point != frac_part.is_empty()
     {
         return Some(Cow::Borrowed(text));
     }
-    let mut out = String::with_capacity(rest.len() + 2);
+    let mut out = Vec::with_capacity(rest.len() + 2);
     if sign {
-        out.push('-');
+        out.push(b'-');
     }
-    out.push_str(int_out);
+    out.extend_from_slice(int_out);
     if !frac_part.is_empty() {
-        out.push('.');
-        out.push_str(frac_part);
+        out.push(b'.');
+        out.extend_from_slice(frac_part);
     }
     Some(Cow::Owned(out))
 }

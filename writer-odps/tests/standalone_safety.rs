@@ -187,7 +187,7 @@ fn a_text_that_is_not_utf8_fails_the_task_wherever_it_sits() {
             vec![
                 Value::Long(8),
                 Value::Long(8),
-                text(&"y".repeat(300).replace("yyyy", "MARK")),
+                text(&format!("{}MARK{}", "y".repeat(200), "y".repeat(96))),
                 Value::Null,
             ],
         ),
