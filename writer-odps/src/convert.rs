@@ -200,10 +200,11 @@ impl Conversions {
     }
 
     /// [`Conversions::encode_ref`] of a value whose text is not checked yet. A string
-    /// into STRING is copied into the block and checked as UTF-8 there, while its bytes
-    /// are in cache; any other value is checked first. `Err`: a text is not UTF-8 (the
-    /// batch is bad; what the record wrote must be discarded). `Ok(Err(reason))`: the
-    /// value does not fit the column. Both paths give the same bytes (property test
+    /// into STRING, and decimal text already in plain form into DECIMAL, is copied into
+    /// the block and checked as UTF-8 there, while its bytes are in cache; any other
+    /// value is checked first. `Err`: a text is not UTF-8 (the batch is bad; what the
+    /// record wrote must be discarded). `Ok(Err(reason))`: the value does not fit the
+    /// column. Both paths give the same bytes (property test
     /// `encode_lazy_equals_encode_ref`).
     #[inline]
     pub fn encode_lazy(
