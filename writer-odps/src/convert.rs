@@ -231,7 +231,9 @@ impl Conversions {
                 if plain {
                     Ok(Ok(()))
                 } else {
-                    Ok(self.encode_ref(index, value.check()?, ty, encoder, out))
+                    // Not plain: the general conversion (encode_ref would parse it again).
+                    let cell = self.convert_ref(value.check()?, ty);
+                    Ok(cell.map(|cell| encoder.encode_field(index, &cell, out)))
                 }
             }
             (ty, value) => Ok(self.encode_ref(index, value.check()?, ty, encoder, out)),
@@ -397,8 +399,12 @@ fn encode_plain_decimal(
 pub fn decimal_text(text: &str, precision: u32, scale: u32) -> Result<Cow<'_, str>, String> {
     match plain_decimal(text.as_bytes(), precision, scale) {
         Some(Cow::Borrowed(_)) => return Ok(Cow::Borrowed(text)),
-        // Sign, digits and point only: ASCII, so nothing is lost.
-        Some(Cow::Owned(plain)) => return Ok(Cow::Owned(String::from_utf8_lossy(&plain).into())),
+        // Sign, digits and point only: ASCII, valid UTF-8 (the lossy arm never runs).
+        Some(Cow::Owned(plain)) => {
+            let text = String::from_utf8(plain)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            return Ok(Cow::Owned(text));
+        }
         None => {}
     }
     decimal_text_general(text, precision, scale).map(Cow::Owned)

@@ -254,6 +254,9 @@ impl RecordSource {
         &mut self,
         mut visit: impl FnMut(&[L::Value<'_>]) -> Result<(), VisitError>,
     ) -> Result<Option<usize>, PluginError> {
+        let Some(raw) = self.next_raw()? else {
+            return Ok(None);
+        };
         let decoded = self.records;
         let bad = |e: RecordDecodeError| {
             PluginError::protocol(format!("batch after record {decoded}: {e}"))
@@ -261,9 +264,6 @@ impl RecordSource {
         let fault = |e: VisitError| match e {
             VisitError::Decode(e) => bad(e),
             VisitError::Writer(e) => e,
-        };
-        let Some(raw) = self.next_raw()? else {
-            return Ok(None);
         };
         let (records, count, bytes) = match raw.encoded() {
             Ok(encoded) => encoded,
