@@ -1,6 +1,7 @@
 /*
  * What one 1 MiB chunk of a writer-odps block costs the kernel, by the ways the chunk
- * can reach the socket and the spool (BENCHMARKS.md, issue 19's twelfth round).
+ * can reach the socket and the spool (BENCHMARKS.md, issue 19's twelfth and
+ * fourteenth rounds).
  *
  *   gcc -O2 -mavx2 -o /tmp/bench-copies scripts/bench-copies.c
  *   /tmp/bench-copies MODE        (prints the sender's user and system CPU seconds)
@@ -17,6 +18,8 @@
  *   3  vmsplice the buffer into a pipe, splice it to the socket (no spool)
  *   4  spool mmap'd (fallocated): memcpy into it, write to the socket from the map
  *   5  spool mmap'd (fallocated): non-temporal AVX2 stores into it, write from the buffer
+ *   6  no file: memcpy into a region of anonymous memory of the spool's size (touched once
+ *      before the clock starts), write from the buffer (the block kept in memory instead)
  * Not part of any build or test: a measurement kept so the figures can be rerun.
  */
 #define _GNU_SOURCE
@@ -92,6 +95,12 @@ int main(int argc, char **argv) {
     map = mmap(NULL, SPOOL, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
     if (map == MAP_FAILED) die("mmap");
   }
+  char *kept = NULL;
+  if (mode == 6) {
+    kept = aligned_alloc(4096, SPOOL);
+    if (!kept) die("aligned_alloc");
+    memset(kept, 0, SPOOL);
+  }
   int pp[2];
   if (pipe(pp) || fcntl(pp[1], F_SETPIPE_SZ, CHUNK) < 0) die("pipe");
   struct rusage r0, r1;
@@ -128,6 +137,10 @@ int main(int argc, char **argv) {
       break;
     case 5:
       stream_copy(map + off, buf, CHUNK);
+      send_all(s, buf, CHUNK);
+      break;
+    case 6:
+      memcpy(kept + off, buf, CHUNK);
       send_all(s, buf, CHUNK);
       break;
     default:
