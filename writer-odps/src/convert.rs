@@ -399,11 +399,12 @@ fn encode_plain_decimal(
 pub fn decimal_text(text: &str, precision: u32, scale: u32) -> Result<Cow<'_, str>, String> {
     match plain_decimal(text.as_bytes(), precision, scale) {
         Some(Cow::Borrowed(_)) => return Ok(Cow::Borrowed(text)),
-        // Sign, digits and point only: ASCII, valid UTF-8 (the lossy arm never runs).
+        // Sign, digits and point only, so always UTF-8; were it not, the general form
+        // below would render the text, never a lossy copy.
         Some(Cow::Owned(plain)) => {
-            let text = String::from_utf8(plain)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            return Ok(Cow::Owned(text));
+            if let Ok(plain) = String::from_utf8(plain) {
+                return Ok(Cow::Owned(plain));
+            }
         }
         None => {}
     }
